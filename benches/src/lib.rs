@@ -1,0 +1,1 @@
+//! Criterion benches for the cnn workspace live in `benches/`.

@@ -1,0 +1,116 @@
+//! `Tensor<B>`: a shape plus a buffer in a backend's memory.
+
+use crate::backend::MemoryOps;
+use crate::error::{CnnError, Result};
+use crate::shape::Shape;
+
+/// A contiguous f32 tensor (NCHW for images) living in backend `B`'s memory.
+pub struct Tensor<B: MemoryOps> {
+    shape: Shape,
+    buffer: B::Buffer,
+}
+
+impl<B: MemoryOps> std::fmt::Debug for Tensor<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor").field("shape", &self.shape).finish_non_exhaustive()
+    }
+}
+
+impl<B: MemoryOps> Tensor<B> {
+    /// A tensor of zeros.
+    pub fn zeros(backend: &B, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        let buffer = backend.alloc_zeros(shape.numel())?;
+        Ok(Tensor { shape, buffer })
+    }
+
+    /// A tensor holding `data`, which must have `shape.numel()` elements.
+    pub fn from_slice(backend: &B, shape: impl Into<Shape>, data: &[f32]) -> Result<Self> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(CnnError::value(
+                "tensor data",
+                format!("{} values given for shape {shape} ({} elements)", data.len(), shape.numel()),
+            ));
+        }
+        let buffer = backend.upload(data)?;
+        Ok(Tensor { shape, buffer })
+    }
+
+    /// Wrap an existing buffer; its length must match the shape.
+    pub fn from_buffer(backend: &B, shape: impl Into<Shape>, buffer: B::Buffer) -> Result<Self> {
+        let shape = shape.into();
+        let len = backend.buffer_len(&buffer);
+        if len != shape.numel() {
+            return Err(CnnError::value(
+                "tensor buffer",
+                format!("buffer of {len} elements for shape {shape}"),
+            ));
+        }
+        Ok(Tensor { shape, buffer })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The buffer.
+    pub fn buffer(&self) -> &B::Buffer {
+        &self.buffer
+    }
+
+    /// The buffer, mutably.
+    pub fn buffer_mut(&mut self) -> &mut B::Buffer {
+        &mut self.buffer
+    }
+
+    /// Take the buffer out.
+    pub fn into_buffer(self) -> B::Buffer {
+        self.buffer
+    }
+
+    /// Change the shape without touching the data (same element count).
+    pub fn reshape(&mut self, shape: impl Into<Shape>) -> Result<()> {
+        let shape = shape.into();
+        if shape.numel() != self.shape.numel() {
+            return Err(CnnError::value(
+                "reshape",
+                format!("cannot view {} as {shape}", self.shape),
+            ));
+        }
+        self.shape = shape;
+        Ok(())
+    }
+
+    /// A host copy of the values.
+    pub fn to_vec(&self, backend: &B) -> Result<Vec<f32>> {
+        backend.download(&self.buffer)
+    }
+
+    /// Overwrite the values from the host (same element count).
+    pub fn copy_from_slice(&mut self, backend: &B, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(CnnError::value(
+                "tensor data",
+                format!("{} values given for shape {}", data.len(), self.shape),
+            ));
+        }
+        backend.upload_into(data, &mut self.buffer)
+    }
+
+    /// A deep copy.
+    pub fn try_clone(&self, backend: &B) -> Result<Self> {
+        let mut buffer = backend.alloc_zeros(self.numel())?;
+        backend.copy(&self.buffer, &mut buffer)?;
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            buffer,
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! # cnn-cpu
+//!
+//! `CpuBackend`: every op of the `cnn-core` Backend trait on the CPU.
+//!
+//! Where things live (one module per op family, matching
+//! `cnn_core::backend`):
+//! - `memory`: buffers are plain `Vec<f32>` / `Vec<u32>`.
+//! - `gemm`: the only caller of `matrixmultiply::sgemm`.
+//! - `conv`: im2col/col2im + GEMM, parallel over the batch.
+//! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
+//!   loops the compiler vectorises, parallelised with rayon where large.
+//!
+//! Parallelism uses the backend's own rayon pool (`CpuBackend::with_threads`);
+//! a rayon task never calls a threaded GEMM (no nested parallelism).
+
+mod activation;
+mod conv;
+mod elementwise;
+mod gemm;
+mod loss;
+mod memory;
+mod norm;
+mod optim;
+mod pool;
+
+use std::sync::Arc;
+
+use cnn_core::{Backend, CnnError, Result};
+
+/// The CPU backend. Cloning is cheap (the thread pool is shared).
+#[derive(Clone)]
+pub struct CpuBackend {
+    pool: Arc<rayon::ThreadPool>,
+    threads: usize,
+}
+
+impl std::fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuBackend").field("threads", &self.threads).finish()
+    }
+}
+
+impl CpuBackend {
+    /// A backend using every available core.
+    pub fn new() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self::with_threads(threads).unwrap_or_else(|_| CpuBackend::single_threaded())
+    }
+
+    /// A backend with its own pool of `threads` worker threads (at least 1).
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cnn-cpu-{i}"))
+            .build()
+            .map_err(|e| CnnError::Backend {
+                backend: "cpu",
+                message: format!("cannot start {threads} worker threads: {e}"),
+            })?;
+        Ok(CpuBackend {
+            pool: Arc::new(pool),
+            threads,
+        })
+    }
+
+    fn single_threaded() -> Self {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .expect("a one-thread pool on the current thread needs no new thread");
+        CpuBackend {
+            pool: Arc::new(pool),
+            threads: 1,
+        }
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Run `f` inside this backend's thread pool.
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+}
