@@ -11,6 +11,14 @@
 //!   elementwise and reductions, optimizer updates), one file each, with each
 //!   op's parameter struct and shape maths beside its trait.
 //! - [`param`]: `Param<B>`, a named trainable tensor with its gradient.
+//! - [`layers`]: `LayerSpec` (backend-free config with shape inference) and
+//!   the `Layer` implementations, forward and backward side by side.
+//! - [`graph`]: `GraphSpec`/`GraphBuilder` (a model as data, validated at
+//!   build time) and `Graph<B>` (forward, backward, params, state_dict).
+//! - [`losses`]: softmax cross-entropy (label smoothing) and MSE.
+//! - [`init`]: PyTorch's default initialisation.
+//! - [`models`]: the built-in architectures (LeNet-5, the article's
+//!   classifier, a small VGG, ResNet-20).
 //! - [`rng`]: the counter-based Philox generator behind dropout masks and
 //!   initialisation, reproducible on any backend.
 //! - [`error`]: `CnnError`, the typed error everything returns.
@@ -23,6 +31,11 @@
 
 pub mod backend;
 pub mod error;
+pub mod graph;
+pub mod init;
+pub mod layers;
+pub mod losses;
+pub mod models;
 pub mod param;
 pub mod rng;
 pub mod shape;
@@ -32,6 +45,9 @@ pub mod testing;
 
 pub use backend::*;
 pub use error::{CnnError, Result};
+pub use graph::{Graph, GraphBuilder, GraphSpec, NamedArray, ArrayData};
+pub use layers::{LayerSpec, Mode};
+pub use losses::{MeanSquaredError, SoftmaxCrossEntropy};
 pub use param::{Param, ParamKind};
 pub use shape::Shape;
 pub use tensor::Tensor;

@@ -1,0 +1,384 @@
+//! The layer graph: nodes in execution order, forward in train or eval
+//! mode, backward from the loss gradient, parameters and the state_dict.
+//!
+//! Backward is explicit and layer-wise (no autodiff tape): each layer caches
+//! what it needs during a training forward. Activations and their gradients
+//! live in a workspace allocated once per batch size and reused, so a
+//! steady-state training step allocates nothing.
+
+mod spec;
+mod state;
+
+pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
+pub use state::{ArrayData, NamedArray};
+
+use crate::backend::Backend;
+use crate::error::{CnnError, Result};
+use crate::layers::{ForwardCtx, Layer, Mode, build_layer};
+use crate::param::Param;
+use crate::rng::CounterRng;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// How many batch sizes keep a workspace (training, last partial batch, eval).
+const MAX_WORKSPACES: usize = 3;
+
+enum Node<B: Backend> {
+    Layer(Box<dyn Layer<B>>),
+    Add,
+}
+
+/// Buffers for one batch size.
+struct Workspace<B: Backend> {
+    batch: usize,
+    input: Tensor<B>,
+    /// Output of each node.
+    acts: Vec<Tensor<B>>,
+    /// Gradient of the loss with respect to each node's output.
+    grads: Vec<Tensor<B>>,
+    /// For nodes read by several consumers: where a second gradient lands
+    /// before it is added to `grads`.
+    scratch: Vec<Option<Tensor<B>>>,
+}
+
+/// A built model on backend `B`.
+pub struct Graph<B: Backend> {
+    backend: B,
+    spec: GraphSpec,
+    resolved: ResolvedGraph,
+    nodes: Vec<Node<B>>,
+    consumers: Vec<usize>,
+    seed: u64,
+    step: u64,
+    workspaces: Vec<Workspace<B>>,
+    /// Mode of the last forward (backward needs a training forward).
+    last_forward: Option<(usize, Mode)>,
+}
+
+impl<B: Backend> std::fmt::Debug for Graph<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph")
+            .field("input", &self.spec.input)
+            .field("nodes", &self.spec.nodes.len())
+            .field("seed", &self.seed)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Graph<B> {
+    /// Instantiate `spec` on `backend`, initialising parameters from `seed`
+    /// (PyTorch's default schemes; see [`crate::init`]).
+    pub fn new(backend: &B, spec: GraphSpec, seed: u64) -> Result<Self> {
+        let resolved = spec.resolve()?;
+        let mut nodes = Vec::with_capacity(spec.nodes.len());
+        let mut consumers = vec![0usize; spec.nodes.len()];
+        for (i, node) in spec.nodes.iter().enumerate() {
+            if let Some(j) = resolved.inputs[i] {
+                consumers[j] += 1;
+            }
+            if let Some(Some(j)) = resolved.adds[i] {
+                consumers[j] += 1;
+            }
+            let in_shape = resolved.inputs[i].map_or(&spec.input, |j| &resolved.shapes[j]);
+            nodes.push(match &node.op {
+                NodeOp::Layer(layer) => {
+                    let mut rng = |k: usize| CounterRng::new(seed, (i as u64) << 8 | k as u64);
+                    Node::Layer(build_layer(backend, &node.name, layer, in_shape, &mut rng)?)
+                }
+                NodeOp::Add { .. } => Node::Add,
+            });
+        }
+        Ok(Graph {
+            backend: backend.clone(),
+            spec,
+            resolved,
+            nodes,
+            consumers,
+            seed,
+            step: 0,
+            workspaces: Vec::new(),
+            last_forward: None,
+        })
+    }
+
+    /// The backend the graph runs on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+    /// The spec it was built from.
+    pub fn spec(&self) -> &GraphSpec {
+        &self.spec
+    }
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &Shape {
+        &self.spec.input
+    }
+    /// Per-sample output shape.
+    pub fn output_shape(&self) -> &Shape {
+        self.resolved.shapes.last().expect("a resolved graph has at least one node")
+    }
+    /// Per-sample output shape of every node.
+    pub fn node_shapes(&self) -> &[Shape] {
+        &self.resolved.shapes
+    }
+    /// The seed parameters and dropout masks derive from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Training forwards so far (keys the dropout masks).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+    /// Set the step counter (for resuming a run).
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    fn workspace_index(&mut self, batch: usize) -> Result<usize> {
+        if let Some(i) = self.workspaces.iter().position(|w| w.batch == batch) {
+            return Ok(i);
+        }
+        if self.workspaces.len() >= MAX_WORKSPACES {
+            self.workspaces.remove(0);
+        }
+        let b = &self.backend;
+        let acts = self
+            .resolved
+            .shapes
+            .iter()
+            .map(|s| Tensor::zeros(b, s.with_batch(batch)))
+            .collect::<Result<Vec<_>>>()?;
+        let grads = self
+            .resolved
+            .shapes
+            .iter()
+            .map(|s| Tensor::zeros(b, s.with_batch(batch)))
+            .collect::<Result<Vec<_>>>()?;
+        let scratch = self
+            .resolved
+            .shapes
+            .iter()
+            .zip(&self.consumers)
+            .map(|(s, &c)| if c > 1 { Tensor::zeros(b, s.with_batch(batch)).map(Some) } else { Ok(None) })
+            .collect::<Result<Vec<_>>>()?;
+        self.workspaces.push(Workspace {
+            batch,
+            input: Tensor::zeros(b, self.spec.input.with_batch(batch))?,
+            acts,
+            grads,
+            scratch,
+        });
+        Ok(self.workspaces.len() - 1)
+    }
+
+    fn check_batch_shape(&self, shape: &Shape) -> Result<usize> {
+        let n = shape.dim(0).unwrap_or(0);
+        if n == 0 || shape.without_batch() != self.spec.input {
+            return Err(CnnError::ShapeMismatch {
+                layer: INPUT.to_string(),
+                expected: self.spec.input.with_batch(n.max(1)),
+                actual: shape.clone(),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Run the graph on `x` (`[N, ...input shape]`) and return the output
+    /// (`[N, ...output shape]`). A training forward advances the step and
+    /// caches what [`Graph::backward`] needs.
+    pub fn forward(&mut self, x: &Tensor<B>, mode: Mode) -> Result<&Tensor<B>> {
+        let n = self.check_batch_shape(x.shape())?;
+        let w = self.workspace_index(n)?;
+        self.backend.copy(x.buffer(), self.workspaces[w].input.buffer_mut())?;
+        self.run_forward(w, mode)
+    }
+
+    /// Like [`Graph::forward`], uploading host data (`n` samples, row-major)
+    /// straight into the graph's input buffer.
+    pub fn forward_host(&mut self, x: &[f32], n: usize, mode: Mode) -> Result<&Tensor<B>> {
+        let shape = self.spec.input.with_batch(n);
+        if x.len() != shape.numel() || n == 0 {
+            return Err(CnnError::value(
+                "input batch",
+                format!("{} values given for {n} samples of shape {}", x.len(), self.spec.input),
+            ));
+        }
+        let w = self.workspace_index(n)?;
+        self.backend.upload_into(x, self.workspaces[w].input.buffer_mut())?;
+        self.run_forward(w, mode)
+    }
+
+    fn run_forward(&mut self, w: usize, mode: Mode) -> Result<&Tensor<B>> {
+        if mode == Mode::Train {
+            self.step += 1;
+        }
+        let ws = &mut self.workspaces[w];
+        for i in 0..self.nodes.len() {
+            let (before, rest) = ws.acts.split_at_mut(i);
+            let y = &mut rest[0];
+            let x = self.resolved.inputs[i].map_or(&ws.input, |j| &before[j]);
+            let ctx = ForwardCtx {
+                mode,
+                seed: self.seed,
+                step: self.step,
+                node: i,
+            };
+            match &mut self.nodes[i] {
+                Node::Layer(layer) => layer.forward(&self.backend, &ctx, x, y)?,
+                Node::Add => {
+                    let other = match self.resolved.adds[i] {
+                        Some(Some(j)) => &before[j],
+                        _ => &ws.input,
+                    };
+                    self.backend.add(x.buffer(), other.buffer(), y.buffer_mut())?;
+                }
+            }
+        }
+        self.last_forward = Some((ws.batch, mode));
+        Ok(ws.acts.last().expect("at least one node"))
+    }
+
+    /// Back-propagate `dlogits` (the loss gradient with respect to the last
+    /// training forward's output). Parameter gradients accumulate.
+    pub fn backward(&mut self, dlogits: &Tensor<B>) -> Result<()> {
+        let batch = match self.last_forward {
+            Some((batch, Mode::Train)) => batch,
+            _ => return Err(CnnError::Graph("backward needs a preceding training-mode forward".into())),
+        };
+        let w = self.workspace_index(batch)?;
+        let last = self.nodes.len() - 1;
+        let ws = &mut self.workspaces[w];
+        if dlogits.shape() != ws.grads[last].shape() {
+            return Err(CnnError::ShapeMismatch {
+                layer: "loss gradient".into(),
+                expected: ws.grads[last].shape().clone(),
+                actual: dlogits.shape().clone(),
+            });
+        }
+        self.backend.copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
+        let mut ready = vec![false; self.nodes.len()];
+        ready[last] = true;
+        let step = self.step;
+        for i in (0..self.nodes.len()).rev() {
+            if !ready[i] {
+                continue; // nothing downstream of this node reaches the loss
+            }
+            let (g_before, g_rest) = ws.grads.split_at_mut(i);
+            let dy = &g_rest[0];
+            let ctx = ForwardCtx {
+                mode: Mode::Train,
+                seed: self.seed,
+                step,
+                node: i,
+            };
+            let input = self.resolved.inputs[i];
+            match &mut self.nodes[i] {
+                Node::Layer(layer) => {
+                    let x = input.map_or(&ws.input, |j| &ws.acts[j]);
+                    let y = &ws.acts[i];
+                    match input {
+                        None => layer.backward(&self.backend, &ctx, x, y, dy, None)?,
+                        Some(j) if !ready[j] => {
+                            layer.backward(&self.backend, &ctx, x, y, dy, Some(&mut g_before[j]))?;
+                            ready[j] = true;
+                        }
+                        Some(j) => {
+                            let scratch = ws.scratch[j]
+                                .as_mut()
+                                .ok_or_else(|| CnnError::Graph(format!("node {j} has no gradient scratch")))?;
+                            layer.backward(&self.backend, &ctx, x, y, dy, Some(scratch))?;
+                            self.backend.axpy(1.0, scratch.buffer(), g_before[j].buffer_mut())?;
+                        }
+                    }
+                }
+                Node::Add => {
+                    let other = self.resolved.adds[i].flatten();
+                    for j in [input, other].into_iter().flatten() {
+                        if ready[j] {
+                            self.backend.axpy(1.0, dy.buffer(), g_before[j].buffer_mut())?;
+                        } else {
+                            self.backend.copy(dy.buffer(), g_before[j].buffer_mut())?;
+                            ready[j] = true;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Output of node `i` from the last forward, if any forward ran.
+    pub fn node_output(&self, i: usize) -> Option<&Tensor<B>> {
+        let (batch, _) = self.last_forward?;
+        self.workspaces.iter().find(|w| w.batch == batch).and_then(|w| w.acts.get(i))
+    }
+
+    /// Gradient with respect to node `i`'s output from the last backward.
+    pub fn node_grad(&self, i: usize) -> Option<&Tensor<B>> {
+        let (batch, _) = self.last_forward?;
+        self.workspaces.iter().find(|w| w.batch == batch).and_then(|w| w.grads.get(i))
+    }
+
+    /// Node names in execution order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.spec.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    /// Trainable parameters in state_dict order.
+    pub fn params(&self) -> Vec<&Param<B>> {
+        self.nodes
+            .iter()
+            .flat_map(|n| match n {
+                Node::Layer(l) => l.params(),
+                Node::Add => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Trainable parameters, mutably (for optimizers).
+    pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        self.nodes
+            .iter_mut()
+            .flat_map(|n| match n {
+                Node::Layer(l) => l.params_mut(),
+                Node::Add => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.params().iter().map(|p| p.numel()).sum()
+    }
+
+    /// Zero every parameter gradient.
+    pub fn zero_grad(&mut self) -> Result<()> {
+        let backend = self.backend.clone();
+        for p in self.params_mut() {
+            p.zero_grad(&backend)?;
+        }
+        Ok(())
+    }
+
+    /// A human-readable table: node, kind, output shape, parameters.
+    pub fn summary(&self) -> String {
+        let mut out = format!("{:<24} {:<16} {:<18} {:>10}\n", "node", "kind", "output", "params");
+        out.push_str(&format!("{:<24} {:<16} {:<18} {:>10}\n", INPUT, "", self.spec.input.to_string(), ""));
+        for (i, node) in self.spec.nodes.iter().enumerate() {
+            let (kind, params) = match (&node.op, &self.nodes[i]) {
+                (NodeOp::Layer(s), Node::Layer(l)) => (s.kind(), l.params().iter().map(|p| p.numel()).sum::<usize>()),
+                _ => ("add", 0),
+            };
+            out.push_str(&format!(
+                "{:<24} {:<16} {:<18} {:>10}\n",
+                node.name,
+                kind,
+                self.resolved.shapes[i].to_string(),
+                params
+            ));
+        }
+        out.push_str(&format!("total trainable parameters: {}\n", self.num_params()));
+        out
+    }
+}

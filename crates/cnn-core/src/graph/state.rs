@@ -1,0 +1,137 @@
+//! The state_dict: every parameter, running statistic and counter by its
+//! PyTorch name, for checkpoints that load in PyTorch and back.
+
+use std::collections::HashMap;
+
+use super::{Graph, Node};
+use crate::backend::Backend;
+use crate::error::{CnnError, Result};
+
+/// Values of one state_dict entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayData {
+    F32(Vec<f32>),
+    /// Integer counters (`num_batches_tracked` is int64 in PyTorch).
+    I64(Vec<i64>),
+}
+
+/// One state_dict entry: name, shape (row-major) and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedArray {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: ArrayData,
+}
+
+impl<B: Backend> Graph<B> {
+    /// Every parameter, buffer and counter, in PyTorch's order per module
+    /// (weight, bias, running_mean, running_var, num_batches_tracked).
+    pub fn state_dict(&self) -> Result<Vec<NamedArray>> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for p in layer.params() {
+                out.push(NamedArray {
+                    name: p.name.clone(),
+                    shape: p.value.shape().dims().to_vec(),
+                    data: ArrayData::F32(p.value.to_vec(&self.backend)?),
+                });
+            }
+            for b in layer.buffers() {
+                out.push(NamedArray {
+                    name: b.name.clone(),
+                    shape: b.value.shape().dims().to_vec(),
+                    data: ArrayData::F32(b.value.to_vec(&self.backend)?),
+                });
+            }
+            for (name, value) in layer.counters() {
+                out.push(NamedArray {
+                    name,
+                    shape: Vec::new(),
+                    data: ArrayData::I64(vec![value]),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Load values by name. Every parameter and buffer must be present with
+    /// its exact shape; unknown names are an error; counters are optional
+    /// (older PyTorch checkpoints lack them). Nothing is changed on error.
+    pub fn load_state_dict(&mut self, entries: &[NamedArray]) -> Result<()> {
+        let mut by_name: HashMap<&str, &NamedArray> = HashMap::with_capacity(entries.len());
+        for e in entries {
+            if by_name.insert(e.name.as_str(), e).is_some() {
+                return Err(CnnError::StateDict(format!("entry `{}` appears twice", e.name)));
+            }
+        }
+        // Validate everything before writing anything.
+        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut counters: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for p in layer.params() {
+                expected.push((p.name.clone(), p.value.shape().dims().to_vec()));
+            }
+            for b in layer.buffers() {
+                expected.push((b.name.clone(), b.value.shape().dims().to_vec()));
+            }
+            counters.extend(layer.counters().into_iter().map(|(n, _)| n));
+        }
+        for (name, shape) in &expected {
+            let e = by_name
+                .get(name.as_str())
+                .ok_or_else(|| CnnError::StateDict(format!("missing entry `{name}` (shape {shape:?})")))?;
+            if &e.shape != shape {
+                return Err(CnnError::StateDict(format!(
+                    "entry `{name}` has shape {:?}, the model expects {shape:?}",
+                    e.shape
+                )));
+            }
+            match &e.data {
+                ArrayData::F32(v) if v.len() == shape.iter().product::<usize>() => {}
+                ArrayData::F32(v) => {
+                    return Err(CnnError::StateDict(format!(
+                        "entry `{name}` holds {} values for shape {shape:?}",
+                        v.len()
+                    )));
+                }
+                ArrayData::I64(_) => {
+                    return Err(CnnError::StateDict(format!("entry `{name}` is integer, expected float32")));
+                }
+            }
+        }
+        for e in entries {
+            let known = expected.iter().any(|(n, _)| n == &e.name) || counters.contains(&e.name);
+            if !known {
+                return Err(CnnError::StateDict(format!("unexpected entry `{}` (the model has no such parameter)", e.name)));
+            }
+            if counters.contains(&e.name) && !matches!(&e.data, ArrayData::I64(v) if v.len() == 1) {
+                return Err(CnnError::StateDict(format!("entry `{}` must be one integer", e.name)));
+            }
+        }
+        let backend = self.backend.clone();
+        for node in &mut self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for p in layer.params_mut() {
+                if let ArrayData::F32(v) = &by_name[p.name.as_str()].data {
+                    p.value.copy_from_slice(&backend, v)?;
+                }
+            }
+            for b in layer.buffers_mut() {
+                if let ArrayData::F32(v) = &by_name[b.name.as_str()].data {
+                    b.value.copy_from_slice(&backend, v)?;
+                }
+            }
+            for (name, _) in layer.counters() {
+                if let Some(NamedArray {
+                    data: ArrayData::I64(v), ..
+                }) = by_name.get(name.as_str())
+                {
+                    layer.set_counter(&name, v[0]);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! BatchNorm2d: batch statistics and running averages in training, running
+//! statistics in evaluation; backward through the batch statistics.
+
+use super::{ForwardCtx, Layer, LayerSpec, Mode, StateBuffer, nchw};
+use crate::backend::{BatchNormParams, Backend};
+use crate::error::{CnnError, Result};
+use crate::param::{Param, ParamKind};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+pub(crate) struct BatchNorm2d<B: Backend> {
+    name: String,
+    spec: LayerSpec,
+    eps: f32,
+    momentum: f32,
+    gamma: Param<B>,
+    beta: Param<B>,
+    running_mean: StateBuffer<B>,
+    running_var: StateBuffer<B>,
+    num_batches_tracked: i64,
+    /// Batch mean and 1/sqrt(var + eps) of the last training forward.
+    save_mean: B::Buffer,
+    save_invstd: B::Buffer,
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    pub(crate) fn new(backend: &B, name: &str, spec: &LayerSpec, input: &Shape) -> Result<Self> {
+        let LayerSpec::BatchNorm2d { eps, momentum } = spec else {
+            return Err(CnnError::Graph(format!("layer `{name}` is not batch norm")));
+        };
+        let c = input.dims()[0];
+        let ones = vec![1.0; c];
+        Ok(BatchNorm2d {
+            name: name.to_string(),
+            spec: spec.clone(),
+            eps: *eps,
+            momentum: *momentum,
+            gamma: Param::new(backend, format!("{name}.weight"), ParamKind::NormScale, Tensor::from_slice(backend, [c], &ones)?)?,
+            beta: Param::new(backend, format!("{name}.bias"), ParamKind::NormShift, Tensor::zeros(backend, [c])?)?,
+            running_mean: StateBuffer {
+                name: format!("{name}.running_mean"),
+                value: Tensor::zeros(backend, [c])?,
+            },
+            running_var: StateBuffer {
+                name: format!("{name}.running_var"),
+                value: Tensor::from_slice(backend, [c], &ones)?,
+            },
+            num_batches_tracked: 0,
+            save_mean: backend.alloc_zeros(c)?,
+            save_invstd: backend.alloc_zeros(c)?,
+        })
+    }
+
+    fn params_for(&self, x: &Tensor<B>) -> Result<BatchNormParams> {
+        let (n, c, h, w) = nchw(x.shape())?;
+        Ok(BatchNormParams {
+            n,
+            c,
+            hw: h * w,
+            eps: self.eps,
+            momentum: self.momentum,
+        })
+    }
+}
+
+impl<B: Backend> Layer<B> for BatchNorm2d<B> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn spec(&self) -> &LayerSpec {
+        &self.spec
+    }
+
+    fn forward(&mut self, backend: &B, ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+        let p = self.params_for(x)?;
+        match ctx.mode {
+            Mode::Train => {
+                if p.n * p.hw < 2 {
+                    return Err(CnnError::InvalidGeometry {
+                        layer: Some(self.name.clone()),
+                        message: format!(
+                            "batch norm in training needs more than one value per channel, got input {}",
+                            x.shape()
+                        ),
+                    });
+                }
+                self.num_batches_tracked += 1;
+                backend.batch_norm2d_forward_train(
+                    &p,
+                    x.buffer(),
+                    self.gamma.value.buffer(),
+                    self.beta.value.buffer(),
+                    self.running_mean.value.buffer_mut(),
+                    self.running_var.value.buffer_mut(),
+                    y.buffer_mut(),
+                    &mut self.save_mean,
+                    &mut self.save_invstd,
+                )
+            }
+            Mode::Eval => backend.batch_norm2d_forward_eval(
+                &p,
+                x.buffer(),
+                self.gamma.value.buffer(),
+                self.beta.value.buffer(),
+                self.running_mean.value.buffer(),
+                self.running_var.value.buffer(),
+                y.buffer_mut(),
+            ),
+        }
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        _y: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        let p = self.params_for(x)?;
+        // The backend op always produces dx; without a caller buffer, use a scratch.
+        let mut scratch;
+        let dx_buf = match dx {
+            Some(dx) => dx.buffer_mut(),
+            None => {
+                scratch = backend.alloc_zeros(x.numel())?;
+                &mut scratch
+            }
+        };
+        backend.batch_norm2d_backward(
+            &p,
+            x.buffer(),
+            self.gamma.value.buffer(),
+            &self.save_mean,
+            &self.save_invstd,
+            dy.buffer(),
+            dx_buf,
+            self.gamma.grad.buffer_mut(),
+            self.beta.grad.buffer_mut(),
+        )
+    }
+
+    fn params(&self) -> Vec<&Param<B>> {
+        vec![&self.gamma, &self.beta]
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
+        vec![&mut self.gamma, &mut self.beta]
+    }
+    fn buffers(&self) -> Vec<&StateBuffer<B>> {
+        vec![&self.running_mean, &self.running_var]
+    }
+    fn buffers_mut(&mut self) -> Vec<&mut StateBuffer<B>> {
+        vec![&mut self.running_mean, &mut self.running_var]
+    }
+    fn counters(&self) -> Vec<(String, i64)> {
+        vec![(format!("{}.num_batches_tracked", self.name), self.num_batches_tracked)]
+    }
+    fn set_counter(&mut self, name: &str, value: i64) -> bool {
+        if name == format!("{}.num_batches_tracked", self.name) {
+            self.num_batches_tracked = value;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Pooling layers: max (with argmax cached for backward), average and
+//! global average.
+
+use super::{ForwardCtx, Layer, LayerSpec, nchw};
+use crate::backend::{Backend, Pool2dGeometry, Pool2dParams};
+use crate::error::Result;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+pub(crate) struct Pool<B: Backend> {
+    name: String,
+    spec: LayerSpec,
+    /// Max pooling's argmax of the last training forward, sized for its batch.
+    argmax: Option<B::IndexBuffer>,
+}
+
+impl<B: Backend> Pool<B> {
+    pub(crate) fn new(_backend: &B, name: &str, spec: &LayerSpec, _input: &Shape) -> Result<Self> {
+        Ok(Pool {
+            name: name.to_string(),
+            spec: spec.clone(),
+            argmax: None,
+        })
+    }
+
+    fn params_for(&self, x: &Tensor<B>, g: &Pool2dGeometry) -> Result<Pool2dParams> {
+        let (n, c, h, w) = nchw(x.shape())?;
+        Pool2dParams::new(n, c, h, w, g).map_err(|e| e.in_layer(&self.name))
+    }
+}
+
+impl<B: Backend> Layer<B> for Pool<B> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn spec(&self) -> &LayerSpec {
+        &self.spec
+    }
+
+    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+        match &self.spec {
+            LayerSpec::MaxPool2d(g) => {
+                let p = self.params_for(x, g)?;
+                let need = p.y_len();
+                let argmax = match &mut self.argmax {
+                    Some(a) if backend.index_buffer_len(a) == need => a,
+                    slot => slot.insert(backend.alloc_indices(need)?),
+                };
+                backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), argmax)
+            }
+            LayerSpec::AvgPool2d(g) => {
+                let p = self.params_for(x, g)?;
+                backend.avg_pool2d_forward(&p, x.buffer(), y.buffer_mut())
+            }
+            _ => {
+                let (n, c, h, w) = nchw(x.shape())?;
+                backend.global_avg_pool_forward(n, c, h * w, x.buffer(), y.buffer_mut())
+            }
+        }
+    }
+
+    fn backward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        _y: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        let Some(dx) = dx else { return Ok(()) };
+        match &self.spec {
+            LayerSpec::MaxPool2d(g) => {
+                let p = self.params_for(x, g)?;
+                let argmax = self
+                    .argmax
+                    .as_ref()
+                    .ok_or_else(|| crate::CnnError::Graph(format!("layer `{}`: backward before forward", self.name)))?;
+                backend.max_pool2d_backward(&p, dy.buffer(), argmax, dx.buffer_mut())
+            }
+            LayerSpec::AvgPool2d(g) => {
+                let p = self.params_for(x, g)?;
+                backend.avg_pool2d_backward(&p, dy.buffer(), dx.buffer_mut())
+            }
+            _ => {
+                let (n, c, h, w) = nchw(x.shape())?;
+                backend.global_avg_pool_backward(n, c, h * w, dy.buffer(), dx.buffer_mut())
+            }
+        }
+    }
+}
