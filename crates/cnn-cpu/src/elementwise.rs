@@ -1,1 +1,239 @@
-//! (in progress)
+//! Elementwise arithmetic, bias broadcast and f64 reductions.
+
+use cnn_core::error::check_len;
+use cnn_core::{BiasParams, CnnError, ElementwiseOps, Result};
+use rayon::prelude::*;
+
+use crate::CpuBackend;
+use crate::par::{PAR_MIN_ELEMS, reduce_f64, sum_f64, sum_map_f64, zip_chunks};
+
+impl ElementwiseOps for CpuBackend {
+    fn add(&self, a: &Vec<f32>, b: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
+        check_len("add", "b", b.len(), a.len())?;
+        check_len("add", "out", out.len(), a.len())?;
+        zip_chunks(self, a.len(), [out], [a, b], |_, [out], [a, b]| {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = a + b;
+            }
+        });
+        Ok(())
+    }
+
+    fn axpy(&self, alpha: f32, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        check_len("axpy", "y", y.len(), x.len())?;
+        zip_chunks(self, x.len(), [y], [x], |_, [y], [x]| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y += alpha * x;
+            }
+        });
+        Ok(())
+    }
+
+    fn scale(&self, alpha: f32, x: &mut Vec<f32>) -> Result<()> {
+        let len = x.len();
+        zip_chunks(self, len, [x], [], |_, [x], []| {
+            for v in x.iter_mut() {
+                *v *= alpha;
+            }
+        });
+        Ok(())
+    }
+
+    fn clamp(&self, lo: f32, hi: f32, x: &mut Vec<f32>) -> Result<()> {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(CnnError::value(
+                "clamp bounds",
+                format!("need lo <= hi, got lo {lo}, hi {hi}"),
+            ));
+        }
+        let len = x.len();
+        zip_chunks(self, len, [x], [], |_, [x], []| {
+            for v in x.iter_mut() {
+                // NaN passes through, as torch.clamp.
+                *v = if *v < lo {
+                    lo
+                } else if *v > hi {
+                    hi
+                } else {
+                    *v
+                };
+            }
+        });
+        Ok(())
+    }
+
+    fn add_sign(&self, lambda: f32, w: &Vec<f32>, g: &mut Vec<f32>) -> Result<()> {
+        check_len("add_sign", "g", g.len(), w.len())?;
+        zip_chunks(self, w.len(), [g], [w], |_, [g], [w]| {
+            for (g, &w) in g.iter_mut().zip(w) {
+                let sign = if w > 0.0 {
+                    1.0
+                } else if w < 0.0 {
+                    -1.0
+                } else {
+                    w * 0.0 // 0 for +-0, NaN for NaN (torch.sign)
+                };
+                *g += lambda * sign;
+            }
+        });
+        Ok(())
+    }
+
+    fn bias_add(&self, p: &BiasParams, b: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        p.check("bias_add", y.len(), b.len())?;
+        if y.is_empty() {
+            return Ok(());
+        }
+        let (c, inner) = (p.channels, p.inner);
+        if inner == 1 {
+            // (outer, channels) rows, e.g. a linear layer's output.
+            let rows = |y: &mut [f32]| {
+                for row in y.chunks_exact_mut(c) {
+                    for (v, &bv) in row.iter_mut().zip(b) {
+                        *v += bv;
+                    }
+                }
+            };
+            if self.threads > 1 && y.len() >= PAR_MIN_ELEMS {
+                let rows_per = (PAR_MIN_ELEMS / 2).div_ceil(c).max(1);
+                self.install(|| y.par_chunks_mut(rows_per * c).for_each(rows));
+            } else {
+                rows(y);
+            }
+        } else {
+            let planes = |(i, plane): (usize, &mut [f32])| {
+                let bv = b[i % c];
+                for v in plane.iter_mut() {
+                    *v += bv;
+                }
+            };
+            if self.threads > 1 && y.len() >= PAR_MIN_ELEMS {
+                self.install(|| y.par_chunks_mut(inner).enumerate().for_each(planes));
+            } else {
+                y.chunks_mut(inner).enumerate().for_each(planes);
+            }
+        }
+        Ok(())
+    }
+
+    fn bias_backward(&self, p: &BiasParams, dy: &Vec<f32>, db: &mut Vec<f32>) -> Result<()> {
+        p.check("bias_backward", dy.len(), db.len())?;
+        let (outer, c, inner) = (p.outer, p.channels, p.inner);
+        if c == 0 {
+            return Ok(());
+        }
+        let channel_sum = |ch: usize| -> f64 {
+            let mut s = 0.0f64;
+            for o in 0..outer {
+                let start = (o * c + ch) * inner;
+                s += sum_f64(&dy[start..start + inner]);
+            }
+            s
+        };
+        let sums: Vec<f64> = if inner == 1 {
+            let mut acc = vec![0.0f64; c];
+            for row in dy.chunks_exact(c) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += f64::from(v);
+                }
+            }
+            acc
+        } else if self.threads > 1 && dy.len() >= PAR_MIN_ELEMS {
+            self.install(|| (0..c).into_par_iter().map(channel_sum).collect())
+        } else {
+            (0..c).map(channel_sum).collect()
+        };
+        for (d, s) in db.iter_mut().zip(sums) {
+            *d = (f64::from(*d) + s) as f32;
+        }
+        Ok(())
+    }
+
+    fn sum(&self, x: &Vec<f32>) -> Result<f64> {
+        Ok(reduce_f64(self, x, sum_f64))
+    }
+
+    fn sum_squares(&self, x: &Vec<f32>) -> Result<f64> {
+        Ok(reduce_f64(self, x, |c| sum_map_f64(c, |v| v * v)))
+    }
+
+    fn sum_abs(&self, x: &Vec<f32>) -> Result<f64> {
+        Ok(reduce_f64(self, x, |c| sum_map_f64(c, f64::abs)))
+    }
+
+    fn count_non_finite(&self, x: &Vec<f32>) -> Result<usize> {
+        let n = reduce_f64(self, x, |c| {
+            c.iter().filter(|v| !v.is_finite()).count() as f64
+        });
+        Ok(n as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elementwise_basics() {
+        let be = CpuBackend::with_threads(2).unwrap();
+        let a = vec![1.0, -2.0, 0.0, f32::NAN];
+        let b = vec![0.5, 0.5, 0.5, 0.5];
+        let mut out = vec![0.0; 4];
+        be.add(&a, &b, &mut out).unwrap();
+        assert_eq!(&out[..3], &[1.5, -1.5, 0.5]);
+        let mut y = b.clone();
+        be.axpy(2.0, &a, &mut y).unwrap();
+        assert_eq!(&y[..3], &[2.5, -3.5, 0.5]);
+        let mut x = vec![3.0, -3.0, 0.5, f32::NAN];
+        be.clamp(-1.0, 1.0, &mut x).unwrap();
+        assert_eq!(&x[..3], &[1.0, -1.0, 0.5]);
+        assert!(x[3].is_nan());
+        assert!(be.clamp(1.0, -1.0, &mut x).is_err());
+        let mut g = vec![0.0; 4];
+        be.add_sign(0.1, &vec![2.0, -3.0, 0.0, -0.0], &mut g)
+            .unwrap();
+        assert_eq!(g, vec![0.1, -0.1, 0.0, 0.0]);
+        assert!(be.add(&a, &b, &mut vec![0.0; 3]).is_err());
+        assert!(be.axpy(1.0, &a, &mut vec![0.0; 5]).is_err());
+        assert_eq!(
+            be.count_non_finite(&vec![1.0, f32::INFINITY, f32::NAN])
+                .unwrap(),
+            2
+        );
+        assert_eq!(be.sum_abs(&vec![1.0, -2.0]).unwrap(), 3.0);
+        assert_eq!(be.sum_squares(&vec![1.0, -2.0]).unwrap(), 5.0);
+    }
+
+    #[test]
+    fn bias_add_and_backward_both_layouts() {
+        let be = CpuBackend::with_threads(2).unwrap();
+        for (outer, c, inner) in [(2, 3, 1), (2, 3, 4), (3, 5, 4000)] {
+            let p = BiasParams {
+                outer,
+                channels: c,
+                inner,
+            };
+            let b: Vec<f32> = (0..c).map(|i| i as f32 + 1.0).collect();
+            let mut y = vec![0.5f32; outer * c * inner];
+            be.bias_add(&p, &b, &mut y).unwrap();
+            for (i, v) in y.iter().enumerate() {
+                assert_eq!(*v, 0.5 + b[(i / inner) % c]);
+            }
+            let mut db = vec![1.0f32; c];
+            be.bias_backward(&p, &y, &mut db).unwrap();
+            for ch in 0..c {
+                let want = 1.0 + (outer * inner) as f32 * (0.5 + b[ch]);
+                assert!((db[ch] - want).abs() <= 1e-3, "{} vs {want}", db[ch]);
+            }
+            assert!(be.bias_add(&p, &vec![0.0; c + 1], &mut y).is_err());
+        }
+    }
+
+    #[test]
+    fn long_sums_are_exact_in_f64() {
+        let be = CpuBackend::with_threads(2).unwrap();
+        let x = vec![0.1f32; 1_000_000];
+        let want = 1_000_000.0 * f64::from(0.1f32);
+        assert!((be.sum(&x).unwrap() - want).abs() < 1e-6);
+    }
+}

@@ -7,6 +7,7 @@
 //! - `memory`: buffers are plain `Vec<f32>` / `Vec<u32>`.
 //! - `gemm`: the only caller of `matrixmultiply::sgemm`.
 //! - `conv`: im2col/col2im + GEMM, parallel over the batch.
+//! - `par`: chunked parallel loops and per-thread scratch buffers.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
 //!
@@ -21,6 +22,7 @@ mod loss;
 mod memory;
 mod norm;
 mod optim;
+mod par;
 mod pool;
 
 use std::sync::Arc;
@@ -36,14 +38,18 @@ pub struct CpuBackend {
 
 impl std::fmt::Debug for CpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuBackend").field("threads", &self.threads).finish()
+        f.debug_struct("CpuBackend")
+            .field("threads", &self.threads)
+            .finish()
     }
 }
 
 impl CpuBackend {
     /// A backend using every available core.
     pub fn new() -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Self::with_threads(threads).unwrap_or_else(|_| CpuBackend::single_threaded())
     }
 

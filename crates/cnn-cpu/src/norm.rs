@@ -1,1 +1,481 @@
-//! (in progress)
+//! Batch normalisation (statistics in f64) and counter-based dropout.
+//!
+//! Batch norm works in two parallel passes: per-channel statistics (a task
+//! per channel, reading its `n` strided planes), then a pass over the
+//! `(n, c)` planes of the output that applies the per-channel affine map.
+
+use cnn_core::rng::philox4x32_10;
+use cnn_core::{BatchNormParams, DropoutParams, NormOps, Result};
+use rayon::prelude::*;
+
+use crate::CpuBackend;
+use crate::par::{PAR_MIN_ELEMS, sum_f64, sum_map_f64, zip_chunks};
+
+/// `f(channel)` for every channel, in parallel when the tensor is large.
+fn per_channel<T: Send>(
+    be: &CpuBackend,
+    p: &BatchNormParams,
+    f: impl Fn(usize) -> T + Sync + Send,
+) -> Vec<T> {
+    if be.threads > 1 && p.n * p.c * p.hw >= PAR_MIN_ELEMS && p.c > 1 {
+        be.install(|| (0..p.c).into_par_iter().map(f).collect())
+    } else {
+        (0..p.c).map(f).collect()
+    }
+}
+
+/// `f(channel, plane)` over the `(n, c)` planes of `hw` elements of `out`.
+fn per_plane(
+    be: &CpuBackend,
+    p: &BatchNormParams,
+    out: &mut [f32],
+    f: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+) {
+    let (c, hw) = (p.c, p.hw);
+    if hw == 0 {
+        return;
+    }
+    let g = |(i, plane): (usize, &mut [f32])| f(i % c, i, plane);
+    if be.threads > 1 && out.len() >= PAR_MIN_ELEMS {
+        be.install(|| out.par_chunks_mut(hw).enumerate().for_each(g));
+    } else {
+        out.chunks_mut(hw).enumerate().for_each(g);
+    }
+}
+
+/// The `n` planes of channel `ch` in x `(n, c, hw)`.
+fn channel_planes<'a>(
+    x: &'a [f32],
+    p: &BatchNormParams,
+    ch: usize,
+) -> impl Iterator<Item = &'a [f32]> + 'a {
+    let (c, hw) = (p.c, p.hw);
+    (0..p.n).map(move |i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw])
+}
+
+impl NormOps for CpuBackend {
+    fn batch_norm2d_forward_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        running_mean: &mut Vec<f32>,
+        running_var: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+        save_mean: &mut Vec<f32>,
+        save_invstd: &mut Vec<f32>,
+    ) -> Result<()> {
+        p.check(
+            "batch_norm2d_forward_train",
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("beta", beta.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+            ],
+        )?;
+        let count = (p.n * p.hw) as f64;
+        // Two-pass mean and biased variance per channel, in f64.
+        let stats = per_channel(self, p, |ch| {
+            let mean = channel_planes(x, p, ch).map(sum_f64).sum::<f64>() / count;
+            let var = channel_planes(x, p, ch)
+                .map(|s| sum_map_f64(s, |v| (v - mean) * (v - mean)))
+                .sum::<f64>()
+                / count;
+            (mean, var)
+        });
+        let momentum = f64::from(p.momentum);
+        let mut affine = Vec::with_capacity(p.c);
+        for (ch, &(mean, var)) in stats.iter().enumerate() {
+            let invstd = 1.0 / (var + f64::from(p.eps)).sqrt();
+            save_mean[ch] = mean as f32;
+            save_invstd[ch] = invstd as f32;
+            // PyTorch: the running variance uses the unbiased estimate
+            // (for a single value per channel there is none; keep the biased).
+            let unbiased = if count > 1.0 {
+                var * count / (count - 1.0)
+            } else {
+                var
+            };
+            running_mean[ch] =
+                ((1.0 - momentum) * f64::from(running_mean[ch]) + momentum * mean) as f32;
+            running_var[ch] =
+                ((1.0 - momentum) * f64::from(running_var[ch]) + momentum * unbiased) as f32;
+            // y = (x - mean) * (invstd * gamma) + beta
+            affine.push((
+                mean as f32,
+                (invstd * f64::from(gamma[ch])) as f32,
+                beta[ch],
+            ));
+        }
+        per_plane(self, p, y, |ch, i, plane| {
+            let (mean, scale, shift) = affine[ch];
+            let xs = &x[i * p.hw..(i + 1) * p.hw];
+            for (y, &x) in plane.iter_mut().zip(xs) {
+                *y = (x - mean) * scale + shift;
+            }
+        });
+        Ok(())
+    }
+
+    fn batch_norm2d_forward_eval(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        running_mean: &Vec<f32>,
+        running_var: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        p.check(
+            "batch_norm2d_forward_eval",
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("beta", beta.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        let affine: Vec<(f32, f32, f32)> = (0..p.c)
+            .map(|ch| {
+                let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
+                (
+                    running_mean[ch],
+                    (invstd * f64::from(gamma[ch])) as f32,
+                    beta[ch],
+                )
+            })
+            .collect();
+        per_plane(self, p, y, |ch, i, plane| {
+            let (mean, scale, shift) = affine[ch];
+            let xs = &x[i * p.hw..(i + 1) * p.hw];
+            for (y, &x) in plane.iter_mut().zip(xs) {
+                *y = (x - mean) * scale + shift;
+            }
+        });
+        Ok(())
+    }
+
+    /// With `xhat = (x - mean) invstd`, `N = n hw`:
+    /// `dbeta += sum dy`, `dgamma += sum dy xhat`,
+    /// `dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat))`.
+    fn batch_norm2d_backward(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        gamma: &Vec<f32>,
+        save_mean: &Vec<f32>,
+        save_invstd: &Vec<f32>,
+        dy: &Vec<f32>,
+        dx: &mut Vec<f32>,
+        dgamma: &mut Vec<f32>,
+        dbeta: &mut Vec<f32>,
+    ) -> Result<()> {
+        p.check(
+            "batch_norm2d_backward",
+            &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("save_mean", save_mean.len()),
+                ("save_invstd", save_invstd.len()),
+                ("dgamma", dgamma.len()),
+                ("dbeta", dbeta.len()),
+            ],
+        )?;
+        let count = (p.n * p.hw) as f64;
+        let sums = per_channel(self, p, |ch| {
+            let mean = f64::from(save_mean[ch]);
+            // Eight accumulators per sum so the loop vectorises.
+            let mut sum_dy = [0.0f64; 8];
+            let mut sum_dy_xmu = [0.0f64; 8];
+            for (xs, ds) in channel_planes(x, p, ch).zip(channel_planes(dy, p, ch)) {
+                for (i, (&xv, &dv)) in xs.iter().zip(ds).enumerate() {
+                    sum_dy[i % 8] += f64::from(dv);
+                    sum_dy_xmu[i % 8] += f64::from(dv) * (f64::from(xv) - mean);
+                }
+            }
+            (sum_dy.iter().sum::<f64>(), sum_dy_xmu.iter().sum::<f64>())
+        });
+        let mut coef = Vec::with_capacity(p.c);
+        for (ch, &(sum_dy, sum_dy_xmu)) in sums.iter().enumerate() {
+            let invstd = f64::from(save_invstd[ch]);
+            let mean = f64::from(save_mean[ch]);
+            dbeta[ch] = (f64::from(dbeta[ch]) + sum_dy) as f32;
+            dgamma[ch] = (f64::from(dgamma[ch]) + sum_dy_xmu * invstd) as f32;
+            // dx = k (dy - mean_dy - (x - mean) * proj), with
+            // k = gamma invstd, proj = invstd^2 sum(dy (x - mean)) / N.
+            let k = f64::from(gamma[ch]) * invstd;
+            let proj = sum_dy_xmu * invstd * invstd / count;
+            let mean_dy = sum_dy / count;
+            coef.push((k as f32, (k * proj) as f32, mean_dy as f32, mean as f32));
+        }
+        per_plane(self, p, dx, |ch, i, plane| {
+            let (k, k_proj, mean_dy, mean) = coef[ch];
+            let xs = &x[i * p.hw..(i + 1) * p.hw];
+            let ds = &dy[i * p.hw..(i + 1) * p.hw];
+            for ((d, &xv), &dv) in plane.iter_mut().zip(xs).zip(ds) {
+                *d = k * (dv - mean_dy) - k_proj * (xv - mean);
+            }
+        });
+        Ok(())
+    }
+
+    fn dropout_forward(&self, p: &DropoutParams, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        dropout(self, "dropout_forward", p, x, y)
+    }
+
+    fn dropout_backward(&self, p: &DropoutParams, dy: &Vec<f32>, dx: &mut Vec<f32>) -> Result<()> {
+        dropout(self, "dropout_backward", p, dy, dx)
+    }
+}
+
+/// `out = input * keep(i) * scale`; one Philox block serves four elements.
+fn dropout(
+    be: &CpuBackend,
+    op: &'static str,
+    p: &DropoutParams,
+    input: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    p.validate()?;
+    cnn_core::error::check_len(op, "output", out.len(), input.len())?;
+    let key = p.key();
+    let threshold = p.threshold();
+    let scale = p.scale();
+    let step = p.step;
+    // Chunks start at multiples of 4 (PAR_CHUNK is), so blocks align.
+    zip_chunks(be, input.len(), [out], [input], |offset, [out], [input]| {
+        for (j, (o4, x4)) in out.chunks_mut(4).zip(input.chunks(4)).enumerate() {
+            let block = (offset / 4 + j) as u64;
+            let counter = [
+                block as u32,
+                (block >> 32) as u32,
+                step as u32,
+                (step >> 32) as u32,
+            ];
+            let bits = philox4x32_10(counter, key);
+            for ((o, &x), &b) in o4.iter_mut().zip(x4).zip(&bits) {
+                *o = if (b >> 8) >= threshold {
+                    x * scale
+                } else {
+                    0.0
+                };
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0 + 3.0)
+            .collect()
+    }
+
+    /// Plain f64 batch norm reference: (y, mean, invstd, unbiased var).
+    fn reference(
+        p: &BatchNormParams,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let cnt = (p.n * p.hw) as f64;
+        let mut y = vec![0.0; x.len()];
+        let (mut means, mut invs, mut unb) = (vec![], vec![], vec![]);
+        for ch in 0..p.c {
+            let idx: Vec<usize> = (0..p.n)
+                .flat_map(|i| (0..p.hw).map(move |k| (i * p.c + ch) * p.hw + k))
+                .collect();
+            let mean = idx.iter().map(|&i| f64::from(x[i])).sum::<f64>() / cnt;
+            let var = idx
+                .iter()
+                .map(|&i| (f64::from(x[i]) - mean).powi(2))
+                .sum::<f64>()
+                / cnt;
+            let inv = 1.0 / (var + f64::from(p.eps)).sqrt();
+            for &i in &idx {
+                y[i] = (f64::from(x[i]) - mean) * inv * f64::from(gamma[ch]) + f64::from(beta[ch]);
+            }
+            means.push(mean);
+            invs.push(inv);
+            unb.push(var * cnt / (cnt - 1.0));
+        }
+        (y, means, invs, unb)
+    }
+
+    #[test]
+    fn batch_norm_train_eval_and_backward() {
+        for threads in [1, 2] {
+            let be = CpuBackend::with_threads(threads).unwrap();
+            for (n, c, hw) in [(2, 3, 5), (4, 3, 4000)] {
+                let p = BatchNormParams {
+                    n,
+                    c,
+                    hw,
+                    eps: 1e-5,
+                    momentum: 0.1,
+                };
+                let x = data(n * c * hw);
+                let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
+                let beta: Vec<f32> = (0..c).map(|i| i as f32 - 1.0).collect();
+                let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
+                let mut y = vec![0.0; x.len()];
+                let (mut sm, mut si) = (vec![0.0; c], vec![0.0; c]);
+                be.batch_norm2d_forward_train(
+                    &p, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si,
+                )
+                .unwrap();
+                let (yr, means, invs, unb) = reference(&p, &x, &gamma, &beta);
+                for (a, b) in y.iter().zip(&yr) {
+                    assert!(
+                        (f64::from(*a) - b).abs() < 1e-5 + 1e-4 * b.abs(),
+                        "{a} vs {b}"
+                    );
+                }
+                for ch in 0..c {
+                    assert!((f64::from(rm[ch]) - 0.1 * means[ch]).abs() < 1e-6);
+                    assert!((f64::from(rv[ch]) - (0.9 + 0.1 * unb[ch])).abs() < 1e-5);
+                    assert!((f64::from(si[ch]) - invs[ch]).abs() < 1e-5 * invs[ch]);
+                }
+
+                // Eval with the running stats = these batch stats reproduces y.
+                let rmean: Vec<f32> = means.iter().map(|&m| m as f32).collect();
+                let rvar: Vec<f32> = invs
+                    .iter()
+                    .map(|&i| (1.0 / (i * i) - 1e-5) as f32)
+                    .collect();
+                let mut ye = vec![0.0; x.len()];
+                be.batch_norm2d_forward_eval(&p, &x, &gamma, &beta, &rmean, &rvar, &mut ye)
+                    .unwrap();
+                for (a, b) in ye.iter().zip(&yr) {
+                    assert!(
+                        (f64::from(*a) - b).abs() < 1e-4 + 1e-4 * b.abs(),
+                        "{a} vs {b}"
+                    );
+                }
+
+                // Backward against the closed form in f64.
+                let dy = data(x.len())
+                    .iter()
+                    .map(|v| v * 0.3 - 0.5)
+                    .collect::<Vec<f32>>();
+                let mut dx = vec![0.0; x.len()];
+                let (mut dg, mut db) = (vec![1.0; c], vec![2.0; c]);
+                be.batch_norm2d_backward(&p, &x, &gamma, &sm, &si, &dy, &mut dx, &mut dg, &mut db)
+                    .unwrap();
+                let cnt = (n * hw) as f64;
+                for ch in 0..c {
+                    let idx: Vec<usize> = (0..n)
+                        .flat_map(|i| (0..hw).map(move |k| (i * c + ch) * hw + k))
+                        .collect();
+                    let xhat = |i: usize| (f64::from(x[i]) - means[ch]) * invs[ch];
+                    let sdy: f64 = idx.iter().map(|&i| f64::from(dy[i])).sum();
+                    let sdyx: f64 = idx.iter().map(|&i| f64::from(dy[i]) * xhat(i)).sum();
+                    assert!((f64::from(db[ch]) - (2.0 + sdy)).abs() < 1e-4 * (1.0 + sdy.abs()));
+                    assert!((f64::from(dg[ch]) - (1.0 + sdyx)).abs() < 1e-4 * (1.0 + sdyx.abs()));
+                    for &i in &idx {
+                        let want = f64::from(gamma[ch]) * invs[ch] / cnt
+                            * (cnt * f64::from(dy[i]) - sdy - xhat(i) * sdyx);
+                        assert!(
+                            (f64::from(dx[i]) - want).abs() < 1e-5 + 1e-4 * want.abs(),
+                            "{} vs {want}",
+                            dx[i]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_bad_lengths() {
+        let be = CpuBackend::with_threads(1).unwrap();
+        let p = BatchNormParams {
+            n: 2,
+            c: 3,
+            hw: 4,
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        let x = vec![0.0; 24];
+        let (g, b) = (vec![1.0; 3], vec![0.0; 3]);
+        let (mut rm, mut rv, mut sm, mut si) =
+            (vec![0.0; 3], vec![1.0; 3], vec![0.0; 3], vec![0.0; 3]);
+        assert!(
+            be.batch_norm2d_forward_train(
+                &p,
+                &x,
+                &g,
+                &vec![0.0; 2],
+                &mut rm,
+                &mut rv,
+                &mut vec![0.0; 24],
+                &mut sm,
+                &mut si
+            )
+            .is_err()
+        );
+        assert!(
+            be.batch_norm2d_forward_eval(&p, &x, &g, &b, &rm, &rv, &mut vec![0.0; 23])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn dropout_matches_reference_mask() {
+        let be = CpuBackend::with_threads(2).unwrap();
+        for len in [7usize, 100_003] {
+            let p = DropoutParams {
+                prob: 0.3,
+                seed: 42,
+                stream: 3,
+                step: 9,
+            };
+            let x: Vec<f32> = (0..len).map(|i| 1.0 + (i % 13) as f32).collect();
+            let mut y = vec![0.0; len];
+            be.dropout_forward(&p, &x, &mut y).unwrap();
+            let mut kept = 0usize;
+            for i in 0..len {
+                let want = if p.keep(i as u64) {
+                    x[i] * p.scale()
+                } else {
+                    0.0
+                };
+                assert_eq!(y[i], want, "element {i}");
+                kept += usize::from(p.keep(i as u64));
+            }
+            if len > 1000 {
+                let frac = kept as f64 / len as f64;
+                assert!((frac - 0.7).abs() < 0.01, "kept {frac}");
+            }
+            let mut dx = vec![0.0; len];
+            be.dropout_backward(&p, &x, &mut dx).unwrap();
+            assert_eq!(dx, y);
+        }
+        let p = DropoutParams {
+            prob: 1.0,
+            seed: 0,
+            stream: 0,
+            step: 0,
+        };
+        assert!(
+            be.dropout_forward(&p, &vec![0.0; 4], &mut vec![0.0; 4])
+                .is_err()
+        );
+        let p = DropoutParams { prob: 0.5, ..p };
+        assert!(
+            be.dropout_forward(&p, &vec![0.0; 4], &mut vec![0.0; 3])
+                .is_err()
+        );
+    }
+}

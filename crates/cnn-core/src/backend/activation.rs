@@ -30,11 +30,16 @@ pub enum Activation {
 
 impl Activation {
     /// PyTorch's default leaky ReLU (slope 0.01).
-    pub const LEAKY_RELU: Activation = Activation::LeakyRelu { negative_slope: 0.01 };
+    pub const LEAKY_RELU: Activation = Activation::LeakyRelu {
+        negative_slope: 0.01,
+    };
     /// PyTorch's default ELU (alpha 1).
     pub const ELU: Activation = Activation::Elu { alpha: 1.0 };
     /// PyTorch's default softplus (beta 1, threshold 20).
-    pub const SOFTPLUS: Activation = Activation::Softplus { beta: 1.0, threshold: 20.0 };
+    pub const SOFTPLUS: Activation = Activation::Softplus {
+        beta: 1.0,
+        threshold: 20.0,
+    };
 
     /// The activation for a name as the CLI and model specs spell it
     /// (`relu`, `leaky_relu`, `sigmoid`, `tanh`, `gelu`, `gelu_tanh`, `elu`,
@@ -82,9 +87,16 @@ impl Activation {
             Activation::LeakyRelu { negative_slope } if !negative_slope.is_finite() => {
                 Err(CnnError::value("negative_slope", "must be finite"))
             }
-            Activation::Elu { alpha } if !alpha.is_finite() => Err(CnnError::value("alpha", "must be finite")),
-            Activation::Softplus { beta, threshold } if !(beta.is_finite() && beta > 0.0) || !threshold.is_finite() => {
-                Err(CnnError::value("softplus beta/threshold", "beta must be positive and both finite"))
+            Activation::Elu { alpha } if !alpha.is_finite() => {
+                Err(CnnError::value("alpha", "must be finite"))
+            }
+            Activation::Softplus { beta, threshold }
+                if !(beta.is_finite() && beta > 0.0 && threshold.is_finite()) =>
+            {
+                Err(CnnError::value(
+                    "softplus beta/threshold",
+                    "beta must be positive and both finite",
+                ))
             }
             _ => Ok(()),
         }
@@ -94,7 +106,12 @@ impl Activation {
 /// Activation forward and backward.
 pub trait ActivationOps: super::MemoryOps {
     /// `y = f(x)` elementwise; x and y have the same length; y overwritten.
-    fn activation_forward(&self, act: Activation, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn activation_forward(
+        &self,
+        act: Activation,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dx = f'(x) * dy` elementwise; `y` is the forward output (backends may
     /// use either x or y); dx overwritten.

@@ -83,13 +83,19 @@ pub(crate) fn window_output_len(
     ceil_mode: bool,
 ) -> Result<usize> {
     if kernel == 0 {
-        return Err(CnnError::geometry(format!("kernel {axis} must be at least 1")));
+        return Err(CnnError::geometry(format!(
+            "kernel {axis} must be at least 1"
+        )));
     }
     if stride == 0 {
-        return Err(CnnError::geometry(format!("stride {axis} must be at least 1")));
+        return Err(CnnError::geometry(format!(
+            "stride {axis} must be at least 1"
+        )));
     }
     if dilation == 0 {
-        return Err(CnnError::geometry(format!("dilation {axis} must be at least 1")));
+        return Err(CnnError::geometry(format!(
+            "dilation {axis} must be at least 1"
+        )));
     }
     let span = dilation * (kernel - 1) + 1;
     let padded = input + 2 * pad;
@@ -125,8 +131,24 @@ impl Conv2dParams {
                 geom.groups, c_in, geom.out_channels
             )));
         }
-        let h_out = window_output_len("height", h, geom.kernel[0], geom.stride[0], geom.padding[0], geom.dilation[0], false)?;
-        let w_out = window_output_len("width", w, geom.kernel[1], geom.stride[1], geom.padding[1], geom.dilation[1], false)?;
+        let h_out = window_output_len(
+            "height",
+            h,
+            geom.kernel[0],
+            geom.stride[0],
+            geom.padding[0],
+            geom.dilation[0],
+            false,
+        )?;
+        let w_out = window_output_len(
+            "width",
+            w,
+            geom.kernel[1],
+            geom.stride[1],
+            geom.padding[1],
+            geom.dilation[1],
+            false,
+        )?;
         Ok(Conv2dParams {
             n,
             c_in,
@@ -234,12 +256,29 @@ pub trait ConvOps: super::MemoryOps {
 
     /// `dx = conv_transpose(dy, w)`: the gradient with respect to the input.
     /// dy is (N, C_out, H_out, W_out); dx is (N, C_in, H, W), overwritten.
-    fn conv2d_backward_input(&self, p: &Conv2dParams, dy: &Self::Buffer, w: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn conv2d_backward_input(
+        &self,
+        p: &Conv2dParams,
+        dy: &Self::Buffer,
+        w: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dw += dL/dw`. x is (N, C_in, H, W); dy is (N, C_out, H_out, W_out);
     /// dw is (C_out, C_in/groups, kh, kw), accumulated.
-    fn conv2d_backward_weight(&self, p: &Conv2dParams, x: &Self::Buffer, dy: &Self::Buffer, dw: &mut Self::Buffer) -> Result<()>;
+    fn conv2d_backward_weight(
+        &self,
+        p: &Conv2dParams,
+        x: &Self::Buffer,
+        dy: &Self::Buffer,
+        dw: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `db += sum of dy over (N, H_out, W_out)`. db is (C_out), accumulated.
-    fn conv2d_backward_bias(&self, p: &Conv2dParams, dy: &Self::Buffer, db: &mut Self::Buffer) -> Result<()>;
+    fn conv2d_backward_bias(
+        &self,
+        p: &Conv2dParams,
+        dy: &Self::Buffer,
+        db: &mut Self::Buffer,
+    ) -> Result<()>;
 }

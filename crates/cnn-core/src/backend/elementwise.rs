@@ -36,7 +36,8 @@ pub trait ElementwiseOps: super::MemoryOps {
     /// `y[o, c, i] += b[c]`.
     fn bias_add(&self, p: &BiasParams, b: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
     /// `db[c] += sum over (o, i) of dy[o, c, i]` (accumulates).
-    fn bias_backward(&self, p: &BiasParams, dy: &Self::Buffer, db: &mut Self::Buffer) -> Result<()>;
+    fn bias_backward(&self, p: &BiasParams, dy: &Self::Buffer, db: &mut Self::Buffer)
+    -> Result<()>;
 
     /// Sum of all elements (accumulated in f64).
     fn sum(&self, x: &Self::Buffer) -> Result<f64>;

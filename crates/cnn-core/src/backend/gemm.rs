@@ -23,7 +23,15 @@ pub struct GemmParams {
 impl GemmParams {
     /// `C = A B` with no transposes.
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmParams { m, n, k, trans_a: false, trans_b: false, alpha: 1.0, beta: 0.0 }
+        GemmParams {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
     }
 
     /// Validate the buffer lengths for this product.
@@ -40,5 +48,11 @@ impl GemmParams {
 /// Matrix multiplication.
 pub trait GemmOps: super::MemoryOps {
     /// `c = alpha * op(a) * op(b) + beta * c` (see [`GemmParams`]).
-    fn gemm(&self, p: &GemmParams, a: &Self::Buffer, b: &Self::Buffer, c: &mut Self::Buffer) -> Result<()>;
+    fn gemm(
+        &self,
+        p: &GemmParams,
+        a: &Self::Buffer,
+        b: &Self::Buffer,
+        c: &mut Self::Buffer,
+    ) -> Result<()>;
 }

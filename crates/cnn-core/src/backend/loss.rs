@@ -23,11 +23,23 @@ impl CrossEntropyParams {
             ));
         }
         if self.n == 0 || self.classes == 0 {
-            return Err(CnnError::geometry("cross-entropy needs at least one row and one class"));
+            return Err(CnnError::geometry(
+                "cross-entropy needs at least one row and one class",
+            ));
         }
-        check_len("softmax_cross_entropy", "logits", logits, self.n * self.classes)?;
+        check_len(
+            "softmax_cross_entropy",
+            "logits",
+            logits,
+            self.n * self.classes,
+        )?;
         check_len("softmax_cross_entropy", "targets", targets, self.n)?;
-        check_len("softmax_cross_entropy", "dlogits", dlogits, self.n * self.classes)
+        check_len(
+            "softmax_cross_entropy",
+            "dlogits",
+            dlogits,
+            self.n * self.classes,
+        )
     }
 }
 
@@ -47,8 +59,19 @@ pub trait LossOps: super::MemoryOps {
 
     /// Mean squared error `mean((x - target)^2)`; dx overwritten with
     /// `2 (x - target) / len`.
-    fn mse_loss(&self, x: &Self::Buffer, target: &Self::Buffer, dx: &mut Self::Buffer) -> Result<f32>;
+    fn mse_loss(
+        &self,
+        x: &Self::Buffer,
+        target: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<f32>;
 
     /// Index of the largest value in each row of x (N, classes) (first on ties).
-    fn argmax_rows(&self, n: usize, classes: usize, x: &Self::Buffer, out: &mut Self::IndexBuffer) -> Result<()>;
+    fn argmax_rows(
+        &self,
+        n: usize,
+        classes: usize,
+        x: &Self::Buffer,
+        out: &mut Self::IndexBuffer,
+    ) -> Result<()>;
 }

@@ -19,7 +19,12 @@ pub struct BatchNormParams {
 
 impl BatchNormParams {
     /// Validate the params and the lengths of x/y-sized and per-channel buffers.
-    pub fn check(&self, op: &'static str, xy: &[(&'static str, usize)], per_channel: &[(&'static str, usize)]) -> Result<()> {
+    pub fn check(
+        &self,
+        op: &'static str,
+        xy: &[(&'static str, usize)],
+        per_channel: &[(&'static str, usize)],
+    ) -> Result<()> {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return Err(CnnError::value("eps", "must be positive"));
         }
@@ -27,7 +32,9 @@ impl BatchNormParams {
             return Err(CnnError::value("momentum", "must be in [0, 1]"));
         }
         if self.n * self.hw == 0 || self.c == 0 {
-            return Err(CnnError::geometry("batch norm needs at least one value per channel"));
+            return Err(CnnError::geometry(
+                "batch norm needs at least one value per channel",
+            ));
         }
         for &(name, len) in xy {
             check_len(op, name, len, self.n * self.c * self.hw)?;
@@ -111,6 +118,7 @@ pub trait NormOps: super::MemoryOps {
     ) -> Result<()>;
 
     /// Eval-mode batch norm with the running statistics.
+    #[allow(clippy::too_many_arguments)]
     fn batch_norm2d_forward_eval(
         &self,
         p: &BatchNormParams,
@@ -139,8 +147,18 @@ pub trait NormOps: super::MemoryOps {
     ) -> Result<()>;
 
     /// `y = x * mask * scale` with the mask of [`DropoutParams::keep`].
-    fn dropout_forward(&self, p: &DropoutParams, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn dropout_forward(
+        &self,
+        p: &DropoutParams,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dx = dy * mask * scale`, regenerating the same mask (nothing is stored).
-    fn dropout_backward(&self, p: &DropoutParams, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn dropout_backward(
+        &self,
+        p: &DropoutParams,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 }

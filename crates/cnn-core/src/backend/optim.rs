@@ -129,7 +129,13 @@ pub struct AdamaxStep {
 /// decay is folded in per element, never written back), state buffers have
 /// the length of `w` and are updated in place.
 pub trait OptimOps: super::MemoryOps {
-    fn sgd_update(&self, s: &SgdStep, w: &mut Self::Buffer, g: &Self::Buffer, momentum_buf: Option<&mut Self::Buffer>) -> Result<()>;
+    fn sgd_update(
+        &self,
+        s: &SgdStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        momentum_buf: Option<&mut Self::Buffer>,
+    ) -> Result<()>;
     #[allow(clippy::too_many_arguments)]
     fn adam_update(
         &self,
@@ -150,7 +156,13 @@ pub trait OptimOps: super::MemoryOps {
         momentum_buf: Option<&mut Self::Buffer>,
         grad_avg: Option<&mut Self::Buffer>,
     ) -> Result<()>;
-    fn adagrad_update(&self, s: &AdagradStep, w: &mut Self::Buffer, g: &Self::Buffer, sum: &mut Self::Buffer) -> Result<()>;
+    fn adagrad_update(
+        &self,
+        s: &AdagradStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        sum: &mut Self::Buffer,
+    ) -> Result<()>;
     fn adadelta_update(
         &self,
         s: &AdadeltaStep,
@@ -159,7 +171,28 @@ pub trait OptimOps: super::MemoryOps {
         square_avg: &mut Self::Buffer,
         acc_delta: &mut Self::Buffer,
     ) -> Result<()>;
-    fn nadam_update(&self, s: &NadamStep, w: &mut Self::Buffer, g: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer) -> Result<()>;
-    fn radam_update(&self, s: &RadamStep, w: &mut Self::Buffer, g: &Self::Buffer, m: &mut Self::Buffer, v: &mut Self::Buffer) -> Result<()>;
-    fn adamax_update(&self, s: &AdamaxStep, w: &mut Self::Buffer, g: &Self::Buffer, m: &mut Self::Buffer, u: &mut Self::Buffer) -> Result<()>;
+    fn nadam_update(
+        &self,
+        s: &NadamStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        m: &mut Self::Buffer,
+        v: &mut Self::Buffer,
+    ) -> Result<()>;
+    fn radam_update(
+        &self,
+        s: &RadamStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        m: &mut Self::Buffer,
+        v: &mut Self::Buffer,
+    ) -> Result<()>;
+    fn adamax_update(
+        &self,
+        s: &AdamaxStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        m: &mut Self::Buffer,
+        u: &mut Self::Buffer,
+    ) -> Result<()>;
 }

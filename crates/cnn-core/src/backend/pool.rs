@@ -81,8 +81,24 @@ impl Pool2dParams {
         if c == 0 {
             return Err(CnnError::geometry("channel count must be at least 1"));
         }
-        let h_out = window_output_len("height", h, geom.kernel[0], geom.stride[0], geom.padding[0], 1, geom.ceil_mode)?;
-        let w_out = window_output_len("width", w, geom.kernel[1], geom.stride[1], geom.padding[1], 1, geom.ceil_mode)?;
+        let h_out = window_output_len(
+            "height",
+            h,
+            geom.kernel[0],
+            geom.stride[0],
+            geom.padding[0],
+            1,
+            geom.ceil_mode,
+        )?;
+        let w_out = window_output_len(
+            "width",
+            w,
+            geom.kernel[1],
+            geom.stride[1],
+            geom.padding[1],
+            1,
+            geom.ceil_mode,
+        )?;
         Ok(Pool2dParams {
             n,
             c,
@@ -141,22 +157,58 @@ pub trait PoolOps: super::MemoryOps {
     /// output element, the flat index `h * W + w` of the chosen input element
     /// within its (n, c) plane (the first maximum in row-major window order;
     /// NaN wins, as in PyTorch).
-    fn max_pool2d_forward(&self, p: &Pool2dParams, x: &Self::Buffer, y: &mut Self::Buffer, argmax: &mut Self::IndexBuffer) -> Result<()>;
+    fn max_pool2d_forward(
+        &self,
+        p: &Pool2dParams,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+        argmax: &mut Self::IndexBuffer,
+    ) -> Result<()>;
 
     /// `dx` (overwritten) receives each `dy` at its argmax position (summed
     /// where windows overlap).
-    fn max_pool2d_backward(&self, p: &Pool2dParams, dy: &Self::Buffer, argmax: &Self::IndexBuffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn max_pool2d_backward(
+        &self,
+        p: &Pool2dParams,
+        dy: &Self::Buffer,
+        argmax: &Self::IndexBuffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// Average pooling; the divisor follows `count_include_pad` and never
     /// counts the part of a ceil-mode window beyond the padded input.
-    fn avg_pool2d_forward(&self, p: &Pool2dParams, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn avg_pool2d_forward(
+        &self,
+        p: &Pool2dParams,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dx` (overwritten) = each `dy` spread over its window / divisor.
-    fn avg_pool2d_backward(&self, p: &Pool2dParams, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn avg_pool2d_backward(
+        &self,
+        p: &Pool2dParams,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// Mean over each (n, c) plane: x is (N, C, HW), y is (N, C).
-    fn global_avg_pool_forward(&self, n: usize, c: usize, hw: usize, x: &Self::Buffer, y: &mut Self::Buffer) -> Result<()>;
+    fn global_avg_pool_forward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        x: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()>;
 
     /// `dx` (overwritten, (N, C, HW)) = dy / HW broadcast over each plane.
-    fn global_avg_pool_backward(&self, n: usize, c: usize, hw: usize, dy: &Self::Buffer, dx: &mut Self::Buffer) -> Result<()>;
+    fn global_avg_pool_backward(
+        &self,
+        n: usize,
+        c: usize,
+        hw: usize,
+        dy: &Self::Buffer,
+        dx: &mut Self::Buffer,
+    ) -> Result<()>;
 }

@@ -1,0 +1,131 @@
+//! Parallel helpers shared by the op modules: chunked elementwise loops over
+//! several buffers at once, and reusable per-thread scratch buffers.
+
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
+use crate::CpuBackend;
+
+/// Elementwise loops shorter than this run on the calling thread: below it,
+/// waking the pool costs more than the loop.
+pub(crate) const PAR_MIN_ELEMS: usize = 1 << 15;
+
+/// Elements per parallel task of an elementwise loop (a multiple of 4, so
+/// Philox blocks never straddle two tasks).
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
+/// Run `f` over `len` elements of `M` mutable and `R` read-only buffers, in
+/// parallel chunks when long enough. `f` receives the chunk's offset and the
+/// matching sub-slices. An empty buffer stands for "absent" (an optional
+/// state buffer): it is passed to every chunk as an empty slice. Every other
+/// buffer must have length `len` (the caller checked).
+pub(crate) fn zip_chunks<const M: usize, const R: usize, F>(
+    be: &CpuBackend,
+    len: usize,
+    muts: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    f: F,
+) where
+    F: Fn(usize, [&mut [f32]; M], [&[f32]; R]) + Sync + Send,
+{
+    if be.threads <= 1 || len < PAR_MIN_ELEMS {
+        f(0, muts, reads);
+        return;
+    }
+    let mut muts = muts;
+    let mut reads = reads;
+    let mut tasks = Vec::with_capacity(len.div_ceil(PAR_CHUNK));
+    let mut offset = 0;
+    while offset < len {
+        let take = PAR_CHUNK.min(len - offset);
+        let ms: [&mut [f32]; M] = std::array::from_fn(|i| {
+            let s = std::mem::take(&mut muts[i]);
+            if s.is_empty() {
+                s
+            } else {
+                let (head, tail) = s.split_at_mut(take);
+                muts[i] = tail;
+                head
+            }
+        });
+        let rs: [&[f32]; R] = std::array::from_fn(|i| {
+            let s = reads[i];
+            if s.is_empty() {
+                s
+            } else {
+                let (head, tail) = s.split_at(take);
+                reads[i] = tail;
+                head
+            }
+        });
+        tasks.push((offset, ms, rs));
+        offset += take;
+    }
+    be.install(|| {
+        tasks
+            .into_par_iter()
+            .for_each(|(off, ms, rs)| f(off, ms, rs))
+    });
+}
+
+/// Sum `f(chunk)` over chunks of `x` in f64, in parallel when long.
+pub(crate) fn reduce_f64(
+    be: &CpuBackend,
+    x: &[f32],
+    f: impl Fn(&[f32]) -> f64 + Sync + Send,
+) -> f64 {
+    if be.threads <= 1 || x.len() < PAR_MIN_ELEMS {
+        return f(x);
+    }
+    be.install(|| x.par_chunks(PAR_CHUNK).map(&f).sum())
+}
+
+thread_local! {
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Run `f` with a scratch slice of `len` elements (contents unspecified)
+/// taken from this thread's cache, so per-image workspaces (im2col columns)
+/// are allocated once per worker thread, not once per call.
+///
+/// Re-entrant: the buffer is moved out while in use, so a nested call (for
+/// example a rayon task stolen while waiting) gets a fresh one instead of
+/// panicking.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    SCRATCH.with(|cell| {
+        let other = cell.take();
+        cell.set(if other.len() > buf.len() { other } else { buf });
+    });
+    out
+}
+
+/// Sum of `x` in f64, with eight independent accumulators so the loop
+/// vectorises (a single f64 chain is latency-bound).
+#[inline]
+pub(crate) fn sum_f64(x: &[f32]) -> f64 {
+    sum_map_f64(x, |v| v)
+}
+
+/// Sum of `f(v)` over `x` in f64 (eight accumulators, see [`sum_f64`]).
+#[inline(always)]
+pub(crate) fn sum_map_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(f64::from(v));
+        }
+    }
+    let mut tail = 0.0f64;
+    for &v in rest {
+        tail += f(f64::from(v));
+    }
+    acc.iter().sum::<f64>() + tail
+}
