@@ -1,0 +1,199 @@
+//! `OptimizerConfig`: which optimizer, with which hyperparameters; parsed
+//! from a name, a serde document or built in code.
+
+use cnn_core::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OptimError, Result};
+use crate::optimizer::{
+    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, GroupHyper, NadamConfig,
+    RadamConfig, RmspropConfig, Rule, SgdConfig, Slot, StepCtx,
+};
+
+/// An optimizer and its hyperparameters, tagged by `kind` in serde
+/// (`{"kind": "adam", "lr": 0.001, "betas": [0.9, 0.999]}`); missing keys
+/// take PyTorch's defaults, unknown keys are an error.
+///
+/// Build an [`Optimizer`](crate::Optimizer) with
+/// [`Optimizer::new`](crate::Optimizer::new), which validates it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    /// `torch.optim.SGD`
+    Sgd(SgdConfig),
+    /// `torch.optim.Adam`
+    Adam(AdamConfig),
+    /// `torch.optim.AdamW`
+    AdamW(AdamWConfig),
+    /// `torch.optim.RMSprop`
+    Rmsprop(RmspropConfig),
+    /// `torch.optim.Adagrad`
+    Adagrad(AdagradConfig),
+    /// `torch.optim.Adadelta`
+    Adadelta(AdadeltaConfig),
+    /// `torch.optim.NAdam`
+    NAdam(NadamConfig),
+    /// `torch.optim.RAdam`
+    RAdam(RadamConfig),
+    /// `torch.optim.Adamax`
+    Adamax(AdamaxConfig),
+}
+
+/// Call `$body` with `$r` bound to the rule of whichever variant `$cfg` is.
+macro_rules! with_rule {
+    ($cfg:expr, $r:ident => $body:expr) => {
+        match $cfg {
+            OptimizerConfig::Sgd($r) => $body,
+            OptimizerConfig::Adam($r) => $body,
+            OptimizerConfig::AdamW($r) => $body,
+            OptimizerConfig::Rmsprop($r) => $body,
+            OptimizerConfig::Adagrad($r) => $body,
+            OptimizerConfig::Adadelta($r) => $body,
+            OptimizerConfig::NAdam($r) => $body,
+            OptimizerConfig::RAdam($r) => $body,
+            OptimizerConfig::Adamax($r) => $body,
+        }
+    };
+}
+
+impl Default for OptimizerConfig {
+    /// SGD with PyTorch's defaults.
+    fn default() -> Self {
+        OptimizerConfig::Sgd(SgdConfig::default())
+    }
+}
+
+impl OptimizerConfig {
+    /// The optimizer `name` (case-insensitive: "sgd", "adam", "adamw",
+    /// "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax") with
+    /// PyTorch's default hyperparameters.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "sgd" => OptimizerConfig::Sgd(SgdConfig::default()),
+            "adam" => OptimizerConfig::Adam(AdamConfig::default()),
+            "adamw" => OptimizerConfig::AdamW(AdamWConfig::default()),
+            "rmsprop" => OptimizerConfig::Rmsprop(RmspropConfig::default()),
+            "adagrad" => OptimizerConfig::Adagrad(AdagradConfig::default()),
+            "adadelta" => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+            "nadam" => OptimizerConfig::NAdam(NadamConfig::default()),
+            "radam" => OptimizerConfig::RAdam(RadamConfig::default()),
+            "adamax" => OptimizerConfig::Adamax(AdamaxConfig::default()),
+            _ => return Err(OptimError::UnknownOptimizer(name.to_string())),
+        })
+    }
+
+    /// Parse a JSON object `{"kind": name, ...hyperparameters}` (PyTorch's
+    /// argument names) and validate it. The kind is matched like
+    /// [`from_name`](Self::from_name), so `"kind": "AdamW"` works too; an
+    /// unknown kind is [`OptimError::UnknownOptimizer`], an unknown key or a
+    /// wrong type [`OptimError::Config`], a bad value
+    /// [`OptimError::InvalidHyperparameter`].
+    pub fn from_json(value: &serde_json::Value) -> Result<Self> {
+        let mut obj = value
+            .as_object()
+            .cloned()
+            .ok_or_else(|| OptimError::Config {
+                what: "optimizer",
+                message: format!("expected a JSON object, got {value}"),
+            })?;
+        let kind = obj
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| OptimError::Config {
+                what: "optimizer",
+                message: "missing string field `kind`".to_string(),
+            })?;
+        let canonical = Self::from_name(kind)?.name();
+        obj.insert("kind".to_string(), canonical.into());
+        let config: Self = serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
+            OptimError::Config {
+                what: "optimizer",
+                message: e.to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The lowercase name ("adam").
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd(_) => "sgd",
+            OptimizerConfig::Adam(_) => "adam",
+            OptimizerConfig::AdamW(_) => "adamw",
+            OptimizerConfig::Rmsprop(_) => "rmsprop",
+            OptimizerConfig::Adagrad(_) => "adagrad",
+            OptimizerConfig::Adadelta(_) => "adadelta",
+            OptimizerConfig::NAdam(_) => "nadam",
+            OptimizerConfig::RAdam(_) => "radam",
+            OptimizerConfig::Adamax(_) => "adamax",
+        }
+    }
+
+    /// Check every hyperparameter (done by [`Optimizer::new`](crate::Optimizer::new)).
+    pub fn validate(&self) -> Result<()> {
+        with_rule!(self, r => r.validate())
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        with_rule!(self, r => r.lr())
+    }
+
+    /// The weight decay (coupled or decoupled as the optimizer defines it).
+    pub fn weight_decay(&self) -> f64 {
+        with_rule!(self, r => r.weight_decay())
+    }
+
+    /// The same config with learning rate `lr` (checked when the optimizer is built).
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        with_rule!(&mut self, r => r.lr = lr);
+        self
+    }
+
+    /// The same config with weight decay `wd`.
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
+        with_rule!(&mut self, r => r.weight_decay = wd);
+        self
+    }
+
+    /// The same config with momentum `momentum`: SGD's and RMSprop's
+    /// `momentum`; for Adam, AdamW, NAdam, RAdam and Adamax the first-moment
+    /// decay `betas.0` (the role momentum plays there). Adagrad and Adadelta
+    /// have no momentum: an error.
+    pub fn with_momentum(mut self, momentum: f64) -> Result<Self> {
+        match &mut self {
+            OptimizerConfig::Sgd(c) => c.momentum = momentum,
+            OptimizerConfig::Rmsprop(c) => c.momentum = momentum,
+            OptimizerConfig::Adam(c) => c.betas.0 = momentum,
+            OptimizerConfig::AdamW(c) => c.betas.0 = momentum,
+            OptimizerConfig::NAdam(c) => c.betas.0 = momentum,
+            OptimizerConfig::RAdam(c) => c.betas.0 = momentum,
+            OptimizerConfig::Adamax(c) => c.betas.0 = momentum,
+            OptimizerConfig::Adagrad(_) | OptimizerConfig::Adadelta(_) => {
+                return Err(OptimError::InvalidCombination(format!(
+                    "{} has no momentum",
+                    self.name()
+                )));
+            }
+        }
+        Ok(self)
+    }
+
+    pub(crate) fn slots(&self) -> Vec<Slot> {
+        with_rule!(self, r => r.slots())
+    }
+
+    pub(crate) fn scalars(&self) -> Vec<(&'static str, f64)> {
+        with_rule!(self, r => r.scalars())
+    }
+
+    pub(crate) fn update<B: Backend>(
+        &self,
+        backend: &B,
+        hp: GroupHyper,
+        ctx: StepCtx<'_, B>,
+    ) -> Result<()> {
+        with_rule!(self, r => r.update(backend, hp, ctx))
+    }
+}

@@ -1,0 +1,378 @@
+//! `Optimizer<B>`: parameter groups, per-parameter state in device memory,
+//! the learning rate of each step, and export/import of the state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use cnn_core::{Backend, Param};
+
+use super::{GroupHyper, StepCtx};
+use crate::config::OptimizerConfig;
+use crate::error::{OptimError, Result, check};
+use crate::group::ParamGroup;
+use crate::schedule::Scheduler;
+use crate::state::{OptimizerState, ParamState};
+
+/// One parameter's state in device memory.
+struct SlotState<B: Backend> {
+    step: u64,
+    bufs: Vec<B::Buffer>,
+    scalars: Vec<f64>,
+}
+
+/// A group with its resolved base rate, current rate and weight decay.
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    group: ParamGroup,
+    base_lr: f64,
+    lr: f64,
+    weight_decay: f64,
+}
+
+/// An optimizer over backend `B`: the rule from an [`OptimizerConfig`],
+/// parameter groups, and each parameter's state (step count and state
+/// buffers, created in device memory on the parameter's first step and keyed
+/// by its name).
+///
+/// Gradients accumulate until [`zero_grad`](Self::zero_grad) is called; a
+/// step reads `param.grad` and never modifies it.
+///
+/// ```ignore
+/// let mut opt = Optimizer::<CpuBackend>::new(OptimizerConfig::from_name("adamw")?.with_lr(1e-3))?;
+/// opt.add_group(ParamGroup::no_decay(params.iter().map(|p| &**p)))?;
+/// loop {
+///     opt.zero_grad(&backend, &mut params)?;
+///     // forward + backward accumulate into param.grad
+///     opt.step(&backend, &mut params)?;
+/// }
+/// ```
+pub struct Optimizer<B: Backend> {
+    config: OptimizerConfig,
+    /// Index 0 is the default group (every parameter no other group matches).
+    groups: Vec<GroupEntry>,
+    state: HashMap<String, SlotState<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Optimizer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer")
+            .field("config", &self.config)
+            .field("groups", &self.groups)
+            .field("params_with_state", &self.state.len())
+            .finish()
+    }
+}
+
+impl<B: Backend> Optimizer<B> {
+    /// Validate `config` and build an optimizer with one (default) group.
+    pub fn new(config: OptimizerConfig) -> Result<Self> {
+        config.validate()?;
+        let default = GroupEntry {
+            group: ParamGroup::new("default"),
+            base_lr: config.lr(),
+            lr: config.lr(),
+            weight_decay: config.weight_decay(),
+        };
+        Ok(Optimizer {
+            config,
+            groups: vec![default],
+            state: HashMap::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Add a parameter group (checked before the ones added later, after
+    /// none: the first match wins). Returns its index.
+    pub fn add_group(&mut self, group: ParamGroup) -> Result<usize> {
+        let base_lr = group.lr.unwrap_or(self.config.lr());
+        let weight_decay = group.weight_decay.unwrap_or(self.config.weight_decay());
+        check::lr("lr", base_lr)?;
+        check::non_negative("weight_decay", weight_decay)?;
+        // A group added mid-run starts at the rate the schedule gives now.
+        let lr = if self.groups[0].base_lr > 0.0 {
+            base_lr * self.groups[0].lr / self.groups[0].base_lr
+        } else {
+            base_lr
+        };
+        self.groups.push(GroupEntry {
+            group,
+            base_lr,
+            lr,
+            weight_decay,
+        });
+        Ok(self.groups.len() - 1)
+    }
+
+    /// Number of groups, the default one included.
+    pub fn num_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The group definition at `index` (0: the default group).
+    pub fn group(&self, index: usize) -> Option<&ParamGroup> {
+        self.groups.get(index).map(|g| &g.group)
+    }
+
+    /// The index of the group the parameter named `name` belongs to.
+    pub fn group_of(&self, name: &str) -> usize {
+        self.groups
+            .iter()
+            .skip(1)
+            .position(|g| g.group.matches(name))
+            .map_or(0, |i| i + 1)
+    }
+
+    /// The current rate of the default group.
+    pub fn lr(&self) -> f64 {
+        self.groups[0].lr
+    }
+
+    /// The current rate of group `index`.
+    pub fn group_lr(&self, index: usize) -> Option<f64> {
+        self.groups.get(index).map(|g| g.lr)
+    }
+
+    /// The weight decay of group `index`.
+    pub fn group_weight_decay(&self, index: usize) -> Option<f64> {
+        self.groups.get(index).map(|g| g.weight_decay)
+    }
+
+    /// Set the default group's rate to `lr` and scale every other group's
+    /// base rate by the same factor (`lr / base lr`); when the optimizer's
+    /// base rate is 0 every group gets `lr`.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check::lr("lr", lr)?;
+        let base = self.groups[0].base_lr;
+        for g in &mut self.groups {
+            g.lr = if base > 0.0 {
+                g.base_lr * (lr / base)
+            } else {
+                lr
+            };
+        }
+        self.groups[0].lr = lr;
+        Ok(())
+    }
+
+    /// Set group `index`'s current rate directly.
+    pub fn set_group_lr(&mut self, index: usize, lr: f64) -> Result<()> {
+        check::lr("lr", lr)?;
+        let n = self.groups.len();
+        let g = self
+            .groups
+            .get_mut(index)
+            .ok_or_else(|| OptimError::hyper("group", index, format!("there are {n} groups")))?;
+        g.lr = lr;
+        Ok(())
+    }
+
+    /// Set every group's rate to what `scheduler` gives for its base rate at
+    /// the scheduler's current step (PyTorch: each group scheduled from its
+    /// own `initial_lr`). Call before each [`step`](Self::step).
+    pub fn apply_schedule(&mut self, scheduler: &Scheduler) -> Result<()> {
+        for g in &mut self.groups {
+            let lr = scheduler.lr(g.base_lr);
+            check::lr("scheduled lr", lr)?;
+            g.lr = lr;
+        }
+        Ok(())
+    }
+
+    /// Zero every parameter's gradient.
+    pub fn zero_grad(&self, backend: &B, params: &mut [&mut Param<B>]) -> Result<()> {
+        for p in params.iter_mut() {
+            p.zero_grad(backend)?;
+        }
+        Ok(())
+    }
+
+    /// One update of every parameter from its accumulated gradient.
+    pub fn step(&mut self, backend: &B, params: &mut [&mut Param<B>]) -> Result<()> {
+        self.step_params(backend, params.iter_mut().map(|p| &mut **p))
+    }
+
+    /// [`step`](Self::step) over any iterator of parameters.
+    pub fn step_params<'a>(
+        &mut self,
+        backend: &B,
+        params: impl IntoIterator<Item = &'a mut Param<B>>,
+    ) -> Result<()>
+    where
+        B: 'a,
+    {
+        let mut seen = HashSet::new();
+        for p in params {
+            if !seen.insert(p.name.clone()) {
+                return Err(OptimError::InvalidCombination(format!(
+                    "parameter `{}` appears twice in one step",
+                    p.name
+                )));
+            }
+            self.step_one(backend, p)?;
+        }
+        Ok(())
+    }
+
+    fn step_one(&mut self, backend: &B, p: &mut Param<B>) -> Result<()> {
+        let gi = self.group_of(&p.name);
+        let hp = GroupHyper {
+            lr: self.groups[gi].lr,
+            weight_decay: self.groups[gi].weight_decay,
+        };
+        let n = p.numel();
+        if !self.state.contains_key(&p.name) {
+            let st = self.fresh_state(backend, n)?;
+            self.state.insert(p.name.clone(), st);
+        }
+        let st = self.state.get_mut(&p.name).expect("inserted above");
+        for b in &st.bufs {
+            let len = backend.buffer_len(b);
+            if len != n {
+                return Err(OptimError::State(format!(
+                    "parameter `{}` has {n} elements but its optimizer state has {len}",
+                    p.name
+                )));
+            }
+        }
+        let t = st.step + 1;
+        let Param { value, grad, .. } = p;
+        let ctx = StepCtx {
+            t,
+            bufs: &mut st.bufs,
+            scalars: &mut st.scalars,
+            w: value.buffer_mut(),
+            g: grad.buffer(),
+        };
+        self.config.update(backend, hp, ctx)?;
+        st.step = t;
+        Ok(())
+    }
+
+    fn fresh_state(&self, backend: &B, n: usize) -> Result<SlotState<B>> {
+        let mut bufs = Vec::new();
+        for slot in self.config.slots() {
+            let mut b = backend.alloc_zeros(n)?;
+            if slot.init != 0.0 {
+                backend.fill(&mut b, slot.init)?;
+            }
+            bufs.push(b);
+        }
+        Ok(SlotState {
+            step: 0,
+            bufs,
+            scalars: self.config.scalars().into_iter().map(|(_, v)| v).collect(),
+        })
+    }
+
+    /// Steps taken by the parameter named `name` (`None` before its first).
+    pub fn steps_taken(&self, name: &str) -> Option<u64> {
+        self.state.get(name).map(|s| s.step)
+    }
+
+    /// Forget all per-parameter state (the next step is a first step again).
+    pub fn reset_state(&mut self) {
+        self.state.clear();
+    }
+
+    /// A host copy of the state (downloads every state buffer).
+    pub fn export_state(&self, backend: &B) -> Result<OptimizerState> {
+        let slots = self.config.slots();
+        let scalars = self.config.scalars();
+        let mut params = BTreeMap::new();
+        for (name, st) in &self.state {
+            let mut ps = ParamState {
+                step: st.step,
+                ..Default::default()
+            };
+            for (slot, buf) in slots.iter().zip(&st.bufs) {
+                ps.slots
+                    .insert(slot.name.to_string(), backend.download(buf)?);
+            }
+            for ((key, _), v) in scalars.iter().zip(&st.scalars) {
+                ps.scalars.insert(key.to_string(), *v);
+            }
+            params.insert(name.clone(), ps);
+        }
+        Ok(OptimizerState {
+            kind: self.config.name().to_string(),
+            group_lrs: self.groups.iter().map(|g| g.lr).collect(),
+            params,
+        })
+    }
+
+    /// Replace the state with `state` (uploads every buffer). The kind,
+    /// the number of groups and every parameter's slots must match this
+    /// optimizer's configuration; element counts are checked at the next step.
+    pub fn import_state(&mut self, backend: &B, state: &OptimizerState) -> Result<()> {
+        if state.kind != self.config.name() {
+            return Err(OptimError::State(format!(
+                "state of a `{}` optimizer given to a `{}` optimizer",
+                state.kind,
+                self.config.name()
+            )));
+        }
+        if state.group_lrs.len() != self.groups.len() {
+            return Err(OptimError::State(format!(
+                "state has {} parameter groups, the optimizer {}",
+                state.group_lrs.len(),
+                self.groups.len()
+            )));
+        }
+        for &lr in &state.group_lrs {
+            check::lr("lr", lr)?;
+        }
+        let slots = self.config.slots();
+        let scalars = self.config.scalars();
+        let mut new_state = HashMap::new();
+        for (name, ps) in &state.params {
+            let expected: Vec<&str> = slots.iter().map(|s| s.name).collect();
+            let found: Vec<&str> = ps.slots.keys().map(String::as_str).collect();
+            let mut sorted = expected.clone();
+            sorted.sort_unstable();
+            if sorted != found {
+                return Err(OptimError::State(format!(
+                    "parameter `{name}` has state slots {found:?}, expected {expected:?}"
+                )));
+            }
+            let lens: HashSet<usize> = ps.slots.values().map(Vec::len).collect();
+            if lens.len() > 1 {
+                return Err(OptimError::State(format!(
+                    "parameter `{name}` has state slots of different lengths"
+                )));
+            }
+            let mut bufs = Vec::with_capacity(slots.len());
+            for slot in &slots {
+                bufs.push(backend.upload(&ps.slots[slot.name])?);
+            }
+            let mut vals = Vec::with_capacity(scalars.len());
+            for (key, _) in &scalars {
+                let v = ps.scalars.get(*key).ok_or_else(|| {
+                    OptimError::State(format!("parameter `{name}` lacks the scalar `{key}`"))
+                })?;
+                vals.push(*v);
+            }
+            if ps.scalars.len() != scalars.len() {
+                return Err(OptimError::State(format!(
+                    "parameter `{name}` has unexpected scalars {:?}",
+                    ps.scalars.keys().collect::<Vec<_>>()
+                )));
+            }
+            new_state.insert(
+                name.clone(),
+                SlotState {
+                    step: ps.step,
+                    bufs,
+                    scalars: vals,
+                },
+            );
+        }
+        for (g, &lr) in self.groups.iter_mut().zip(&state.group_lrs) {
+            g.lr = lr;
+        }
+        self.state = new_state;
+        Ok(())
+    }
+}
