@@ -1,0 +1,114 @@
+//! CIFAR-10 binary batches.
+//!
+//! Each `.bin` file is a sequence of 3073-byte records: one label byte
+//! (0..=9) then 3072 pixel bytes, 1024 red, 1024 green, 1024 blue, each a
+//! 32x32 row-major plane (already `[C, H, W]`). Training data is
+//! `data_batch_1.bin`..`data_batch_5.bin`, test data `test_batch.bin`, in
+//! the given directory or its `cifar-10-batches-bin` subfolder.
+
+use std::path::{Path, PathBuf};
+
+use cnn_core::Shape;
+
+use crate::dataset::{Dataset, ImageSet, Pixels};
+use crate::error::{DataError, ParseError, Result};
+use crate::files::{find_first, read_file, require_dir};
+use crate::normalize::Normalization;
+
+/// Bytes of pixel data per image (3 x 32 x 32).
+pub const CIFAR_IMAGE_BYTES: usize = 3 * 32 * 32;
+/// Bytes per record: label + image.
+pub const CIFAR_RECORD_BYTES: usize = 1 + CIFAR_IMAGE_BYTES;
+/// Subfolder the official archive unpacks to.
+pub const CIFAR_SUBDIR: &str = "cifar-10-batches-bin";
+
+/// The CIFAR-10 class names, in label order.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// One parsed batch: `labels.len()` images of `[3, 32, 32]` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CifarBatch {
+    /// Pixel bytes, image after image, `[3, 32, 32]` each.
+    pub pixels: Vec<u8>,
+    /// One label (0..=9) per image.
+    pub labels: Vec<u32>,
+}
+
+/// Parse a CIFAR-10 binary batch. The length must be a non-zero multiple
+/// of 3073 and every label below 10.
+pub fn parse_cifar_batch(bytes: &[u8]) -> Result<CifarBatch, ParseError> {
+    if bytes.is_empty() || bytes.len() % CIFAR_RECORD_BYTES != 0 {
+        return Err(ParseError::RecordLength {
+            len: bytes.len(),
+            record: CIFAR_RECORD_BYTES,
+        });
+    }
+    let n = bytes.len() / CIFAR_RECORD_BYTES;
+    let mut labels = Vec::with_capacity(n);
+    let mut pixels = Vec::with_capacity(n * CIFAR_IMAGE_BYTES);
+    for (index, record) in bytes.chunks_exact(CIFAR_RECORD_BYTES).enumerate() {
+        let label = u32::from(record[0]);
+        if label >= 10 {
+            return Err(ParseError::LabelOutOfRange {
+                index,
+                label,
+                classes: 10,
+            });
+        }
+        labels.push(label);
+        pixels.extend_from_slice(&record[1..]);
+    }
+    Ok(CifarBatch { pixels, labels })
+}
+
+/// Load CIFAR-10 from `dir` (or `dir/cifar-10-batches-bin`).
+pub fn load_cifar10_dir(dir: &Path) -> Result<Dataset> {
+    require_dir(dir)?;
+    let sub = dir.join(CIFAR_SUBDIR);
+    let root = if !dir.join("test_batch.bin").is_file() && sub.is_dir() {
+        sub
+    } else {
+        dir.to_path_buf()
+    };
+    let train_files: Vec<PathBuf> = (1..=5)
+        .map(|i| find_batch(dir, &root, &format!("data_batch_{i}.bin")))
+        .collect::<Result<_>>()?;
+    let test_file = find_batch(dir, &root, "test_batch.bin")?;
+    let train = load_batches(&train_files)?;
+    let test = load_batches(&[test_file])?;
+    let classes = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
+    Dataset::new("cifar10", classes, train, test, Normalization::cifar10())
+}
+
+/// Find `name` in `root`; the error lists it in both `dir` and the
+/// subfolder.
+fn find_batch(dir: &Path, root: &Path, name: &str) -> Result<PathBuf> {
+    find_first(root, name, &[name.to_string()]).map_err(|_| DataError::NotFound {
+        what: name.to_string(),
+        dir: dir.to_path_buf(),
+        tried: vec![dir.join(name), dir.join(CIFAR_SUBDIR).join(name)],
+    })
+}
+
+fn load_batches(files: &[PathBuf]) -> Result<ImageSet> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for path in files {
+        let bytes = read_file(path)?;
+        let batch = parse_cifar_batch(&bytes).map_err(|e| DataError::parse(path, e))?;
+        pixels.extend_from_slice(&batch.pixels);
+        labels.extend_from_slice(&batch.labels);
+    }
+    ImageSet::new(Shape::from([3, 32, 32]), Pixels::U8(pixels), labels)
+}

@@ -1,0 +1,227 @@
+//! Image folders: one subfolder per class, PNG or JPEG files inside.
+//!
+//! Layout: either `dir/<class>/<image>` (everything is training data, the
+//! test split is empty) or `dir/train/<class>/<image>` plus an optional
+//! `dir/test/<class>/<image>`. Class `k` is the `k`-th class subfolder of
+//! the training folder in sorted name order; a test class folder must name
+//! one of them. Within a class, files load in sorted name order.
+//!
+//! Entries whose names start with `.` are skipped, as are loose files next
+//! to the class folders and folders nested inside a class folder. Any other
+//! file in a class folder must decode as an image (the content decides, not
+//! the extension), else [`DataError::NotAnImage`] names it.
+//!
+//! Size: without a target size every image must have the size of the first
+//! one (else [`DataError::SizeMismatch`]); with [`FolderOptions::size`] every
+//! image is resized (bilinear) to it. Channels: 1 (luma) or 3 (RGB, alpha
+//! dropped), from [`FolderOptions::channels`] or else from the first image's
+//! colour type. Normalisation: statistics computed on the training images.
+
+use std::path::{Path, PathBuf};
+
+use cnn_core::Shape;
+use image::DynamicImage;
+
+use crate::dataset::{Dataset, ImageSet, Pixels};
+use crate::error::{DataError, Result};
+use crate::files::require_dir;
+use crate::normalize::Normalization;
+
+/// Options for [`load_folder`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderOptions {
+    /// 1 (grayscale) or 3 (RGB); `None` infers it from the first image.
+    pub channels: Option<usize>,
+    /// Resize every image to `(height, width)`; `None` requires one size.
+    pub size: Option<(usize, usize)>,
+}
+
+/// Load an image folder (see the module docs for the layout).
+pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<Dataset> {
+    require_dir(dir)?;
+    if let Some(c) = options.channels.filter(|&c| c != 1 && c != 3) {
+        return Err(DataError::value("channels", format!("{c}: must be 1 or 3")));
+    }
+    let max = u32::MAX as usize;
+    if let Some((h, w)) = options
+        .size
+        .filter(|&(h, w)| h == 0 || w == 0 || h > max || w > max)
+    {
+        return Err(DataError::value(
+            "size",
+            format!("{h}x{w} is not a valid image size"),
+        ));
+    }
+    let (train_dir, test_dir) = if dir.join("train").is_dir() {
+        let test = dir.join("test");
+        (dir.join("train"), test.is_dir().then_some(test))
+    } else {
+        (dir.to_path_buf(), None)
+    };
+    let classes = subfolders(&train_dir)?;
+    if classes.is_empty() {
+        return Err(DataError::Empty {
+            path: train_dir,
+            message: "no class subfolders".into(),
+        });
+    }
+    let class_names: Vec<String> = classes.iter().map(|(n, _)| n.clone()).collect();
+    let mut decoder = Decoder {
+        channels: options.channels,
+        size: options.size.map(|(h, w)| (w as u32, h as u32)),
+        first: None,
+    };
+    let mut train = Collected::default();
+    for (k, (_, path)) in classes.iter().enumerate() {
+        decoder.read_class(path, k as u32, &mut train)?;
+    }
+    let mut test = Collected::default();
+    if let Some(test_dir) = &test_dir {
+        for (name, path) in subfolders(test_dir)? {
+            let k =
+                class_names
+                    .iter()
+                    .position(|n| *n == name)
+                    .ok_or_else(|| DataError::Empty {
+                        path: path.clone(),
+                        message: format!(
+                            "test class `{name}` has no training folder in {}",
+                            train_dir.display()
+                        ),
+                    })?;
+            decoder.read_class(&path, k as u32, &mut test)?;
+        }
+    }
+    let shape = decoder.shape();
+    let train = ImageSet::new(shape.clone(), Pixels::U8(train.pixels), train.labels)?;
+    let test = ImageSet::new(shape, Pixels::U8(test.pixels), test.labels)?;
+    let norm = Normalization::compute(&train);
+    Dataset::new("folder", class_names, train, test, norm)
+}
+
+#[derive(Default)]
+struct Collected {
+    pixels: Vec<u8>,
+    labels: Vec<u32>,
+}
+
+struct Decoder {
+    channels: Option<usize>,
+    /// Target (width, height).
+    size: Option<(u32, u32)>,
+    /// The first image decoded and its (width, height).
+    first: Option<(PathBuf, (u32, u32))>,
+}
+
+impl Decoder {
+    fn shape(&self) -> Shape {
+        let (w, h) = self.first.as_ref().map_or((1, 1), |f| f.1);
+        Shape::from([self.channels.unwrap_or(1), h as usize, w as usize])
+    }
+
+    fn read_class(&mut self, class_dir: &Path, label: u32, out: &mut Collected) -> Result<()> {
+        let files = entries(class_dir)?
+            .into_iter()
+            .filter(|p| !p.is_dir())
+            .collect::<Vec<_>>();
+        if files.is_empty() {
+            return Err(DataError::Empty {
+                path: class_dir.to_path_buf(),
+                message: "class folder holds no images".into(),
+            });
+        }
+        for file in files {
+            self.decode_into(&file, &mut out.pixels)?;
+            out.labels.push(label);
+        }
+        Ok(())
+    }
+
+    /// Decode `path` and append it as `[C, H, W]` bytes.
+    fn decode_into(&mut self, path: &Path, out: &mut Vec<u8>) -> Result<()> {
+        let not_image = |reason: String| DataError::NotAnImage {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let reader = image::ImageReader::open(path)
+            .map_err(|e| DataError::io(path, e))?
+            .with_guessed_format()
+            .map_err(|e| DataError::io(path, e))?;
+        if reader.format().is_none() {
+            return Err(not_image(
+                "unrecognised format; PNG and JPEG are supported".into(),
+            ));
+        }
+        let mut img = reader.decode().map_err(|e| not_image(e.to_string()))?;
+        let channels = *self
+            .channels
+            .get_or_insert(if img.color().has_color() { 3 } else { 1 });
+        let found = (img.width(), img.height());
+        match (self.size, &self.first) {
+            (Some((w, h)), _) => {
+                if found != (w, h) {
+                    img = img.resize_exact(w, h, image::imageops::FilterType::Triangle);
+                }
+            }
+            (None, Some((first, expected))) => {
+                if found != *expected {
+                    return Err(DataError::SizeMismatch {
+                        path: path.to_path_buf(),
+                        first: first.clone(),
+                        expected: *expected,
+                        found,
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+        if self.first.is_none() {
+            self.first = Some((path.to_path_buf(), (img.width(), img.height())));
+        }
+        append_chw(&img, channels, out);
+        Ok(())
+    }
+}
+
+/// Append `img` as `channels` planes of bytes.
+fn append_chw(img: &DynamicImage, channels: usize, out: &mut Vec<u8>) {
+    if channels == 1 {
+        out.extend_from_slice(img.to_luma8().as_raw());
+    } else {
+        let rgb = img.to_rgb8();
+        let raw = rgb.as_raw();
+        for c in 0..3 {
+            out.extend(raw.iter().skip(c).step_by(3));
+        }
+    }
+}
+
+/// Non-hidden entries of `dir`, sorted by file name.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let read = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        out.push(entry.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Subfolders of `dir` as (name, path), sorted by name.
+fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    Ok(entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, p)
+        })
+        .collect())
+}

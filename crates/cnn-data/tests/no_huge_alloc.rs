@@ -1,0 +1,66 @@
+//! A header claiming 10^12 images must give an error without allocating
+//! anything near that size. A counting global allocator (this test binary
+//! only) records the largest single allocation made while parsing.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cnn_data::idx::{encode_idx_images, encode_idx_labels};
+use cnn_data::{ParseError, parse_cifar_batch, parse_idx_images, parse_idx_labels};
+
+struct Counting;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn huge_header_counts_are_errors_without_allocation() {
+    // 10^12 images of 28x28 and 10^12 labels, with a few bytes of data.
+    let mut images = encode_idx_images(0, 28, 28, &[0; 784]);
+    let mut labels = encode_idx_labels(&[1, 2, 3]);
+    let huge: u64 = 1_000_000_000_000;
+    // The count field is 32 bits; the largest the format can claim is
+    // u32::MAX images (about 3.4 TB of pixels at 28x28).
+    images[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    labels[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    // And a 3-D header whose product is 10^12 bytes.
+    let big3 = encode_idx_images(1_000_000, 1000, 1000, &[0; 16]);
+    assert_eq!(1_000_000u64 * 1000 * 1000, huge);
+
+    LARGEST.store(0, Ordering::Relaxed);
+    let e1 = parse_idx_images(&images).unwrap_err();
+    let e2 = parse_idx_labels(&labels).unwrap_err();
+    let e3 = parse_idx_images(&big3).unwrap_err();
+    let e4 = parse_cifar_batch(&[0; 3072]).unwrap_err();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    for e in [&e1, &e2, &e3] {
+        assert!(matches!(e, ParseError::DataLength { .. }), "{e}");
+    }
+    assert!(matches!(e4, ParseError::RecordLength { .. }));
+    assert!(e3.to_string().contains("1000000000000"), "{e3}");
+    assert!(
+        largest < 1 << 16,
+        "an allocation of {largest} bytes was made while parsing"
+    );
+}
