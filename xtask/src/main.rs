@@ -1,1 +1,75 @@
-fn main() {}
+//! Project chores: `cargo xtask <command>`.
+//!
+//! - `ci`: what `.ci/run` runs: format check, clippy with `-D warnings`,
+//!   and the README's test command.
+//! - `test`: the README's test command alone.
+//! - `bench`: criterion benches, the end-to-end workloads W1-W4 (and
+//!   optionally PyTorch on the same workloads), report in `target/bench/`
+//!   (see `bench.rs` and docs/benchmarks.md).
+
+mod bench;
+
+use std::process::{Command, ExitCode};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+commands:
+  ci      format check, clippy (-D warnings) and the whole test suite, as CI runs them
+  test    the whole test suite (the README's test command)
+  bench   benchmarks and the report in target/bench/ (`cargo xtask bench --help`)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => test(),
+        Some("bench") => bench::bench(&args[1..]),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// The README's test command.
+fn test() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--release"])
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    test()
+}

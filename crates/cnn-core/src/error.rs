@@ -107,7 +107,12 @@ impl CnnError {
 }
 
 /// Check that a buffer has exactly `expected` elements.
-pub fn check_len(op: &'static str, buffer: &'static str, actual: usize, expected: usize) -> Result<()> {
+pub fn check_len(
+    op: &'static str,
+    buffer: &'static str,
+    actual: usize,
+    expected: usize,
+) -> Result<()> {
     if actual == expected {
         Ok(())
     } else {

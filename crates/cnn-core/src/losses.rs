@@ -15,7 +15,9 @@ pub struct SoftmaxCrossEntropy {
 impl SoftmaxCrossEntropy {
     /// Without label smoothing.
     pub fn new() -> Self {
-        SoftmaxCrossEntropy { label_smoothing: 0.0 }
+        SoftmaxCrossEntropy {
+            label_smoothing: 0.0,
+        }
     }
 
     /// The mean loss; writes its gradient into `dlogits` (same shape).
@@ -31,7 +33,10 @@ impl SoftmaxCrossEntropy {
             _ => {
                 return Err(CnnError::value(
                     "logits",
-                    format!("cross-entropy needs logits of shape [N, classes], got {}", logits.shape()),
+                    format!(
+                        "cross-entropy needs logits of shape [N, classes], got {}",
+                        logits.shape()
+                    ),
                 ));
             }
         };

@@ -39,10 +39,22 @@ impl ModelOptions {
 
 /// The built-in model names, with a one-line description.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("article", "the source article's classifier, corrected: conv 6, conv 12, linear 256, linear 10"),
-    ("lenet5", "LeNet-5: conv1 6@5x5 pad 2, conv2 16@5x5, fc 120, 84, 10"),
-    ("vgg", "a small VGG-style net: 3 blocks of two 3x3 convs (32, 64, 128) with max pooling, fc 256"),
-    ("resnet20", "ResNet-20 (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks, 16/32/64 channels"),
+    (
+        "article",
+        "the source article's classifier, corrected: conv 6, conv 12, linear 256, linear 10",
+    ),
+    (
+        "lenet5",
+        "LeNet-5: conv1 6@5x5 pad 2, conv2 16@5x5, fc 120, 84, 10",
+    ),
+    (
+        "vgg",
+        "a small VGG-style net: 3 blocks of two 3x3 convs (32, 64, 128) with max pooling, fc 256",
+    ),
+    (
+        "resnet20",
+        "ResNet-20 (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks, 16/32/64 channels",
+    ),
 ];
 
 /// The built-in model called `name`.
@@ -54,12 +66,19 @@ pub fn builtin(name: &str, opts: &ModelOptions) -> Result<GraphSpec> {
         "resnet20" | "resnet" => resnet20(opts),
         other => Err(CnnError::value(
             "model",
-            format!("unknown model `{other}` (built-in: article, lenet5, vgg, resnet20; or a .toml model spec)"),
+            format!(
+                "unknown model `{other}` (built-in: article, lenet5, vgg, resnet20; or a .toml model spec)"
+            ),
         )),
     }
 }
 
-fn conv_block(mut b: GraphBuilder, name: &str, geometry: Conv2dGeometry, opts: &ModelOptions) -> GraphBuilder {
+fn conv_block(
+    mut b: GraphBuilder,
+    name: &str,
+    geometry: Conv2dGeometry,
+    opts: &ModelOptions,
+) -> GraphBuilder {
     b = b.layer(
         name,
         LayerSpec::Conv2d {
@@ -82,10 +101,15 @@ fn maybe_dropout(b: GraphBuilder, p: f32) -> GraphBuilder {
 /// fc1 ->256, act; fc2 256->classes.
 pub fn article(opts: &ModelOptions) -> Result<GraphSpec> {
     let mut b = GraphBuilder::new(opts.input.clone());
-    b = conv_block(b, "conv1", Conv2dGeometry::new(6, 3).padding(1), opts).max_pool2d(Pool2dGeometry::new(2));
-    b = conv_block(b, "conv2", Conv2dGeometry::new(12, 3).padding(1), opts).max_pool2d(Pool2dGeometry::new(2));
+    b = conv_block(b, "conv1", Conv2dGeometry::new(6, 3).padding(1), opts)
+        .max_pool2d(Pool2dGeometry::new(2));
+    b = conv_block(b, "conv2", Conv2dGeometry::new(12, 3).padding(1), opts)
+        .max_pool2d(Pool2dGeometry::new(2));
     b = maybe_dropout(b.flatten(), opts.dropout);
-    b = maybe_dropout(b.linear("fc1", 256).activation(opts.activation), opts.dropout);
+    b = maybe_dropout(
+        b.linear("fc1", 256).activation(opts.activation),
+        opts.dropout,
+    );
     b.linear("fc2", opts.classes).spec()
 }
 
@@ -111,11 +135,18 @@ pub fn article_as_published() -> Result<GraphSpec> {
 /// act; fc2 120->84, act; fc3 84->classes.
 pub fn lenet5(opts: &ModelOptions) -> Result<GraphSpec> {
     let mut b = GraphBuilder::new(opts.input.clone());
-    b = conv_block(b, "conv1", Conv2dGeometry::new(6, 5).padding(2), opts).max_pool2d(Pool2dGeometry::new(2));
+    b = conv_block(b, "conv1", Conv2dGeometry::new(6, 5).padding(2), opts)
+        .max_pool2d(Pool2dGeometry::new(2));
     b = conv_block(b, "conv2", Conv2dGeometry::new(16, 5), opts).max_pool2d(Pool2dGeometry::new(2));
     b = maybe_dropout(b.flatten(), opts.dropout);
-    b = maybe_dropout(b.linear("fc1", 120).activation(opts.activation), opts.dropout);
-    b = maybe_dropout(b.linear("fc2", 84).activation(opts.activation), opts.dropout);
+    b = maybe_dropout(
+        b.linear("fc1", 120).activation(opts.activation),
+        opts.dropout,
+    );
+    b = maybe_dropout(
+        b.linear("fc2", 84).activation(opts.activation),
+        opts.dropout,
+    );
     b.linear("fc3", opts.classes).spec()
 }
 
@@ -125,12 +156,20 @@ pub fn vgg_small(opts: &ModelOptions) -> Result<GraphSpec> {
     let mut b = GraphBuilder::new(opts.input.clone());
     for (block, channels) in [(1, 32), (2, 64), (3, 128)] {
         for conv in 1..=2 {
-            b = conv_block(b, &format!("features.{block}.{conv}"), Conv2dGeometry::new(channels, 3).padding(1), opts);
+            b = conv_block(
+                b,
+                &format!("features.{block}.{conv}"),
+                Conv2dGeometry::new(channels, 3).padding(1),
+                opts,
+            );
         }
         b = b.max_pool2d(Pool2dGeometry::new(2));
     }
     b = maybe_dropout(b.flatten(), opts.dropout);
-    b = maybe_dropout(b.linear("fc1", 256).activation(opts.activation), opts.dropout);
+    b = maybe_dropout(
+        b.linear("fc1", 256).activation(opts.activation),
+        opts.dropout,
+    );
     b.linear("fc2", opts.classes).spec()
 }
 
@@ -163,13 +202,19 @@ pub fn resnet20(opts: &ModelOptions) -> Result<GraphSpec> {
             let main = b.last();
             let shortcut = if stride != 1 || channels != out {
                 b = b
-                    .layer_from(format!("{p}.downsample.0"), block_in, conv(out, 1, stride, 0))
+                    .layer_from(
+                        format!("{p}.downsample.0"),
+                        block_in,
+                        conv(out, 1, stride, 0),
+                    )
                     .batch_norm2d(format!("{p}.downsample.1"));
                 b.last()
             } else {
                 block_in
             };
-            b = b.add_nodes(format!("{p}.add"), main, shortcut).activation(act);
+            b = b
+                .add_nodes(format!("{p}.add"), main, shortcut)
+                .activation(act);
             channels = out;
         }
     }
@@ -199,7 +244,11 @@ mod tests {
     fn corrected_article_builds_with_768_features() {
         let spec = article(&ModelOptions::new([3, 32, 32], 10)).unwrap();
         let r = spec.resolve().unwrap();
-        let flatten = spec.nodes.iter().position(|n| n.name.starts_with("flatten")).unwrap();
+        let flatten = spec
+            .nodes
+            .iter()
+            .position(|n| n.name.starts_with("flatten"))
+            .unwrap();
         assert_eq!(r.shapes[flatten].dims(), &[768]);
         assert_eq!(spec.output_shape().unwrap().dims(), &[10]);
         assert_eq!(spec.num_params().unwrap(), 168 + 660 + 196_864 + 2_570);
@@ -221,7 +270,11 @@ mod tests {
     #[test]
     fn resnet20_resolves_with_residual_adds() {
         let spec = resnet20(&ModelOptions::new([3, 32, 32], 10)).unwrap();
-        let adds = spec.nodes.iter().filter(|n| matches!(n.op, crate::graph::NodeOp::Add { .. })).count();
+        let adds = spec
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, crate::graph::NodeOp::Add { .. }))
+            .count();
         assert_eq!(adds, 9);
         assert_eq!(spec.output_shape().unwrap().dims(), &[10]);
         let convs = spec

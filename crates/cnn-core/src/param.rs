@@ -47,7 +47,12 @@ impl<B: MemoryOps> std::fmt::Debug for Param<B> {
 
 impl<B: MemoryOps> Param<B> {
     /// A parameter with the given initial values and a zero gradient.
-    pub fn new(backend: &B, name: impl Into<String>, kind: ParamKind, value: Tensor<B>) -> crate::Result<Self> {
+    pub fn new(
+        backend: &B,
+        name: impl Into<String>,
+        kind: ParamKind,
+        value: Tensor<B>,
+    ) -> crate::Result<Self> {
         let grad = Tensor::zeros(backend, value.shape().clone())?;
         Ok(Param {
             name: name.into(),

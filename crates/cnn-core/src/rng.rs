@@ -52,7 +52,12 @@ pub fn philox_key(seed: u64, stream: u64) -> [u32; 2] {
 /// `i % 4` of the block at counter `(i / 4, step)`.
 pub fn random_bits(key: [u32; 2], step: u64, index: u64) -> u32 {
     let block = index / 4;
-    let counter = [block as u32, (block >> 32) as u32, step as u32, (step >> 32) as u32];
+    let counter = [
+        block as u32,
+        (block >> 32) as u32,
+        step as u32,
+        (step >> 32) as u32,
+    ];
     philox4x32_10(counter, key)[(index % 4) as usize]
 }
 
@@ -114,7 +119,10 @@ mod tests {
     #[test]
     fn philox_known_answer() {
         // Known-answer vectors from the Random123 distribution (kat_vectors).
-        assert_eq!(philox4x32_10([0, 0, 0, 0], [0, 0]), [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]);
+        assert_eq!(
+            philox4x32_10([0, 0, 0, 0], [0, 0]),
+            [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]
+        );
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
             [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]

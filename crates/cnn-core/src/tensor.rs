@@ -12,7 +12,9 @@ pub struct Tensor<B: MemoryOps> {
 
 impl<B: MemoryOps> std::fmt::Debug for Tensor<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape).finish_non_exhaustive()
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
     }
 }
 
@@ -30,7 +32,11 @@ impl<B: MemoryOps> Tensor<B> {
         if data.len() != shape.numel() {
             return Err(CnnError::value(
                 "tensor data",
-                format!("{} values given for shape {shape} ({} elements)", data.len(), shape.numel()),
+                format!(
+                    "{} values given for shape {shape} ({} elements)",
+                    data.len(),
+                    shape.numel()
+                ),
             ));
         }
         let buffer = backend.upload(data)?;

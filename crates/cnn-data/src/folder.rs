@@ -225,3 +225,36 @@ fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         })
         .collect())
 }
+
+/// Decode one image file into normalised `[C, H, W]` f32 values for a model
+/// whose input is `shape`: converted to `shape`'s channel count (1 = gray,
+/// 3 = RGB) and resized to its height and width when they differ.
+pub fn load_image(path: &Path, shape: &Shape, norm: &Normalization) -> Result<Vec<f32>> {
+    let &[c, h, w] = shape.dims() else {
+        return Err(DataError::value(
+            "image shape",
+            format!("expected [C, H, W], got {shape}"),
+        ));
+    };
+    if c != 1 && c != 3 {
+        return Err(DataError::value(
+            "image shape",
+            format!("{c} channels: only 1 and 3 are images"),
+        ));
+    }
+    let (w32, h32) = (
+        u32::try_from(w).map_err(|_| DataError::value("image width", w.to_string()))?,
+        u32::try_from(h).map_err(|_| DataError::value("image height", h.to_string()))?,
+    );
+    let mut decoder = Decoder {
+        channels: Some(c),
+        size: Some((w32, h32)),
+        first: None,
+    };
+    let mut bytes = Vec::with_capacity(c * h * w);
+    decoder.decode_into(path, &mut bytes)?;
+    let set = ImageSet::new(shape.clone(), Pixels::U8(bytes), vec![0])?;
+    let mut out = vec![0.0; c * h * w];
+    set.write_image(0, norm, &mut out);
+    Ok(out)
+}

@@ -71,7 +71,7 @@ pub use augment::{Augment, AugmentParams};
 pub use cifar::{CifarBatch, load_cifar10_dir, parse_cifar_batch};
 pub use dataset::{Dataset, ImageSet, Pixels, Subset};
 pub use error::{DataError, ParseError, Result};
-pub use folder::{FolderOptions, load_folder};
+pub use folder::{FolderOptions, load_folder, load_image};
 pub use idx::{IdxImages, parse_idx_images, parse_idx_labels};
 pub use loader::{Batch, EpochIter, Loader, LoaderConfig};
 pub use mnist::{IdxFlavor, MNIST_DIR_ENV, load_mnist_dir};

@@ -116,7 +116,10 @@ impl<B: Backend> Graph<B> {
     }
     /// Per-sample output shape.
     pub fn output_shape(&self) -> &Shape {
-        self.resolved.shapes.last().expect("a resolved graph has at least one node")
+        self.resolved
+            .shapes
+            .last()
+            .expect("a resolved graph has at least one node")
     }
     /// Per-sample output shape of every node.
     pub fn node_shapes(&self) -> &[Shape] {
@@ -160,7 +163,13 @@ impl<B: Backend> Graph<B> {
             .shapes
             .iter()
             .zip(&self.consumers)
-            .map(|(s, &c)| if c > 1 { Tensor::zeros(b, s.with_batch(batch)).map(Some) } else { Ok(None) })
+            .map(|(s, &c)| {
+                if c > 1 {
+                    Tensor::zeros(b, s.with_batch(batch)).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         self.workspaces.push(Workspace {
             batch,
@@ -190,7 +199,8 @@ impl<B: Backend> Graph<B> {
     pub fn forward(&mut self, x: &Tensor<B>, mode: Mode) -> Result<&Tensor<B>> {
         let n = self.check_batch_shape(x.shape())?;
         let w = self.workspace_index(n)?;
-        self.backend.copy(x.buffer(), self.workspaces[w].input.buffer_mut())?;
+        self.backend
+            .copy(x.buffer(), self.workspaces[w].input.buffer_mut())?;
         self.run_forward(w, mode)
     }
 
@@ -201,11 +211,16 @@ impl<B: Backend> Graph<B> {
         if x.len() != shape.numel() || n == 0 {
             return Err(CnnError::value(
                 "input batch",
-                format!("{} values given for {n} samples of shape {}", x.len(), self.spec.input),
+                format!(
+                    "{} values given for {n} samples of shape {}",
+                    x.len(),
+                    self.spec.input
+                ),
             ));
         }
         let w = self.workspace_index(n)?;
-        self.backend.upload_into(x, self.workspaces[w].input.buffer_mut())?;
+        self.backend
+            .upload_into(x, self.workspaces[w].input.buffer_mut())?;
         self.run_forward(w, mode)
     }
 
@@ -231,7 +246,8 @@ impl<B: Backend> Graph<B> {
                         Some(Some(j)) => &before[j],
                         _ => &ws.input,
                     };
-                    self.backend.add(x.buffer(), other.buffer(), y.buffer_mut())?;
+                    self.backend
+                        .add(x.buffer(), other.buffer(), y.buffer_mut())?;
                 }
             }
         }
@@ -244,7 +260,11 @@ impl<B: Backend> Graph<B> {
     pub fn backward(&mut self, dlogits: &Tensor<B>) -> Result<()> {
         let batch = match self.last_forward {
             Some((batch, Mode::Train)) => batch,
-            _ => return Err(CnnError::Graph("backward needs a preceding training-mode forward".into())),
+            _ => {
+                return Err(CnnError::Graph(
+                    "backward needs a preceding training-mode forward".into(),
+                ));
+            }
         };
         let w = self.workspace_index(batch)?;
         let last = self.nodes.len() - 1;
@@ -256,7 +276,8 @@ impl<B: Backend> Graph<B> {
                 actual: dlogits.shape().clone(),
             });
         }
-        self.backend.copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
+        self.backend
+            .copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
         let mut ready = vec![false; self.nodes.len()];
         ready[last] = true;
         let step = self.step;
@@ -280,15 +301,23 @@ impl<B: Backend> Graph<B> {
                     match input {
                         None => layer.backward(&self.backend, &ctx, x, y, dy, None)?,
                         Some(j) if !ready[j] => {
-                            layer.backward(&self.backend, &ctx, x, y, dy, Some(&mut g_before[j]))?;
+                            layer.backward(
+                                &self.backend,
+                                &ctx,
+                                x,
+                                y,
+                                dy,
+                                Some(&mut g_before[j]),
+                            )?;
                             ready[j] = true;
                         }
                         Some(j) => {
-                            let scratch = ws.scratch[j]
-                                .as_mut()
-                                .ok_or_else(|| CnnError::Graph(format!("node {j} has no gradient scratch")))?;
+                            let scratch = ws.scratch[j].as_mut().ok_or_else(|| {
+                                CnnError::Graph(format!("node {j} has no gradient scratch"))
+                            })?;
                             layer.backward(&self.backend, &ctx, x, y, dy, Some(scratch))?;
-                            self.backend.axpy(1.0, scratch.buffer(), g_before[j].buffer_mut())?;
+                            self.backend
+                                .axpy(1.0, scratch.buffer(), g_before[j].buffer_mut())?;
                         }
                     }
                 }
@@ -296,7 +325,8 @@ impl<B: Backend> Graph<B> {
                     let other = self.resolved.adds[i].flatten();
                     for j in [input, other].into_iter().flatten() {
                         if ready[j] {
-                            self.backend.axpy(1.0, dy.buffer(), g_before[j].buffer_mut())?;
+                            self.backend
+                                .axpy(1.0, dy.buffer(), g_before[j].buffer_mut())?;
                         } else {
                             self.backend.copy(dy.buffer(), g_before[j].buffer_mut())?;
                             ready[j] = true;
@@ -311,13 +341,19 @@ impl<B: Backend> Graph<B> {
     /// Output of node `i` from the last forward, if any forward ran.
     pub fn node_output(&self, i: usize) -> Option<&Tensor<B>> {
         let (batch, _) = self.last_forward?;
-        self.workspaces.iter().find(|w| w.batch == batch).and_then(|w| w.acts.get(i))
+        self.workspaces
+            .iter()
+            .find(|w| w.batch == batch)
+            .and_then(|w| w.acts.get(i))
     }
 
     /// Gradient with respect to node `i`'s output from the last backward.
     pub fn node_grad(&self, i: usize) -> Option<&Tensor<B>> {
         let (batch, _) = self.last_forward?;
-        self.workspaces.iter().find(|w| w.batch == batch).and_then(|w| w.grads.get(i))
+        self.workspaces
+            .iter()
+            .find(|w| w.batch == batch)
+            .and_then(|w| w.grads.get(i))
     }
 
     /// Node names in execution order.
@@ -363,11 +399,23 @@ impl<B: Backend> Graph<B> {
 
     /// A human-readable table: node, kind, output shape, parameters.
     pub fn summary(&self) -> String {
-        let mut out = format!("{:<24} {:<16} {:<18} {:>10}\n", "node", "kind", "output", "params");
-        out.push_str(&format!("{:<24} {:<16} {:<18} {:>10}\n", INPUT, "", self.spec.input.to_string(), ""));
+        let mut out = format!(
+            "{:<24} {:<16} {:<18} {:>10}\n",
+            "node", "kind", "output", "params"
+        );
+        out.push_str(&format!(
+            "{:<24} {:<16} {:<18} {:>10}\n",
+            INPUT,
+            "",
+            self.spec.input.to_string(),
+            ""
+        ));
         for (i, node) in self.spec.nodes.iter().enumerate() {
             let (kind, params) = match (&node.op, &self.nodes[i]) {
-                (NodeOp::Layer(s), Node::Layer(l)) => (s.kind(), l.params().iter().map(|p| p.numel()).sum::<usize>()),
+                (NodeOp::Layer(s), Node::Layer(l)) => (
+                    s.kind(),
+                    l.params().iter().map(|p| p.numel()).sum::<usize>(),
+                ),
                 _ => ("add", 0),
             };
             out.push_str(&format!(
@@ -378,7 +426,10 @@ impl<B: Backend> Graph<B> {
                 params
             ));
         }
-        out.push_str(&format!("total trainable parameters: {}\n", self.num_params()));
+        out.push_str(&format!(
+            "total trainable parameters: {}\n",
+            self.num_params()
+        ));
         out
     }
 }

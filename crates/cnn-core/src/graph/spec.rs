@@ -27,7 +27,10 @@ pub enum NodeOp {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeSpec {
     pub name: String,
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub input: Option<String>,
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub op: NodeOp,
@@ -61,23 +64,34 @@ impl GraphSpec {
             return Err(CnnError::Graph("a model needs at least one layer".into()));
         }
         if self.input.rank() == 0 || self.input.numel() == 0 {
-            return Err(CnnError::Graph(format!("input shape {} has no elements", self.input)));
+            return Err(CnnError::Graph(format!(
+                "input shape {} has no elements",
+                self.input
+            )));
         }
         let mut names: std::collections::HashMap<&str, usize> = Default::default();
         let mut inputs = Vec::with_capacity(self.nodes.len());
         let mut adds = Vec::with_capacity(self.nodes.len());
         let mut shapes: Vec<Shape> = Vec::with_capacity(self.nodes.len());
-        let lookup = |names: &std::collections::HashMap<&str, usize>, node: &str, r: &str| -> Result<Option<usize>> {
+        let lookup = |names: &std::collections::HashMap<&str, usize>,
+                      node: &str,
+                      r: &str|
+         -> Result<Option<usize>> {
             if r == INPUT {
                 return Ok(None);
             }
             names.get(r).map(|&i| Some(i)).ok_or_else(|| {
-                CnnError::Graph(format!("node `{node}` refers to `{r}`, which is not an earlier node"))
+                CnnError::Graph(format!(
+                    "node `{node}` refers to `{r}`, which is not an earlier node"
+                ))
             })
         };
         for (i, node) in self.nodes.iter().enumerate() {
             if node.name.is_empty() || node.name == INPUT {
-                return Err(CnnError::Graph(format!("node {i} has the reserved or empty name `{}`", node.name)));
+                return Err(CnnError::Graph(format!(
+                    "node {i} has the reserved or empty name `{}`",
+                    node.name
+                )));
             }
             let input = match &node.input {
                 Some(r) => lookup(&names, &node.name, r)?,
@@ -103,13 +117,20 @@ impl GraphSpec {
                 }
             };
             if names.insert(&node.name, i).is_some() {
-                return Err(CnnError::Graph(format!("two nodes are named `{}`", node.name)));
+                return Err(CnnError::Graph(format!(
+                    "two nodes are named `{}`",
+                    node.name
+                )));
             }
             inputs.push(input);
             adds.push(add);
             shapes.push(out);
         }
-        Ok(ResolvedGraph { inputs, adds, shapes })
+        Ok(ResolvedGraph {
+            inputs,
+            adds,
+            shapes,
+        })
     }
 
     /// The per-sample output shape.
@@ -137,7 +158,13 @@ impl GraphSpec {
     /// f32 elements of activations per sample (outputs of every node),
     /// for memory estimates.
     pub fn activation_elements_per_sample(&self) -> Result<usize> {
-        Ok(self.resolve()?.shapes.iter().map(Shape::numel).sum::<usize>() + self.input.numel())
+        Ok(self
+            .resolve()?
+            .shapes
+            .iter()
+            .map(Shape::numel)
+            .sum::<usize>()
+            + self.input.numel())
     }
 }
 
@@ -177,7 +204,12 @@ impl GraphBuilder {
     }
 
     /// Append a node fed by the named earlier node (or [`INPUT`]).
-    pub fn layer_from(mut self, name: impl Into<String>, from: impl Into<String>, spec: LayerSpec) -> Self {
+    pub fn layer_from(
+        mut self,
+        name: impl Into<String>,
+        from: impl Into<String>,
+        spec: LayerSpec,
+    ) -> Self {
         self.spec.nodes.push(NodeSpec {
             name: name.into(),
             input: Some(from.into()),
@@ -203,7 +235,12 @@ impl GraphBuilder {
     }
 
     /// Residual add of two named nodes.
-    pub fn add_nodes(mut self, name: impl Into<String>, a: impl Into<String>, b: impl Into<String>) -> Self {
+    pub fn add_nodes(
+        mut self,
+        name: impl Into<String>,
+        a: impl Into<String>,
+        b: impl Into<String>,
+    ) -> Self {
         self.spec.nodes.push(NodeSpec {
             name: name.into(),
             input: Some(a.into()),
@@ -214,7 +251,13 @@ impl GraphBuilder {
 
     /// A convolution with bias.
     pub fn conv2d(self, name: impl Into<String>, geometry: Conv2dGeometry) -> Self {
-        self.layer(name, LayerSpec::Conv2d { geometry, bias: true })
+        self.layer(
+            name,
+            LayerSpec::Conv2d {
+                geometry,
+                bias: true,
+            },
+        )
     }
 
     /// A linear layer with bias whose input size is inferred.
@@ -230,7 +273,12 @@ impl GraphBuilder {
     }
 
     /// A linear layer with bias declaring its input size, checked at build.
-    pub fn linear_in_out(self, name: impl Into<String>, in_features: usize, out_features: usize) -> Self {
+    pub fn linear_in_out(
+        self,
+        name: impl Into<String>,
+        in_features: usize,
+        out_features: usize,
+    ) -> Self {
         self.layer(
             name,
             LayerSpec::Linear {
@@ -269,7 +317,10 @@ impl GraphBuilder {
 
     /// The name of the most recently added node ([`INPUT`] when none).
     pub fn last(&self) -> String {
-        self.spec.nodes.last().map_or_else(|| INPUT.to_string(), |n| n.name.clone())
+        self.spec
+            .nodes
+            .last()
+            .map_or_else(|| INPUT.to_string(), |n| n.name.clone())
     }
 
     /// The finished spec, validated.

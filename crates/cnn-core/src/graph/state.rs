@@ -62,7 +62,10 @@ impl<B: Backend> Graph<B> {
         let mut by_name: HashMap<&str, &NamedArray> = HashMap::with_capacity(entries.len());
         for e in entries {
             if by_name.insert(e.name.as_str(), e).is_some() {
-                return Err(CnnError::StateDict(format!("entry `{}` appears twice", e.name)));
+                return Err(CnnError::StateDict(format!(
+                    "entry `{}` appears twice",
+                    e.name
+                )));
             }
         }
         // Validate everything before writing anything.
@@ -79,9 +82,9 @@ impl<B: Backend> Graph<B> {
             counters.extend(layer.counters().into_iter().map(|(n, _)| n));
         }
         for (name, shape) in &expected {
-            let e = by_name
-                .get(name.as_str())
-                .ok_or_else(|| CnnError::StateDict(format!("missing entry `{name}` (shape {shape:?})")))?;
+            let e = by_name.get(name.as_str()).ok_or_else(|| {
+                CnnError::StateDict(format!("missing entry `{name}` (shape {shape:?})"))
+            })?;
             if &e.shape != shape {
                 return Err(CnnError::StateDict(format!(
                     "entry `{name}` has shape {:?}, the model expects {shape:?}",
@@ -97,17 +100,25 @@ impl<B: Backend> Graph<B> {
                     )));
                 }
                 ArrayData::I64(_) => {
-                    return Err(CnnError::StateDict(format!("entry `{name}` is integer, expected float32")));
+                    return Err(CnnError::StateDict(format!(
+                        "entry `{name}` is integer, expected float32"
+                    )));
                 }
             }
         }
         for e in entries {
             let known = expected.iter().any(|(n, _)| n == &e.name) || counters.contains(&e.name);
             if !known {
-                return Err(CnnError::StateDict(format!("unexpected entry `{}` (the model has no such parameter)", e.name)));
+                return Err(CnnError::StateDict(format!(
+                    "unexpected entry `{}` (the model has no such parameter)",
+                    e.name
+                )));
             }
             if counters.contains(&e.name) && !matches!(&e.data, ArrayData::I64(v) if v.len() == 1) {
-                return Err(CnnError::StateDict(format!("entry `{}` must be one integer", e.name)));
+                return Err(CnnError::StateDict(format!(
+                    "entry `{}` must be one integer",
+                    e.name
+                )));
             }
         }
         let backend = self.backend.clone();
@@ -125,7 +136,8 @@ impl<B: Backend> Graph<B> {
             }
             for (name, _) in layer.counters() {
                 if let Some(NamedArray {
-                    data: ArrayData::I64(v), ..
+                    data: ArrayData::I64(v),
+                    ..
                 }) = by_name.get(name.as_str())
                 {
                     layer.set_counter(&name, v[0]);

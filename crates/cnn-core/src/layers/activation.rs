@@ -33,7 +33,13 @@ impl<B: Backend> Layer<B> for ActivationLayer {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         backend.activation_forward(self.act, x.buffer(), y.buffer_mut())
     }
 
@@ -47,9 +53,14 @@ impl<B: Backend> Layer<B> for ActivationLayer {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         match dx {
-            Some(dx) => backend.activation_backward(self.act, x.buffer(), y.buffer(), dy.buffer(), dx.buffer_mut()),
+            Some(dx) => backend.activation_backward(
+                self.act,
+                x.buffer(),
+                y.buffer(),
+                dy.buffer(),
+                dx.buffer_mut(),
+            ),
             None => Ok(()),
         }
     }
 }
-

@@ -2,7 +2,7 @@
 //! statistics in evaluation; backward through the batch statistics.
 
 use super::{ForwardCtx, Layer, LayerSpec, Mode, StateBuffer, nchw};
-use crate::backend::{BatchNormParams, Backend};
+use crate::backend::{Backend, BatchNormParams};
 use crate::error::{CnnError, Result};
 use crate::param::{Param, ParamKind};
 use crate::shape::Shape;
@@ -35,8 +35,18 @@ impl<B: Backend> BatchNorm2d<B> {
             spec: spec.clone(),
             eps: *eps,
             momentum: *momentum,
-            gamma: Param::new(backend, format!("{name}.weight"), ParamKind::NormScale, Tensor::from_slice(backend, [c], &ones)?)?,
-            beta: Param::new(backend, format!("{name}.bias"), ParamKind::NormShift, Tensor::zeros(backend, [c])?)?,
+            gamma: Param::new(
+                backend,
+                format!("{name}.weight"),
+                ParamKind::NormScale,
+                Tensor::from_slice(backend, [c], &ones)?,
+            )?,
+            beta: Param::new(
+                backend,
+                format!("{name}.bias"),
+                ParamKind::NormShift,
+                Tensor::zeros(backend, [c])?,
+            )?,
             running_mean: StateBuffer {
                 name: format!("{name}.running_mean"),
                 value: Tensor::zeros(backend, [c])?,
@@ -71,7 +81,13 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         let p = self.params_for(x)?;
         match ctx.mode {
             Mode::Train => {
@@ -154,7 +170,10 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         vec![&mut self.running_mean, &mut self.running_var]
     }
     fn counters(&self) -> Vec<(String, i64)> {
-        vec![(format!("{}.num_batches_tracked", self.name), self.num_batches_tracked)]
+        vec![(
+            format!("{}.num_batches_tracked", self.name),
+            self.num_batches_tracked,
+        )]
     }
     fn set_counter(&mut self, name: &str, value: i64) -> bool {
         if name == format!("{}.num_batches_tracked", self.name) {

@@ -27,14 +27,26 @@ impl<B: Backend> Conv2d<B> {
         rng: &mut dyn FnMut(usize) -> CounterRng,
     ) -> Result<Self> {
         let LayerSpec::Conv2d { geometry, bias } = spec else {
-            return Err(crate::CnnError::Graph(format!("layer `{name}` is not a conv2d")));
+            return Err(crate::CnnError::Graph(format!(
+                "layer `{name}` is not a conv2d"
+            )));
         };
         let c_in = input.dims()[0];
-        let w_shape = Shape::from([geometry.out_channels, c_in / geometry.groups, geometry.kernel[0], geometry.kernel[1]]);
+        let w_shape = Shape::from([
+            geometry.out_channels,
+            c_in / geometry.groups,
+            geometry.kernel[0],
+            geometry.kernel[1],
+        ]);
         let fan_in = w_shape.numel() / geometry.out_channels;
         let bound = init::default_bound(fan_in);
         let w = init::uniform(&mut rng(0), w_shape.numel(), bound);
-        let weight = Param::new(backend, format!("{name}.weight"), ParamKind::Weight, Tensor::from_slice(backend, w_shape, &w)?)?;
+        let weight = Param::new(
+            backend,
+            format!("{name}.weight"),
+            ParamKind::Weight,
+            Tensor::from_slice(backend, w_shape, &w)?,
+        )?;
         let bias = if *bias {
             let b = init::uniform(&mut rng(1), geometry.out_channels, bound);
             Some(Param::new(
@@ -69,10 +81,22 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         let p = self.params_for(x)?;
         let bias = self.bias.as_ref().map(|b| b.value.buffer());
-        backend.conv2d_forward(&p, x.buffer(), self.weight.value.buffer(), bias, y.buffer_mut())
+        backend.conv2d_forward(
+            &p,
+            x.buffer(),
+            self.weight.value.buffer(),
+            bias,
+            y.buffer_mut(),
+        )
     }
 
     fn backward(
@@ -85,20 +109,34 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let p = self.params_for(x)?;
-        backend.conv2d_backward_weight(&p, x.buffer(), dy.buffer(), self.weight.grad.buffer_mut())?;
+        backend.conv2d_backward_weight(
+            &p,
+            x.buffer(),
+            dy.buffer(),
+            self.weight.grad.buffer_mut(),
+        )?;
         if let Some(bias) = self.bias.as_mut() {
             backend.conv2d_backward_bias(&p, dy.buffer(), bias.grad.buffer_mut())?;
         }
         if let Some(dx) = dx {
-            backend.conv2d_backward_input(&p, dy.buffer(), self.weight.value.buffer(), dx.buffer_mut())?;
+            backend.conv2d_backward_input(
+                &p,
+                dy.buffer(),
+                self.weight.value.buffer(),
+                dx.buffer_mut(),
+            )?;
         }
         Ok(())
     }
 
     fn params(&self) -> Vec<&Param<B>> {
-        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+        std::iter::once(&self.weight)
+            .chain(self.bias.as_ref())
+            .collect()
     }
     fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
+        std::iter::once(&mut self.weight)
+            .chain(self.bias.as_mut())
+            .collect()
     }
 }

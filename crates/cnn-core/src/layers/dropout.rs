@@ -46,7 +46,13 @@ impl<B: Backend> Layer<B> for Dropout {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         if ctx.mode == Mode::Eval || self.p == 0.0 {
             return backend.copy(x.buffer(), y.buffer_mut());
         }

@@ -27,7 +27,13 @@ impl<B: Backend> Layer<B> for Flatten {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         backend.copy(x.buffer(), y.buffer_mut())
     }
 

@@ -26,7 +26,10 @@ impl<B: Backend> Linear<B> {
         input: &Shape,
         rng: &mut dyn FnMut(usize) -> CounterRng,
     ) -> Result<Self> {
-        let LayerSpec::Linear { out_features, bias, .. } = spec else {
+        let LayerSpec::Linear {
+            out_features, bias, ..
+        } = spec
+        else {
             return Err(CnnError::Graph(format!("layer `{name}` is not linear")));
         };
         let in_features = input.numel();
@@ -79,7 +82,13 @@ impl<B: Backend> Layer<B> for Linear<B> {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         let n = self.batch(x)?;
         // y (N, out) = x (N, in) * W^T, W stored (out, in).
         let p = GemmParams {
@@ -126,15 +135,24 @@ impl<B: Backend> Layer<B> for Linear<B> {
         if let Some(dx) = dx {
             // dx (N, in) = dy (N, out) * W (out, in).
             let px = GemmParams::new(n, self.in_features, self.out_features);
-            backend.gemm(&px, dy.buffer(), self.weight.value.buffer(), dx.buffer_mut())?;
+            backend.gemm(
+                &px,
+                dy.buffer(),
+                self.weight.value.buffer(),
+                dx.buffer_mut(),
+            )?;
         }
         Ok(())
     }
 
     fn params(&self) -> Vec<&Param<B>> {
-        std::iter::once(&self.weight).chain(self.bias.as_ref()).collect()
+        std::iter::once(&self.weight)
+            .chain(self.bias.as_ref())
+            .collect()
     }
     fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
+        std::iter::once(&mut self.weight)
+            .chain(self.bias.as_mut())
+            .collect()
     }
 }

@@ -59,7 +59,13 @@ pub trait Layer<B: Backend>: Send {
 
     /// `y = layer(x)`; y has the batch-shaped output shape and is overwritten.
     /// In training mode the layer caches what its backward needs.
-    fn forward(&mut self, backend: &B, ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()>;
+    fn forward(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()>;
 
     /// Given `dy`, accumulate parameter gradients and, when `dx` is given,
     /// overwrite it with the input gradient. Must follow a training-mode
@@ -108,12 +114,16 @@ pub fn build_layer<B: Backend>(
 ) -> Result<Box<dyn Layer<B>>> {
     let output = spec.output_shape(name, input)?;
     Ok(match spec {
-        LayerSpec::Conv2d { .. } => Box::new(conv2d::Conv2d::new(backend, name, spec, input, &output, rng)?),
+        LayerSpec::Conv2d { .. } => Box::new(conv2d::Conv2d::new(
+            backend, name, spec, input, &output, rng,
+        )?),
         LayerSpec::Linear { .. } => Box::new(linear::Linear::new(backend, name, spec, input, rng)?),
         LayerSpec::MaxPool2d(_) | LayerSpec::AvgPool2d(_) | LayerSpec::GlobalAvgPool => {
             Box::new(pool::Pool::new(backend, name, spec, input)?)
         }
-        LayerSpec::BatchNorm2d { .. } => Box::new(batch_norm::BatchNorm2d::new(backend, name, spec, input)?),
+        LayerSpec::BatchNorm2d { .. } => {
+            Box::new(batch_norm::BatchNorm2d::new(backend, name, spec, input)?)
+        }
         LayerSpec::Dropout { .. } => Box::new(dropout::Dropout::new(name, spec)),
         LayerSpec::Flatten => Box::new(flatten::Flatten::new(name, spec)),
         LayerSpec::Activation(_) => Box::new(activation::ActivationLayer::new(name, spec)),
@@ -124,7 +134,9 @@ pub fn build_layer<B: Backend>(
 pub(crate) fn nchw(shape: &Shape) -> Result<(usize, usize, usize, usize)> {
     match *shape.dims() {
         [n, c, h, w] => Ok((n, c, h, w)),
-        _ => Err(crate::CnnError::geometry(format!("expected an (N, C, H, W) tensor, got {shape}"))),
+        _ => Err(crate::CnnError::geometry(format!(
+            "expected an (N, C, H, W) tensor, got {shape}"
+        ))),
     }
 }
 

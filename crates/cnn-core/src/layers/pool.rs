@@ -37,7 +37,13 @@ impl<B: Backend> Layer<B> for Pool<B> {
         &self.spec
     }
 
-    fn forward(&mut self, backend: &B, _ctx: &ForwardCtx, x: &Tensor<B>, y: &mut Tensor<B>) -> Result<()> {
+    fn forward(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
         match &self.spec {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
@@ -72,10 +78,12 @@ impl<B: Backend> Layer<B> for Pool<B> {
         match &self.spec {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
-                let argmax = self
-                    .argmax
-                    .as_ref()
-                    .ok_or_else(|| crate::CnnError::Graph(format!("layer `{}`: backward before forward", self.name)))?;
+                let argmax = self.argmax.as_ref().ok_or_else(|| {
+                    crate::CnnError::Graph(format!(
+                        "layer `{}`: backward before forward",
+                        self.name
+                    ))
+                })?;
                 backend.max_pool2d_backward(&p, dy.buffer(), argmax, dx.buffer_mut())
             }
             LayerSpec::AvgPool2d(g) => {

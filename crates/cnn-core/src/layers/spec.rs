@@ -9,7 +9,10 @@ use crate::shape::Shape;
 /// dimension): images `[C, H, W]`, features `[F]`.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case", deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)
+)]
 pub enum LayerSpec {
     /// `Conv2d` with optional bias. Weight `[out, in/groups, kh, kw]`.
     Conv2d {
@@ -33,9 +36,14 @@ pub enum LayerSpec {
     /// `AdaptiveAvgPool2d(1)` followed by a flatten).
     GlobalAvgPool,
     /// `BatchNorm2d` (PyTorch defaults: eps 1e-5, momentum 0.1).
-    BatchNorm2d { eps: f32, momentum: f32 },
+    BatchNorm2d {
+        eps: f32,
+        momentum: f32,
+    },
     /// Inverted dropout with probability `p` in `[0, 1)`.
-    Dropout { p: f32 },
+    Dropout {
+        p: f32,
+    },
     /// `[C, H, W] -> [C * H * W]`.
     Flatten,
     Activation(Activation),
@@ -49,7 +57,10 @@ fn yes() -> bool {
 impl LayerSpec {
     /// PyTorch's default `BatchNorm2d`.
     pub fn batch_norm2d() -> Self {
-        LayerSpec::BatchNorm2d { eps: 1e-5, momentum: 0.1 }
+        LayerSpec::BatchNorm2d {
+            eps: 1e-5,
+            momentum: 0.1,
+        }
     }
 
     /// A short lowercase kind name (`conv2d`, `linear`, `relu`, ...).
@@ -129,10 +140,16 @@ impl LayerSpec {
             LayerSpec::BatchNorm2d { eps, momentum } => {
                 image(input)?;
                 if !(eps.is_finite() && *eps > 0.0) {
-                    return Err(CnnError::value(format!("{layer}.eps"), format!("{eps} must be positive")));
+                    return Err(CnnError::value(
+                        format!("{layer}.eps"),
+                        format!("{eps} must be positive"),
+                    ));
                 }
                 if !(0.0..=1.0).contains(momentum) {
-                    return Err(CnnError::value(format!("{layer}.momentum"), format!("{momentum} is outside [0, 1]")));
+                    return Err(CnnError::value(
+                        format!("{layer}.momentum"),
+                        format!("{momentum} is outside [0, 1]"),
+                    ));
                 }
                 Ok(input.clone())
             }
@@ -162,9 +179,9 @@ impl LayerSpec {
                 geometry.out_channels * (c_in / g) * geometry.kernel[0] * geometry.kernel[1]
                     + if *bias { geometry.out_channels } else { 0 }
             }
-            LayerSpec::Linear { out_features, bias, .. } => {
-                out_features * input.numel() + if *bias { *out_features } else { 0 }
-            }
+            LayerSpec::Linear {
+                out_features, bias, ..
+            } => out_features * input.numel() + if *bias { *out_features } else { 0 },
             LayerSpec::BatchNorm2d { .. } => 2 * input.dim(0).unwrap_or(0),
             _ => 0,
         }

@@ -12,16 +12,28 @@ fn err_of(b: GraphBuilder) -> CnnError {
 #[test]
 fn zero_stride_is_rejected() {
     let e = err_of(GraphBuilder::new([1, 8, 8]).conv2d("c", Conv2dGeometry::new(2, 3).stride(0)));
-    assert_eq!(e.to_string(), "invalid geometry in layer `c`: stride height must be at least 1");
+    assert_eq!(
+        e.to_string(),
+        "invalid geometry in layer `c`: stride height must be at least 1"
+    );
 }
 
 #[test]
 fn kernel_larger_than_padded_input_is_rejected() {
-    let e = err_of(GraphBuilder::new([1, 4, 4]).conv2d("big", Conv2dGeometry::new(2, 7).padding(1)));
+    let e =
+        err_of(GraphBuilder::new([1, 4, 4]).conv2d("big", Conv2dGeometry::new(2, 7).padding(1)));
     let msg = e.to_string();
-    assert!(msg.contains("`big`") && msg.contains("kernel height 7") && msg.contains("padded input height 6"), "{msg}");
+    assert!(
+        msg.contains("`big`")
+            && msg.contains("kernel height 7")
+            && msg.contains("padded input height 6"),
+        "{msg}"
+    );
     let e = err_of(GraphBuilder::new([1, 3, 3]).max_pool2d(Pool2dGeometry::new(4)));
-    assert!(e.to_string().contains("larger than the padded input"), "{e}");
+    assert!(
+        e.to_string().contains("larger than the padded input"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -39,7 +51,10 @@ fn groups_must_divide_channels() {
 fn dropout_probability_outside_unit_interval_is_rejected() {
     for p in [1.0, -0.1, f32::NAN] {
         let e = err_of(GraphBuilder::new([4]).layer("drop", LayerSpec::Dropout { p }));
-        assert!(e.to_string().contains("drop.p") && e.to_string().contains("outside [0, 1)"), "{e}");
+        assert!(
+            e.to_string().contains("drop.p") && e.to_string().contains("outside [0, 1)"),
+            "{e}"
+        );
     }
 }
 
@@ -56,7 +71,10 @@ fn residual_add_of_different_shapes_names_both() {
             .conv2d("a", Conv2dGeometry::new(4, 3).padding(1))
             .add("sum", "input"),
     );
-    assert_eq!(e.to_string(), "layer `sum`: expected input shape [4, 8, 8], got [3, 8, 8]");
+    assert_eq!(
+        e.to_string(),
+        "layer `sum`: expected input shape [4, 8, 8], got [3, 8, 8]"
+    );
 }
 
 #[test]

@@ -1,0 +1,278 @@
+//! Command-line flags (clap) and their mapping onto `TrainConfig`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use cnn::train::TrainConfig;
+
+/// Train convolutional networks and study their learning curves.
+#[derive(Debug, Parser)]
+#[command(name = "cnn", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model and write its learning curves to a run directory.
+    Train(Box<TrainArgs>),
+    /// Evaluate saved weights on a data split.
+    Eval(EvalArgs),
+    /// Class probabilities for image files.
+    Predict(PredictArgs),
+    /// List the built-in architectures with their parameter counts.
+    Models(ModelsArgs),
+}
+
+/// Flags shared by everything that builds a model and loads data.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ModelDataArgs {
+    /// Built-in model (article, lenet5, vgg, resnet20) or a TOML model spec.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset: synthetic, mnist, fashion-mnist, cifar10 or folder.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Directory holding the dataset files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Hidden activation of the built-in models (relu, leaky_relu, sigmoid,
+    /// tanh, gelu, gelu_tanh, elu, silu, softplus).
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// Dropout probability in the built-in models.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Batch norm after each convolution in the built-in models (on/off).
+    #[arg(long, value_parser = parse_on_off)]
+    pub batch_norm: Option<bool>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Backend: cpu (and cuda when built with the `cuda` feature).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Random seed for initialisation, shuffling, dropout and the synthetic set.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrainArgs {
+    /// Read the whole configuration from a TOML file (flags override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ModelDataArgs,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD/RMSprop momentum, or beta1 of the Adam family.
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// The optimizer's weight decay (decoupled for AdamW).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// none, step, multistep, exponential, cosine, cosine_restarts,
+    /// warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// L1 penalty coefficient.
+    #[arg(long)]
+    pub l1: Option<f64>,
+    /// L2 penalty coefficient (through the gradient, weights only).
+    #[arg(long)]
+    pub l2: Option<f64>,
+    #[arg(long)]
+    pub label_smoothing: Option<f32>,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    pub clip_grad_norm: Option<f64>,
+    /// Clip gradient values to [-v, v].
+    #[arg(long)]
+    pub clip_value: Option<f64>,
+    /// Stop after N epochs without validation-loss improvement.
+    #[arg(long)]
+    pub early_stopping: Option<usize>,
+    /// Fraction of the training data used for validation (0 = test split).
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Keep the training data in file order.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Random crop and horizontal flip.
+    #[arg(long)]
+    pub augment: bool,
+    /// Start from these weights (safetensors, e.g. exported from PyTorch).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Checkpoint every N steps as well as every epoch.
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Check every layer's output and gradient for NaN/inf (slow).
+    #[arg(long)]
+    pub detect_anomaly: bool,
+    /// Run directory (default: runs/<model>-<data>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["config", "out", "overwrite"])]
+    pub resume: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: ModelDataArgs,
+    /// The weights to evaluate (safetensors state_dict).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// train, val or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Validation fraction used to carve `val` out of the training data.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub common: ModelDataArgs,
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Image files (PNG or JPEG), resized to the model's input.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Input shape C,H,W for the parameter counts.
+    #[arg(long, default_value = "3,32,32")]
+    pub input: String,
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got `{s}`")),
+    }
+}
+
+impl ModelDataArgs {
+    /// Apply the flags that were given on top of `c`.
+    pub fn apply(&self, c: &mut TrainConfig) {
+        if let Some(v) = &self.model {
+            c.model = v.clone();
+        }
+        if let Some(v) = &self.data {
+            c.data = v.clone();
+        }
+        if self.data_dir.is_some() {
+            c.data_dir = self.data_dir.clone();
+        }
+        if let Some(v) = &self.activation {
+            c.activation = v.clone();
+        }
+        if let Some(v) = self.dropout {
+            c.dropout = v;
+        }
+        if let Some(v) = self.batch_norm {
+            c.batch_norm = v;
+        }
+        if let Some(v) = self.threads {
+            c.threads = v;
+        }
+        if let Some(v) = &self.backend {
+            c.backend = v.clone();
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The configuration: defaults, then `--config`, then flags.
+    pub fn to_config(&self) -> cnn::train::Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => TrainConfig::load(path)?,
+            None => TrainConfig::default(),
+        };
+        self.common.apply(&mut c);
+        macro_rules! set {
+            ($($field:ident),*) => {$( if let Some(v) = &self.$field { c.$field = v.clone(); } )*};
+        }
+        set!(
+            epochs,
+            max_steps,
+            batch_size,
+            optimizer,
+            schedule,
+            l1,
+            l2,
+            label_smoothing,
+            clip_grad_norm,
+            clip_value,
+            early_stopping,
+            val_fraction,
+            limit_train,
+            checkpoint_every
+        );
+        if self.lr.is_some() {
+            c.lr = self.lr;
+        }
+        if self.momentum.is_some() {
+            c.momentum = self.momentum;
+        }
+        if self.weight_decay.is_some() {
+            c.weight_decay = self.weight_decay;
+        }
+        if self.init_from.is_some() {
+            c.init_from = self.init_from.clone();
+        }
+        c.nesterov |= self.nesterov;
+        c.augment |= self.augment;
+        c.detect_anomaly |= self.detect_anomaly;
+        if self.no_shuffle {
+            c.shuffle = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,413 @@
+//! The subcommands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cnn::backends::{WithBackend, with_backend};
+use cnn::core::models::{self, ModelOptions};
+use cnn::core::{Backend, Graph, Mode, Shape, SoftmaxCrossEntropy};
+use cnn::train::checkpoint::load_safetensors;
+use cnn::train::setup::{self, DataSplits};
+use cnn::train::{Outcome, RunDir, TrainConfig, TrainError, Trainer};
+
+use crate::args::{Command, EvalArgs, ModelsArgs, PredictArgs, TrainArgs};
+
+/// A command failure: the one line to print and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    code: i32,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // One line, always.
+        f.write_str(&self.message.replace('\n', " "))
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        self.code
+    }
+}
+
+impl From<TrainError> for CliError {
+    fn from(e: TrainError) -> Self {
+        let code = match e {
+            TrainError::Interrupted { .. } => 130,
+            TrainError::Diverged { .. } => 3,
+            _ => 1,
+        };
+        CliError {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+impl From<cnn::core::CnnError> for CliError {
+    fn from(e: cnn::core::CnnError) -> Self {
+        TrainError::from(e).into()
+    }
+}
+
+type CliResult<T = ()> = Result<T, CliError>;
+
+fn fail(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 2,
+    }
+}
+
+pub fn run(command: Command) -> CliResult {
+    match command {
+        Command::Train(a) => train(*a),
+        Command::Eval(a) => eval(a),
+        Command::Predict(a) => predict(a),
+        Command::Models(a) => list_models(a),
+    }
+}
+
+/// `runs/<model>-<data>`, or the first free `-2`, `-3`, ... variant.
+fn default_run_dir(config: &TrainConfig) -> PathBuf {
+    let stem = Path::new(&config.model)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
+    let base = PathBuf::from("runs").join(format!("{stem}-{}", config.data));
+    let taken = |p: &Path| {
+        p.exists()
+            && std::fs::read_dir(p)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+    };
+    if !taken(&base) {
+        return base;
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+        .find(|p| !taken(p))
+        .expect("an unbounded range always finds a free name")
+}
+
+fn train(args: TrainArgs) -> CliResult {
+    let (config, dir, resume) = match &args.resume {
+        Some(path) => {
+            let dir = RunDir::open(path)?;
+            (TrainConfig::load(&dir.config())?, dir, true)
+        }
+        None => {
+            let config = args.to_config()?;
+            let out = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
+            let dir = RunDir::create(&out, args.overwrite)?;
+            cnn::train::io::write_atomic(&dir.config(), config.to_toml().as_bytes())?;
+            (config, dir, false)
+        }
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        // A second Ctrl-C while the checkpoint is written still kills the process.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing the current step and writing a checkpoint...");
+        });
+    }
+    let job = TrainJob {
+        config: config.clone(),
+        dir,
+        resume,
+        quiet: args.quiet,
+        interrupt,
+    };
+    with_backend(&config.backend, config.threads, job)?
+}
+
+struct TrainJob {
+    config: TrainConfig,
+    dir: RunDir,
+    resume: bool,
+    quiet: bool,
+    interrupt: Arc<AtomicBool>,
+}
+
+impl WithBackend for TrainJob {
+    type Output = CliResult;
+
+    fn run<B: Backend>(self, backend: B) -> CliResult {
+        let config = &self.config;
+        let data = setup::load_data(config)?;
+        let mut graph = build_graph(&backend, config, &data)?;
+        if let Some(init) = &config.init_from
+            && !self.resume
+        {
+            load_weights(&mut graph, init)?;
+        }
+        let root = self.dir.root().to_path_buf();
+        let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
+            .with_run_dir(self.dir)
+            .with_progress(!self.quiet)
+            .with_interrupt(self.interrupt);
+        if self.resume {
+            if !trainer.restore_latest()? {
+                return Err(fail(format!(
+                    "{}: has no checkpoint to resume from",
+                    root.display()
+                )));
+            }
+            eprintln!(
+                "resuming {} at step {} (epoch {})",
+                root.display(),
+                trainer.state().step,
+                trainer.state().epochs_done + 1
+            );
+        } else {
+            trainer.checkpoint()?;
+        }
+        eprintln!(
+            "training {} ({} parameters) on {}: {} train / {} {} images, {} epochs, backend {} ",
+            config.model,
+            trainer.graph().num_params(),
+            trainer.data().name,
+            trainer.data().train.len(),
+            trainer.data().val.len(),
+            if trainer.data().val_is_test {
+                "test (validation)"
+            } else {
+                "validation"
+            },
+            config.epochs,
+            trainer.graph().backend().name(),
+        );
+        let outcome = trainer.fit()?;
+        if let Outcome::EarlyStopped { epoch, best_epoch } = outcome {
+            eprintln!(
+                "early stopping after epoch {epoch}; best validation loss at epoch {best_epoch}"
+            );
+        }
+        for e in &trainer.history().epochs {
+            let val = e
+                .val
+                .as_ref()
+                .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
+                .unwrap_or_default();
+            eprintln!(
+                "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
+                e.epoch,
+                e.train.loss,
+                e.train.accuracy * 100.0,
+                e.seconds,
+                e.images_per_sec
+            );
+        }
+        let test = trainer.data().test.clone();
+        if !test.is_empty() {
+            let (m, _) = trainer.evaluate(&test)?;
+            eprintln!(
+                "test: loss {:.4} accuracy {:.2}% (n = {})",
+                m.loss,
+                m.accuracy * 100.0,
+                m.n
+            );
+            let summary = serde_json::json!({ "test": m, "epochs": trainer.history().epochs.len(), "steps": trainer.state().step });
+            cnn::train::io::write_atomic(
+                &root.join("summary.json"),
+                summary.to_string().as_bytes(),
+            )?;
+        }
+        println!("curves: {}", root.join("curves.png").display());
+        Ok(())
+    }
+}
+
+fn build_graph<B: Backend>(
+    backend: &B,
+    config: &TrainConfig,
+    data: &DataSplits,
+) -> CliResult<Graph<B>> {
+    let spec = setup::model_spec(config, &data.shape, data.num_classes())?;
+    Ok(Graph::new(backend, spec, config.seed)?)
+}
+
+fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> CliResult {
+    let (weights, _) = load_safetensors(path)?;
+    graph
+        .load_state_dict(&weights)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))
+}
+
+/// Config for eval/predict: defaults plus the shared flags.
+fn config_from(common: &crate::args::ModelDataArgs) -> TrainConfig {
+    let mut c = TrainConfig::default();
+    common.apply(&mut c);
+    c
+}
+
+fn eval(args: EvalArgs) -> CliResult {
+    let mut config = config_from(&args.common);
+    config.val_fraction = args.val_fraction;
+    config.validate()?;
+    let job = EvalJob {
+        config: config.clone(),
+        args,
+    };
+    with_backend(&config.backend, config.threads, job)?
+}
+
+struct EvalJob {
+    config: TrainConfig,
+    args: EvalArgs,
+}
+
+impl WithBackend for EvalJob {
+    type Output = CliResult;
+
+    fn run<B: Backend>(self, backend: B) -> CliResult {
+        let data = setup::load_data(&self.config)?;
+        let mut graph = build_graph(&backend, &self.config, &data)?;
+        load_weights(&mut graph, &self.args.weights)?;
+        let subset = match self.args.split.as_str() {
+            "train" => data.train.clone(),
+            "val" | "validation" => data.val.clone(),
+            "test" => data.test.clone(),
+            other => {
+                return Err(fail(format!(
+                    "unknown split `{other}` (expected train, val or test)"
+                )));
+            }
+        };
+        if subset.is_empty() {
+            return Err(fail(format!(
+                "the {} split of {} is empty",
+                self.args.split, data.name
+            )));
+        }
+        let (m, cm) = cnn::train::evaluate(
+            &mut graph,
+            &subset,
+            &data.normalization,
+            self.args.batch_size.max(1),
+            SoftmaxCrossEntropy::new(),
+        )?;
+        if self.args.json {
+            let out = serde_json::json!({
+                "split": self.args.split,
+                "n": m.n,
+                "loss": m.loss,
+                "accuracy": m.accuracy,
+                "precision_macro": m.precision_macro,
+                "recall_macro": m.recall_macro,
+                "f1_macro": m.f1_macro,
+                "per_class": cm.per_class(),
+            });
+            println!("{out}");
+        } else {
+            println!(
+                "{} split: n = {}, loss {:.4}, accuracy {:.2}%, macro precision {:.4}, recall {:.4}, F1 {:.4}",
+                self.args.split,
+                m.n,
+                m.loss,
+                m.accuracy * 100.0,
+                m.precision_macro,
+                m.recall_macro,
+                m.f1_macro
+            );
+        }
+        Ok(())
+    }
+}
+
+fn predict(args: PredictArgs) -> CliResult {
+    let config = config_from(&args.common);
+    let job = PredictJob {
+        config: config.clone(),
+        args,
+    };
+    with_backend(&config.backend, config.threads, job)?
+}
+
+struct PredictJob {
+    config: TrainConfig,
+    args: PredictArgs,
+}
+
+impl WithBackend for PredictJob {
+    type Output = CliResult;
+
+    fn run<B: Backend>(self, backend: B) -> CliResult {
+        // The dataset tells the input shape, classes and normalisation.
+        let data = setup::load_data(&self.config)?;
+        let mut graph = build_graph(&backend, &self.config, &data)?;
+        load_weights(&mut graph, &self.args.weights)?;
+        let shape = data.shape.clone();
+        let classes = data.num_classes();
+        let mut results = Vec::new();
+        for path in &self.args.images {
+            let pixels = cnn::data::load_image(path, &shape, &data.normalization)
+                .map_err(TrainError::from)?;
+            let logits = graph
+                .forward_host(&pixels, 1, Mode::Eval)?
+                .to_vec(&backend)?;
+            let probs = cnn::train::metrics::softmax_rows(&logits, classes);
+            let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            ranked.truncate(self.args.top.max(1));
+            results.push((path.clone(), ranked));
+        }
+        if self.args.json {
+            let out: Vec<_> = results
+                .iter()
+                .map(|(p, r)| {
+                    serde_json::json!({
+                        "file": p.display().to_string(),
+                        "top": r.iter().map(|(c, prob)| serde_json::json!({"class": c, "name": data.class_names[*c], "probability": prob})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(out));
+        } else {
+            for (p, r) in results {
+                let parts: Vec<String> = r
+                    .iter()
+                    .map(|(c, prob)| format!("{} {:.2}%", data.class_names[*c], prob * 100.0))
+                    .collect();
+                println!("{}: {}", p.display(), parts.join(", "));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn list_models(args: ModelsArgs) -> CliResult {
+    let dims: Vec<usize> = args
+        .input
+        .split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            fail(format!(
+                "--input expects C,H,W like 3,32,32, got `{}`",
+                args.input
+            ))
+        })?;
+    let input = Shape::new(dims);
+    println!(
+        "{:<10} {:>12}  description (input {input}, {} classes)",
+        "model", "parameters", args.classes
+    );
+    for (name, description) in models::BUILTIN {
+        let opts = ModelOptions::new(input.clone(), args.classes);
+        let count = match models::builtin(name, &opts).and_then(|s| s.num_params()) {
+            Ok(n) => n.to_string(),
+            Err(e) => format!("n/a ({e})"),
+        };
+        println!("{name:<10} {count:>12}  {description}");
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! `TrainConfig`: everything that defines a run, as the CLI flags and the
+//! `config.toml` of a run directory spell it. Unknown keys are errors.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// A complete, resolved run configuration (the `config.toml` of a run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// A built-in model name (`article`, `lenet5`, `vgg`, `resnet20`) or the
+    /// path of a TOML model spec.
+    pub model: String,
+    /// `synthetic`, `mnist`, `fashion-mnist`, `cifar10` or `folder`.
+    pub data: String,
+    /// Where the data files are (not needed for `synthetic`).
+    pub data_dir: Option<PathBuf>,
+    /// Epochs to train.
+    pub epochs: usize,
+    /// Stop after this many optimizer steps (0 = no step budget).
+    pub max_steps: u64,
+    pub batch_size: usize,
+    /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`, `adadelta`, `nadam`,
+    /// `radam`, `adamax`.
+    pub optimizer: String,
+    /// Learning rate (default: 0.05 for SGD, PyTorch's default otherwise).
+    pub lr: Option<f64>,
+    /// SGD/RMSprop momentum, or beta1 of the Adam family (default: 0.9 for
+    /// SGD, PyTorch's default otherwise).
+    pub momentum: Option<f64>,
+    /// The optimizer's own weight decay (coupled L2 for SGD/Adam, decoupled
+    /// for AdamW).
+    pub weight_decay: Option<f64>,
+    pub nesterov: bool,
+    /// Learning-rate schedule name (`none`, `step`, `multistep`,
+    /// `exponential`, `cosine`, `cosine_restarts`, `warmup_cosine`,
+    /// `linear`, `polynomial`, `one_cycle`, `cyclic`, `plateau`).
+    pub schedule: String,
+    /// Whether the schedule advances per optimizer step or per epoch.
+    pub schedule_per: SchedulePer,
+    /// L1 penalty coefficient (added to the loss; subgradient to the gradients).
+    pub l1: f64,
+    /// L2 penalty coefficient through the gradient (`g += l2 * w`) on weights.
+    pub l2: f64,
+    /// Dropout probability in the built-in models.
+    pub dropout: f32,
+    /// Hidden activation of the built-in models.
+    pub activation: String,
+    /// Batch norm after each convolution in the built-in models.
+    pub batch_norm: bool,
+    pub label_smoothing: f32,
+    /// Clip the global gradient norm to this value (0 = off).
+    pub clip_grad_norm: f64,
+    /// Clip each gradient element to [-v, v] (0 = off).
+    pub clip_value: f64,
+    /// Stop after this many epochs without validation-loss improvement (0 = off).
+    pub early_stopping: usize,
+    /// Improvement smaller than this does not count for early stopping.
+    pub min_delta: f64,
+    /// Restore the best weights when early stopping triggers.
+    pub restore_best: bool,
+    /// Fraction of the training data held out for validation, taken from
+    /// the end (0 = validate on the test split).
+    pub val_fraction: f64,
+    /// Use only the first N training images (0 = all).
+    pub limit_train: usize,
+    pub shuffle: bool,
+    /// Random crop (padding 4) and horizontal flip.
+    pub augment: bool,
+    pub seed: u64,
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    pub backend: String,
+    /// Start from these weights (a safetensors state_dict, e.g. from PyTorch).
+    pub init_from: Option<PathBuf>,
+    /// Also checkpoint every N steps (0 = at the end of each epoch only).
+    pub checkpoint_every: u64,
+    /// Check every layer's output and gradient for NaN/inf (slow).
+    pub detect_anomaly: bool,
+}
+
+/// When the learning-rate schedule advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulePer {
+    #[default]
+    Step,
+    Epoch,
+}
+
+impl Default for TrainConfig {
+    /// The README's main job: the article's classifier on the synthetic set.
+    fn default() -> Self {
+        TrainConfig {
+            model: "article".into(),
+            data: "synthetic".into(),
+            data_dir: None,
+            epochs: 20,
+            max_steps: 0,
+            batch_size: 64,
+            optimizer: "sgd".into(),
+            lr: None,
+            momentum: None,
+            weight_decay: None,
+            nesterov: false,
+            schedule: "none".into(),
+            schedule_per: SchedulePer::Step,
+            l1: 0.0,
+            l2: 0.0,
+            dropout: 0.0,
+            activation: "relu".into(),
+            batch_norm: false,
+            label_smoothing: 0.0,
+            clip_grad_norm: 0.0,
+            clip_value: 0.0,
+            early_stopping: 0,
+            min_delta: 0.0,
+            restore_best: true,
+            val_fraction: 0.1,
+            limit_train: 0,
+            shuffle: true,
+            augment: false,
+            seed: 0,
+            threads: 0,
+            backend: "cpu".into(),
+            init_from: None,
+            checkpoint_every: 0,
+            detect_anomaly: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parse a TOML document; unknown keys and wrong types are errors naming
+    /// the file.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        let config: TrainConfig = toml::from_str(text).map_err(|e| {
+            TrainError::bad_file(origin, e.message().to_string() + &line_of(text, e.span()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read and parse a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The resolved TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+    }
+
+    /// Check values that serde's types do not.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.epochs == 0 && self.max_steps == 0 {
+            return bad("epochs must be at least 1 (or give max_steps)".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return bad(format!(
+                "val_fraction {} is outside [0, 1)",
+                self.val_fraction
+            ));
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return bad(format!("dropout {} is outside [0, 1)", self.dropout));
+        }
+        if !(0.0..=1.0).contains(&self.label_smoothing) {
+            return bad(format!(
+                "label_smoothing {} is outside [0, 1]",
+                self.label_smoothing
+            ));
+        }
+        for (name, v) in [
+            ("l1", self.l1),
+            ("l2", self.l2),
+            ("clip_grad_norm", self.clip_grad_norm),
+            ("clip_value", self.clip_value),
+            ("min_delta", self.min_delta),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} {v} must be a non-negative number"));
+            }
+        }
+        if let Some(lr) = self.lr
+            && !(lr.is_finite() && lr >= 0.0)
+        {
+            return bad(format!("lr {lr} must be a non-negative number"));
+        }
+        cnn_core::Activation::from_name(&self.activation)?;
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(
+            " (line {})",
+            text[..r.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = TrainConfig {
+            lr: Some(0.05),
+            momentum: Some(0.9),
+            ..TrainConfig::default()
+        };
+        let back = TrainConfig::from_toml(&c.to_toml(), Path::new("config.toml")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_file() {
+        let err =
+            TrainConfig::from_toml("epochs = 3\nlearning_rate = 0.1\n", Path::new("run.toml"))
+                .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("run.toml: "), "{msg}");
+        assert!(
+            msg.contains("learning_rate") && msg.contains("line 2"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let err = TrainConfig::from_toml("batch_size = 0\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(err.to_string(), "config: batch_size must be at least 1");
+        let err = TrainConfig::from_toml("dropout = 1.5\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("dropout 1.5"), "{err}");
+        let err =
+            TrainConfig::from_toml("activation = \"swishy\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown activation `swishy`"),
+            "{err}"
+        );
+        let err = TrainConfig::from_toml("epochs = \"many\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("c.toml"), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! The learning-curve history of a run: one record per optimizer step and
+//! one per epoch.
+
+use serde::{Deserialize, Serialize};
+
+/// One optimizer step (a row of `steps.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Global step, counting from 1.
+    pub step: u64,
+    /// Epoch the step belongs to, counting from 1.
+    pub epoch: usize,
+    /// Training loss of the batch before the update (including any L1 penalty).
+    pub loss: f64,
+    /// Learning rate used by the update.
+    pub lr: f64,
+}
+
+/// Loss and classification metrics on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SplitMetrics {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub precision_macro: f64,
+    pub recall_macro: f64,
+    pub f1_macro: f64,
+    /// Number of samples evaluated.
+    pub n: usize,
+}
+
+/// One epoch (a row of `metrics.csv`, a line of `history.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Counting from 1.
+    pub epoch: usize,
+    /// Metrics on the training data, from the running averages over the
+    /// epoch's batches (as Keras reports them).
+    pub train: SplitMetrics,
+    /// Metrics on the validation split, evaluated after the epoch.
+    pub val: Option<SplitMetrics>,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch's training (not evaluation).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_sec: f64,
+    /// Per-class precision, recall and F1 on the validation split.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_per_class: Vec<ClassMetrics>,
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub class: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+/// The whole history of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct History {
+    pub steps: Vec<StepRecord>,
+    pub epochs: Vec<EpochRecord>,
+}

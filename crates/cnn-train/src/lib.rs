@@ -1,0 +1,38 @@
+//! # cnn-train
+//!
+//! Training loop, metrics, learning-curve history and its files, plots,
+//! checkpoints and resume.
+//!
+//! Where things live:
+//! - [`config`]: `TrainConfig`, a run's whole configuration (`config.toml`).
+//! - [`setup`]: from a config to data splits, model spec, optimizer, schedule.
+//! - [`trainer`]: `Trainer` (the loop, evaluation, callbacks, checkpoints,
+//!   resume) and `evaluate`.
+//! - [`history`], [`records`]: the learning-curve records and their files
+//!   (`steps.csv`, `metrics.csv`, `history.jsonl`).
+//! - [`metrics`]: confusion matrix, accuracy, precision/recall/F1, top-k.
+//! - [`plot`]: curves and confusion-matrix pictures (plotters).
+//! - [`run_dir`], [`checkpoint`], [`io`]: the run directory, safetensors
+//!   state_dicts, atomic writes.
+//! - [`early_stopping`], [`progress`]: callbacks and progress bars.
+
+pub mod checkpoint;
+pub mod config;
+pub mod early_stopping;
+pub mod error;
+pub mod history;
+pub mod io;
+pub mod metrics;
+pub mod plot;
+pub mod progress;
+pub mod records;
+pub mod run_dir;
+pub mod setup;
+pub mod trainer;
+
+pub use config::{SchedulePer, TrainConfig};
+pub use error::{Result, TrainError};
+pub use history::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord};
+pub use run_dir::RunDir;
+pub use setup::DataSplits;
+pub use trainer::{Outcome, Trainer, TrainerState, evaluate};

@@ -1,0 +1,194 @@
+//! The run files of a history, and reading them back.
+//!
+//! - `steps.csv`: `step,epoch,loss,lr`, one row per optimizer step.
+//! - `metrics.csv`: one row per epoch, for spreadsheets and pandas (written,
+//!   never read back).
+//! - `history.jsonl`: one JSON [`EpochRecord`] per line; with `steps.csv`
+//!   the source of truth for resuming and comparing runs.
+//!
+//! Floats are written with Rust's `Display`, the shortest text that parses
+//! back to the same `f64`, so reading gives exactly what was written. JSON
+//! has no NaN or infinity: serde_json writes such values as `null`, which
+//! then does not read back (a diverged run stops before writing them).
+//! Every file is rewritten whole through [`write_atomic`].
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Result, TrainError};
+use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
+use crate::io::write_atomic;
+
+/// File name of the per-step log.
+pub const STEPS_CSV: &str = "steps.csv";
+/// File name of the per-epoch table.
+pub const METRICS_CSV: &str = "metrics.csv";
+/// File name of the per-epoch JSON lines.
+pub const HISTORY_JSONL: &str = "history.jsonl";
+
+/// Header of `steps.csv`.
+pub const STEPS_HEADER: &str = "step,epoch,loss,lr";
+/// Header of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,train_precision_macro,train_recall_macro,train_f1_macro,\
+val_loss,val_accuracy,val_precision_macro,val_recall_macro,val_f1_macro,lr,seconds,images_per_sec";
+
+/// Write `steps.csv`, `metrics.csv` and `history.jsonl` into `dir`.
+pub fn write_history(dir: &Path, history: &History) -> Result<()> {
+    write_steps_csv(&dir.join(STEPS_CSV), &history.steps)?;
+    write_metrics_csv(&dir.join(METRICS_CSV), &history.epochs)?;
+    write_history_jsonl(&dir.join(HISTORY_JSONL), &history.epochs)
+}
+
+/// Read `history.jsonl` and `steps.csv` of `dir` back.
+pub fn read_history(dir: &Path) -> Result<History> {
+    Ok(History {
+        steps: read_steps_csv(&dir.join(STEPS_CSV))?,
+        epochs: read_history_jsonl(&dir.join(HISTORY_JSONL))?,
+    })
+}
+
+/// The text of `steps.csv`.
+pub fn steps_csv(steps: &[StepRecord]) -> String {
+    let mut s = String::with_capacity(32 * (steps.len() + 1));
+    s.push_str(STEPS_HEADER);
+    s.push('\n');
+    for r in steps {
+        let _ = writeln!(s, "{},{},{},{}", r.step, r.epoch, r.loss, r.lr);
+    }
+    s
+}
+
+/// Write `steps.csv` atomically.
+pub fn write_steps_csv(path: &Path, steps: &[StepRecord]) -> Result<()> {
+    write_atomic(path, steps_csv(steps).as_bytes())
+}
+
+/// Read `steps.csv`; errors name the file and the line.
+pub fn read_steps_csv(path: &Path) -> Result<Vec<StepRecord>> {
+    let text = read_text(path)?;
+    parse_steps_csv(&text, path)
+}
+
+/// Parse the text of `steps.csv`; `origin` names it in errors.
+pub fn parse_steps_csv(text: &str, origin: &Path) -> Result<Vec<StepRecord>> {
+    let bad = |line: usize, m: String| TrainError::bad_file(origin, format!("line {line}: {m}"));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    match lines.next() {
+        Some((_, h)) if h.trim() == STEPS_HEADER => {}
+        Some((n, h)) => {
+            return Err(bad(
+                n,
+                format!("expected the header `{STEPS_HEADER}`, found `{h}`"),
+            ));
+        }
+        None => {
+            return Err(TrainError::bad_file(
+                origin,
+                "empty file (expected a header)",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (n, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [step, epoch, loss, lr] = cells[..] else {
+            return Err(bad(n, format!("expected 4 fields, found {}", cells.len())));
+        };
+        out.push(StepRecord {
+            step: parse_cell(step, "step").map_err(|m| bad(n, m))?,
+            epoch: parse_cell(epoch, "epoch").map_err(|m| bad(n, m))?,
+            loss: parse_cell(loss, "loss").map_err(|m| bad(n, m))?,
+            lr: parse_cell(lr, "lr").map_err(|m| bad(n, m))?,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_cell<T: std::str::FromStr>(cell: &str, what: &str) -> std::result::Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    cell.parse().map_err(|e| format!("{what} `{cell}`: {e}"))
+}
+
+/// The text of `metrics.csv`; validation cells are empty for epochs without
+/// validation.
+pub fn metrics_csv(epochs: &[EpochRecord]) -> String {
+    fn split(s: &mut String, m: Option<&SplitMetrics>) {
+        match m {
+            Some(m) => {
+                let _ = write!(
+                    s,
+                    "{},{},{},{},{},",
+                    m.loss, m.accuracy, m.precision_macro, m.recall_macro, m.f1_macro
+                );
+            }
+            None => s.push_str(",,,,,"),
+        }
+    }
+    let mut s = String::with_capacity(128 * (epochs.len() + 1));
+    s.push_str(METRICS_HEADER);
+    s.push('\n');
+    for e in epochs {
+        let _ = write!(s, "{},", e.epoch);
+        split(&mut s, Some(&e.train));
+        split(&mut s, e.val.as_ref());
+        let _ = writeln!(s, "{},{},{}", e.lr, e.seconds, e.images_per_sec);
+    }
+    s
+}
+
+/// Write `metrics.csv` atomically.
+pub fn write_metrics_csv(path: &Path, epochs: &[EpochRecord]) -> Result<()> {
+    write_atomic(path, metrics_csv(epochs).as_bytes())
+}
+
+/// The text of `history.jsonl`.
+pub fn history_jsonl(epochs: &[EpochRecord], origin: &Path) -> Result<String> {
+    let mut s = String::new();
+    for e in epochs {
+        let line = serde_json::to_string(e).map_err(|err| {
+            TrainError::bad_file(origin, format!("epoch {}: cannot encode: {err}", e.epoch))
+        })?;
+        s.push_str(&line);
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+/// Write `history.jsonl` atomically.
+pub fn write_history_jsonl(path: &Path, epochs: &[EpochRecord]) -> Result<()> {
+    write_atomic(path, history_jsonl(epochs, path)?.as_bytes())
+}
+
+/// Read `history.jsonl`; errors name the file and the line.
+pub fn read_history_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
+    let text = read_text(path)?;
+    parse_history_jsonl(&text, path)
+}
+
+/// Parse the text of `history.jsonl`; `origin` names it in errors. Blank
+/// lines are skipped.
+pub fn parse_history_jsonl(text: &str, origin: &Path) -> Result<Vec<EpochRecord>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: EpochRecord = serde_json::from_str(line)
+            .map_err(|e| TrainError::bad_file(origin, format!("line {}: {e}", i + 1)))?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| TrainError::bad_file(path, format!("not UTF-8 text: {e}")))
+}

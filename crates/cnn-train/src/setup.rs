@@ -1,0 +1,166 @@
+//! Turning a `TrainConfig` into its parts: data splits, the model spec,
+//! the optimizer and the schedule.
+
+use std::path::Path;
+
+use cnn_core::models::{self, ModelOptions};
+use cnn_core::{Activation, GraphSpec, Shape};
+use cnn_data::{Dataset, DatasetKind, LoadOptions, Normalization, Subset};
+use cnn_optim::{OptimizerConfig, ScheduleConfig};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+
+/// The data a run trains and evaluates on.
+#[derive(Debug, Clone)]
+pub struct DataSplits {
+    pub name: String,
+    pub train: Subset,
+    pub val: Subset,
+    /// True when `val` is the test split (`val_fraction = 0`).
+    pub val_is_test: bool,
+    pub test: Subset,
+    pub normalization: Normalization,
+    pub class_names: Vec<String>,
+    /// Per-image shape `[C, H, W]`.
+    pub shape: Shape,
+}
+
+impl DataSplits {
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+}
+
+/// Load the configured dataset and carve out the validation split.
+pub fn load_data(config: &TrainConfig) -> Result<DataSplits> {
+    let kind: DatasetKind = config.data.parse()?;
+    let mut options = LoadOptions::default();
+    options.synthetic.seed = config.seed;
+    let dataset = cnn_data::load(kind, config.data_dir.as_deref(), &options)?;
+    splits(dataset, config.val_fraction, config.limit_train)
+}
+
+/// Split a loaded dataset: the last `val_fraction` of the training data
+/// validates (0 = validate on the test split, Keras's convention), and the
+/// first `limit_train` of the rest trains (0 = all), so the validation set
+/// stays the same whatever the training-set size.
+pub fn splits(dataset: Dataset, val_fraction: f64, limit_train: usize) -> Result<DataSplits> {
+    let mut split = cnn_data::split(&dataset, val_fraction)?;
+    if limit_train > 0 {
+        split = split.limit_train(limit_train);
+    }
+    if split.train.is_empty() {
+        return Err(TrainError::Config(format!(
+            "no training images (dataset `{}` has {}, validation fraction {val_fraction})",
+            dataset.name,
+            dataset.train.len()
+        )));
+    }
+    Ok(DataSplits {
+        name: dataset.name.clone(),
+        train: split.train,
+        val_is_test: split.val_is_test,
+        val: split.val,
+        test: split.test,
+        normalization: dataset.normalization.clone(),
+        class_names: dataset.class_names.clone(),
+        shape: dataset.shape.clone(),
+    })
+}
+
+/// The model: a built-in name, or a TOML model spec file (a `GraphSpec`:
+/// `input` may be omitted and is then the data's image shape).
+pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result<GraphSpec> {
+    let path = Path::new(&config.model);
+    if config.model.ends_with(".toml") || path.is_file() {
+        return load_model_spec(path, input);
+    }
+    let opts = ModelOptions {
+        input: input.clone(),
+        classes,
+        activation: Activation::from_name(&config.activation)?,
+        dropout: config.dropout,
+        batch_norm: config.batch_norm,
+    };
+    Ok(models::builtin(&config.model, &opts)?)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    input: Option<Shape>,
+    nodes: Vec<cnn_core::graph::NodeSpec>,
+}
+
+/// Read a TOML model spec; errors name the file.
+pub fn load_model_spec(path: &Path, data_shape: &Shape) -> Result<GraphSpec> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    parse_model_spec(&text, path, data_shape)
+}
+
+/// Parse a TOML model spec (see [`load_model_spec`]).
+pub fn parse_model_spec(text: &str, origin: &Path, data_shape: &Shape) -> Result<GraphSpec> {
+    let file: ModelFile =
+        toml::from_str(text).map_err(|e| TrainError::bad_file(origin, e.message().to_string()))?;
+    let spec = GraphSpec {
+        input: file.input.unwrap_or_else(|| data_shape.clone()),
+        nodes: file.nodes,
+    };
+    if spec.input != *data_shape {
+        return Err(TrainError::bad_file(
+            origin,
+            format!(
+                "the model's input {} differs from the data's image shape {data_shape}",
+                spec.input
+            ),
+        ));
+    }
+    spec.resolve()
+        .map_err(|e| TrainError::bad_file(origin, e.to_string()))?;
+    Ok(spec)
+}
+
+/// The optimizer configuration the flags describe.
+pub fn optimizer_config(config: &TrainConfig) -> Result<OptimizerConfig> {
+    let mut c = OptimizerConfig::from_name(&config.optimizer)?;
+    let is_sgd = c.name() == "sgd";
+    // PyTorch's SGD has no default rate and plain SGD is rarely what a CNN
+    // recipe uses: SGD defaults to lr 0.05 with momentum 0.9 (the LeNet-5
+    // workload's settings); the other optimizers keep PyTorch's defaults.
+    let lr = config.lr.unwrap_or(if is_sgd { 0.05 } else { c.lr() });
+    c = c.with_lr(lr);
+    match config.momentum {
+        Some(m) => c = c.with_momentum(m)?,
+        None if is_sgd => c = c.with_momentum(0.9)?,
+        None => {}
+    }
+    if let Some(wd) = config.weight_decay {
+        c = c.with_weight_decay(wd);
+    }
+    if config.nesterov {
+        match &mut c {
+            OptimizerConfig::Sgd(sgd) => sgd.nesterov = true,
+            other => {
+                return Err(TrainError::Config(format!(
+                    "nesterov applies to sgd, not {}",
+                    other.name()
+                )));
+            }
+        }
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// The schedule for `total` steps (or epochs), `None` for `none`.
+pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<ScheduleConfig>> {
+    let name = config.schedule.to_ascii_lowercase().replace('-', "_");
+    let canonical = match name.as_str() {
+        "none" | "" => return Ok(None),
+        "cosine_restarts" => "cosine_warm_restarts",
+        "warmup_cosine" => "sequential",
+        other => other,
+    };
+    Ok(Some(ScheduleConfig::from_name(canonical, total)?))
+}

@@ -1,0 +1,623 @@
+//! The training loop: epochs of optimizer steps, evaluation after each
+//! epoch, the history, callbacks (early stopping, reduce-on-plateau,
+//! checkpoints) and resume.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use cnn_core::{Backend, Graph, Mode, SoftmaxCrossEntropy, Tensor};
+use cnn_data::Subset;
+use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{load_safetensors, save_safetensors};
+use crate::config::{SchedulePer, TrainConfig};
+use crate::early_stopping::EarlyStopping;
+use crate::error::{Result, TrainError};
+use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
+use crate::io::write_atomic;
+use crate::metrics::ConfusionMatrix;
+use crate::progress::Progress;
+use crate::run_dir::RunDir;
+use crate::setup::DataSplits;
+
+/// Where a run stands: what a checkpoint must hold besides weights and
+/// optimizer state to continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Epochs fully completed.
+    pub epochs_done: usize,
+    /// Batches of the current epoch already trained.
+    pub batch_in_epoch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// The graph's training-forward counter (keys dropout masks).
+    pub graph_step: u64,
+    pub early_stopping: EarlyStopping,
+    pub schedule: Option<cnn_optim::ScheduleState>,
+    /// Running sums of the current epoch's training metrics.
+    pub epoch_loss_sum: f64,
+    pub epoch_seen: usize,
+    pub epoch_confusion: Vec<u64>,
+    pub epoch_seconds: f64,
+    /// Best validation loss's epoch (for `restore_best`).
+    pub best_epoch: usize,
+}
+
+/// Device buffers for the loss of one batch size: class targets, the loss
+/// gradient and the predicted classes.
+struct LossScratch<B: Backend> {
+    targets: B::IndexBuffer,
+    dlogits: Tensor<B>,
+    preds: B::IndexBuffer,
+}
+
+impl<B: Backend> LossScratch<B> {
+    /// The buffers for batch size `n`, allocated on first use.
+    fn for_batch<'a>(
+        cache: &'a mut HashMap<usize, Self>,
+        b: &B,
+        n: usize,
+        classes: usize,
+    ) -> Result<&'a mut Self> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(n) {
+            slot.insert(LossScratch {
+                targets: b.alloc_indices(n)?,
+                dlogits: Tensor::zeros(b, [n, classes])?,
+                preds: b.alloc_indices(n)?,
+            });
+        }
+        Ok(cache.get_mut(&n).expect("inserted above"))
+    }
+}
+
+/// How a `fit` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All epochs (or the step budget) done.
+    Completed,
+    /// Early stopping triggered after this epoch.
+    EarlyStopped { epoch: usize, best_epoch: usize },
+}
+
+/// Trains one model on one dataset.
+pub struct Trainer<B: Backend> {
+    backend: B,
+    config: TrainConfig,
+    graph: Graph<B>,
+    optimizer: Optimizer<B>,
+    scheduler: Option<Scheduler>,
+    regularizer: Regularizer,
+    base_lr: f64,
+    data: DataSplits,
+    loss: SoftmaxCrossEntropy,
+    history: History,
+    state: TrainerState,
+    run_dir: Option<RunDir>,
+    interrupt: Option<Arc<AtomicBool>>,
+    quiet: bool,
+    /// Per batch size: targets and loss-gradient buffers.
+    scratch: HashMap<usize, LossScratch<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Trainer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Trainer<B> {
+    /// A trainer for `graph` on `data` as `config` says. Parameters with
+    /// `ParamKind::decays_by_default() == false` (biases, norm parameters)
+    /// get no weight decay.
+    pub fn new(backend: B, config: TrainConfig, graph: Graph<B>, data: DataSplits) -> Result<Self> {
+        config.validate()?;
+        if graph.input_shape() != &data.shape {
+            return Err(TrainError::Config(format!(
+                "the model takes inputs of shape {} but the data's images are {}",
+                graph.input_shape(),
+                data.shape
+            )));
+        }
+        let classes = graph.output_shape().numel();
+        if classes != data.num_classes() {
+            return Err(TrainError::Config(format!(
+                "the model has {classes} outputs but the data has {} classes",
+                data.num_classes()
+            )));
+        }
+        let opt_config = crate::setup::optimizer_config(&config)?;
+        let base_lr = opt_config.lr();
+        let mut optimizer = Optimizer::new(opt_config)?;
+        let no_decay = cnn_optim::ParamGroup::no_decay(
+            graph
+                .params()
+                .into_iter()
+                .filter(|p| !p.kind.decays_by_default()),
+        );
+        optimizer.add_group(no_decay.with_weight_decay(0.0))?;
+        let steps_per_epoch = data.train.len().div_ceil(config.batch_size) as u64;
+        let total = match config.schedule_per {
+            SchedulePer::Step if config.max_steps > 0 => config.max_steps,
+            SchedulePer::Step => steps_per_epoch * config.epochs as u64,
+            SchedulePer::Epoch => config.epochs as u64,
+        };
+        let scheduler = crate::setup::schedule_config(&config, total)?
+            .map(Scheduler::new)
+            .transpose()?;
+        let (config_l1, config_l2) = (config.l1, config.l2);
+        let state = TrainerState {
+            epochs_done: 0,
+            batch_in_epoch: 0,
+            step: 0,
+            graph_step: 0,
+            early_stopping: EarlyStopping::new(config.early_stopping, config.min_delta),
+            schedule: None,
+            epoch_loss_sum: 0.0,
+            epoch_seen: 0,
+            epoch_confusion: vec![0; classes * classes],
+            epoch_seconds: 0.0,
+            best_epoch: 0,
+        };
+        Ok(Trainer {
+            loss: SoftmaxCrossEntropy {
+                label_smoothing: config.label_smoothing,
+            },
+            backend,
+            config,
+            graph,
+            optimizer,
+            scheduler,
+            regularizer: Regularizer::new(config_l1, config_l2)?,
+            base_lr,
+            data,
+            history: History::default(),
+            state,
+            run_dir: None,
+            interrupt: None,
+            quiet: true,
+            scratch: HashMap::new(),
+        })
+    }
+
+    /// Write files and checkpoints into `dir` as training goes.
+    pub fn with_run_dir(mut self, dir: RunDir) -> Self {
+        self.run_dir = Some(dir);
+        self
+    }
+
+    /// Stop cleanly (after the current step, with a checkpoint) when `flag` is set.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
+    /// Show progress bars (when stderr is a terminal).
+    pub fn with_progress(mut self, show: bool) -> Self {
+        self.quiet = !show;
+        self
+    }
+
+    pub fn graph(&self) -> &Graph<B> {
+        &self.graph
+    }
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+    pub fn data(&self) -> &DataSplits {
+        &self.data
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.data.train.len().div_ceil(self.config.batch_size)
+    }
+
+    /// The rate of the next step.
+    fn current_lr(&self) -> f64 {
+        match &self.scheduler {
+            Some(s) => s.lr(self.base_lr),
+            None => self.base_lr,
+        }
+    }
+
+    /// Train until the configured epochs or step budget are done, early
+    /// stopping triggers, or the interrupt flag is set.
+    pub fn fit(&mut self) -> Result<Outcome> {
+        let steps_per_epoch = self.steps_per_epoch();
+        while self.state.epochs_done < self.config.epochs {
+            if self.config.max_steps > 0 && self.state.step >= self.config.max_steps {
+                break;
+            }
+            let epoch = self.state.epochs_done + 1;
+            let mut progress = Progress::new(
+                !self.quiet,
+                epoch,
+                self.config.epochs,
+                steps_per_epoch as u64,
+            );
+            progress.set_position(self.state.batch_in_epoch as u64);
+            let loader = cnn_data::Loader::new(
+                self.data.train.clone(),
+                self.data.normalization.clone(),
+                self.loader_config(),
+            )?;
+            let started = Instant::now();
+            let seconds_before = self.state.epoch_seconds;
+            for batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
+                self.train_step(epoch, &batch.images, &batch.labels)?;
+                loader.recycle(batch);
+                self.state.batch_in_epoch += 1;
+                self.state.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
+                progress.step(
+                    self.history.steps.last().map_or(f64::NAN, |s| s.loss),
+                    self.running_accuracy(),
+                );
+                let budget_done =
+                    self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
+                if budget_done {
+                    break;
+                }
+                if self.interrupted() {
+                    progress.finish();
+                    self.checkpoint()?;
+                    let dir = self
+                        .run_dir
+                        .as_ref()
+                        .map(|d| d.root().to_path_buf())
+                        .unwrap_or_default();
+                    return Err(TrainError::Interrupted {
+                        step: self.state.step,
+                        dir,
+                    });
+                }
+                if self.config.checkpoint_every > 0
+                    && self.state.step % self.config.checkpoint_every == 0
+                {
+                    self.checkpoint()?;
+                }
+            }
+            progress.finish();
+            let budget_done = self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
+            if self.state.batch_in_epoch < steps_per_epoch && !budget_done {
+                continue;
+            }
+            let stop = self.end_epoch(epoch)?;
+            if let Some(outcome) = stop {
+                return Ok(outcome);
+            }
+        }
+        Ok(Outcome::Completed)
+    }
+
+    fn loader_config(&self) -> cnn_data::LoaderConfig {
+        cnn_data::LoaderConfig {
+            shuffle: self.config.shuffle,
+            seed: self.config.seed,
+            augment: if self.config.augment {
+                cnn_data::Augment::standard()
+            } else {
+                cnn_data::Augment::none()
+            },
+            ..cnn_data::LoaderConfig::train(self.config.batch_size)
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    fn running_accuracy(&self) -> f64 {
+        let classes = self.data.num_classes();
+        let correct: u64 = (0..classes)
+            .map(|c| self.state.epoch_confusion[c * classes + c])
+            .sum();
+        correct as f64 / self.state.epoch_seen.max(1) as f64
+    }
+
+    /// One optimizer step on a batch of normalised images and labels.
+    pub fn train_step(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
+        let n = labels.len();
+        let classes = self.data.num_classes();
+        let b = self.backend.clone();
+        let LossScratch {
+            targets,
+            dlogits,
+            preds,
+        } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
+        b.upload_indices_into(labels, targets)?;
+        let logits = self.graph.forward_host(images, n, Mode::Train)?;
+        let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
+        b.argmax_rows(n, classes, logits.buffer(), preds)?;
+        let preds = b.download_indices(preds)?;
+        // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
+        let penalty = if self.config.l1 > 0.0 {
+            Regularizer::new(self.config.l1, 0.0)?.penalty(&b, self.graph.params())?
+        } else {
+            0.0
+        };
+        let loss = data_loss + penalty;
+        self.state.graph_step = self.graph.step();
+        if !loss.is_finite() {
+            let location = self.locate_non_finite()?;
+            return Err(TrainError::Diverged {
+                step: self.state.step + 1,
+                epoch,
+                loss,
+                location,
+            });
+        }
+        self.graph.backward(&self.scratch[&n].dlogits)?;
+        let lr = self.current_lr();
+        let mut params = self.graph.params_mut();
+        self.regularizer.add_gradients(&b, &mut params)?;
+        if self.config.clip_value > 0.0 {
+            cnn_optim::regularize::clip_grad_value(&b, &mut params, self.config.clip_value)?;
+        }
+        if self.config.clip_grad_norm > 0.0 {
+            cnn_optim::regularize::clip_grad_norm(&b, &mut params, self.config.clip_grad_norm)?;
+        }
+        if self.config.detect_anomaly {
+            for p in params.iter() {
+                if b.count_non_finite(p.grad.buffer())? > 0 {
+                    return Err(TrainError::Diverged {
+                        step: self.state.step + 1,
+                        epoch,
+                        loss,
+                        location: Some(format!("non-finite gradient of `{}`", p.name)),
+                    });
+                }
+            }
+        }
+        self.optimizer.set_lr(lr)?;
+        self.optimizer.step(&b, &mut params)?;
+        self.optimizer.zero_grad(&b, &mut params)?;
+        drop(params);
+        if let (Some(s), SchedulePer::Step) = (self.scheduler.as_mut(), self.config.schedule_per)
+            && !needs_metric(s)
+        {
+            s.step();
+        }
+        self.state.step += 1;
+        self.state.epoch_loss_sum += loss * n as f64;
+        self.state.epoch_seen += n;
+        for (&t, &p) in labels.iter().zip(&preds) {
+            if (t as usize) < classes && (p as usize) < classes {
+                self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
+            }
+        }
+        self.history.steps.push(StepRecord {
+            step: self.state.step,
+            epoch,
+            loss,
+            lr,
+        });
+        Ok(loss)
+    }
+
+    /// After a non-finite loss: the first node whose output holds NaN/inf.
+    fn locate_non_finite(&self) -> Result<Option<String>> {
+        for (i, name) in self.graph.node_names().enumerate() {
+            if let Some(out) = self.graph.node_output(i)
+                && self.backend.count_non_finite(out.buffer())? > 0
+            {
+                return Ok(Some(format!("first non-finite output at layer `{name}`")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Evaluate on a subset: mean loss (without penalties) and the confusion matrix.
+    pub fn evaluate(&mut self, subset: &Subset) -> Result<(SplitMetrics, ConfusionMatrix)> {
+        evaluate(
+            &mut self.graph,
+            subset,
+            &self.data.normalization,
+            self.config.batch_size.max(256),
+            self.loss,
+        )
+    }
+
+    fn end_epoch(&mut self, epoch: usize) -> Result<Option<Outcome>> {
+        let classes = self.data.num_classes();
+        let mut train_cm = ConfusionMatrix::new(classes);
+        for t in 0..classes {
+            for p in 0..classes {
+                for _ in 0..self.state.epoch_confusion[t * classes + p] {
+                    train_cm.add(t as u32, p as u32);
+                }
+            }
+        }
+        let train =
+            train_cm.split_metrics(self.state.epoch_loss_sum / self.state.epoch_seen.max(1) as f64);
+        let val_subset = self.data.val.clone();
+        let (val, val_cm) = if val_subset.is_empty() {
+            (None, None)
+        } else {
+            let (m, cm) = self.evaluate(&val_subset)?;
+            (Some(m), Some(cm))
+        };
+        let seconds = self.state.epoch_seconds;
+        let record = EpochRecord {
+            epoch,
+            train,
+            lr: self.current_lr(),
+            seconds,
+            images_per_sec: self.state.epoch_seen as f64 / seconds.max(1e-9),
+            val_per_class: val_cm.as_ref().map(|c| c.per_class()).unwrap_or_default(),
+            val: val.clone(),
+        };
+        self.history.epochs.push(record);
+        // Callbacks: schedule per epoch / on plateau, early stopping, best weights.
+        let monitored = val
+            .as_ref()
+            .map_or(self.history.epochs[epoch - 1].train.loss, |v| v.loss);
+        if let Some(s) = self.scheduler.as_mut() {
+            if needs_metric(s) {
+                s.step_with_metric(monitored);
+            } else if self.config.schedule_per == SchedulePer::Epoch {
+                s.step();
+            }
+        }
+        let improved = self.state.early_stopping.observe(epoch, monitored);
+        if improved {
+            self.state.best_epoch = epoch;
+        }
+        self.state.epochs_done = epoch;
+        self.state.batch_in_epoch = 0;
+        self.state.epoch_loss_sum = 0.0;
+        self.state.epoch_seen = 0;
+        self.state.epoch_confusion.iter_mut().for_each(|c| *c = 0);
+        self.state.epoch_seconds = 0.0;
+        if let Some(dir) = self.run_dir.clone() {
+            if improved {
+                save_safetensors(
+                    &dir.best_model(),
+                    &self.graph.state_dict()?,
+                    &HashMap::new(),
+                )?;
+            }
+            self.write_files(&dir, val_cm.as_ref())?;
+        }
+        self.checkpoint()?;
+        if self.state.early_stopping.should_stop() {
+            if self.config.restore_best
+                && let Some(dir) = &self.run_dir
+            {
+                let (best, _) = load_safetensors(&dir.best_model())?;
+                self.graph.load_state_dict(&best)?;
+                save_safetensors(&dir.model(), &best, &HashMap::new())?;
+            }
+            return Ok(Some(Outcome::EarlyStopped {
+                epoch,
+                best_epoch: self.state.early_stopping.best_epoch,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Write the learning-curve files and plots.
+    pub fn write_files(&self, dir: &RunDir, confusion: Option<&ConfusionMatrix>) -> Result<()> {
+        crate::records::write_steps_csv(&dir.steps_csv(), &self.history.steps)?;
+        crate::records::write_metrics_csv(&dir.metrics_csv(), &self.history.epochs)?;
+        crate::records::write_history_jsonl(&dir.history_jsonl(), &self.history.epochs)?;
+        let title = format!("{} on {}", self.config.model, self.data.name);
+        crate::plot::draw_curves(&self.history, &title, &dir.curves_png(), &dir.curves_svg())?;
+        if let Some(cm) = confusion {
+            crate::plot::draw_confusion(
+                cm,
+                &self.data.class_names,
+                &format!("{title}: validation confusion"),
+                &dir.confusion_png(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Save weights, optimizer and trainer state as the newest checkpoint.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let Some(dir) = self.run_dir.clone() else {
+            return Ok(());
+        };
+        self.state.graph_step = self.graph.step();
+        self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
+        let weights = self.graph.state_dict()?;
+        let ckpt = dir.begin_checkpoint(self.state.step)?;
+        save_safetensors(&ckpt.join("model.safetensors"), &weights, &HashMap::new())?;
+        let opt = self.optimizer.export_state(&self.backend)?;
+        let opt_json = serde_json::to_vec(&opt)
+            .map_err(|e| TrainError::bad_file(ckpt.join("optimizer.json"), e.to_string()))?;
+        write_atomic(&ckpt.join("optimizer.json"), &opt_json)?;
+        let trainer_json = serde_json::to_vec_pretty(&self.state)
+            .map_err(|e| TrainError::bad_file(ckpt.join("trainer.json"), e.to_string()))?;
+        write_atomic(&ckpt.join("trainer.json"), &trainer_json)?;
+        crate::records::write_steps_csv(&ckpt.join("steps.csv"), &self.history.steps)?;
+        crate::records::write_history_jsonl(&ckpt.join("history.jsonl"), &self.history.epochs)?;
+        dir.commit_checkpoint(&ckpt)?;
+        save_safetensors(&dir.model(), &weights, &HashMap::new())?;
+        Ok(())
+    }
+
+    /// Continue from the newest checkpoint of the run directory.
+    pub fn restore_latest(&mut self) -> Result<bool> {
+        let Some(dir) = self.run_dir.clone() else {
+            return Ok(false);
+        };
+        let Some(ckpt) = dir.latest_checkpoint()? else {
+            return Ok(false);
+        };
+        let (weights, _) = load_safetensors(&ckpt.join("model.safetensors"))?;
+        self.graph.load_state_dict(&weights)?;
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let p = ckpt.join(name);
+            std::fs::read(&p).map_err(|e| TrainError::io(&p, e))
+        };
+        let opt: cnn_optim::OptimizerState = serde_json::from_slice(&read("optimizer.json")?)
+            .map_err(|e| TrainError::bad_file(ckpt.join("optimizer.json"), e.to_string()))?;
+        self.optimizer.import_state(&self.backend, &opt)?;
+        let state: TrainerState = serde_json::from_slice(&read("trainer.json")?)
+            .map_err(|e| TrainError::bad_file(ckpt.join("trainer.json"), e.to_string()))?;
+        if let (Some(s), Some(st)) = (self.scheduler.as_mut(), state.schedule.as_ref()) {
+            s.import_state(st)?;
+        }
+        self.graph.set_step(state.graph_step);
+        self.history = History {
+            steps: crate::records::read_steps_csv(&ckpt.join("steps.csv"))?,
+            epochs: crate::records::read_history_jsonl(&ckpt.join("history.jsonl"))?,
+        };
+        self.state = state;
+        Ok(true)
+    }
+}
+
+/// Evaluate `graph` on `subset` in eval mode: mean loss and confusion matrix.
+pub fn evaluate<B: Backend>(
+    graph: &mut Graph<B>,
+    subset: &Subset,
+    normalization: &cnn_data::Normalization,
+    batch_size: usize,
+    loss: SoftmaxCrossEntropy,
+) -> Result<(SplitMetrics, ConfusionMatrix)> {
+    let b = graph.backend().clone();
+    let classes = graph.output_shape().numel();
+    let mut cm = ConfusionMatrix::new(classes);
+    let mut loss_sum = 0.0;
+    let loader = cnn_data::Loader::new(
+        subset.clone(),
+        normalization.clone(),
+        cnn_data::LoaderConfig::eval(batch_size),
+    )?;
+    let mut scratch: HashMap<usize, LossScratch<B>> = HashMap::new();
+    for batch in loader.epoch(0) {
+        let n = batch.labels.len();
+        let LossScratch {
+            targets,
+            dlogits,
+            preds,
+        } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
+        b.upload_indices_into(&batch.labels, targets)?;
+        let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
+        loss_sum += f64::from(loss.forward_backward(&b, logits, targets, dlogits)?) * n as f64;
+        b.argmax_rows(n, classes, logits.buffer(), preds)?;
+        cm.add_batch(&batch.labels, &b.download_indices(preds)?);
+        loader.recycle(batch);
+    }
+    let n = cm.total().max(1) as f64;
+    Ok((cm.split_metrics(loss_sum / n), cm))
+}
+
+fn needs_metric(s: &Scheduler) -> bool {
+    matches!(s.config(), Some(ScheduleConfig::ReduceOnPlateau(_)))
+}
