@@ -94,18 +94,24 @@ fn default_run_dir(config: &TrainConfig) -> PathBuf {
         .expect("an unbounded range always finds a free name")
 }
 
+/// Where a training run writes: a new directory, or one being resumed.
+enum Target {
+    Fresh { out: PathBuf, overwrite: bool },
+    Resume(RunDir),
+}
+
 fn train(args: TrainArgs) -> CliResult {
-    let (config, dir, resume) = match &args.resume {
+    let (config, target) = match &args.resume {
         Some(path) => {
             let dir = RunDir::open(path)?;
-            (TrainConfig::load(&dir.config())?, dir, true)
+            (TrainConfig::load(&dir.config())?, Target::Resume(dir))
         }
         None => {
             let config = args.to_config()?;
             let out = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
-            let dir = RunDir::create(&out, args.overwrite)?;
-            cnn::train::io::write_atomic(&dir.config(), config.to_toml().as_bytes())?;
-            (config, dir, false)
+            RunDir::check_free(&out, args.overwrite)?;
+            let overwrite = args.overwrite;
+            (config, Target::Fresh { out, overwrite })
         }
     };
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -121,8 +127,7 @@ fn train(args: TrainArgs) -> CliResult {
     }
     let job = TrainJob {
         config: config.clone(),
-        dir,
-        resume,
+        target,
         quiet: args.quiet,
         interrupt,
     };
@@ -131,8 +136,7 @@ fn train(args: TrainArgs) -> CliResult {
 
 struct TrainJob {
     config: TrainConfig,
-    dir: RunDir,
-    resume: bool,
+    target: Target,
     quiet: bool,
     interrupt: Arc<AtomicBool>,
 }
@@ -142,19 +146,31 @@ impl WithBackend for TrainJob {
 
     fn run<B: Backend>(self, backend: B) -> CliResult {
         let config = &self.config;
+        setup::optimizer_config(config)?;
+        setup::schedule_config(config, 1)?;
         let data = setup::load_data(config)?;
         let mut graph = build_graph(&backend, config, &data)?;
+        let resume = matches!(self.target, Target::Resume(_));
         if let Some(init) = &config.init_from
-            && !self.resume
+            && !resume
         {
             load_weights(&mut graph, init)?;
         }
-        let root = self.dir.root().to_path_buf();
+        // Everything that can be checked up front was: only now create the run.
+        let dir = match self.target {
+            Target::Resume(dir) => dir,
+            Target::Fresh { out, overwrite } => {
+                let dir = RunDir::create(&out, overwrite)?;
+                cnn::train::io::write_atomic(&dir.config(), config.to_toml().as_bytes())?;
+                dir
+            }
+        };
+        let root = dir.root().to_path_buf();
         let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
-            .with_run_dir(self.dir)
+            .with_run_dir(dir)
             .with_progress(!self.quiet)
             .with_interrupt(self.interrupt);
-        if self.resume {
+        if resume {
             if !trainer.restore_latest()? {
                 return Err(fail(format!(
                     "{}: has no checkpoint to resume from",

@@ -46,6 +46,18 @@ impl RunDir {
         })
     }
 
+    /// Fail early, before any work, if `create(root, overwrite)` would refuse.
+    pub fn check_free(root: &Path, overwrite: bool) -> Result<()> {
+        let non_empty = root.is_dir()
+            && std::fs::read_dir(root)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
+        if non_empty && !overwrite {
+            return Err(TrainError::RunDirExists(root.to_path_buf()));
+        }
+        Ok(())
+    }
+
     /// Open an existing run for resuming; it must hold a config and a checkpoint.
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {

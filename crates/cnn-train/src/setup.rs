@@ -164,3 +164,118 @@ pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<Schedu
     };
     Ok(Some(ScheduleConfig::from_name(canonical, total)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of docs/models.md.
+    const DOC_EXAMPLE: &str = r#"
+input = [1, 28, 28]
+
+[[nodes]]
+name = "conv1"
+type = "conv2d"
+out_channels = 8
+kernel = [3, 3]
+stride = [1, 1]
+padding = [1, 1]
+dilation = [1, 1]
+groups = 1
+
+[[nodes]]
+name = "relu1"
+type = "activation"
+kind = "relu"
+
+[[nodes]]
+name = "pool1"
+type = "max_pool2d"
+kernel = [2, 2]
+stride = [2, 2]
+padding = [0, 0]
+ceil_mode = false
+count_include_pad = true
+
+[[nodes]]
+name = "flat"
+type = "flatten"
+
+[[nodes]]
+name = "fc"
+type = "linear"
+out_features = 10
+"#;
+
+    #[test]
+    fn the_documented_model_spec_parses_and_resolves() {
+        let spec = parse_model_spec(
+            DOC_EXAMPLE,
+            Path::new("net.toml"),
+            &Shape::from([1, 28, 28]),
+        )
+        .unwrap();
+        assert_eq!(spec.nodes.len(), 5);
+        assert_eq!(spec.output_shape().unwrap().dims(), &[10]);
+        assert_eq!(
+            spec.num_params().unwrap(),
+            8 * 9 + 8 + 8 * 14 * 14 * 10 + 10
+        );
+    }
+
+    #[test]
+    fn model_spec_errors_name_the_file() {
+        let bad = DOC_EXAMPLE.replace("out_features = 10", "out_features = 10\nin_features = 99");
+        let err =
+            parse_model_spec(&bad, Path::new("net.toml"), &Shape::from([1, 28, 28])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("net.toml: ") && msg.contains("1568") && msg.contains("99"),
+            "{msg}"
+        );
+        let err = parse_model_spec(
+            DOC_EXAMPLE,
+            Path::new("net.toml"),
+            &Shape::from([3, 32, 32]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("differs from the data"), "{err}");
+        let typo = DOC_EXAMPLE.replace("out_channels = 8", "out_channel = 8");
+        let err =
+            parse_model_spec(&typo, Path::new("net.toml"), &Shape::from([1, 28, 28])).unwrap_err();
+        assert!(err.to_string().starts_with("net.toml: "), "{err}");
+    }
+
+    #[test]
+    fn residual_specs_parse_with_add_nodes() {
+        let text = r#"
+[[nodes]]
+name = "conv"
+type = "conv2d"
+out_channels = 1
+kernel = [3, 3]
+stride = [1, 1]
+padding = [1, 1]
+dilation = [1, 1]
+groups = 1
+
+[[nodes]]
+name = "sum"
+add = "input"
+
+[[nodes]]
+name = "gap"
+type = "global_avg_pool"
+
+[[nodes]]
+name = "fc"
+type = "linear"
+out_features = 2
+"#;
+        let spec = parse_model_spec(text, Path::new("res.toml"), &Shape::from([1, 8, 8])).unwrap();
+        assert!(matches!(
+            spec.nodes[1].op,
+            cnn_core::graph::NodeOp::Add { .. }
+        ));
+    }
+}

@@ -1,0 +1,287 @@
+//! The `cnn` command end to end: a short training run writes every file of
+//! a run directory; bad input gives one clear line and a non-zero exit.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cnn(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the cnn binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert a failure printed exactly one `error:` line containing `needle`.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success(),
+        "expected failure, stderr: {}",
+        stderr(o)
+    );
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "nothing but the error line expected: {err}"
+    );
+    assert!(lines[0].contains(needle), "`{needle}` not in: {}", lines[0]);
+}
+
+#[test]
+fn train_writes_a_complete_run_directory_and_eval_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--epochs",
+            "2",
+            "--limit-train",
+            "256",
+            "--batch-size",
+            "32",
+            "--out",
+            "run",
+            "--seed",
+            "3",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = tmp.path().join("run");
+    for f in [
+        "config.toml",
+        "steps.csv",
+        "metrics.csv",
+        "history.jsonl",
+        "model.safetensors",
+        "best.safetensors",
+        "curves.png",
+        "curves.svg",
+        "confusion.png",
+        "checkpoint/LATEST",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let steps = std::fs::read_to_string(run.join("steps.csv")).unwrap();
+    let mut lines = steps.lines();
+    assert_eq!(lines.next(), Some("step,epoch,loss,lr"));
+    assert_eq!(
+        lines.count(),
+        2 * 8,
+        "256 images in batches of 32 for 2 epochs"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("curves:"));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("limit_train = 256"), "{config}");
+
+    let eval = cnn(
+        &[
+            "eval",
+            "--weights",
+            "run/model.safetensors",
+            "--data",
+            "synthetic",
+            "--seed",
+            "3",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let v: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    for key in [
+        "accuracy",
+        "loss",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "n",
+    ] {
+        assert!(v.get(key).is_some(), "eval --json lacks {key}: {v}");
+    }
+    assert_eq!(v["n"], 1000);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+
+    // A second run into the same directory is refused, and nothing is lost.
+    let again = cnn(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "64",
+            "--out",
+            "run",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&again, "already exists; pass --overwrite");
+    assert_eq!(
+        std::fs::read_to_string(run.join("steps.csv")).unwrap(),
+        steps
+    );
+}
+
+#[test]
+fn missing_data_directory_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "no/such/dir",
+            "--model",
+            "lenet5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "no/such/dir");
+}
+
+#[test]
+fn corrupted_idx_files_name_the_file_and_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mnist");
+    std::fs::create_dir(&dir).unwrap();
+    // Valid labels, images with a wrong magic number.
+    let mut labels = vec![0, 0, 8, 1, 0, 0, 0, 2];
+    labels.extend([3, 4]);
+    let mut images = vec![0, 0, 8, 9, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28];
+    images.extend(vec![0u8; 2 * 784]);
+    for split in ["train", "t10k"] {
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), &labels).unwrap();
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), &images).unwrap();
+    }
+    let out = cnn(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "mnist",
+            "--model",
+            "lenet5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "train-images-idx3-ubyte");
+    assert!(
+        stderr(&out).to_lowercase().contains("magic"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Fix the magic, truncate the data: a short-data error.
+    images[3] = 3;
+    images.truncate(16 + 700);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), &images).unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "mnist",
+            "--model",
+            "lenet5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "train-images-idx3-ubyte");
+
+    // Valid images, a label out of range.
+    images.resize(16 + 2 * 784, 0);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), &images).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), &images).unwrap();
+    labels[9] = 12;
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), &labels).unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "mnist",
+            "--model",
+            "lenet5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "train-labels-idx1-ubyte");
+    assert!(stderr(&out).contains("12"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_non_image_in_an_image_folder_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let class = tmp.path().join("images").join("cats");
+    std::fs::create_dir_all(&class).unwrap();
+    std::fs::write(class.join("notes.txt"), b"this is not a picture").unwrap();
+    let out = cnn(
+        &["train", "--data", "folder", "--data-dir", "images"],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "notes.txt");
+}
+
+#[test]
+fn unknown_config_keys_and_invalid_values_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("run.toml"),
+        "epochs = 2\nlearning_rate = 0.1\n",
+    )
+    .unwrap();
+    let out = cnn(&["train", "--config", "run.toml"], tmp.path());
+    assert_one_line_error(&out, "run.toml");
+    assert!(stderr(&out).contains("learning_rate"), "{}", stderr(&out));
+
+    let out = cnn(&["train", "--dropout", "1.0"], tmp.path());
+    assert_one_line_error(&out, "dropout 1");
+    let out = cnn(&["train", "--optimizer", "lbfgs"], tmp.path());
+    assert_one_line_error(&out, "lbfgs");
+    let out = cnn(&["train", "--lr=-1", "--optimizer", "adam"], tmp.path());
+    assert_one_line_error(&out, "lr");
+    let out = cnn(&["train", "--model", "alexnet"], tmp.path());
+    assert_one_line_error(&out, "unknown model `alexnet`");
+    // Failed starts leave no run directory behind.
+    assert!(!tmp.path().join("runs").exists());
+}
+
+#[test]
+fn cuda_backend_absent_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(&["train", "--backend", "cuda", "--epochs", "1"], tmp.path());
+    assert_one_line_error(&out, "cuda");
+}
+
+#[test]
+fn models_lists_parameter_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(&["models", "--input", "1,28,28"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("lenet5") && text.contains("61706"), "{text}");
+    let out = cnn(&["models"], tmp.path());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("200262"),
+        "article on 3x32x32"
+    );
+}

@@ -1,0 +1,167 @@
+//! Interrupting and resuming a run continues it exactly: the same batches,
+//! the same dropout masks, the same optimizer and schedule state, so the
+//! per-step loss curve and the final weights equal an uninterrupted run's
+//! bit for bit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cnn_core::{ArrayData, Graph};
+use cnn_cpu::CpuBackend;
+use cnn_data::{LoadOptions, SyntheticConfig};
+use cnn_train::{RunDir, TrainConfig, TrainError, Trainer, setup};
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        model: "article".into(),
+        data: "synthetic".into(),
+        epochs: 3,
+        batch_size: 32,
+        optimizer: "adam".into(),
+        lr: Some(2e-3),
+        schedule: "cosine".into(),
+        dropout: 0.25,
+        l1: 1e-5,
+        l2: 1e-4,
+        augment: true,
+        seed: 7,
+        ..TrainConfig::default()
+    }
+}
+
+fn trainer(dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
+    let c = config();
+    let options = LoadOptions {
+        synthetic: SyntheticConfig {
+            seed: c.seed,
+            train: 320,
+            test: 64,
+            ..SyntheticConfig::default()
+        },
+        ..LoadOptions::default()
+    };
+    let dataset = cnn_data::load(cnn_data::DatasetKind::Synthetic, None, &options).unwrap();
+    let data = setup::splits(dataset, c.val_fraction, 0).unwrap();
+    let backend = CpuBackend::with_threads(2).unwrap();
+    let spec = setup::model_spec(&c, &data.shape, data.num_classes()).unwrap();
+    let graph = Graph::new(&backend, spec, c.seed).unwrap();
+    let run = if fresh {
+        RunDir::create(dir, false).unwrap()
+    } else {
+        RunDir::open(dir).unwrap()
+    };
+    if fresh {
+        cnn_train::io::write_atomic(&run.config(), c.to_toml().as_bytes()).unwrap();
+    }
+    Trainer::new(backend, c, graph, data)
+        .unwrap()
+        .with_run_dir(run)
+}
+
+fn weights(t: &Trainer<CpuBackend>) -> Vec<(String, Vec<u32>)> {
+    t.graph()
+        .state_dict()
+        .unwrap()
+        .into_iter()
+        .map(|a| match a.data {
+            ArrayData::F32(v) => (a.name, v.into_iter().map(f32::to_bits).collect()),
+            ArrayData::I64(v) => (a.name, v.into_iter().map(|x| x as u32).collect()),
+        })
+        .collect()
+}
+
+#[test]
+fn interrupted_runs_resume_bit_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut straight = trainer(&tmp.path().join("straight"), true);
+    straight.fit().unwrap();
+    let steps = straight.history().steps.len();
+    assert_eq!(
+        steps,
+        3 * 9,
+        "288 training images in batches of 32 for 3 epochs"
+    );
+
+    // Interrupt after steps 4, 9 (an epoch boundary), 13 and 22, resuming in
+    // a fresh trainer each time, as a new process would.
+    let dir = tmp.path().join("interrupted");
+    let mut t = trainer(&dir, true);
+    t.checkpoint().unwrap();
+    let mut stops = vec![4u64, 9, 13, 22].into_iter().peekable();
+    loop {
+        let flag = Arc::new(AtomicBool::new(false));
+        t = t.with_interrupt(Arc::clone(&flag));
+        let next = stops.peek().copied();
+        // Train step by step until the next planned interruption.
+        while let Some(stop) = next {
+            if t.state().step + 1 >= stop {
+                flag.store(true, Ordering::SeqCst);
+                break;
+            }
+            // Raise the flag so exactly one more step runs, then clear it.
+            flag.store(true, Ordering::SeqCst);
+            match t.fit() {
+                Err(TrainError::Interrupted { .. }) => flag.store(false, Ordering::SeqCst),
+                other => panic!("expected an interruption, got {other:?}"),
+            }
+        }
+        match t.fit() {
+            Err(TrainError::Interrupted { step, .. }) => {
+                assert_eq!(Some(step), next);
+                stops.next();
+                t = trainer(&dir, false);
+                assert!(t.restore_latest().unwrap());
+                assert_eq!(t.state().step, step);
+            }
+            Ok(_) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let resumed = t;
+    let a: Vec<_> = straight
+        .history()
+        .steps
+        .iter()
+        .map(|s| (s.step, s.epoch, s.loss.to_bits(), s.lr.to_bits()))
+        .collect();
+    let b: Vec<_> = resumed
+        .history()
+        .steps
+        .iter()
+        .map(|s| (s.step, s.epoch, s.loss.to_bits(), s.lr.to_bits()))
+        .collect();
+    assert_eq!(a, b, "per-step curve differs after resuming");
+    assert_eq!(
+        weights(&straight),
+        weights(&resumed),
+        "final weights differ after resuming"
+    );
+    let ea: Vec<_> = straight
+        .history()
+        .epochs
+        .iter()
+        .map(|e| e.val.as_ref().map(|v| v.loss.to_bits()))
+        .collect();
+    let eb: Vec<_> = resumed
+        .history()
+        .epochs
+        .iter()
+        .map(|e| e.val.as_ref().map(|v| v.loss.to_bits()))
+        .collect();
+    assert_eq!(ea, eb);
+}
+
+#[test]
+fn an_existing_run_directory_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("precious.txt"), b"keep me").unwrap();
+    let err = RunDir::create(tmp.path(), false).unwrap_err();
+    assert!(
+        err.to_string().contains("already exists; pass --overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("precious.txt")).unwrap(),
+        b"keep me"
+    );
+}
