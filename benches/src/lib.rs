@@ -1,1 +1,34 @@
-//! Criterion benches for the cnn workspace live in `benches/`.
+//! # cnn-benches
+//!
+//! Benchmarks of the `cnn` workspace, in three places:
+//! - `benches/ops.rs`, `benches/train_step.rs`: criterion benches (sgemm,
+//!   the W3 convolution layer, one LeNet-5 training step), run by
+//!   `cargo bench -p cnn-benches`.
+//! - `src/bin/cnn-workloads.rs`: the end-to-end workloads W1-W4 of
+//!   `docs/benchmarks.md`, one workload per process so that each reports its
+//!   own peak memory; `cargo xtask bench` runs it and writes
+//!   `target/bench/report.{md,json}`.
+//! - `tests/steady_state_allocations.rs`: a counting global allocator
+//!   showing that a warmed-up training step allocates nothing.
+//!
+//! This library holds what they share:
+//! - [`trainer`]: [`Trainer`], one classifier training step (forward,
+//!   softmax cross-entropy, backward, optimizer step) with every buffer
+//!   allocated up front, and test-set accuracy.
+//! - [`workloads`]: the workloads themselves (W1 LeNet-5 on MNIST, W2 the
+//!   article's classifier on synthetic images, W3 one convolution layer, W4
+//!   sgemm), each returning a [`workloads::Measurement`].
+//! - [`sys`]: thread count from the environment, peak resident memory,
+//!   medians.
+
+pub mod sys;
+pub mod trainer;
+pub mod workloads;
+
+pub use trainer::Trainer;
+
+/// Errors of the bench code: any library error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Result with a [`BoxError`].
+pub type Result<T> = std::result::Result<T, BoxError>;

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::gemm::{MatRef, gemm_rows_par};
-use crate::par::{PAR_MIN_ELEMS, sum_f64, with_scratch};
+use crate::par::{PAR_MIN_ELEMS, sum_f64, with_reduce_scratch, with_scratch};
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.
 const PAR_MIN_FLOPS: f64 = 4.0e5;
@@ -460,36 +460,45 @@ impl ConvOps for CpuBackend {
         }
         let (xi, yi) = (d.x_image(), d.y_image());
         if d.parallel(self) && p.n >= self.threads {
-            // Contiguous batch slices, one per thread: the first accumulates
-            // straight into dw, the others into private partials.
+            // Contiguous batch slices, one per thread, each summed into its
+            // own partial (in a per-thread cache of the calling thread, so
+            // nothing is allocated after the first call); then dw += the
+            // partials in thread order, so the result does not depend on
+            // scheduling.
             let parts = self.threads.min(p.n);
             let per = p.n.div_ceil(parts);
             let nb = TARGET_COLS.div_ceil(d.pos.max(1)).clamp(1, per);
-            let mut partials = vec![vec![0.0f32; dw.len()]; parts - 1];
-            self.install(|| {
-                let outs: Vec<&mut [f32]> = std::iter::once(dw.as_mut_slice())
-                    .chain(partials.iter_mut().map(|v| v.as_mut_slice()))
-                    .collect();
-                outs.into_par_iter().enumerate().for_each(|(t, out)| {
-                    let first = (t * per).min(p.n);
-                    let last = ((t + 1) * per).min(p.n);
-                    let xs = &x[first * xi..last * xi];
-                    let dys = &dy[first * yi..last * yi];
-                    with_scratch(d.scratch_len(nb), |s| {
-                        for (i, (x_blk, dy_blk)) in
-                            xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
-                        {
-                            let beta = if t > 0 && i == 0 { 0.0 } else { 1.0 };
-                            backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
-                        }
-                    });
+            let wl = dw.len();
+            with_reduce_scratch(parts * wl, |partials| {
+                self.install(|| {
+                    partials
+                        .par_chunks_mut(wl)
+                        .enumerate()
+                        .for_each(|(t, out)| {
+                            let first = (t * per).min(p.n);
+                            let last = ((t + 1) * per).min(p.n);
+                            if first == last {
+                                out.fill(0.0);
+                                return;
+                            }
+                            let xs = &x[first * xi..last * xi];
+                            let dys = &dy[first * yi..last * yi];
+                            with_scratch(d.scratch_len(nb), |s| {
+                                for (i, (x_blk, dy_blk)) in
+                                    xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
+                                {
+                                    let beta = if i == 0 { 0.0 } else { 1.0 };
+                                    backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
+                                }
+                            });
+                        });
                 });
-            });
-            for part in &partials {
-                for (a, &b) in dw.iter_mut().zip(part) {
-                    *a += b;
+                for part in partials.chunks_exact(wl) {
+                    for (a, &b) in dw.iter_mut().zip(part) {
+                        *a += b;
+                    }
                 }
-            }
+            });
         } else {
             let threads = if d.parallel(self) { self.threads } else { 1 };
             let nb = d.block(threads);
@@ -523,13 +532,11 @@ impl ConvOps for CpuBackend {
                 .map(|i| sum_f64(&dy[(i * c + co) * pos..(i * c + co + 1) * pos]))
                 .sum()
         };
-        let sums: Vec<f64> = if self.threads > 1 && dy.len() >= PAR_MIN_ELEMS {
-            self.install(|| (0..c).into_par_iter().map(channel_sum).collect())
+        let add = |(co, d): (usize, &mut f32)| *d = (f64::from(*d) + channel_sum(co)) as f32;
+        if self.threads > 1 && dy.len() >= PAR_MIN_ELEMS {
+            self.install(|| db.par_iter_mut().enumerate().for_each(add));
         } else {
-            (0..c).map(channel_sum).collect()
-        };
-        for (d, s) in db.iter_mut().zip(sums) {
-            *d = (f64::from(*d) + s) as f32;
+            db.iter_mut().enumerate().for_each(add);
         }
         Ok(())
     }

@@ -130,21 +130,32 @@ impl ElementwiseOps for CpuBackend {
             }
             s
         };
-        let sums: Vec<f64> = if inner == 1 {
-            let mut acc = vec![0.0f64; c];
-            for row in dy.chunks_exact(c) {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += f64::from(v);
+        if inner == 1 {
+            // Rows of `c` values: sum each column in row order, a block of
+            // columns at a time with f64 accumulators on the stack.
+            const BLOCK: usize = 64;
+            for c0 in (0..c).step_by(BLOCK) {
+                let width = BLOCK.min(c - c0);
+                let mut acc = [0.0f64; BLOCK];
+                for row in dy.chunks_exact(c) {
+                    for (a, &v) in acc.iter_mut().zip(&row[c0..c0 + width]) {
+                        *a += f64::from(v);
+                    }
+                }
+                for (d, s) in db[c0..c0 + width].iter_mut().zip(acc) {
+                    *d = (f64::from(*d) + s) as f32;
                 }
             }
-            acc
         } else if self.threads > 1 && dy.len() >= PAR_MIN_ELEMS {
-            self.install(|| (0..c).into_par_iter().map(channel_sum).collect())
+            self.install(|| {
+                db.par_iter_mut()
+                    .enumerate()
+                    .for_each(|(ch, d)| *d = (f64::from(*d) + channel_sum(ch)) as f32)
+            });
         } else {
-            (0..c).map(channel_sum).collect()
-        };
-        for (d, s) in db.iter_mut().zip(sums) {
-            *d = (f64::from(*d) + s) as f32;
+            for (ch, d) in db.iter_mut().enumerate() {
+                *d = (f64::from(*d) + channel_sum(ch)) as f32;
+            }
         }
         Ok(())
     }

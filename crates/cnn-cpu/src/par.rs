@@ -33,40 +33,55 @@ pub(crate) fn zip_chunks<const M: usize, const R: usize, F>(
         f(0, muts, reads);
         return;
     }
-    let mut muts = muts;
-    let mut reads = reads;
-    let mut tasks = Vec::with_capacity(len.div_ceil(PAR_CHUNK));
-    let mut offset = 0;
-    while offset < len {
-        let take = PAR_CHUNK.min(len - offset);
-        let ms: [&mut [f32]; M] = std::array::from_fn(|i| {
-            let s = std::mem::take(&mut muts[i]);
-            if s.is_empty() {
-                s
-            } else {
-                let (head, tail) = s.split_at_mut(take);
-                muts[i] = tail;
-                head
-            }
-        });
-        let rs: [&[f32]; R] = std::array::from_fn(|i| {
-            let s = reads[i];
-            if s.is_empty() {
-                s
-            } else {
-                let (head, tail) = s.split_at(take);
-                reads[i] = tail;
-                head
-            }
-        });
-        tasks.push((offset, ms, rs));
-        offset += take;
+    be.install(|| split_run(0, len, muts, reads, &f));
+}
+
+/// The parallel half of [`zip_chunks`]: split in two at a multiple of
+/// [`PAR_CHUNK`] and recurse with `rayon::join` down to chunks of at most
+/// `PAR_CHUNK` elements. The leaves are exactly the chunks `[i PAR_CHUNK,
+/// (i + 1) PAR_CHUNK)`, and nothing is allocated (a task list would be one
+/// heap allocation per call).
+fn split_run<const M: usize, const R: usize, F>(
+    offset: usize,
+    len: usize,
+    muts: [&mut [f32]; M],
+    reads: [&[f32]; R],
+    f: &F,
+) where
+    F: Fn(usize, [&mut [f32]; M], [&[f32]; R]) + Sync + Send,
+{
+    if len <= PAR_CHUNK {
+        f(offset, muts, reads);
+        return;
     }
-    be.install(|| {
-        tasks
-            .into_par_iter()
-            .for_each(|(off, ms, rs)| f(off, ms, rs))
+    // A multiple of PAR_CHUNK strictly inside (0, len).
+    let half = (len / 2).div_ceil(PAR_CHUNK).max(1) * PAR_CHUNK;
+    let mut muts = muts;
+    let lo_m: [&mut [f32]; M] = std::array::from_fn(|i| {
+        let s = std::mem::take(&mut muts[i]);
+        if s.is_empty() {
+            s
+        } else {
+            let (head, tail) = s.split_at_mut(half);
+            muts[i] = tail;
+            head
+        }
     });
+    let mut reads = reads;
+    let lo_r: [&[f32]; R] = std::array::from_fn(|i| {
+        let s = reads[i];
+        if s.is_empty() {
+            s
+        } else {
+            let (head, tail) = s.split_at(half);
+            reads[i] = tail;
+            head
+        }
+    });
+    rayon::join(
+        || split_run(offset, half, lo_m, lo_r, f),
+        || split_run(offset + half, len - half, muts, reads, f),
+    );
 }
 
 /// Sum `f(chunk)` over chunks of `x` in f64, in parallel when long.
@@ -83,6 +98,7 @@ pub(crate) fn reduce_f64(
 
 thread_local! {
     static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static REDUCE_SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Run `f` with a scratch slice of `len` elements (contents unspecified)
@@ -93,12 +109,27 @@ thread_local! {
 /// example a rayon task stolen while waiting) gets a fresh one instead of
 /// panicking.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let mut buf = SCRATCH.with(Cell::take);
+    with_slot(&SCRATCH, len, f)
+}
+
+/// [`with_scratch`] from a second per-thread cache, for the calling
+/// thread's per-thread partial results (weight-gradient partials), which are
+/// live while the pool's tasks use [`with_scratch`].
+pub(crate) fn with_reduce_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_slot(&REDUCE_SCRATCH, len, f)
+}
+
+fn with_slot<R>(
+    slot: &'static std::thread::LocalKey<Cell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let mut buf = slot.with(Cell::take);
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
     let out = f(&mut buf[..len]);
-    SCRATCH.with(|cell| {
+    slot.with(|cell| {
         let other = cell.take();
         cell.set(if other.len() > buf.len() { other } else { buf });
     });

@@ -29,7 +29,7 @@
 //!
 //! A training step:
 //!
-//! ```ignore
+//! ```text
 //! use cnn_optim::{Optimizer, OptimizerConfig, ParamGroup, Scheduler, ScheduleConfig, regularize};
 //!
 //! let config = OptimizerConfig::from_name("adamw")?.with_lr(1e-3).with_weight_decay(1e-2);

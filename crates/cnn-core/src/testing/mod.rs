@@ -18,6 +18,7 @@
 pub mod assert;
 pub mod conformance;
 pub mod golden;
+pub mod gradcheck;
 mod host;
 pub mod reference;
 pub mod strategies;

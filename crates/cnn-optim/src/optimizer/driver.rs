@@ -36,7 +36,7 @@ struct GroupEntry {
 /// Gradients accumulate until [`zero_grad`](Self::zero_grad) is called; a
 /// step reads `param.grad` and never modifies it.
 ///
-/// ```ignore
+/// ```text
 /// let mut opt = Optimizer::<CpuBackend>::new(OptimizerConfig::from_name("adamw")?.with_lr(1e-3))?;
 /// opt.add_group(ParamGroup::no_decay(params.iter().map(|p| &**p)))?;
 /// loop {

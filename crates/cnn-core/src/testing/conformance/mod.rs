@@ -2,7 +2,7 @@
 //! per op family, each comparing the backend's ops with the
 //! [`reference`](super::reference) kernels on random shapes and values.
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn conv2d() {
 //!     cnn_core::testing::conformance::check_conv2d(&MyBackend::new());

@@ -1,0 +1,82 @@
+//! Per-op timings of a LeNet-5 step's heaviest ops at batch 64 (for
+//! docs/performance.md): `cargo run --release -p cnn-benches --example op_times`.
+
+use std::time::Instant;
+
+use cnn_benches::sys::bench_threads;
+use cnn_benches::workloads::synthetic_values;
+use cnn_core::{
+    Activation, ActivationOps, Conv2dGeometry, Conv2dParams, ConvOps, MemoryOps, Pool2dGeometry,
+    Pool2dParams, PoolOps,
+};
+use cnn_cpu::CpuBackend;
+
+/// Set `OP_ITERS` (default 200) and `OP_FILTER` (a substring of the op
+/// name) to run under `valgrind --tool=callgrind`.
+fn time(name: &str, mut f: impl FnMut()) {
+    if std::env::var("OP_FILTER").is_ok_and(|f| !name.contains(f.as_str())) {
+        return;
+    }
+    f();
+    let iters: usize = std::env::var("OP_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let us = start.elapsed().as_secs_f64() / iters as f64 * 1e6;
+    println!("{name:<36} {us:>9.1} us");
+}
+
+fn main() {
+    let be = CpuBackend::with_threads(bench_threads()).unwrap();
+    let n = 64;
+    let c1 = Conv2dParams::new(n, 1, 28, 28, &Conv2dGeometry::new(6, 5).padding(2)).unwrap();
+    let c2 = Conv2dParams::new(n, 6, 14, 14, &Conv2dGeometry::new(16, 5)).unwrap();
+    let p1 = Pool2dParams::new(n, 6, 28, 28, &Pool2dGeometry::new(2)).unwrap();
+    let buf = |len: usize, seed: u64| be.upload(&synthetic_values(len, seed)).unwrap();
+    let (x, w1, b1, mut y1) = (
+        buf(c1.x_len(), 1),
+        buf(c1.w_len(), 2),
+        buf(6, 3),
+        buf(c1.y_len(), 0),
+    );
+    let (mut dw1, dy1) = (buf(c1.w_len(), 0), buf(c1.y_len(), 4));
+    let (q1, w2, b2, mut y2) = (
+        buf(c2.x_len(), 5),
+        buf(c2.w_len(), 6),
+        buf(16, 7),
+        buf(c2.y_len(), 0),
+    );
+    let (mut dq1, mut dw2, dy2) = (buf(c2.x_len(), 0), buf(c2.w_len(), 0), buf(c2.y_len(), 8));
+    let (mut a1, mut pq, mut idx) = (
+        buf(c1.y_len(), 0),
+        buf(p1.y_len(), 0),
+        be.alloc_indices(p1.y_len()).unwrap(),
+    );
+    time("conv1 forward", || {
+        be.conv2d_forward(&c1, &x, &w1, Some(&b1), &mut y1).unwrap()
+    });
+    time("conv1 backward_weight", || {
+        be.conv2d_backward_weight(&c1, &x, &dy1, &mut dw1).unwrap()
+    });
+    time("relu conv1", || {
+        be.activation_forward(Activation::Relu, &y1, &mut a1)
+            .unwrap()
+    });
+    time("max_pool pool1", || {
+        be.max_pool2d_forward(&p1, &a1, &mut pq, &mut idx).unwrap()
+    });
+    time("conv2 forward", || {
+        be.conv2d_forward(&c2, &q1, &w2, Some(&b2), &mut y2)
+            .unwrap()
+    });
+    time("conv2 backward_weight", || {
+        be.conv2d_backward_weight(&c2, &q1, &dy2, &mut dw2).unwrap()
+    });
+    time("conv2 backward_input", || {
+        be.conv2d_backward_input(&c2, &dy2, &w2, &mut dq1).unwrap()
+    });
+}

@@ -1,0 +1,160 @@
+//! `cnn-workloads`: run one benchmark workload in this process and print its
+//! result as one JSON object on stdout (what `cargo xtask bench` collects).
+//!
+//! ```text
+//! cnn-workloads <sgemm|w1|w2|w3> [--threads N] [--backend cpu|cuda]
+//!               [--runs R] [--quick] [--mnist DIR] [--size N]
+//! ```
+//!
+//! One workload per process, so the reported peak memory (`VmHWM`) is that
+//! workload's alone.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cnn_benches::sys::{bench_threads, peak_rss_bytes};
+use cnn_benches::workloads::{self, Measurement};
+use cnn_benches::{BoxError, Result};
+use cnn_core::Backend;
+use cnn_cpu::CpuBackend;
+use serde_json::json;
+
+const HELP: &str = "\
+cnn-workloads <workload> [options]
+
+workloads:
+  sgemm   W4: square sgemm (--size, default 1024), GFLOP/s
+  w1      LeNet-5, one MNIST epoch (batch 64, SGD 0.05 momentum 0.9), test accuracy
+  w2      the article's classifier, 200 steps of batch 64 on synthetic 3x32x32
+  w3      one conv2d (32x64x32x32, 64 out, 3x3 pad 1): forward and forward+backward
+
+options:
+  --threads N       worker threads (default: $CNN_BENCH_THREADS or every core)
+  --backend NAME    cpu (default) or cuda
+  --runs R          repetitions (default 3; sgemm and w3: 5)
+  --quick           one run; W1 over 5,000 images; shorter timings
+  --mnist DIR       MNIST directory (default: $CNN_MNIST_DIR)
+  --size N          sgemm size
+";
+
+#[derive(Debug)]
+struct Args {
+    workload: String,
+    threads: usize,
+    backend: String,
+    runs: Option<usize>,
+    quick: bool,
+    mnist: Option<PathBuf>,
+    size: usize,
+}
+
+fn parse_args() -> std::result::Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        workload: String::new(),
+        threads: bench_threads(),
+        backend: "cpu".into(),
+        runs: None,
+        quick: false,
+        mnist: std::env::var_os("CNN_MNIST_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        size: 1024,
+    };
+    let num = |v: Option<String>, what: &str| -> std::result::Result<usize, String> {
+        v.and_then(|s| s.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .ok_or_else(|| format!("{what} needs a positive integer"))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--threads" => args.threads = num(it.next(), "--threads")?,
+            "--runs" => args.runs = Some(num(it.next(), "--runs")?),
+            "--size" => args.size = num(it.next(), "--size")?,
+            "--backend" => args.backend = it.next().ok_or("--backend needs a name")?,
+            "--mnist" => args.mnist = Some(it.next().ok_or("--mnist needs a directory")?.into()),
+            "--quick" => args.quick = true,
+            "-h" | "--help" => return Err(String::new()),
+            w if !w.starts_with('-') && args.workload.is_empty() => args.workload = w.into(),
+            other => return Err(format!("unexpected argument `{other}`")),
+        }
+    }
+    if args.workload.is_empty() {
+        return Err(String::new());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if e.is_empty() {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("cnn-workloads: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.backend.as_str() {
+        "cpu" => CpuBackend::with_threads(args.threads)
+            .map_err(BoxError::from)
+            .and_then(|be| run(&be, &args)),
+        "cuda" => {
+            eprintln!(
+                "cnn-workloads: the CUDA backend is not compiled in (this build has no \
+                 cnn-cuda crate); run with --backend cpu"
+            );
+            return ExitCode::from(3);
+        }
+        other => Err(format!("unknown backend `{other}` (cpu or cuda)").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cnn-workloads {}: {e}", args.workload);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run<B: Backend>(backend: &B, args: &Args) -> Result<()> {
+    let runs = |full: usize| {
+        if args.quick {
+            1
+        } else {
+            args.runs.unwrap_or(full)
+        }
+    };
+    let secs = if args.quick { 0.3 } else { 1.0 };
+    let results: Vec<Measurement> = match args.workload.as_str() {
+        "sgemm" => vec![workloads::w4_sgemm(backend, args.size, runs(5), secs)?],
+        "w1" => {
+            let dir = args.mnist.as_ref().ok_or(
+                "no MNIST directory: pass --mnist DIR or set CNN_MNIST_DIR \
+                 (the IDX files of the MNIST training and test sets)",
+            )?;
+            let data = workloads::load_mnist(dir)?;
+            let limit = args.quick.then_some(5000);
+            vec![workloads::w1_lenet_mnist(backend, &data, limit, runs(3))?]
+        }
+        "w2" => {
+            let steps = if args.quick { 50 } else { 200 };
+            vec![workloads::w2_article(backend, steps, runs(3))?]
+        }
+        "w3" => workloads::w3_conv(backend, runs(5), secs)?.into(),
+        other => return Err(format!("unknown workload `{other}` (sgemm, w1, w2, w3)").into()),
+    };
+    let out = json!({
+        "framework": "cnn",
+        "workload": args.workload,
+        "backend": backend.name(),
+        "threads": args.threads,
+        "quick": args.quick,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "results": results.iter().map(Measurement::to_json).collect::<Vec<_>>(),
+    });
+    println!("{out}");
+    Ok(())
+}

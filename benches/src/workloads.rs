@@ -1,0 +1,380 @@
+//! The workloads of `docs/benchmarks.md`, identical to `xtask/torch_bench.py`:
+//! - W1 `lenet-mnist`: LeNet-5, one shuffled MNIST epoch, batch 64, SGD lr
+//!   0.05 momentum 0.9, then accuracy on the 10,000 test images.
+//! - W2 `article-cnn`: the article's classifier on synthetic 3x32x32 images,
+//!   200 steps of batch 64.
+//! - W3 `conv-layer`: one conv2d, batch 32, 64->64 channels, 3x3, pad 1,
+//!   32x32; forward, and forward + backward (input, weight, bias grads).
+//! - W4 `sgemm`: `C = A B`, f32, square.
+//!
+//! Each returns a [`Measurement`]: one value per run (higher is better),
+//! seconds per run and the GFLOP/s achieved.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cnn_core::models::{ModelOptions, article, lenet5};
+use cnn_core::{
+    Backend, Conv2dGeometry, Conv2dParams, GemmParams, GraphSpec, LayerSpec, Shape, graph::NodeOp,
+};
+use cnn_data::{IdxFlavor, ImageSet, Normalization, load_mnist_dir};
+use serde_json::{Value, json};
+
+use crate::sys::{median, min_max};
+use crate::{Result, Trainer};
+
+/// Batch size of W1 and W2.
+pub const BATCH: usize = 64;
+/// Seed of parameters and shuffling.
+pub const SEED: u64 = 0;
+
+/// What one workload measured.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// `sgemm_1024`, `w1_lenet_mnist`, `w2_article`, `w3_conv_fwd`, `w3_conv_fwd_bwd`.
+    pub name: String,
+    /// Unit of `values`: `img/s` or `GFLOP/s`.
+    pub unit: &'static str,
+    /// One value per run; higher is better.
+    pub values: Vec<f64>,
+    /// Seconds per run (an epoch, 200 steps, one layer call, one product).
+    pub seconds: Vec<f64>,
+    /// GFLOP/s per run.
+    pub gflops: Vec<f64>,
+    /// Other figures (test accuracy, final loss, images per run).
+    pub extra: Vec<(&'static str, f64)>,
+}
+
+impl Measurement {
+    fn new(name: &str, unit: &'static str) -> Self {
+        Measurement {
+            name: name.into(),
+            unit,
+            values: Vec::new(),
+            seconds: Vec::new(),
+            gflops: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The JSON object `xtask bench` reads (the same shape as `torch_bench.py`'s).
+    pub fn to_json(&self) -> Value {
+        let (lo, hi) = min_max(&self.values);
+        let extra: serde_json::Map<String, Value> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        json!({
+            "name": self.name,
+            "unit": self.unit,
+            "median": median(&self.values),
+            "min": lo,
+            "max": hi,
+            "values": self.values,
+            "seconds_median": median(&self.seconds),
+            "gflops_median": median(&self.gflops),
+            "extra": extra,
+        })
+    }
+}
+
+/// Training FLOPs per sample of a chain of layers: each convolution and
+/// linear layer costs its forward FLOPs three times (forward, input
+/// gradient, weight gradient), except the first, whose input gradient
+/// backward skips. Elementwise ops, pooling and the loss are not counted.
+pub fn train_flops_per_sample(spec: &GraphSpec) -> Result<f64> {
+    let resolved = spec.resolve()?;
+    let mut total = 0.0;
+    let mut first = true;
+    for (i, node) in spec.nodes.iter().enumerate() {
+        let input: &Shape = resolved.inputs[i].map_or(&spec.input, |j| &resolved.shapes[j]);
+        let fwd = match &node.op {
+            NodeOp::Layer(LayerSpec::Conv2d { geometry, .. }) => {
+                let d = input.dims();
+                Conv2dParams::new(1, d[0], d[1], d[2], geometry)?.forward_flops()
+            }
+            NodeOp::Layer(LayerSpec::Linear { out_features, .. }) => {
+                2.0 * (input.numel() * out_features) as f64
+            }
+            _ => continue,
+        };
+        total += fwd * if first { 2.0 } else { 3.0 };
+        first = false;
+    }
+    Ok(total)
+}
+
+/// MNIST train and test images, as bytes.
+#[derive(Debug)]
+pub struct Mnist {
+    pub train: std::sync::Arc<ImageSet>,
+    pub test: std::sync::Arc<ImageSet>,
+}
+
+/// Load MNIST from `dir` (IDX files, raw or gzip).
+pub fn load_mnist(dir: &Path) -> Result<Mnist> {
+    let ds = load_mnist_dir(dir, IdxFlavor::Mnist)?;
+    Ok(Mnist {
+        train: ds.train,
+        test: ds.test,
+    })
+}
+
+/// W1: `runs` LeNet-5 epochs (each from fresh parameters) over the first
+/// `limit` images of the shuffled training set (all 60,000 by default),
+/// timing the epoch, then the test accuracy (not timed in images/s).
+pub fn w1_lenet_mnist<B: Backend>(
+    backend: &B,
+    data: &Mnist,
+    limit: Option<usize>,
+    runs: usize,
+) -> Result<Measurement> {
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10))?;
+    let flops = train_flops_per_sample(&spec)?;
+    let norm = Normalization::mnist();
+    let numel = 28 * 28;
+    let mut x = vec![0.0f32; BATCH * numel];
+    let mut y = vec![0u32; BATCH];
+    let mut m = Measurement::new("w1_lenet_mnist", "img/s");
+    let mut order = cnn_data::epoch_order(SEED, 0, data.train.len());
+    order.truncate(limit.unwrap_or(usize::MAX));
+    let images = order.len();
+    for _ in 0..runs {
+        let mut t = Trainer::new(backend, spec.clone(), SEED, Trainer::<B>::sgd_config()?)?;
+        let start = Instant::now();
+        let mut loss = 0.0;
+        for chunk in order.chunks(BATCH) {
+            for (j, &i) in chunk.iter().enumerate() {
+                data.train
+                    .write_image(i, &norm, &mut x[j * numel..(j + 1) * numel]);
+                y[j] = data.train.labels()[i];
+            }
+            loss = t.step(&x[..chunk.len() * numel], &y[..chunk.len()])?;
+        }
+        backend.synchronize()?;
+        let secs = start.elapsed().as_secs_f64();
+        let eval_start = Instant::now();
+        let mut correct = 0;
+        let test_idx: Vec<usize> = (0..data.test.len()).collect();
+        for chunk in test_idx.chunks(BATCH) {
+            for (j, &i) in chunk.iter().enumerate() {
+                data.test
+                    .write_image(i, &norm, &mut x[j * numel..(j + 1) * numel]);
+                y[j] = data.test.labels()[i];
+            }
+            correct += t.correct(&x[..chunk.len() * numel], &y[..chunk.len()])?;
+        }
+        let eval_secs = eval_start.elapsed().as_secs_f64();
+        m.values.push(images as f64 / secs);
+        m.seconds.push(secs);
+        m.gflops.push(flops * images as f64 / secs / 1e9);
+        m.extra = vec![
+            ("images", images as f64),
+            (
+                "test_accuracy",
+                correct as f64 / data.test.len().max(1) as f64,
+            ),
+            ("final_loss", f64::from(loss)),
+            ("eval_seconds", eval_secs),
+        ];
+    }
+    Ok(m)
+}
+
+/// Deterministic pseudo-random values in `[-1, 1)` (a 64-bit LCG).
+pub fn synthetic_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// W2: `runs` times 200 training steps (`steps`) of the article's classifier
+/// on synthetic 3x32x32 images, batch 64 (a pool of 16 batches, cycled).
+pub fn w2_article<B: Backend>(backend: &B, steps: usize, runs: usize) -> Result<Measurement> {
+    let spec = article(&ModelOptions::new([3, 32, 32], 10))?;
+    let flops = train_flops_per_sample(&spec)?;
+    let numel = 3 * 32 * 32;
+    let pool = 16;
+    let x = synthetic_values(pool * BATCH * numel, 1);
+    let labels: Vec<u32> = (0..pool * BATCH).map(|i| (i * 7 % 10) as u32).collect();
+    let mut m = Measurement::new("w2_article", "img/s");
+    for _ in 0..runs {
+        let mut t = Trainer::new(backend, spec.clone(), SEED, Trainer::<B>::sgd_config()?)?;
+        // One untimed step builds the workspaces and optimizer state.
+        t.step(&x[..BATCH * numel], &labels[..BATCH])?;
+        let start = Instant::now();
+        let mut loss = 0.0;
+        for s in 0..steps {
+            let b = s % pool;
+            loss = t.step(
+                &x[b * BATCH * numel..(b + 1) * BATCH * numel],
+                &labels[b * BATCH..(b + 1) * BATCH],
+            )?;
+        }
+        backend.synchronize()?;
+        let secs = start.elapsed().as_secs_f64();
+        let images = (steps * BATCH) as f64;
+        m.values.push(images / secs);
+        m.seconds.push(secs);
+        m.gflops.push(flops * images / secs / 1e9);
+        m.extra = vec![("images", images), ("final_loss", f64::from(loss))];
+    }
+    Ok(m)
+}
+
+/// W3's convolution: batch 32, 64->64 channels, 3x3, pad 1, 32x32.
+pub fn w3_params() -> Conv2dParams {
+    Conv2dParams::new(32, 64, 32, 32, &Conv2dGeometry::new(64, 3).padding(1))
+        .expect("W3's geometry is valid")
+}
+
+/// Buffers for one W3 convolution (x, w, b, y and their gradients).
+#[derive(Debug)]
+pub struct ConvBufs<B: Backend> {
+    pub p: Conv2dParams,
+    pub x: B::Buffer,
+    pub w: B::Buffer,
+    pub b: B::Buffer,
+    pub y: B::Buffer,
+    pub dy: B::Buffer,
+    pub dx: B::Buffer,
+    pub dw: B::Buffer,
+    pub db: B::Buffer,
+}
+
+impl<B: Backend> ConvBufs<B> {
+    /// Buffers for `p` with deterministic data.
+    pub fn new(backend: &B, p: Conv2dParams) -> Result<Self> {
+        Ok(ConvBufs {
+            p,
+            x: backend.upload(&synthetic_values(p.x_len(), 1))?,
+            w: backend.upload(&synthetic_values(p.w_len(), 2))?,
+            b: backend.upload(&synthetic_values(p.c_out, 3))?,
+            y: backend.alloc_zeros(p.y_len())?,
+            dy: backend.upload(&synthetic_values(p.y_len(), 4))?,
+            dx: backend.alloc_zeros(p.x_len())?,
+            dw: backend.alloc_zeros(p.w_len())?,
+            db: backend.alloc_zeros(p.c_out)?,
+        })
+    }
+
+    /// `y = conv(x, w) + b`.
+    pub fn forward(&mut self, backend: &B) -> Result<()> {
+        backend.conv2d_forward(&self.p, &self.x, &self.w, Some(&self.b), &mut self.y)?;
+        Ok(())
+    }
+
+    /// Forward, then the input, weight and bias gradients.
+    pub fn forward_backward(&mut self, backend: &B) -> Result<()> {
+        self.forward(backend)?;
+        backend.conv2d_backward_weight(&self.p, &self.x, &self.dy, &mut self.dw)?;
+        backend.conv2d_backward_bias(&self.p, &self.dy, &mut self.db)?;
+        backend.conv2d_backward_input(&self.p, &self.dy, &self.w, &mut self.dx)?;
+        Ok(())
+    }
+}
+
+/// Time `f` over about `target_secs` (at least `min_iters` calls) after one
+/// warm-up call; seconds per call.
+fn time_per_call(
+    min_iters: usize,
+    target_secs: f64,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    f()?;
+    let start = Instant::now();
+    let mut iters = 0;
+    while iters < min_iters || start.elapsed().as_secs_f64() < target_secs {
+        f()?;
+        iters += 1;
+    }
+    Ok(start.elapsed().as_secs_f64() / iters as f64)
+}
+
+/// W3: `runs` timings of the convolution forward and of forward + backward.
+pub fn w3_conv<B: Backend>(
+    backend: &B,
+    runs: usize,
+    secs_per_run: f64,
+) -> Result<[Measurement; 2]> {
+    let mut c = ConvBufs::new(backend, w3_params())?;
+    let fwd_flops = c.p.forward_flops();
+    let mut fwd = Measurement::new("w3_conv_fwd", "GFLOP/s");
+    let mut both = Measurement::new("w3_conv_fwd_bwd", "GFLOP/s");
+    for _ in 0..runs {
+        let s = time_per_call(3, secs_per_run, || {
+            c.forward(backend)?;
+            backend.synchronize()?;
+            Ok(())
+        })?;
+        fwd.seconds.push(s);
+        fwd.values.push(fwd_flops / s / 1e9);
+        let s = time_per_call(2, secs_per_run, || {
+            c.forward_backward(backend)?;
+            backend.synchronize()?;
+            Ok(())
+        })?;
+        both.seconds.push(s);
+        both.values.push(3.0 * fwd_flops / s / 1e9);
+    }
+    fwd.gflops = fwd.values.clone();
+    both.gflops = both.values.clone();
+    fwd.extra = vec![("gflop_per_call", fwd_flops / 1e9)];
+    both.extra = vec![("gflop_per_call", 3.0 * fwd_flops / 1e9)];
+    Ok([fwd, both])
+}
+
+/// W4: `runs` timings of a square `size` sgemm `C = A B`.
+pub fn w4_sgemm<B: Backend>(
+    backend: &B,
+    size: usize,
+    runs: usize,
+    secs_per_run: f64,
+) -> Result<Measurement> {
+    let p = GemmParams::new(size, size, size);
+    let a = backend.upload(&synthetic_values(size * size, 1))?;
+    let b = backend.upload(&synthetic_values(size * size, 2))?;
+    let mut c = backend.alloc_zeros(size * size)?;
+    let flops = 2.0 * (size * size * size) as f64;
+    let mut m = Measurement::new(&format!("sgemm_{size}"), "GFLOP/s");
+    for _ in 0..runs {
+        let s = time_per_call(3, secs_per_run, || {
+            backend.gemm(&p, &a, &b, &mut c)?;
+            backend.synchronize()?;
+            Ok(())
+        })?;
+        m.seconds.push(s);
+        m.values.push(flops / s / 1e9);
+    }
+    m.gflops = m.values.clone();
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenet_training_flops_match_the_hand_count() {
+        let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+        // Forward: conv1 235,200; conv2 480,000; fc 96,000 + 20,160 + 1,680.
+        let fwd_rest = 480_000.0 + 96_000.0 + 20_160.0 + 1_680.0;
+        let want = 2.0 * 235_200.0 + 3.0 * fwd_rest;
+        assert_eq!(train_flops_per_sample(&spec).unwrap(), want);
+    }
+
+    #[test]
+    fn w3_forward_is_2_42_gflop() {
+        let f = w3_params().forward_flops() / 1e9;
+        assert!((f - 2.416).abs() < 0.01, "{f}");
+    }
+}

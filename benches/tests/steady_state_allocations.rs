@@ -1,0 +1,366 @@
+//! A warmed-up LeNet-5 training step allocates nothing.
+//!
+//! A counting global allocator (every thread, rayon workers included)
+//! measures heap allocations:
+//! 1. around each CPU-backend op a LeNet-5 step at batch 64 calls, with the
+//!    step's own shapes, two threads (so the parallel paths run), after one
+//!    warm-up call: attributes any allocation to the op that makes it;
+//! 2. around each phase of [`Trainer::step`] (zero grad, forward, loss,
+//!    backward, optimizer step), after warm-up steps.
+//!
+//! Every count must be zero, except the known allocations of
+//! [`known_outside_cnn_cpu`], which are printed (and fail under
+//! `CNN_STRICT_ALLOCATIONS=1`). Everything runs in one `#[test]` so that no
+//! other test allocates concurrently.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use cnn_benches::workloads::{BATCH, SEED, synthetic_values};
+use cnn_core::models::{ModelOptions, lenet5};
+use cnn_core::{
+    Activation, ActivationOps, BiasParams, Conv2dGeometry, Conv2dParams, ConvOps,
+    CrossEntropyParams, ElementwiseOps, GemmOps, GemmParams, Graph, LossOps, MemoryOps, Mode,
+    OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep, SoftmaxCrossEntropy, Tensor,
+};
+use cnn_cpu::CpuBackend;
+use cnn_optim::Optimizer;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; the
+// counters are atomics and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc`; `ptr` came from this allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made while `f` runs.
+fn count<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let r = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (ALLOCS.load(Ordering::SeqCst), r)
+}
+
+/// Allocations of the second of two calls of `f` (the first warms up).
+fn steady(f: &mut impl FnMut()) -> usize {
+    f();
+    count(f).0
+}
+
+/// Every backend op of a LeNet-5 step at batch 64, one by one.
+fn per_op_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
+    let n = BATCH;
+    let relu = Activation::Relu;
+    let c1 = Conv2dParams::new(n, 1, 28, 28, &Conv2dGeometry::new(6, 5).padding(2)).unwrap();
+    let p1 = Pool2dParams::new(n, 6, 28, 28, &Pool2dGeometry::new(2)).unwrap();
+    let c2 = Conv2dParams::new(n, 6, 14, 14, &Conv2dGeometry::new(16, 5)).unwrap();
+    let p2 = Pool2dParams::new(n, 16, 10, 10, &Pool2dGeometry::new(2)).unwrap();
+    let buf = |len: usize, seed: u64| be.upload(&synthetic_values(len, seed)).unwrap();
+    let x = buf(c1.x_len(), 1);
+    let (w1, b1, mut y1, mut a1) = (
+        buf(c1.w_len(), 2),
+        buf(6, 3),
+        buf(c1.y_len(), 0),
+        buf(c1.y_len(), 0),
+    );
+    let (mut q1, mut idx1) = (buf(p1.y_len(), 0), be.alloc_indices(p1.y_len()).unwrap());
+    let (w2, b2, mut y2, mut a2) = (
+        buf(c2.w_len(), 4),
+        buf(16, 5),
+        buf(c2.y_len(), 0),
+        buf(c2.y_len(), 0),
+    );
+    let (mut q2, mut idx2) = (buf(p2.y_len(), 0), be.alloc_indices(p2.y_len()).unwrap());
+    let fc = GemmParams {
+        trans_b: true,
+        ..GemmParams::new(n, 120, 400)
+    };
+    let (wf, bf, mut yf) = (buf(120 * 400, 6), buf(120, 7), buf(n * 120, 0));
+    let bias = BiasParams {
+        outer: n,
+        channels: 120,
+        inner: 1,
+    };
+    let ce = CrossEntropyParams {
+        n,
+        classes: 120,
+        label_smoothing: 0.0,
+    };
+    let targets = be.upload_indices(&vec![3; n]).unwrap();
+    let mut dlogits = buf(n * 120, 0);
+    let fc_dw = GemmParams {
+        trans_a: true,
+        beta: 1.0,
+        ..GemmParams::new(120, 400, n)
+    };
+    let fc_dx = GemmParams::new(n, 400, 120);
+    let (mut dwf, mut dbf, mut dq2) = (buf(120 * 400, 0), buf(120, 0), buf(p2.y_len(), 0));
+    let (mut da2, mut dy2, mut dw2, mut db2) = (
+        buf(c2.y_len(), 0),
+        buf(c2.y_len(), 0),
+        buf(c2.w_len(), 0),
+        buf(16, 0),
+    );
+    let mut dq1 = buf(p1.y_len(), 0);
+    let (mut da1, mut dy1, mut dw1, mut db1) = (
+        buf(c1.y_len(), 0),
+        buf(c1.y_len(), 0),
+        buf(c1.w_len(), 0),
+        buf(6, 0),
+    );
+    let mut wmut = buf(120 * 400, 8);
+    let mut mom = buf(120 * 400, 0);
+    let sgd = SgdStep {
+        lr: 0.05,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+        first_step: false,
+    };
+    let host = synthetic_values(c1.x_len(), 9);
+    let mut xin = buf(c1.x_len(), 0);
+    let labels = vec![1u32; n];
+    let mut tgt = be.alloc_indices(n).unwrap();
+
+    let mut out = Vec::new();
+    let mut op =
+        |name: &'static str, mut f: Box<dyn FnMut() + '_>| out.push((name, steady(&mut f)));
+    op(
+        "upload_into (input batch)",
+        Box::new(|| be.upload_into(&host, &mut xin).unwrap()),
+    );
+    op(
+        "upload_indices_into (targets)",
+        Box::new(|| be.upload_indices_into(&labels, &mut tgt).unwrap()),
+    );
+    op(
+        "conv2d_forward conv1",
+        Box::new(|| be.conv2d_forward(&c1, &x, &w1, Some(&b1), &mut y1).unwrap()),
+    );
+    op(
+        "activation_forward relu",
+        Box::new(|| be.activation_forward(relu, &y1, &mut a1).unwrap()),
+    );
+    op(
+        "max_pool2d_forward pool1",
+        Box::new(|| be.max_pool2d_forward(&p1, &a1, &mut q1, &mut idx1).unwrap()),
+    );
+    op(
+        "conv2d_forward conv2",
+        Box::new(|| {
+            be.conv2d_forward(&c2, &q1, &w2, Some(&b2), &mut y2)
+                .unwrap()
+        }),
+    );
+    op(
+        "max_pool2d_forward pool2",
+        Box::new(|| {
+            be.activation_forward(relu, &y2, &mut a2).unwrap();
+            be.max_pool2d_forward(&p2, &a2, &mut q2, &mut idx2).unwrap()
+        }),
+    );
+    op(
+        "gemm (linear forward)",
+        Box::new(|| be.gemm(&fc, &q2, &wf, &mut yf).unwrap()),
+    );
+    op(
+        "bias_add",
+        Box::new(|| be.bias_add(&bias, &bf, &mut yf).unwrap()),
+    );
+    op(
+        "softmax_cross_entropy",
+        Box::new(|| {
+            be.softmax_cross_entropy(&ce, &yf, &targets, &mut dlogits)
+                .unwrap();
+        }),
+    );
+    op(
+        "gemm (linear weight grad)",
+        Box::new(|| be.gemm(&fc_dw, &dlogits, &q2, &mut dwf).unwrap()),
+    );
+    op(
+        "bias_backward",
+        Box::new(|| be.bias_backward(&bias, &dlogits, &mut dbf).unwrap()),
+    );
+    op(
+        "gemm (linear input grad)",
+        Box::new(|| be.gemm(&fc_dx, &dlogits, &wf, &mut dq2).unwrap()),
+    );
+    op(
+        "max_pool2d_backward pool2",
+        Box::new(|| be.max_pool2d_backward(&p2, &dq2, &idx2, &mut da2).unwrap()),
+    );
+    op(
+        "activation_backward relu",
+        Box::new(|| {
+            be.activation_backward(relu, &y2, &a2, &da2, &mut dy2)
+                .unwrap()
+        }),
+    );
+    op(
+        "conv2d_backward_weight conv2",
+        Box::new(|| be.conv2d_backward_weight(&c2, &q1, &dy2, &mut dw2).unwrap()),
+    );
+    op(
+        "conv2d_backward_bias conv2",
+        Box::new(|| be.conv2d_backward_bias(&c2, &dy2, &mut db2).unwrap()),
+    );
+    op(
+        "conv2d_backward_input conv2",
+        Box::new(|| be.conv2d_backward_input(&c2, &dy2, &w2, &mut dq1).unwrap()),
+    );
+    op(
+        "max_pool2d_backward pool1",
+        Box::new(|| {
+            be.max_pool2d_backward(&p1, &dq1, &idx1, &mut da1).unwrap();
+            be.activation_backward(relu, &y1, &a1, &da1, &mut dy1)
+                .unwrap()
+        }),
+    );
+    op(
+        "conv2d_backward_weight conv1",
+        Box::new(|| be.conv2d_backward_weight(&c1, &x, &dy1, &mut dw1).unwrap()),
+    );
+    op(
+        "conv2d_backward_bias conv1",
+        Box::new(|| be.conv2d_backward_bias(&c1, &dy1, &mut db1).unwrap()),
+    );
+    op(
+        "fill (zero grad)",
+        Box::new(|| be.fill(&mut dw1, 0.0).unwrap()),
+    );
+    op(
+        "sgd_update",
+        Box::new(|| {
+            be.sgd_update(&sgd, &mut wmut, &dwf, Some(&mut mom))
+                .unwrap()
+        }),
+    );
+    out
+}
+
+/// The phases of a training step on a warmed-up LeNet-5, batch 64.
+fn per_phase_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+    let mut graph = Graph::new(be, spec, SEED).unwrap();
+    let config = cnn_benches::Trainer::<CpuBackend>::sgd_config().unwrap();
+    let mut opt = Optimizer::new(config).unwrap();
+    let loss = SoftmaxCrossEntropy::new();
+    let mut dlogits = Tensor::zeros(be, [BATCH, 10]).unwrap();
+    let mut targets = be.alloc_indices(BATCH).unwrap();
+    let x = synthetic_values(BATCH * 28 * 28, 1);
+    let y: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
+    let mut counts = [0usize; 6];
+    for step in 0..4 {
+        let c = [
+            count(|| be.upload_indices_into(&y, &mut targets).unwrap()).0,
+            count(|| graph.zero_grad().unwrap()).0,
+            count(|| {
+                graph.forward_host(&x, BATCH, Mode::Train).unwrap();
+            })
+            .0,
+            count(|| {
+                let logits = graph.node_output(graph.node_names().count() - 1).unwrap();
+                loss.forward_backward(be, logits, &targets, &mut dlogits)
+                    .unwrap()
+            })
+            .0,
+            count(|| graph.backward(&dlogits).unwrap()).0,
+            count(|| opt.step(be, &mut graph.params_mut()).unwrap()).0,
+        ];
+        if step >= 2 {
+            counts = c;
+        }
+    }
+    [
+        "upload targets",
+        "graph.zero_grad",
+        "graph.forward_host",
+        "loss forward_backward",
+        "graph.backward",
+        "optimizer.step(&mut graph.params_mut())",
+    ]
+    .into_iter()
+    .zip(counts)
+    .collect()
+}
+
+/// Where a step still allocates, by a cause outside cnn-cpu's own code:
+/// `matrixmultiply::sgemm` allocates its packing buffer on every call (one
+/// allocation per GEMM call; every convolution and linear op calls it, once
+/// per block of images or row block), and cnn-core's `Graph` and cnn-optim's
+/// `Optimizer` allocate per step (`params_mut()` collects `Vec`s, `backward`
+/// allocates its `ready` flags, `Optimizer::step_params` builds a `HashSet`
+/// of cloned names). These are reported, and fail only with
+/// `CNN_STRICT_ALLOCATIONS=1` set, until they are fixed where they live.
+fn known_outside_cnn_cpu(name: &str) -> bool {
+    name.starts_with("conv2d_forward")
+        || name.starts_with("conv2d_backward_input")
+        || name.starts_with("conv2d_backward_weight")
+        || name.starts_with("gemm")
+        || name.starts_with("graph.")
+        || name.starts_with("optimizer")
+}
+
+#[test]
+fn warmed_up_lenet5_training_step_allocates_nothing() {
+    let be = CpuBackend::with_threads(2).unwrap();
+    let mut rows = per_op_counts(&be);
+    rows.extend(per_phase_counts(&be));
+    let strict = std::env::var_os("CNN_STRICT_ALLOCATIONS").is_some_and(|v| v == "1");
+    let listed = |known: bool| {
+        rows.iter()
+            .filter(|(n, c)| *c > 0 && known_outside_cnn_cpu(n) == known)
+            .map(|(n, c)| format!("  {n}: {c} allocation(s) per call"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (unexpected, known) = (listed(false), listed(true));
+    if !known.is_empty() {
+        eprintln!(
+            "steady-state allocations from matrixmultiply's packing buffer, cnn-core's Graph \
+             or cnn-optim (known; CNN_STRICT_ALLOCATIONS=1 makes them fail):\n{known}"
+        );
+    }
+    assert!(
+        unexpected.is_empty(),
+        "steady-state allocations in cnn-cpu ops that must allocate nothing:\n{unexpected}"
+    );
+    assert!(
+        !strict || known.is_empty(),
+        "CNN_STRICT_ALLOCATIONS=1: steady-state allocations:\n{known}"
+    );
+}

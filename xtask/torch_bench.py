@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""PyTorch twin of `cnn-workloads` (benches/src/bin/cnn-workloads.rs).
+
+Runs one workload per process and prints one JSON object on stdout with the
+same shape as cnn-workloads, so `cargo xtask bench --compare-torch` can put
+the two side by side:
+
+    python3 xtask/torch_bench.py <sgemm|w1|w2|w3> [--threads N] [--quick]
+                                 [--runs R] [--mnist DIR] [--size N]
+
+The workloads are those of docs/benchmarks.md, implemented identically:
+W1 LeNet-5 one shuffled MNIST epoch (batch 64, SGD lr 0.05 momentum 0.9,
+pixels/255 then (x - 0.1307) / 0.3081), then test accuracy; W2 the article's
+classifier, 200 steps of batch 64 on synthetic 3x32x32; W3 one conv2d
+(32x64x32x32, 64 out, 3x3, pad 1) forward and forward + backward (input,
+weight and bias gradients); W4 square sgemm.
+
+Needs torch and numpy; MNIST is read from the IDX files (raw or gzip).
+"""
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+BATCH = 64
+SEED = 0
+
+
+def peak_rss_bytes():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # ru_maxrss is in kB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def result(name, unit, values, seconds, gflops, extra=None):
+    return {
+        "name": name,
+        "unit": unit,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+        "seconds_median": statistics.median(seconds),
+        "gflops_median": statistics.median(gflops) if gflops else None,
+        "extra": extra or {},
+    }
+
+
+def time_per_call(fn, min_iters, target_secs):
+    fn()
+    start = time.perf_counter()
+    iters = 0
+    while iters < min_iters or time.perf_counter() - start < target_secs:
+        fn()
+        iters += 1
+    return (time.perf_counter() - start) / iters
+
+
+def train_flops_per_sample(model, input_shape):
+    """Conv and linear FLOPs x3 (x2 for the first layer), as cnn-benches counts."""
+    import torch
+
+    total, first = 0.0, True
+    x = torch.zeros((1,) + input_shape)
+    for layer in model:
+        y = layer(x)
+        fwd = None
+        if isinstance(layer, torch.nn.Conv2d):
+            k = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+            fwd = 2.0 * y.numel() * k
+        elif isinstance(layer, torch.nn.Linear):
+            fwd = 2.0 * layer.in_features * layer.out_features
+        if fwd is not None:
+            total += fwd * (2.0 if first else 3.0)
+            first = False
+        x = y
+    return total
+
+
+def lenet5():
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10),
+    )
+
+
+def article():
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(768, 256), nn.ReLU(),
+        nn.Linear(256, 10),
+    )
+
+
+def read_idx(directory, stems):
+    import numpy as np
+
+    for stem in stems:
+        for name in (stem, stem + ".gz"):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+                if data[:2] == b"\x1f\x8b":
+                    data = gzip.decompress(data)
+                ndim = data[3]
+                dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+                return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    raise FileNotFoundError(f"none of {stems} (raw or .gz) in {directory}")
+
+
+def load_mnist(directory):
+    import torch
+
+    def images(stem):
+        a = read_idx(directory, [f"{stem}-images-idx3-ubyte", f"{stem}-images.idx3-ubyte"])
+        return torch.from_numpy(a.copy()).unsqueeze(1)  # uint8 (N, 1, 28, 28)
+
+    def labels(stem):
+        a = read_idx(directory, [f"{stem}-labels-idx1-ubyte", f"{stem}-labels.idx1-ubyte"])
+        return torch.from_numpy(a.astype("int64"))
+
+    return images("train"), labels("train"), images("t10k"), labels("t10k")
+
+
+def normalize(u8):
+    return (u8.float() / 255.0 - 0.1307) / 0.3081
+
+
+def sgd(model):
+    import torch
+
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def w1(args, runs):
+    import torch
+
+    if not args.mnist:
+        raise SystemExit("torch_bench w1: no MNIST directory (--mnist DIR or CNN_MNIST_DIR)")
+    xtr, ytr, xte, yte = load_mnist(args.mnist)
+    limit = 5000 if args.quick else len(ytr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    flops = train_flops_per_sample(lenet5(), (1, 28, 28))
+    values, seconds, gflops, extra = [], [], [], {}
+    for r in range(runs):
+        torch.manual_seed(SEED + r)
+        model = lenet5()
+        opt = sgd(model)
+        g = torch.Generator().manual_seed(SEED)
+        order = torch.randperm(len(ytr), generator=g)[:limit]
+        start = time.perf_counter()
+        model.train()
+        for i in range(0, limit, BATCH):
+            idx = order[i:i + BATCH]
+            x, y = normalize(xtr[idx]), ytr[idx]
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+        secs = time.perf_counter() - start
+        eval_start = time.perf_counter()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(yte), BATCH):
+                x = normalize(xte[i:i + BATCH])
+                correct += (model(x).argmax(1) == yte[i:i + BATCH]).sum().item()
+        values.append(limit / secs)
+        seconds.append(secs)
+        gflops.append(flops * limit / secs / 1e9)
+        extra = {
+            "images": float(limit),
+            "test_accuracy": correct / len(yte),
+            "final_loss": float(loss.item()),
+            "eval_seconds": time.perf_counter() - eval_start,
+        }
+    return [result("w1_lenet_mnist", "img/s", values, seconds, gflops, extra)]
+
+
+def w2(args, runs):
+    import torch
+
+    steps = 50 if args.quick else 200
+    pool = 16
+    g = torch.Generator().manual_seed(1)
+    xs = torch.rand((pool * BATCH, 3, 32, 32), generator=g) * 2 - 1
+    ys = torch.tensor([(i * 7) % 10 for i in range(pool * BATCH)])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    flops = train_flops_per_sample(article(), (3, 32, 32))
+    values, seconds, gflops, extra = [], [], [], {}
+
+    for _ in range(runs):
+        torch.manual_seed(SEED)
+        model = article()
+        opt = sgd(model)
+
+        def step(s):
+            b = s % pool
+            x, y = xs[b * BATCH:(b + 1) * BATCH], ys[b * BATCH:(b + 1) * BATCH]
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step(0)  # untimed warm-up, as in cnn-workloads
+        start = time.perf_counter()
+        for s in range(steps):
+            loss = step(s)
+        secs = time.perf_counter() - start
+        images = steps * BATCH
+        values.append(images / secs)
+        seconds.append(secs)
+        gflops.append(flops * images / secs / 1e9)
+        extra = {"images": float(images), "final_loss": float(loss.item())}
+    return [result("w2_article", "img/s", values, seconds, gflops, extra)]
+
+
+def w3(args, runs):
+    import torch
+
+    secs_per_run = 0.3 if args.quick else 1.0
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.rand((32, 64, 32, 32)) * 2 - 1
+    xg = x.clone().requires_grad_(True)
+    dy = torch.rand((32, 64, 32, 32)) * 2 - 1
+    fwd_flops = 2.0 * 32 * 64 * 32 * 32 * 64 * 9
+
+    def forward():
+        with torch.no_grad():
+            conv(x)
+
+    def forward_backward():
+        conv.zero_grad(set_to_none=False)
+        xg.grad = None
+        conv(xg).backward(dy)
+
+    out = []
+    for name, fn, flops in (
+        ("w3_conv_fwd", forward, fwd_flops),
+        ("w3_conv_fwd_bwd", forward_backward, 3 * fwd_flops),
+    ):
+        secs = [time_per_call(fn, 3, secs_per_run) for _ in range(runs)]
+        vals = [flops / s / 1e9 for s in secs]
+        out.append(result(name, "GFLOP/s", vals, secs, vals, {"gflop_per_call": flops / 1e9}))
+    return out
+
+
+def sgemm(args, runs):
+    import torch
+
+    n = args.size
+    secs_per_run = 0.3 if args.quick else 1.0
+    a = torch.rand((n, n))
+    b = torch.rand((n, n))
+    c = torch.empty((n, n))
+    flops = 2.0 * n ** 3
+    secs = [time_per_call(lambda: torch.mm(a, b, out=c), 3, secs_per_run) for _ in range(runs)]
+    vals = [flops / s / 1e9 for s in secs]
+    return [result(f"sgemm_{n}", "GFLOP/s", vals, secs, vals)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=["sgemm", "w1", "w2", "w3"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--mnist", default=os.environ.get("CNN_MNIST_DIR") or None)
+    parser.add_argument("--size", type=int, default=1024)
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        print("torch_bench: torch is not installed for " + sys.executable, file=sys.stderr)
+        return 3
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    default_runs = 5 if args.workload in ("sgemm", "w3") else 3
+    runs = 1 if args.quick else (args.runs or default_runs)
+    fn = {"sgemm": sgemm, "w1": w1, "w2": w2, "w3": w3}[args.workload]
+    results = fn(args, runs)
+    print(json.dumps({
+        "framework": "torch " + torch.__version__,
+        "workload": args.workload,
+        "backend": "cpu",
+        "threads": args.threads,
+        "quick": args.quick,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "results": results,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
