@@ -35,3 +35,8 @@ pub use cnn_train as train;
 /// The backend used when none is named: the CPU.
 #[cfg(feature = "cpu")]
 pub type DefaultBackend = cnn_cpu::CpuBackend;
+
+/// The README's code examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
