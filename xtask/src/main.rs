@@ -6,8 +6,12 @@
 //! - `bench`: criterion benches, the end-to-end workloads W1-W4 (and
 //!   optionally PyTorch on the same workloads), report in `target/bench/`
 //!   (see `bench.rs` and docs/benchmarks.md).
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/`, run for N seconds each or
+//!   only built (see `fuzz.rs`).
 
 mod bench;
+mod fuzz;
+mod gpu_check;
 
 use std::process::{Command, ExitCode};
 
@@ -18,6 +22,8 @@ commands:
   ci      format check, clippy (-D warnings) and the whole test suite, as CI runs them
   test    the whole test suite (the README's test command)
   bench   benchmarks and the report in target/bench/ (`cargo xtask bench --help`)
+  fuzz    run the cargo-fuzz targets (`--seconds N`) or only build them (`--build`)
+  gpu-check  build the CUDA tests and CLI, print the command that runs them on a GPU machine
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +32,8 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("gpu-check") => gpu_check::gpu_check(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

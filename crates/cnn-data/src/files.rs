@@ -5,26 +5,61 @@
 //! returned as is. Memory use follows the bytes actually on disk (or actually
 //! decompressed), never a count read from a header.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 
+/// Most bytes [`read_file`] will decompress from one gzip file (16 GiB):
+/// far above any real dataset file, and a bound on what a decompression
+/// bomb can make the process allocate.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
+
 /// The whole content of `path`, gunzipped when it is gzip data.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|error| DataError::Gzip {
-                path: path.to_path_buf(),
-                error,
-            })?;
-        Ok(out)
+    if is_gzip(&raw) {
+        gunzip(&raw, MAX_DECOMPRESSED_BYTES).map_err(|error| DataError::Gzip {
+            path: path.to_path_buf(),
+            error,
+        })
     } else {
         Ok(raw)
     }
+}
+
+/// Whether `bytes` start with the gzip magic `1f 8b`.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// `bytes` gunzipped when they are gzip data (detected by content, as
+/// [`read_file`] does), else borrowed unchanged. At most `limit` bytes are
+/// decompressed: more is an [`std::io::ErrorKind::InvalidData`] error, so
+/// a small bomb cannot make a huge allocation.
+pub fn decode_maybe_gzip(bytes: &[u8], limit: u64) -> std::io::Result<Cow<'_, [u8]>> {
+    if is_gzip(bytes) {
+        gunzip(bytes, limit).map(Cow::Owned)
+    } else {
+        Ok(Cow::Borrowed(bytes))
+    }
+}
+
+/// Decompress all gzip members of `bytes`, at most `limit` bytes of output.
+fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    let guess = bytes.len().saturating_mul(4).min(limit as usize);
+    let mut out = Vec::with_capacity(guess);
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("decompresses to more than {limit} bytes"),
+        ));
+    }
+    Ok(out)
 }
 
 /// Check that `dir` is an existing directory.

@@ -139,20 +139,22 @@ impl Decoder {
 
     /// Decode `path` and append it as `[C, H, W]` bytes.
     fn decode_into(&mut self, path: &Path, out: &mut Vec<u8>) -> Result<()> {
-        let not_image = |reason: String| DataError::NotAnImage {
-            path: path.to_path_buf(),
-            reason,
-        };
         let reader = image::ImageReader::open(path)
             .map_err(|e| DataError::io(path, e))?
             .with_guessed_format()
             .map_err(|e| DataError::io(path, e))?;
-        if reader.format().is_none() {
-            return Err(not_image(
-                "unrecognised format; PNG and JPEG are supported".into(),
-            ));
-        }
-        let mut img = reader.decode().map_err(|e| not_image(e.to_string()))?;
+        let img = decode_limited(reader, path)?;
+        self.convert_into(img, path, out)
+    }
+
+    /// Check `img` against the folder's size, convert and resize it, and
+    /// append it as `[C, H, W]` bytes; `path` names it in errors.
+    fn convert_into(
+        &mut self,
+        mut img: DynamicImage,
+        path: &Path,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let channels = *self
             .channels
             .get_or_insert(if img.color().has_color() { 3 } else { 1 });
@@ -181,6 +183,35 @@ impl Decoder {
         append_chw(&img, channels, out);
         Ok(())
     }
+}
+
+/// Largest width or height accepted from an image file.
+pub const MAX_IMAGE_SIDE: u32 = 1 << 14;
+/// Most bytes the decoder may allocate for one image (256 MiB): a small
+/// file whose header claims a huge image is refused, not allocated.
+pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+
+/// Decode with [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`] as limits; an
+/// unknown format or a decoding failure is [`DataError::NotAnImage`].
+fn decode_limited<R: std::io::BufRead + std::io::Seek>(
+    mut reader: image::ImageReader<R>,
+    path: &Path,
+) -> Result<DynamicImage> {
+    let not_image = |reason: String| DataError::NotAnImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if reader.format().is_none() {
+        return Err(not_image(
+            "unrecognised format; PNG and JPEG are supported".into(),
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader.decode().map_err(|e| not_image(e.to_string()))
 }
 
 /// Append `img` as `channels` planes of bytes.
@@ -230,6 +261,33 @@ fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// whose input is `shape`: converted to `shape`'s channel count (1 = gray,
 /// 3 = RGB) and resized to its height and width when they differ.
 pub fn load_image(path: &Path, shape: &Shape, norm: &Normalization) -> Result<Vec<f32>> {
+    let mut decoder = image_decoder(shape)?;
+    let mut bytes = Vec::with_capacity(shape.numel());
+    decoder.decode_into(path, &mut bytes)?;
+    to_normalized(bytes, shape, norm)
+}
+
+/// [`load_image`] for bytes already in memory (PNG or JPEG, detected by
+/// content); `origin` names them in errors. Never panics, whatever the
+/// bytes, and never allocates more than [`MAX_IMAGE_ALLOC`] per image.
+pub fn decode_image_bytes(
+    bytes: &[u8],
+    origin: &Path,
+    shape: &Shape,
+    norm: &Normalization,
+) -> Result<Vec<f32>> {
+    let mut decoder = image_decoder(shape)?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(origin, e))?;
+    let img = decode_limited(reader, origin)?;
+    let mut pixels = Vec::with_capacity(shape.numel());
+    decoder.convert_into(img, origin, &mut pixels)?;
+    to_normalized(pixels, shape, norm)
+}
+
+/// A decoder producing images of `shape` (`[C, H, W]`, C = 1 or 3).
+fn image_decoder(shape: &Shape) -> Result<Decoder> {
     let &[c, h, w] = shape.dims() else {
         return Err(DataError::value(
             "image shape",
@@ -246,15 +304,17 @@ pub fn load_image(path: &Path, shape: &Shape, norm: &Normalization) -> Result<Ve
         u32::try_from(w).map_err(|_| DataError::value("image width", w.to_string()))?,
         u32::try_from(h).map_err(|_| DataError::value("image height", h.to_string()))?,
     );
-    let mut decoder = Decoder {
+    Ok(Decoder {
         channels: Some(c),
         size: Some((w32, h32)),
         first: None,
-    };
-    let mut bytes = Vec::with_capacity(c * h * w);
-    decoder.decode_into(path, &mut bytes)?;
+    })
+}
+
+/// One image's `[C, H, W]` bytes to normalised f32 values.
+fn to_normalized(bytes: Vec<u8>, shape: &Shape, norm: &Normalization) -> Result<Vec<f32>> {
     let set = ImageSet::new(shape.clone(), Pixels::U8(bytes), vec![0])?;
-    let mut out = vec![0.0; c * h * w];
+    let mut out = vec![0.0; shape.numel()];
     set.write_image(0, norm, &mut out);
     Ok(out)
 }

@@ -11,7 +11,8 @@
 //!   [`idx`] (IDX bytes: [`parse_idx_images`], [`parse_idx_labels`]),
 //!   [`mnist`] (MNIST / Fashion-MNIST file names, raw or gzip),
 //!   [`cifar`] (CIFAR-10 binary batches: [`parse_cifar_batch`]),
-//!   [`folder`] (one subfolder of PNG/JPEG images per class),
+//!   [`folder`] (one subfolder of PNG/JPEG images per class; one image from
+//!   bytes: [`decode_image_bytes`]),
 //!   [`synthetic`](mod@synthetic) (a seeded 3x32x32, 10-class set built in memory).
 //! - [`dataset`]: [`Dataset`] (train and test [`ImageSet`]s, shape `[C, H,
 //!   W]`, class names, default normalisation) and [`Subset`], a cheap view.
@@ -24,8 +25,8 @@
 //! - [`augment`]: random crop with zero padding and horizontal flip.
 //! - [`loader`]: [`Loader`], which prepares [`Batch`]es on a background
 //!   thread and can start at any (epoch, batch).
-//! - [`files`]: reading files (gzip detected by content) and name lookup;
-//!   the only user of `flate2`.
+//! - [`files`]: reading files (gzip detected by content, decompression
+//!   bounded: [`decode_maybe_gzip`]) and name lookup; the only user of `flate2`.
 //! - [`error`]: [`DataError`] (names the file and the problem) and
 //!   [`ParseError`] (what a byte-level parser found).
 //!
@@ -71,7 +72,8 @@ pub use augment::{Augment, AugmentParams};
 pub use cifar::{CifarBatch, load_cifar10_dir, parse_cifar_batch};
 pub use dataset::{Dataset, ImageSet, Pixels, Subset};
 pub use error::{DataError, ParseError, Result};
-pub use folder::{FolderOptions, load_folder, load_image};
+pub use files::decode_maybe_gzip;
+pub use folder::{FolderOptions, decode_image_bytes, load_folder, load_image};
 pub use idx::{IdxImages, parse_idx_images, parse_idx_labels};
 pub use loader::{Batch, EpochIter, Loader, LoaderConfig};
 pub use mnist::{IdxFlavor, MNIST_DIR_ENV, load_mnist_dir};

@@ -64,3 +64,51 @@ fn huge_header_counts_are_errors_without_allocation() {
         "an allocation of {largest} bytes was made while parsing"
     );
 }
+
+/// A PNG header claiming a 100000 x 100000 image, and a gzip bomb: typed
+/// errors, with no allocation near the claimed or decompressed size.
+#[test]
+fn huge_image_headers_and_gzip_bombs_are_bounded() {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&[0; 4]); // CRC not checked before the size
+        out
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IEND", &[]));
+
+    let mut bomb_src = Vec::new();
+    {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(&mut bomb_src, flate2::Compression::best());
+        enc.write_all(&vec![0u8; 8 << 20]).unwrap();
+        enc.finish().unwrap();
+    }
+
+    LARGEST.store(0, Ordering::Relaxed);
+    let shape = cnn_core::Shape::from([3, 32, 32]);
+    let norm = cnn_data::Normalization::cifar10();
+    let err = cnn_data::decode_image_bytes(&png, std::path::Path::new("big.png"), &shape, &norm)
+        .unwrap_err();
+    let bomb = cnn_data::decode_maybe_gzip(&bomb_src, 1 << 20).unwrap_err();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(err.to_string().contains("big.png"), "{err}");
+    assert!(
+        bomb.to_string().contains("more than 1048576 bytes"),
+        "{bomb}"
+    );
+    assert!(
+        largest < 4 << 20,
+        "an allocation of {largest} bytes was made while decoding"
+    );
+    // Within the limit the bytes come back whole.
+    let ok = cnn_data::decode_maybe_gzip(&bomb_src, 8 << 20).unwrap();
+    assert_eq!(ok.len(), 8 << 20);
+}

@@ -15,6 +15,9 @@ pub fn compiled() -> Vec<&'static str> {
     if cfg!(feature = "cpu") {
         names.push("cpu");
     }
+    if cfg!(feature = "cuda") {
+        names.push("cuda");
+    }
     names
 }
 
@@ -35,6 +38,13 @@ pub fn with_backend<J: WithBackend>(
             };
             Ok(job.run(backend))
         }
+        #[cfg(feature = "cuda")]
+        "cuda" => {
+            // `threads` is a CPU setting; the GPU backend ignores it.
+            let _ = threads;
+            Ok(job.run(cnn_cuda::CudaBackend::new()?))
+        }
+        #[cfg(not(feature = "cuda"))]
         "cuda" => Err(CnnError::Backend {
             backend: "cuda",
             message: "this build has no CUDA backend (build with `--features cuda`)".into(),

@@ -7,6 +7,8 @@
 //! - [`core`] (`cnn-core`): shapes, tensors, the `Backend` trait, layers,
 //!   the layer graph, losses, built-in models.
 //! - [`cpu`] (`cnn-cpu`, feature `cpu`, on by default): `CpuBackend`.
+//! - [`cuda`] (`cnn-cuda`, feature `cuda`): `CudaBackend`, chosen at run
+//!   time with `--backend cuda`.
 //! - [`optim`] (`cnn-optim`): optimizers, schedules, regularizers.
 //! - [`data`] (`cnn-data`): datasets and loaders.
 //! - [`train`] (`cnn-train`): the trainer, metrics, history, plots.
@@ -28,6 +30,8 @@ pub mod backends;
 pub use cnn_core as core;
 #[cfg(feature = "cpu")]
 pub use cnn_cpu as cpu;
+#[cfg(feature = "cuda")]
+pub use cnn_cuda as cuda;
 pub use cnn_data as data;
 pub use cnn_optim as optim;
 pub use cnn_train as train;

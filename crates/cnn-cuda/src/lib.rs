@@ -1,0 +1,226 @@
+//! # cnn-cuda
+//!
+//! `CudaBackend`: every op of the `cnn-core` Backend trait on an NVIDIA GPU.
+//!
+//! Nothing here needs a CUDA toolkit to build: cudarc loads the driver
+//! (`libcuda`), NVRTC (`libnvrtc`) and cuBLAS (`libcublas`) at run time, and
+//! [`CudaBackend::new`] returns a [`CudaError`] (never panics) when one of
+//! them or a device is missing.
+//!
+//! Where things live (one module per op family, matching
+//! `cnn_core::backend`; each kernel source `foo.cu` sits beside the
+//! `foo.rs` that launches it):
+//! - `kernels`: the NVRTC compile cache. Every `.cu` is embedded with
+//!   `include_str!` (after the shared `prelude.cuh`), compiled on first use
+//!   to a CUBIN for the device's architecture and cached per process;
+//!   modules and functions are cached per backend.
+//! - `launch`: launch configurations (grid-stride loops) and the `launch!`
+//!   macro.
+//! - `memory`: buffers are `CudaSlice<f32>` / `CudaSlice<u32>`.
+//! - `gemm`: the only caller of cuBLAS (row-major through the column-major
+//!   transpose identity `C^T = B^T A^T`).
+//! - `conv`: im2col + strided-batched cuBLAS GEMM, col2im for the input
+//!   gradient, per-image GEMMs accumulating the weight gradient.
+//! - `pool`, `activation`, `norm` (batch norm, Philox dropout), `loss`,
+//!   `elementwise` (with the f64 reductions), `optim` (fused updates): NVRTC
+//!   kernels.
+//!
+//! Everything runs on one stream, so cudarc's per-buffer event tracking is
+//! switched off. Host scalars (sums, losses) come from per-block f64
+//! partial sums downloaded and added on the host.
+
+#[macro_use]
+mod launch;
+mod activation;
+mod conv;
+mod elementwise;
+mod gemm;
+mod kernels;
+mod loss;
+mod memory;
+mod norm;
+mod optim;
+mod pool;
+
+use std::sync::Arc;
+
+use cnn_core::{Backend, CnnError};
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaStream};
+
+pub use kernels::{KernelSource, compile_all_kernels, nvrtc_version};
+
+/// Why the CUDA backend could not start (or a CUDA call failed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CudaError {
+    /// A CUDA library could not be loaded (`libcuda`, `libnvrtc`, `libcublas`).
+    #[error("cannot load the CUDA {library} library ({hint})")]
+    LibraryNotFound {
+        library: &'static str,
+        hint: &'static str,
+    },
+    /// The driver loaded but reports no CUDA device.
+    #[error("no CUDA device found")]
+    NoDevice,
+    /// The requested device ordinal does not exist.
+    #[error("CUDA device {ordinal} does not exist ({count} found)")]
+    BadOrdinal { ordinal: usize, count: usize },
+    /// A driver call failed.
+    #[error("CUDA driver: {0}")]
+    Driver(String),
+    /// A cuBLAS call failed.
+    #[error("cuBLAS: {0}")]
+    Cublas(String),
+    /// NVRTC could not compile a kernel source.
+    #[error("NVRTC: {0}")]
+    Nvrtc(String),
+}
+
+impl From<CudaError> for CnnError {
+    fn from(e: CudaError) -> Self {
+        CnnError::Backend {
+            backend: "cuda",
+            message: e.to_string(),
+        }
+    }
+}
+
+pub(crate) fn driver_err(e: cudarc::driver::DriverError) -> CnnError {
+    CudaError::Driver(format!("{e:?}")).into()
+}
+
+pub(crate) fn cublas_err(e: cudarc::cublas::result::CublasError) -> CnnError {
+    CudaError::Cublas(format!("{e:?}")).into()
+}
+
+/// Which CUDA libraries can be loaded on this machine (driver, NVRTC,
+/// cuBLAS), checked without panicking.
+pub fn libraries_present() -> Result<(), CudaError> {
+    // SAFETY: these only try to dlopen the libraries by name.
+    let driver = unsafe { cudarc::driver::sys::is_culib_present() };
+    if !driver {
+        return Err(CudaError::LibraryNotFound {
+            library: "driver",
+            hint: "libcuda.so: is an NVIDIA driver installed?",
+        });
+    }
+    if !kernels::nvrtc_present() {
+        return Err(CudaError::LibraryNotFound {
+            library: "NVRTC",
+            hint: "libnvrtc.so: install the CUDA toolkit or the nvidia-cuda-nvrtc wheel and add its lib folder to LD_LIBRARY_PATH",
+        });
+    }
+    // SAFETY: as above.
+    let cublas = unsafe { cudarc::cublas::sys::is_culib_present() };
+    if !cublas {
+        return Err(CudaError::LibraryNotFound {
+            library: "cuBLAS",
+            hint: "libcublas.so: install the CUDA toolkit or the nvidia-cublas wheel and add its lib folder to LD_LIBRARY_PATH",
+        });
+    }
+    Ok(())
+}
+
+/// The CUDA backend. Cloning is cheap (the context, stream, cuBLAS handle
+/// and kernel cache are shared).
+#[derive(Clone)]
+pub struct CudaBackend {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: CudaBlas,
+    pub(crate) kernels: kernels::KernelCache,
+    device_name: String,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("device", &self.inner.device_name)
+            .field("ordinal", &self.inner.ctx.ordinal())
+            .field("arch", &self.inner.kernels.arch())
+            .finish()
+    }
+}
+
+impl CudaBackend {
+    /// A backend on device 0, or an error when the CUDA libraries or a
+    /// device are missing.
+    pub fn new() -> Result<Self, CudaError> {
+        Self::with_device(0)
+    }
+
+    /// A backend on device `ordinal`.
+    pub fn with_device(ordinal: usize) -> Result<Self, CudaError> {
+        libraries_present()?;
+        cudarc::driver::result::init().map_err(|e| CudaError::Driver(format!("cuInit: {e:?}")))?;
+        let count = cudarc::driver::result::device::get_count()
+            .map_err(|e| CudaError::Driver(format!("cuDeviceGetCount: {e:?}")))?
+            .max(0) as usize;
+        if count == 0 {
+            return Err(CudaError::NoDevice);
+        }
+        if ordinal >= count {
+            return Err(CudaError::BadOrdinal { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| CudaError::Driver(format!("{e:?}")))?;
+        // One stream only: no cross-stream hazards to track.
+        // SAFETY: every buffer of this backend is used on `stream` alone.
+        unsafe { ctx.disable_event_tracking() };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| CudaError::Driver(format!("{e:?}")))?;
+        let device_name = ctx.name().unwrap_or_else(|_| "unknown".into());
+        let stream = ctx.default_stream();
+        let blas =
+            CudaBlas::new(stream.clone()).map_err(|e| CudaError::Cublas(format!("{e:?}")))?;
+        Ok(CudaBackend {
+            inner: Arc::new(Inner {
+                ctx,
+                stream,
+                blas,
+                kernels: kernels::KernelCache::new(format!("sm_{major}{minor}")),
+                device_name,
+            }),
+        })
+    }
+
+    /// The device's name as the driver reports it.
+    pub fn device_name(&self) -> &str {
+        &self.inner.device_name
+    }
+
+    /// The NVRTC target architecture of this device (`sm_90` for Hopper).
+    pub fn arch(&self) -> &str {
+        self.inner.kernels.arch()
+    }
+
+    /// Compile and load every kernel source now instead of on first use.
+    pub fn warm_up(&self) -> cnn_core::Result<()> {
+        for src in KernelSource::ALL {
+            self.inner.kernels.module(&self.inner.ctx, src)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+
+    pub(crate) fn function(
+        &self,
+        src: KernelSource,
+        name: &'static str,
+    ) -> cnn_core::Result<cudarc::driver::CudaFunction> {
+        self.inner.kernels.function(&self.inner.ctx, src, name)
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+}

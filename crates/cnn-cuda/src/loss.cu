@@ -1,0 +1,74 @@
+// Losses fused with their gradients, and row argmax.
+
+// Softmax cross-entropy, one thread per row (f64 throughout, as the CPU):
+// lse = max + ln sum exp(x - max);
+// loss = lse - (1 - s) x[t] - s/C sum x; dx = (softmax - q) / n with
+// q = (1 - s) one_hot(t) + s / C. logits and dlogits are (n, classes);
+// targets (n); row_loss (n) in f64. A row whose target is out of range is
+// skipped and lowers *bad_row to its index (initialised to n).
+extern "C" __global__ void softmax_cross_entropy_f32(const float* logits, const u32* targets,
+                                                     float* dlogits, double* row_loss, u64 n,
+                                                     u64 classes, float label_smoothing,
+                                                     unsigned long long* bad_row) {
+    GRID_STRIDE(row, n) {
+        const u64 t = (u64)targets[row];
+        if (t >= classes) {
+            atomicMin(bad_row, (unsigned long long)row);
+            row_loss[row] = 0.0;
+            continue;
+        }
+        const float* x = logits + row * classes;
+        float* dx = dlogits + row * classes;
+        float mx = NEG_INF;
+        for (u64 j = 0; j < classes; ++j) {
+            const float v = x[j];
+            if (v > mx || is_nan_f(v)) mx = v;
+        }
+        const double max = (double)mx;
+        double sum_exp = 0.0, sum_x = 0.0;
+        for (u64 j = 0; j < classes; ++j) {
+            sum_exp += exp((double)x[j] - max);
+            sum_x += (double)x[j];
+        }
+        const double s = (double)label_smoothing;
+        const double uniform = s / (double)classes;
+        const double inv_n = 1.0 / (double)n;
+        const double lse = max + log(sum_exp);
+        row_loss[row] = lse - (1.0 - s) * (double)x[t] - uniform * sum_x;
+        for (u64 j = 0; j < classes; ++j) {
+            const double softmax = exp((double)x[j] - max) / sum_exp;
+            const double q = j == t ? 1.0 - s + uniform : uniform;
+            dx[j] = (float)((softmax - q) * inv_n);
+        }
+    }
+}
+
+// Mean squared error: dx = 2 (x - target) / n; partials[block] = the
+// block's sum of (x - target)^2 in f64.
+extern "C" __global__ void mse_loss_f32(const float* x, const float* target, float* dx, u64 n,
+                                        double* partials) {
+    const double scale = 2.0 / (double)n;
+    double s = 0.0;
+    GRID_STRIDE(i, n) {
+        const double diff = (double)x[i] - (double)target[i];
+        s += diff * diff;
+        dx[i] = (float)(scale * diff);
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+// out[row] = index of the first maximum of row of x (n, classes); NaN
+// counts as the largest (torch.argmax).
+extern "C" __global__ void argmax_rows_f32(const float* x, u32* out, u64 n, u64 classes) {
+    GRID_STRIDE(row, n) {
+        const float* r = x + row * classes;
+        u64 best = 0;
+        for (u64 j = 1; j < classes; ++j) {
+            const float b = r[best];
+            const float v = r[j];
+            if (!is_nan_f(b) && (v > b || is_nan_f(v))) best = j;
+        }
+        out[row] = (u32)best;
+    }
+}
