@@ -19,7 +19,7 @@ const HELP: &str = "\
 cargo xtask <command>
 
 commands:
-  ci      format check, clippy (-D warnings) and the whole test suite, as CI runs them
+  ci      exactly what CI runs (.ci/run): format check, clippy -D warnings, tests, quick bench, fuzz build
   test    the whole test suite (the README's test command)
   bench   benchmarks and the report in target/bench/ (`cargo xtask bench --help`)
   fuzz    run the cargo-fuzz targets (`--seconds N`) or only build them (`--build`)
@@ -68,16 +68,19 @@ fn test() -> Result<(), String> {
     cargo(&["test", "--workspace", "--release"])
 }
 
+/// Exactly what CI runs: `.ci/run` (format check, clippy -D warnings, the
+/// test suite with its set-up, the quick bench and the fuzz-target build).
 fn ci() -> Result<(), String> {
-    cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--release",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
-    test()
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    eprintln!("$ bash .ci/run");
+    let status = Command::new("bash")
+        .arg(root.join(".ci/run"))
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(".ci/run failed ({status})"))
+    }
 }
