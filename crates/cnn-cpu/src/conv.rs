@@ -1,5 +1,8 @@
 //! 2-D convolution as im2col + GEMM, parallel over the batch.
 //!
+//! Small stride-1 layers (LeNet-5's) take the direct kernels of
+//! `conv_direct` instead (`conv_direct::use_direct` decides per shape).
+//!
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
 //! channels, `cog = c_out / groups` output channels, `K = cg kh kw`,
 //! `P = h_out w_out`, `L = nb P` columns):
@@ -22,6 +25,7 @@ use cnn_core::{Conv2dParams, ConvOps, Result};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
+use crate::conv_direct;
 use crate::gemm::{MatRef, gemm_rows_par};
 use crate::par::{PAR_MIN_ELEMS, sum_f64, with_reduce_scratch, with_scratch};
 
@@ -374,6 +378,10 @@ impl ConvOps for CpuBackend {
         if y.is_empty() {
             return Ok(());
         }
+        if conv_direct::use_direct(p) {
+            conv_direct::forward(self, p, x, w, b, y);
+            return Ok(());
+        }
         let (xi, yi) = (d.x_image(), d.y_image());
         if d.parallel(self) && p.n >= self.threads {
             let nb = d.block(self.threads);
@@ -416,6 +424,10 @@ impl ConvOps for CpuBackend {
         if dx.is_empty() {
             return Ok(());
         }
+        if conv_direct::use_direct(p) {
+            conv_direct::backward_input(self, p, dy, w, dx);
+            return Ok(());
+        }
         let (xi, yi) = (d.x_image(), d.y_image());
         if d.parallel(self) && p.n >= self.threads {
             let nb = d.block(self.threads);
@@ -456,6 +468,10 @@ impl ConvOps for CpuBackend {
         p.check_backward_weight(x.len(), dy.len(), dw.len())?;
         let d = Dims::new(p);
         if p.n == 0 || dw.is_empty() {
+            return Ok(());
+        }
+        if conv_direct::use_direct(p) {
+            conv_direct::backward_weight(self, p, x, dy, dw);
             return Ok(());
         }
         let (xi, yi) = (d.x_image(), d.y_image());

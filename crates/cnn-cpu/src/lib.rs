@@ -7,6 +7,7 @@
 //! - `memory`: buffers are plain `Vec<f32>` / `Vec<u32>`.
 //! - `gemm`: the only caller of `matrixmultiply::sgemm`.
 //! - `conv`: im2col/col2im + GEMM, parallel over the batch.
+//! - `conv_direct`: direct convolution kernels for small layers (LeNet).
 //! - `par`: chunked parallel loops and per-thread scratch buffers.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
@@ -16,6 +17,7 @@
 
 mod activation;
 mod conv;
+mod conv_direct;
 mod elementwise;
 mod gemm;
 mod loss;
