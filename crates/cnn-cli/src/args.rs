@@ -23,6 +23,12 @@ pub enum Command {
     Predict(PredictArgs),
     /// List the built-in architectures with their parameter counts.
     Models(ModelsArgs),
+    /// Train variants of one configuration and compare their learning curves.
+    Compare(Box<crate::compare::CompareArgs>),
+    /// Score against training-set size (scikit-learn's learning_curve).
+    Curve(Box<crate::curve::CurveArgs>),
+    /// Write report.html for a run, comparison or learning-curve directory.
+    Report(crate::report::ReportArgs),
 }
 
 /// Flags shared by everything that builds a model and loads data.
@@ -127,6 +133,10 @@ pub struct TrainArgs {
     /// Check every layer's output and gradient for NaN/inf (slow).
     #[arg(long)]
     pub detect_anomaly: bool,
+    /// Refuse to train when the memory estimate exceeds this (bytes, or
+    /// with a suffix: 512M, 2G; default: the available memory).
+    #[arg(long, value_parser = parse_max_memory)]
+    pub max_memory: Option<u64>,
     /// Run directory (default: runs/<model>-<data>-<timestamp>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -184,6 +194,10 @@ pub struct ModelsArgs {
     pub input: String,
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
+}
+
+fn parse_max_memory(s: &str) -> Result<u64, String> {
+    cnn::train::memory::parse_bytes(s)
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -265,6 +279,9 @@ impl TrainArgs {
         }
         if self.init_from.is_some() {
             c.init_from = self.init_from.clone();
+        }
+        if self.max_memory.is_some() {
+            c.max_memory = self.max_memory;
         }
         c.nesterov |= self.nesterov;
         c.augment |= self.augment;

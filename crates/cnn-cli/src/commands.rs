@@ -9,7 +9,9 @@ use cnn::core::models::{self, ModelOptions};
 use cnn::core::{Backend, Graph, Mode, Shape, SoftmaxCrossEntropy};
 use cnn::train::checkpoint::load_safetensors;
 use cnn::train::setup::{self, DataSplits};
-use cnn::train::{Outcome, RunDir, TrainConfig, TrainError, Trainer};
+use cnn::train::{
+    RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
+};
 
 use crate::args::{Command, EvalArgs, ModelsArgs, PredictArgs, TrainArgs};
 
@@ -53,9 +55,9 @@ impl From<cnn::core::CnnError> for CliError {
     }
 }
 
-type CliResult<T = ()> = Result<T, CliError>;
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
-fn fail(message: impl Into<String>) -> CliError {
+pub(crate) fn fail(message: impl Into<String>) -> CliError {
     CliError {
         message: message.into(),
         code: 2,
@@ -68,6 +70,9 @@ pub fn run(command: Command) -> CliResult {
         Command::Eval(a) => eval(a),
         Command::Predict(a) => predict(a),
         Command::Models(a) => list_models(a),
+        Command::Compare(a) => crate::compare::compare(*a),
+        Command::Curve(a) => crate::curve::curve(*a),
+        Command::Report(a) => crate::report::report(a),
     }
 }
 
@@ -94,151 +99,79 @@ fn default_run_dir(config: &TrainConfig) -> PathBuf {
         .expect("an unbounded range always finds a free name")
 }
 
-/// Where a training run writes: a new directory, or one being resumed.
-enum Target {
-    Fresh { out: PathBuf, overwrite: bool },
-    Resume(RunDir),
-}
-
 fn train(args: TrainArgs) -> CliResult {
     let (config, target) = match &args.resume {
         Some(path) => {
             let dir = RunDir::open(path)?;
-            (TrainConfig::load(&dir.config())?, Target::Resume(dir))
+            (TrainConfig::load(&dir.config())?, RunTarget::Resume(dir))
         }
         None => {
             let config = args.to_config()?;
             let out = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
             RunDir::check_free(&out, args.overwrite)?;
             let overwrite = args.overwrite;
-            (config, Target::Fresh { out, overwrite })
+            (config, RunTarget::Fresh { out, overwrite })
         }
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&interrupt);
-        // A second Ctrl-C while the checkpoint is written still kills the process.
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: finishing the current step and writing a checkpoint...");
-        });
-    }
     let job = TrainJob {
         config: config.clone(),
         target,
-        quiet: args.quiet,
-        interrupt,
+        opts: RunOptions {
+            progress: !args.quiet,
+            log: true,
+            interrupt: Some(install_interrupt()),
+            report: true,
+            ..RunOptions::default()
+        },
     };
-    with_backend(&config.backend, config.threads, job)?
+    let (summary, root) = with_backend(&config.backend, config.threads, job)??;
+    if let RunStatus::Diverged(d) = summary.status {
+        eprintln!("report: {}", root.join("report.html").display());
+        return Err(TrainError::Diverged {
+            step: d.step,
+            epoch: d.epoch,
+            loss: d.loss.parse().unwrap_or(f64::NAN),
+            location: d.location,
+        }
+        .into());
+    }
+    println!("curves: {}", root.join("curves.png").display());
+    println!("report: {}", root.join("report.html").display());
+    Ok(())
 }
 
-struct TrainJob {
-    config: TrainConfig,
-    target: Target,
-    quiet: bool,
-    interrupt: Arc<AtomicBool>,
+/// Ctrl-C sets the returned flag: runs finish their step, checkpoint and
+/// stop. A second Ctrl-C while the checkpoint is written kills the process.
+pub(crate) fn install_interrupt() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the current step and writing a checkpoint...");
+    });
+    interrupt
+}
+
+/// One training job (`cnn::train::run_training`) on the chosen backend;
+/// gives the summary and the run directory.
+pub(crate) struct TrainJob {
+    pub config: TrainConfig,
+    pub target: RunTarget,
+    pub opts: RunOptions,
 }
 
 impl WithBackend for TrainJob {
-    type Output = CliResult;
+    type Output = Result<(RunSummary, PathBuf), TrainError>;
 
-    fn run<B: Backend>(self, backend: B) -> CliResult {
-        let config = &self.config;
-        setup::optimizer_config(config)?;
-        setup::schedule_config(config, 1)?;
-        let data = setup::load_data(config)?;
-        let mut graph = build_graph(&backend, config, &data)?;
-        let resume = matches!(self.target, Target::Resume(_));
-        if let Some(init) = &config.init_from
-            && !resume
-        {
-            load_weights(&mut graph, init)?;
-        }
-        // Everything that can be checked up front was: only now create the run.
-        let dir = match self.target {
-            Target::Resume(dir) => dir,
-            Target::Fresh { out, overwrite } => {
-                let dir = RunDir::create(&out, overwrite)?;
-                cnn::train::io::write_atomic(&dir.config(), config.to_toml().as_bytes())?;
-                dir
-            }
+    fn run<B: Backend>(self, backend: B) -> Self::Output {
+        let root = match &self.target {
+            RunTarget::Fresh { out, .. } => out.clone(),
+            RunTarget::Resume(dir) => dir.root().to_path_buf(),
         };
-        let root = dir.root().to_path_buf();
-        let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
-            .with_run_dir(dir)
-            .with_progress(!self.quiet)
-            .with_interrupt(self.interrupt);
-        if resume {
-            if !trainer.restore_latest()? {
-                return Err(fail(format!(
-                    "{}: has no checkpoint to resume from",
-                    root.display()
-                )));
-            }
-            eprintln!(
-                "resuming {} at step {} (epoch {})",
-                root.display(),
-                trainer.state().step,
-                trainer.state().epochs_done + 1
-            );
-        } else {
-            trainer.checkpoint()?;
-        }
-        eprintln!(
-            "training {} ({} parameters) on {}: {} train / {} {} images, {} epochs, backend {} ",
-            config.model,
-            trainer.graph().num_params(),
-            trainer.data().name,
-            trainer.data().train.len(),
-            trainer.data().val.len(),
-            if trainer.data().val_is_test {
-                "test (validation)"
-            } else {
-                "validation"
-            },
-            config.epochs,
-            trainer.graph().backend().name(),
-        );
-        let outcome = trainer.fit()?;
-        if let Outcome::EarlyStopped { epoch, best_epoch } = outcome {
-            eprintln!(
-                "early stopping after epoch {epoch}; best validation loss at epoch {best_epoch}"
-            );
-        }
-        for e in &trainer.history().epochs {
-            let val = e
-                .val
-                .as_ref()
-                .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
-                .unwrap_or_default();
-            eprintln!(
-                "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
-                e.epoch,
-                e.train.loss,
-                e.train.accuracy * 100.0,
-                e.seconds,
-                e.images_per_sec
-            );
-        }
-        let test = trainer.data().test.clone();
-        if !test.is_empty() {
-            let (m, _) = trainer.evaluate(&test)?;
-            eprintln!(
-                "test: loss {:.4} accuracy {:.2}% (n = {})",
-                m.loss,
-                m.accuracy * 100.0,
-                m.n
-            );
-            let summary = serde_json::json!({ "test": m, "epochs": trainer.history().epochs.len(), "steps": trainer.state().step });
-            cnn::train::io::write_atomic(
-                &root.join("summary.json"),
-                summary.to_string().as_bytes(),
-            )?;
-        }
-        println!("curves: {}", root.join("curves.png").display());
-        Ok(())
+        let summary = run_training(backend, &self.config, self.target, self.opts)?;
+        Ok((summary, root))
     }
 }
 
@@ -320,6 +253,7 @@ impl WithBackend for EvalJob {
                 "precision_macro": m.precision_macro,
                 "recall_macro": m.recall_macro,
                 "f1_macro": m.f1_macro,
+                "top5_accuracy": m.top5_accuracy,
                 "per_class": cm.per_class(),
             });
             println!("{out}");

@@ -4,6 +4,9 @@
 
 mod args;
 mod commands;
+mod compare;
+mod curve;
+mod report;
 
 use clap::Parser;
 

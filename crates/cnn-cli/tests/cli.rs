@@ -109,6 +109,7 @@ fn train_writes_a_complete_run_directory_and_eval_reads_it() {
         "precision_macro",
         "recall_macro",
         "f1_macro",
+        "top5_accuracy",
         "n",
     ] {
         assert!(v.get(key).is_some(), "eval --json lacks {key}: {v}");
@@ -283,5 +284,33 @@ fn models_lists_parameter_counts() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("200262"),
         "article on 3x32x32"
+    );
+}
+
+#[test]
+fn init_from_takes_pytorch_weights_and_rejects_mismatched_ones() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/golden/lenet5_init_seed0.safetensors"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // LeNet-5 weights written by PyTorch do not fit the article model: one
+    // line naming the file and the first entry that differs.
+    let out = cnn(
+        &[
+            "train",
+            "--model",
+            "article",
+            "--init-from",
+            golden,
+            "--epochs",
+            "1",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "lenet5_init_seed0.safetensors");
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "nothing created on a failed start"
     );
 }

@@ -80,6 +80,9 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Check every layer's output and gradient for NaN/inf (slow).
     pub detect_anomaly: bool,
+    /// Refuse to train when the memory estimate exceeds this many bytes
+    /// (default: the memory available when training starts).
+    pub max_memory: Option<u64>,
 }
 
 /// When the learning-rate schedule advances.
@@ -129,6 +132,7 @@ impl Default for TrainConfig {
             init_from: None,
             checkpoint_every: 0,
             detect_anomaly: false,
+            max_memory: None,
         }
     }
 }
@@ -195,6 +199,9 @@ impl TrainConfig {
             && !(lr.is_finite() && lr >= 0.0)
         {
             return bad(format!("lr {lr} must be a non-negative number"));
+        }
+        if self.max_memory == Some(0) {
+            return bad("max_memory must be at least 1 byte".into());
         }
         cnn_core::Activation::from_name(&self.activation)?;
         Ok(())

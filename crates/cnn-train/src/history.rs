@@ -26,6 +26,10 @@ pub struct SplitMetrics {
     pub f1_macro: f64,
     /// Number of samples evaluated.
     pub n: usize,
+    /// Fraction of samples whose class is among the 5 highest scores (all
+    /// classes when there are fewer); evaluated splits only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy: Option<f64>,
 }
 
 /// One epoch (a row of `metrics.csv`, a line of `history.jsonl`).

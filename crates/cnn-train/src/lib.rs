@@ -15,6 +15,13 @@
 //! - [`run_dir`], [`checkpoint`], [`io`]: the run directory, safetensors
 //!   state_dicts, atomic writes.
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
+//! - [`memory`]: the memory estimate checked before training (`--max-memory`).
+//! - [`run`]: one training job into a run directory (`cnn train`).
+//! - [`diagnose`]: overfitting, underfitting, divergence and plateau, in
+//!   words with figures, from a history.
+//! - [`compare`]: variants of one configuration run side by side
+//!   (`cnn compare`); [`learning_curve`]: score against training-set size
+//!   (`cnn curve`); [`report`]: the self-contained `report.html`.
 
 pub mod checkpoint;
 pub mod config;
@@ -22,6 +29,7 @@ pub mod early_stopping;
 pub mod error;
 pub mod history;
 pub mod io;
+pub mod memory;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
@@ -30,9 +38,19 @@ pub mod run_dir;
 pub mod setup;
 pub mod trainer;
 
+// Comparing techniques by their learning curves.
+pub mod compare;
+pub mod diagnose;
+pub mod learning_curve;
+pub mod report;
+pub mod run;
+
 pub use config::{SchedulePer, TrainConfig};
 pub use error::{Result, TrainError};
 pub use history::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord};
 pub use run_dir::RunDir;
 pub use setup::DataSplits;
 pub use trainer::{Outcome, Trainer, TrainerState, evaluate};
+
+pub use diagnose::{Finding, FindingKind, diagnose};
+pub use run::{RunOptions, RunStatus, RunSummary, RunTarget, run_training};

@@ -155,6 +155,7 @@ impl ConfusionMatrix {
             recall_macro: per_class.iter().map(|m| m.recall).sum::<f64>() / k,
             f1_macro: per_class.iter().map(|m| m.f1).sum::<f64>() / k,
             n: self.total() as usize,
+            top5_accuracy: None,
         }
     }
 }

@@ -10,8 +10,13 @@
 //!   `trainer.json`) and `checkpoint/LATEST` naming the newest complete one.
 //!
 //! Every file is written atomically (temp file, fsync, rename). A checkpoint
-//! directory is complete before `LATEST` points at it, so a crash at any
-//! moment leaves the previous checkpoint intact.
+//! directory is complete before `LATEST` points at it, and the directory
+//! `LATEST` names is never written into or removed before `LATEST` names
+//! another (a second checkpoint of the same step goes to `step-N.1`), so a
+//! crash at any moment leaves the previous checkpoint intact. What a killed
+//! process leaves behind (`.<name>.tmp-*` files of unfinished writes,
+//! checkpoint directories `LATEST` does not name) is never read as data and
+//! is removed when the run is opened for resuming.
 
 use std::path::{Path, PathBuf};
 
@@ -72,7 +77,45 @@ impl RunDir {
                 "not a run directory (no config.toml)",
             ));
         }
+        dir.remove_leftovers()?;
         Ok(dir)
+    }
+
+    /// Remove what an interrupted process can leave behind: temporary files
+    /// of unfinished atomic writes (`.<name>.tmp-*`, anywhere in the run)
+    /// and checkpoint directories that `LATEST` does not name. Returns how
+    /// many entries were removed.
+    pub fn remove_leftovers(&self) -> Result<usize> {
+        let mut removed = remove_temp_files(&self.root)?;
+        let keep = self.latest_name()?;
+        let ckpts = self.checkpoints();
+        if ckpts.is_dir() {
+            removed += remove_temp_files(&ckpts)?;
+            for entry in std::fs::read_dir(&ckpts).map_err(|e| TrainError::io(&ckpts, e))? {
+                let path = entry.map_err(|e| TrainError::io(&ckpts, e))?.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                let name = path.file_name().and_then(|n| n.to_str());
+                if keep.is_some() && name == keep.as_deref() {
+                    removed += remove_temp_files(&path)?;
+                } else {
+                    std::fs::remove_dir_all(&path).map_err(|e| TrainError::io(&path, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The checkpoint name in `LATEST`, if there is one.
+    fn latest_name(&self) -> Result<Option<String>> {
+        let latest = self.checkpoints().join("LATEST");
+        if !latest.exists() {
+            return Ok(None);
+        }
+        let name = std::fs::read_to_string(&latest).map_err(|e| TrainError::io(&latest, e))?;
+        Ok(Some(name.trim().to_string()))
     }
 
     pub fn root(&self) -> &Path {
@@ -112,9 +155,24 @@ impl RunDir {
         self.root.join("checkpoint")
     }
 
-    /// A new, empty directory for the checkpoint of `step`.
+    /// A new, empty directory for the checkpoint of `step`: `step-N`, or
+    /// `step-N.1`, `step-N.2`, ... when the step was checkpointed before (at
+    /// the end of an epoch after a step checkpoint). The directory `LATEST`
+    /// names is never reused; others of the name are leftovers and removed.
     pub fn begin_checkpoint(&self, step: u64) -> Result<PathBuf> {
-        let dir = self.checkpoints().join(format!("step-{step}"));
+        let latest = self.latest_name()?;
+        let base = format!("step-{step}");
+        let name = (0..)
+            .map(|k| {
+                if k == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}.{k}")
+                }
+            })
+            .find(|n| latest.as_deref() != Some(n.as_str()))
+            .expect("an unbounded range has a name other than LATEST's");
+        let dir = self.checkpoints().join(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
         }
@@ -144,18 +202,32 @@ impl RunDir {
 
     /// The newest complete checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
-        let latest = self.checkpoints().join("LATEST");
-        if !latest.exists() {
+        let Some(name) = self.latest_name()? else {
             return Ok(None);
-        }
-        let name = std::fs::read_to_string(&latest).map_err(|e| TrainError::io(&latest, e))?;
-        let dir = self.checkpoints().join(name.trim());
-        if !dir.is_dir() {
+        };
+        let dir = self.checkpoints().join(&name);
+        if name.is_empty() || !dir.is_dir() {
             return Err(TrainError::bad_file(
-                &latest,
-                format!("names `{}`, which does not exist", name.trim()),
+                self.checkpoints().join("LATEST"),
+                format!("names `{name}`, which does not exist"),
             ));
         }
         Ok(Some(dir))
     }
+}
+
+/// Remove the `.<name>.tmp-*` files [`write_atomic`] leaves when killed
+/// mid-write, directly in `dir`; returns how many.
+fn remove_temp_files(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
+        let entry = entry.map_err(|e| TrainError::io(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") && entry.path().is_file() {
+            std::fs::remove_file(entry.path()).map_err(|e| TrainError::io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

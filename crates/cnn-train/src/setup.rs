@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use cnn_core::models::{self, ModelOptions};
-use cnn_core::{Activation, GraphSpec, Shape};
+use cnn_core::{Activation, GraphSpec, LayerSpec, Shape};
 use cnn_data::{Dataset, DatasetKind, LoadOptions, Normalization, Subset};
 use cnn_optim::{OptimizerConfig, ScheduleConfig};
 
@@ -116,9 +116,100 @@ pub fn parse_model_spec(text: &str, origin: &Path, data_shape: &Shape) -> Result
             ),
         ));
     }
-    spec.resolve()
+    check_declared_sizes(&spec).map_err(|m| TrainError::bad_file(origin, m))?;
+    let resolved = spec
+        .resolve()
         .map_err(|e| TrainError::bad_file(origin, e.to_string()))?;
+    check_model_size(&spec, &resolved).map_err(|m| TrainError::bad_file(origin, m))?;
     Ok(spec)
+}
+
+/// Largest channel or feature count a model spec may declare.
+pub const MAX_SPEC_CHANNELS: usize = 1 << 20;
+/// Largest kernel, stride, padding or dilation a model spec may declare.
+pub const MAX_SPEC_WINDOW: usize = 1 << 16;
+/// Most parameters, or activation values per sample, a model spec may have.
+pub const MAX_SPEC_ELEMENTS: u128 = 1 << 40;
+
+/// Bound every size a spec declares, so shape inference on an image-sized
+/// input cannot overflow (a file is outside data: `out_features =
+/// 18446744073709551615` must be an error, not an arithmetic panic).
+fn check_declared_sizes(spec: &GraphSpec) -> std::result::Result<(), String> {
+    for node in &spec.nodes {
+        let cnn_core::graph::NodeOp::Layer(layer) = &node.op else {
+            continue;
+        };
+        let (channels, windows): (usize, Vec<usize>) = match layer {
+            LayerSpec::Conv2d { geometry: g, .. } => (
+                g.out_channels,
+                [g.kernel, g.stride, g.padding, g.dilation]
+                    .concat()
+                    .into_iter()
+                    .chain([g.groups])
+                    .collect(),
+            ),
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+                ..
+            } => ((*out_features).max(in_features.unwrap_or(0)), Vec::new()),
+            LayerSpec::MaxPool2d(g) | LayerSpec::AvgPool2d(g) => {
+                (0, [g.kernel, g.stride, g.padding].concat())
+            }
+            _ => (0, Vec::new()),
+        };
+        if channels > MAX_SPEC_CHANNELS {
+            return Err(format!(
+                "node `{}`: {channels} channels or features is more than the {MAX_SPEC_CHANNELS} allowed",
+                node.name
+            ));
+        }
+        if let Some(w) = windows.iter().find(|&&w| w > MAX_SPEC_WINDOW) {
+            return Err(format!(
+                "node `{}`: a kernel, stride, padding, dilation or group count of {w} is more than the {MAX_SPEC_WINDOW} allowed",
+                node.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The parameter count and per-sample activation size, computed without
+/// overflow, must stay below [`MAX_SPEC_ELEMENTS`].
+fn check_model_size(
+    spec: &GraphSpec,
+    resolved: &cnn_core::graph::ResolvedGraph,
+) -> std::result::Result<(), String> {
+    let numel = |s: &Shape| -> u128 { s.dims().iter().map(|&d| d as u128).product() };
+    let mut params: u128 = 0;
+    let mut activations: u128 = numel(&spec.input);
+    for (i, node) in spec.nodes.iter().enumerate() {
+        let input = resolved.inputs[i].map_or(&spec.input, |j| &resolved.shapes[j]);
+        activations += numel(&resolved.shapes[i]);
+        params += match &node.op {
+            cnn_core::graph::NodeOp::Layer(LayerSpec::Conv2d { geometry: g, bias }) => {
+                let c_in = input.dim(0).unwrap_or(0) / g.groups.max(1);
+                g.out_channels as u128 * c_in as u128 * g.kernel[0] as u128 * g.kernel[1] as u128
+                    + if *bias { g.out_channels as u128 } else { 0 }
+            }
+            cnn_core::graph::NodeOp::Layer(LayerSpec::Linear {
+                out_features, bias, ..
+            }) => {
+                *out_features as u128 * numel(input) + if *bias { *out_features as u128 } else { 0 }
+            }
+            cnn_core::graph::NodeOp::Layer(LayerSpec::BatchNorm2d { .. }) => {
+                2 * input.dim(0).unwrap_or(0) as u128
+            }
+            _ => 0,
+        };
+        if params > MAX_SPEC_ELEMENTS || activations > MAX_SPEC_ELEMENTS {
+            return Err(format!(
+                "node `{}`: the model reaches {params} parameters and {activations} activation values per sample, more than the {MAX_SPEC_ELEMENTS} allowed",
+                node.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The optimizer configuration the flags describe.

@@ -131,6 +131,9 @@ impl<B: Backend> Trainer<B> {
                 data.num_classes()
             )));
         }
+        let memory =
+            crate::memory::estimate(graph.spec(), config.batch_size, &data, config.threads)?;
+        crate::memory::check(&memory, config.max_memory)?;
         let opt_config = crate::setup::optimizer_config(&config)?;
         let base_lr = opt_config.lr();
         let mut optimizer = Optimizer::new(opt_config)?;
@@ -338,6 +341,18 @@ impl<B: Backend> Trainer<B> {
             preds,
         } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
         b.upload_indices_into(labels, targets)?;
+        let step = self.state.step + 1;
+        if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::Diverged {
+                step,
+                epoch,
+                loss: f64::NAN,
+                location: Some(format!(
+                    "non-finite value {} in the input batch, element {i}",
+                    images[i]
+                )),
+            });
+        }
         let logits = self.graph.forward_host(images, n, Mode::Train)?;
         let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
         b.argmax_rows(n, classes, logits.buffer(), preds)?;
@@ -350,16 +365,36 @@ impl<B: Backend> Trainer<B> {
         };
         let loss = data_loss + penalty;
         self.state.graph_step = self.graph.step();
-        if !loss.is_finite() {
+        if !loss.is_finite() || self.config.detect_anomaly {
             let location = self.locate_non_finite()?;
-            return Err(TrainError::Diverged {
-                step: self.state.step + 1,
-                epoch,
-                loss,
-                location,
-            });
+            if !loss.is_finite() || location.is_some() {
+                return Err(TrainError::Diverged {
+                    step,
+                    epoch,
+                    loss,
+                    location,
+                });
+            }
         }
         self.graph.backward(&self.scratch[&n].dlogits)?;
+        // Non-finite gradients stop the run before they reach the weights.
+        let bad_param = self.first_non_finite_param_grad()?;
+        if bad_param.is_some() || self.config.detect_anomaly {
+            let layer = self.locate_non_finite_grad()?;
+            if bad_param.is_some() || layer.is_some() {
+                let location = [layer, bad_param.map(|p| format!("gradient of `{p}`"))]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(TrainError::Diverged {
+                    step,
+                    epoch,
+                    loss,
+                    location: Some(location),
+                });
+            }
+        }
         let lr = self.current_lr();
         let mut params = self.graph.params_mut();
         self.regularizer.add_gradients(&b, &mut params)?;
@@ -369,22 +404,22 @@ impl<B: Backend> Trainer<B> {
         if self.config.clip_grad_norm > 0.0 {
             cnn_optim::regularize::clip_grad_norm(&b, &mut params, self.config.clip_grad_norm)?;
         }
-        if self.config.detect_anomaly {
-            for p in params.iter() {
-                if b.count_non_finite(p.grad.buffer())? > 0 {
-                    return Err(TrainError::Diverged {
-                        step: self.state.step + 1,
-                        epoch,
-                        loss,
-                        location: Some(format!("non-finite gradient of `{}`", p.name)),
-                    });
-                }
-            }
-        }
         self.optimizer.set_lr(lr)?;
         self.optimizer.step(&b, &mut params)?;
         self.optimizer.zero_grad(&b, &mut params)?;
         drop(params);
+        if self.config.detect_anomaly
+            && let Some(name) = self.first_non_finite_weight()?
+        {
+            return Err(TrainError::Diverged {
+                step,
+                epoch,
+                loss,
+                location: Some(format!(
+                    "the optimizer step made `{name}` non-finite (learning rate {lr})"
+                )),
+            });
+        }
         if let (Some(s), SchedulePer::Step) = (self.scheduler.as_mut(), self.config.schedule_per)
             && !needs_metric(s)
         {
@@ -419,6 +454,58 @@ impl<B: Backend> Trainer<B> {
         Ok(None)
     }
 
+    /// After a backward pass: the node nearest the loss whose output
+    /// gradient holds NaN/inf (gradients flow backwards, so that is where
+    /// the fault first appeared).
+    fn locate_non_finite_grad(&self) -> Result<Option<String>> {
+        let names: Vec<&str> = self.graph.node_names().collect();
+        for (i, name) in names.iter().enumerate().rev() {
+            if let Some(grad) = self.graph.node_grad(i)
+                && self.backend.count_non_finite(grad.buffer())? > 0
+            {
+                return Ok(Some(format!(
+                    "first non-finite gradient at layer `{name}` (counting from the loss)"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first parameter (state_dict order) whose gradient holds NaN/inf.
+    fn first_non_finite_param_grad(&self) -> Result<Option<String>> {
+        for p in self.graph.params() {
+            if self.backend.count_non_finite(p.grad.buffer())? > 0 {
+                return Ok(Some(p.name.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first parameter (state_dict order) whose value holds NaN/inf.
+    fn first_non_finite_weight(&self) -> Result<Option<String>> {
+        for p in self.graph.params() {
+            if self.backend.count_non_finite(p.value.buffer())? > 0 {
+                return Ok(Some(p.name.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuse to save non-finite weights: the last good checkpoint stays.
+    fn ensure_finite_weights(&self) -> Result<()> {
+        match self.first_non_finite_weight()? {
+            None => Ok(()),
+            Some(name) => Err(TrainError::Diverged {
+                step: self.state.step,
+                epoch: self.state.epochs_done + 1,
+                loss: self.history.steps.last().map_or(f64::NAN, |s| s.loss),
+                location: Some(format!(
+                    "`{name}` became non-finite in the optimizer step; nothing was saved"
+                )),
+            }),
+        }
+    }
+
     /// Evaluate on a subset: mean loss (without penalties) and the confusion matrix.
     pub fn evaluate(&mut self, subset: &Subset) -> Result<(SplitMetrics, ConfusionMatrix)> {
         evaluate(
@@ -431,6 +518,7 @@ impl<B: Backend> Trainer<B> {
     }
 
     fn end_epoch(&mut self, epoch: usize) -> Result<Option<Outcome>> {
+        self.ensure_finite_weights()?;
         let classes = self.data.num_classes();
         let mut train_cm = ConfusionMatrix::new(classes);
         for t in 0..classes {
@@ -531,6 +619,7 @@ impl<B: Backend> Trainer<B> {
         let Some(dir) = self.run_dir.clone() else {
             return Ok(());
         };
+        self.ensure_finite_weights()?;
         self.state.graph_step = self.graph.step();
         self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
         let weights = self.graph.state_dict()?;
@@ -600,6 +689,8 @@ pub fn evaluate<B: Backend>(
         cnn_data::LoaderConfig::eval(batch_size),
     )?;
     let mut scratch: HashMap<usize, LossScratch<B>> = HashMap::new();
+    let mut top5 = 0usize;
+    let mut host_logits = Vec::new();
     for batch in loader.epoch(0) {
         let n = batch.labels.len();
         let LossScratch {
@@ -611,11 +702,16 @@ pub fn evaluate<B: Backend>(
         let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
         loss_sum += f64::from(loss.forward_backward(&b, logits, targets, dlogits)?) * n as f64;
         b.argmax_rows(n, classes, logits.buffer(), preds)?;
+        host_logits.resize(n * classes, 0.0);
+        b.download_into(logits.buffer(), &mut host_logits)?;
+        top5 += crate::metrics::topk_correct(&host_logits, classes, &batch.labels, 5.min(classes));
         cm.add_batch(&batch.labels, &b.download_indices(preds)?);
         loader.recycle(batch);
     }
     let n = cm.total().max(1) as f64;
-    Ok((cm.split_metrics(loss_sum / n), cm))
+    let mut metrics = cm.split_metrics(loss_sum / n);
+    metrics.top5_accuracy = Some(top5 as f64 / n);
+    Ok((metrics, cm))
 }
 
 fn needs_metric(s: &Scheduler) -> bool {

@@ -18,8 +18,8 @@ use cnn_train::{TrainConfig, Trainer, setup};
 const MIN_ACCURACY: f64 = 0.970;
 
 #[test]
-fn lenet5_one_sgd_epoch_reaches_97_5_percent_on_mnist() {
-    let Some(dir) = common::mnist_dir("lenet5_one_sgd_epoch_reaches_97_5_percent_on_mnist") else {
+fn lenet5_one_sgd_epoch_on_mnist_reaches_97_percent() {
+    let Some(dir) = common::mnist_dir("lenet5_one_sgd_epoch_on_mnist_reaches_97_percent") else {
         return;
     };
     let config = TrainConfig {

@@ -17,6 +17,7 @@ fn split(loss: f64, acc: f64) -> SplitMetrics {
         recall_macro: acc,
         f1_macro: acc,
         n: 100,
+        top5_accuracy: None,
     }
 }
 

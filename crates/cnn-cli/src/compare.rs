@@ -1,0 +1,203 @@
+//! `cnn compare`: train variants of one configuration (`--vary KEY=V1,V2`,
+//! a `--runs` TOML file, `--repeats K` seeds each) and write their overlaid
+//! curves, summary table, diagnosis and report into one directory (see
+//! `cnn::train::compare` for the layout).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cnn::backends::with_backend;
+use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
+use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
+
+use crate::args::TrainArgs;
+use crate::commands::{CliError, CliResult, TrainJob, fail, install_interrupt};
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CompareArgs {
+    /// The base configuration: every `cnn train` flag; `--out` names the
+    /// comparison directory (default runs/compare-<model>-<data>).
+    #[command(flatten)]
+    pub base: TrainArgs,
+    /// KEY=V1,V2,...: one variant per value of a configuration key
+    /// (optimizer, schedule, lr, l2, dropout, activation, batch_norm, ...).
+    /// Several --vary make a grid.
+    #[arg(long, value_name = "KEY=V1,V2,...")]
+    pub vary: Vec<String>,
+    /// A TOML file of runs: an optional [base] table and [[run]] tables of
+    /// the keys each variant changes (and an optional label).
+    #[arg(long, value_name = "FILE")]
+    pub runs: Option<PathBuf>,
+    /// Runs per variant, with seeds seed, seed+1, ... (for error bands).
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Runs at once; the threads are divided between them.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Order of the summary table: best_val_accuracy, final_val_accuracy,
+    /// best_val_loss, final_val_loss, gap or time.
+    #[arg(long, default_value = "best_val_accuracy")]
+    pub sort: String,
+}
+
+pub fn compare(args: CompareArgs) -> CliResult {
+    if args.base.resume.is_some() {
+        return Err(fail(
+            "--resume applies to `cnn train`, not to `cnn compare`",
+        ));
+    }
+    if args.vary.is_empty() && args.runs.is_none() {
+        return Err(fail(
+            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
+        ));
+    }
+    if args.repeats == 0 || args.jobs == 0 {
+        return Err(fail("--repeats and --jobs must be at least 1"));
+    }
+    let base = args.base.to_config()?;
+    let metric: SortMetric = args.sort.parse()?;
+    let vary = args
+        .vary
+        .iter()
+        .map(|v| v.parse::<VarySpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    let variants = compare::expand(&base, runs_file.as_ref(), &vary)?;
+    let root = args
+        .base
+        .out
+        .clone()
+        .unwrap_or_else(|| compare::default_dir("compare", &base));
+    RunDir::check_free(&root, args.base.overwrite)?;
+    if root.exists() && args.base.overwrite {
+        std::fs::remove_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    }
+    std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    let mut manifest = Manifest {
+        base: base.clone(),
+        repeats: args.repeats,
+        metric,
+        runs: compare::plan(&variants, args.repeats),
+        variants,
+    };
+    manifest.save(&root)?;
+
+    let jobs = args.jobs.min(manifest.runs.len()).max(1);
+    let total_threads = match base.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let threads = if jobs > 1 {
+        (total_threads / jobs).max(1)
+    } else {
+        base.threads
+    };
+    eprintln!(
+        "comparing {} variants × {} repeats ({} runs, {} at a time{}) in {}",
+        manifest.variants.len(),
+        args.repeats,
+        manifest.runs.len(),
+        jobs,
+        if jobs > 1 {
+            format!(", {threads} threads each")
+        } else {
+            String::new()
+        },
+        root.display()
+    );
+    let interrupt = install_interrupt();
+    let started = std::time::Instant::now();
+    let total = manifest.runs.len();
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let results = compare::run_all(
+        &manifest.runs,
+        jobs,
+        |planned| {
+            let mut config = planned.config(&manifest.variants);
+            config.threads = threads;
+            let job = TrainJob {
+                target: RunTarget::Fresh {
+                    out: root.join(&planned.dir),
+                    overwrite: false,
+                },
+                opts: RunOptions {
+                    progress: !args.base.quiet && jobs == 1,
+                    interrupt: Some(interrupt.clone()),
+                    report: true,
+                    ..RunOptions::default()
+                },
+                config: config.clone(),
+            };
+            with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
+        },
+        |_, planned, result| {
+            let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let label = &manifest.variants[planned.variant].label;
+            eprintln!(
+                "[{k}/{total}] {label} (seed {}): {}",
+                planned.seed,
+                describe(result)
+            );
+        },
+    );
+    let mut failed = 0;
+    let mut interrupted = None;
+    for (planned, result) in manifest.runs.iter_mut().zip(results) {
+        match result {
+            Ok(s) => planned.status = s.status.name().into(),
+            Err(e @ TrainError::Interrupted { .. }) => {
+                planned.status = "interrupted".into();
+                interrupted.get_or_insert(e);
+            }
+            Err(e) => {
+                failed += 1;
+                planned.status = "failed".into();
+                planned.error = Some(e.to_string());
+            }
+        }
+    }
+    manifest.save(&root)?;
+    if let Some(e) = interrupted {
+        return Err(e.into());
+    }
+    let rows = compare::write_outputs(&root)?;
+    let report = cnn::train::report::write_report(&root)?;
+    print!("{}", compare::summary_md(&rows, metric));
+    println!();
+    println!("curves: {}", root.join(compare::OVERLAY_PNG).display());
+    println!("summary: {}", root.join(compare::SUMMARY_CSV).display());
+    println!("diagnosis: {}", root.join(compare::DIAGNOSIS_MD).display());
+    println!("report: {}", report.display());
+    eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
+    if failed > 0 {
+        return Err(CliError::from(TrainError::Config(format!(
+            "{failed} of {total} runs failed (see {})",
+            root.join(compare::DIAGNOSIS_MD).display()
+        ))));
+    }
+    Ok(())
+}
+
+/// One line about a finished run.
+fn describe(result: &Result<RunSummary, TrainError>) -> String {
+    match result {
+        Err(e) => format!("failed: {e}"),
+        Ok(s) => {
+            let best = s
+                .history
+                .epochs
+                .iter()
+                .filter_map(|e| e.val.as_ref().map(|v| (e.epoch, v.accuracy)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let best = best.map_or(String::new(), |(e, a)| {
+                format!(", best val acc {:.2}% (epoch {e})", a * 100.0)
+            });
+            let kinds: Vec<&str> = s.findings.iter().map(|f| f.kind.name()).collect();
+            let status = match &s.status {
+                RunStatus::Diverged(d) => format!("diverged at step {}", d.step),
+                other => other.name().replace('_', " "),
+            };
+            format!("{status}{best}, {:.1} s; {}", s.seconds, kinds.join(", "))
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! One training job into one run directory, as `cnn train`, `cnn compare`
+//! and `cnn curve` all run it: load the data (or take it given), build the
+//! model, create or reopen the run directory, train, evaluate on the test
+//! split, and write `summary.json` and `report.html`.
+//!
+//! A run that stops on a non-finite loss is not an error here: its files
+//! are written up to the last complete epoch and the [`RunSummary`] says
+//! [`RunStatus::Diverged`], so a comparison carries on with its other runs
+//! (`cnn train` turns it back into an error with exit code 3).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use cnn_core::{Backend, Graph};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::load_safetensors;
+use crate::config::TrainConfig;
+use crate::diagnose::{Divergence, Finding, diagnose};
+use crate::error::{Result, TrainError};
+use crate::history::{History, SplitMetrics};
+use crate::io::write_atomic;
+use crate::run_dir::RunDir;
+use crate::setup::{self, DataSplits};
+use crate::trainer::{Outcome, Trainer};
+
+/// File name of a run's summary.
+pub const SUMMARY_JSON: &str = "summary.json";
+
+/// Where a run writes.
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// A new directory (`overwrite` replaces a non-empty one).
+    Fresh { out: PathBuf, overwrite: bool },
+    /// Continue the newest checkpoint of an existing run.
+    Resume(RunDir),
+}
+
+/// How to run a job.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Progress bars (when stderr is a terminal).
+    pub progress: bool,
+    /// Print the start line and one line per epoch on stderr.
+    pub log: bool,
+    /// Stop cleanly with a checkpoint when set (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Train on these splits instead of loading the configured data (a
+    /// learning curve's subsets).
+    pub data: Option<DataSplits>,
+    /// Also evaluate the final model on its training data (eval mode), as
+    /// scikit-learn's `learning_curve` scores it.
+    pub eval_train: bool,
+    /// Write `report.html` at the end.
+    pub report: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    EarlyStopped { epoch: usize, best_epoch: usize },
+    Diverged(Divergence),
+}
+
+impl RunStatus {
+    /// `completed`, `early_stopped` or `diverged`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::EarlyStopped { .. } => "early_stopped",
+            RunStatus::Diverged(_) => "diverged",
+        }
+    }
+
+    pub fn divergence(&self) -> Option<&Divergence> {
+        match self {
+            RunStatus::Diverged(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// What a run did (`summary.json`; the history itself is in the run's
+/// `history.jsonl` and `steps.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub model: String,
+    pub data: String,
+    #[serde(flatten)]
+    pub status: RunStatus,
+    /// Epochs completed.
+    pub epochs: usize,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    pub params: usize,
+    pub train_images: usize,
+    pub val_images: usize,
+    /// Wall-clock seconds of the whole job (training and evaluation).
+    pub seconds: f64,
+    /// The final model on the test split (when there is one).
+    pub test: Option<SplitMetrics>,
+    /// The final model on its own training data (with `eval_train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_eval: Option<SplitMetrics>,
+    /// The diagnosis of the curves.
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub history: History,
+}
+
+impl RunSummary {
+    /// Read `summary.json` of a run directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(SUMMARY_JSON);
+        let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| TrainError::bad_file(&path, e.to_string()))
+    }
+}
+
+/// Build the configured model on `backend` for `data`.
+pub fn build_graph<B: Backend>(
+    backend: &B,
+    config: &TrainConfig,
+    data: &DataSplits,
+) -> Result<Graph<B>> {
+    let spec = setup::model_spec(config, &data.shape, data.num_classes())?;
+    Ok(Graph::new(backend, spec, config.seed)?)
+}
+
+/// Load a safetensors state_dict into `graph`; errors name the file.
+pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()> {
+    let (weights, _) = load_safetensors(path)?;
+    graph
+        .load_state_dict(&weights)
+        .map_err(|e| TrainError::bad_file(path, e.to_string()))
+}
+
+/// Run one training job (see the module docs). Everything that can be
+/// checked (configuration, data, model, initial weights) is checked before
+/// a fresh run directory is created.
+pub fn run_training<B: Backend>(
+    backend: B,
+    config: &TrainConfig,
+    target: RunTarget,
+    opts: RunOptions,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    config.validate()?;
+    setup::optimizer_config(config)?;
+    setup::schedule_config(config, 1)?;
+    if let RunTarget::Fresh { out, overwrite } = &target {
+        RunDir::check_free(out, *overwrite)?;
+    }
+    let data = match opts.data.clone() {
+        Some(d) => d,
+        None => setup::load_data(config)?,
+    };
+    let mut graph = build_graph(&backend, config, &data)?;
+    let memory = crate::memory::estimate(graph.spec(), config.batch_size, &data, config.threads)?;
+    crate::memory::check(&memory, config.max_memory)?;
+    let resume = matches!(target, RunTarget::Resume(_));
+    if let Some(init) = &config.init_from
+        && !resume
+    {
+        load_weights(&mut graph, init)?;
+    }
+    let dir = match target {
+        RunTarget::Resume(dir) => dir,
+        RunTarget::Fresh { out, overwrite } => {
+            let dir = RunDir::create(&out, overwrite)?;
+            write_atomic(&dir.config(), config.to_toml().as_bytes())?;
+            dir
+        }
+    };
+    let root = dir.root().to_path_buf();
+    let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
+        .with_run_dir(dir.clone())
+        .with_progress(opts.progress);
+    if let Some(flag) = &opts.interrupt {
+        trainer = trainer.with_interrupt(Arc::clone(flag));
+    }
+    if resume {
+        if !trainer.restore_latest()? {
+            return Err(TrainError::bad_file(
+                &root,
+                "has no checkpoint to resume from",
+            ));
+        }
+        if opts.log {
+            eprintln!(
+                "resuming {} at step {} (epoch {})",
+                root.display(),
+                trainer.state().step,
+                trainer.state().epochs_done + 1
+            );
+        }
+    } else {
+        trainer.checkpoint()?;
+    }
+    if opts.log {
+        eprintln!(
+            "training {} ({} parameters) on {}: {} train / {} {} images, {} epochs, backend {}",
+            config.model,
+            trainer.graph().num_params(),
+            trainer.data().name,
+            trainer.data().train.len(),
+            trainer.data().val.len(),
+            if trainer.data().val_is_test {
+                "test (validation)"
+            } else {
+                "validation"
+            },
+            config.epochs,
+            trainer.graph().backend().name(),
+        );
+    }
+    let status = match trainer.fit() {
+        Ok(Outcome::Completed) => RunStatus::Completed,
+        Ok(Outcome::EarlyStopped { epoch, best_epoch }) => {
+            if opts.log {
+                eprintln!(
+                    "early stopping after epoch {epoch}; best validation loss at epoch {best_epoch}"
+                );
+            }
+            RunStatus::EarlyStopped { epoch, best_epoch }
+        }
+        Err(TrainError::Diverged {
+            step,
+            epoch,
+            loss,
+            location,
+        }) => {
+            // The epochs before the divergence are on disk already; the
+            // steps of the unfinished epoch are written here.
+            trainer.write_files(&dir, None)?;
+            RunStatus::Diverged(Divergence {
+                step,
+                epoch,
+                loss: loss.to_string(),
+                location,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    if opts.log {
+        for e in &trainer.history().epochs {
+            let val = e
+                .val
+                .as_ref()
+                .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
+                .unwrap_or_default();
+            eprintln!(
+                "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
+                e.epoch,
+                e.train.loss,
+                e.train.accuracy * 100.0,
+                e.seconds,
+                e.images_per_sec
+            );
+        }
+    }
+    let diverged = matches!(status, RunStatus::Diverged(_));
+    let test_subset = trainer.data().test.clone();
+    let test = if diverged || test_subset.is_empty() {
+        None
+    } else {
+        let (m, _) = trainer.evaluate(&test_subset)?;
+        if opts.log {
+            eprintln!(
+                "test: loss {:.4} accuracy {:.2}% (n = {})",
+                m.loss,
+                m.accuracy * 100.0,
+                m.n
+            );
+        }
+        Some(m)
+    };
+    let train_eval = if opts.eval_train && !diverged {
+        let subset = trainer.data().train.clone();
+        Some(trainer.evaluate(&subset)?.0)
+    } else {
+        None
+    };
+    let history = trainer.history().clone();
+    let summary = RunSummary {
+        model: config.model.clone(),
+        data: trainer.data().name.clone(),
+        findings: diagnose(&history, status.divergence()),
+        status,
+        epochs: history.epochs.len(),
+        steps: trainer.state().step,
+        params: trainer.graph().num_params(),
+        train_images: trainer.data().train.len(),
+        val_images: trainer.data().val.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        test,
+        train_eval,
+        history,
+    };
+    let json = serde_json::to_vec_pretty(&summary)
+        .map_err(|e| TrainError::bad_file(root.join(SUMMARY_JSON), e.to_string()))?;
+    write_atomic(&root.join(SUMMARY_JSON), &json)?;
+    if opts.report {
+        crate::report::write_report(&root)?;
+    }
+    Ok(summary)
+}
