@@ -1,8 +1,10 @@
 //! A header claiming 10^12 images must give an error without allocating
 //! anything near that size. A counting global allocator (this test binary
-//! only) records the largest single allocation made while parsing.
+//! only) records the largest single allocation made while parsing, on the
+//! measuring thread only (tests run in parallel threads of one process).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cnn_data::idx::{encode_idx_images, encode_idx_labels};
@@ -12,9 +14,29 @@ struct Counting;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are being measured.
+    static MEASURING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn record(size: usize) {
+    if MEASURING.with(Cell::get) {
+        LARGEST.fetch_max(size, Ordering::Relaxed);
+    }
+}
+
+/// The largest single allocation `f` makes on this thread.
+fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.store(0, Ordering::Relaxed);
+    MEASURING.with(|m| m.set(true));
+    let out = f();
+    MEASURING.with(|m| m.set(false));
+    (out, LARGEST.load(Ordering::Relaxed))
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        record(layout.size());
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.alloc(layout) }
     }
@@ -25,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        record(new_size);
         // SAFETY: forwarded unchanged to the system allocator.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -48,12 +70,14 @@ fn huge_header_counts_are_errors_without_allocation() {
     let big3 = encode_idx_images(1_000_000, 1000, 1000, &[0; 16]);
     assert_eq!(1_000_000u64 * 1000 * 1000, huge);
 
-    LARGEST.store(0, Ordering::Relaxed);
-    let e1 = parse_idx_images(&images).unwrap_err();
-    let e2 = parse_idx_labels(&labels).unwrap_err();
-    let e3 = parse_idx_images(&big3).unwrap_err();
-    let e4 = parse_cifar_batch(&[0; 3072]).unwrap_err();
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let ((e1, e2, e3, e4), largest) = largest_allocation(|| {
+        (
+            parse_idx_images(&images).unwrap_err(),
+            parse_idx_labels(&labels).unwrap_err(),
+            parse_idx_images(&big3).unwrap_err(),
+            parse_cifar_batch(&[0; 3072]).unwrap_err(),
+        )
+    });
     for e in [&e1, &e2, &e3] {
         assert!(matches!(e, ParseError::DataLength { .. }), "{e}");
     }
@@ -92,13 +116,15 @@ fn huge_image_headers_and_gzip_bombs_are_bounded() {
         enc.finish().unwrap();
     }
 
-    LARGEST.store(0, Ordering::Relaxed);
     let shape = cnn_core::Shape::from([3, 32, 32]);
     let norm = cnn_data::Normalization::cifar10();
-    let err = cnn_data::decode_image_bytes(&png, std::path::Path::new("big.png"), &shape, &norm)
-        .unwrap_err();
-    let bomb = cnn_data::decode_maybe_gzip(&bomb_src, 1 << 20).unwrap_err();
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let ((err, bomb), largest) = largest_allocation(|| {
+        (
+            cnn_data::decode_image_bytes(&png, std::path::Path::new("big.png"), &shape, &norm)
+                .unwrap_err(),
+            cnn_data::decode_maybe_gzip(&bomb_src, 1 << 20).unwrap_err(),
+        )
+    });
     assert!(err.to_string().contains("big.png"), "{err}");
     assert!(
         bomb.to_string().contains("more than 1048576 bytes"),
