@@ -7,8 +7,8 @@
 
 use cnn_core::error::check_len;
 use cnn_core::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, CnnError, NadamStep, OptimOps, RadamStep,
-    Result, RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, Result,
+    RmspropStep, SgdStep,
 };
 
 use crate::CpuBackend;
@@ -20,19 +20,7 @@ fn decayed(g: f32, w: f32, wd: f32) -> f32 {
     if wd != 0.0 { g + wd * w } else { g }
 }
 
-fn check_state(op: &'static str, w: usize, bufs: &[(&'static str, usize)]) -> Result<()> {
-    for &(name, len) in bufs {
-        check_len(op, name, len, w)?;
-    }
-    Ok(())
-}
-
-fn missing(op: &str, what: &str) -> CnnError {
-    CnnError::value(
-        op,
-        format!("{what} buffer is required by these settings but was not given"),
-    )
-}
+use cnn_core::backend::{check_optim_state as check_state, missing_optim_state as missing};
 
 impl OptimOps for CpuBackend {
     fn sgd_update(

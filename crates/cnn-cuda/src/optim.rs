@@ -4,8 +4,8 @@
 
 use cnn_core::error::check_len;
 use cnn_core::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, CnnError, NadamStep, OptimOps, RadamStep,
-    Result, RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, Result,
+    RmspropStep, SgdStep,
 };
 use cudarc::driver::{CudaSlice, DevicePtrMut};
 
@@ -13,19 +13,7 @@ use crate::CudaBackend;
 use crate::kernels::KernelSource;
 use crate::launch::grid;
 
-fn check_state(op: &'static str, w: usize, bufs: &[(&'static str, usize)]) -> Result<()> {
-    for &(name, len) in bufs {
-        check_len(op, name, len, w)?;
-    }
-    Ok(())
-}
-
-fn missing(op: &str, what: &str) -> CnnError {
-    CnnError::value(
-        op,
-        format!("{what} buffer is required by these settings but was not given"),
-    )
-}
+use cnn_core::backend::{check_optim_state as check_state, missing_optim_state as missing};
 
 impl CudaBackend {
     /// The device address of an optional state buffer (checked to have

@@ -32,7 +32,7 @@ pub use memory::MemoryOps;
 pub use norm::{BatchNormParams, DropoutParams, NormOps};
 pub use optim::{
     AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, RmspropStep,
-    SgdStep,
+    SgdStep, check_optim_state, missing_optim_state,
 };
 pub use pool::{Pool2dGeometry, Pool2dParams, PoolOps};
 

@@ -6,7 +6,25 @@
 //! In every rule `g` is first replaced by `g + weight_decay * w` when
 //! `weight_decay != 0` (coupled L2), except where noted.
 
-use crate::error::Result;
+use crate::error::{CnnError, Result, check_len};
+
+/// Validate that every optimizer state buffer `(name, len)` has the
+/// parameter's length `w` (every backend's update ops call this first).
+pub fn check_optim_state(op: &'static str, w: usize, bufs: &[(&'static str, usize)]) -> Result<()> {
+    for &(name, len) in bufs {
+        check_len(op, name, len, w)?;
+    }
+    Ok(())
+}
+
+/// The error for an optional state buffer (momentum, `v_max`, ...) that the
+/// step's settings need but the caller did not pass.
+pub fn missing_optim_state(op: &str, what: &str) -> CnnError {
+    CnnError::value(
+        op,
+        format!("{what} buffer is required by these settings but was not given"),
+    )
+}
 
 /// SGD: `b = momentum * b + (1 - dampening) * g` (on the first step `b = g`);
 /// `d = g + momentum * b` if nesterov else `b` (or `g` when momentum is 0);
