@@ -26,6 +26,13 @@ impl ConfusionMatrix {
         }
     }
 
+    /// A matrix from row-major counts (`counts[t * classes + p]`), as
+    /// [`counts`](Self::counts) returns them; `None` when the length is not
+    /// `classes * classes`.
+    pub fn from_counts(classes: usize, counts: Vec<u64>) -> Option<Self> {
+        (counts.len() == classes * classes).then_some(ConfusionMatrix { classes, counts })
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         self.classes

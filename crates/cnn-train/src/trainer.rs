@@ -520,14 +520,10 @@ impl<B: Backend> Trainer<B> {
     fn end_epoch(&mut self, epoch: usize) -> Result<Option<Outcome>> {
         self.ensure_finite_weights()?;
         let classes = self.data.num_classes();
-        let mut train_cm = ConfusionMatrix::new(classes);
-        for t in 0..classes {
-            for p in 0..classes {
-                for _ in 0..self.state.epoch_confusion[t * classes + p] {
-                    train_cm.add(t as u32, p as u32);
-                }
-            }
-        }
+        let train_cm = ConfusionMatrix::from_counts(classes, self.state.epoch_confusion.clone())
+            .ok_or_else(|| {
+                TrainError::Config("the epoch's confusion counts do not match the classes".into())
+            })?;
         let train =
             train_cm.split_metrics(self.state.epoch_loss_sum / self.state.epoch_seen.max(1) as f64);
         let val_subset = self.data.val.clone();
