@@ -48,7 +48,7 @@ pub struct CifarBatch {
 /// Parse a CIFAR-10 binary batch. The length must be a non-zero multiple
 /// of 3073 and every label below 10.
 pub fn parse_cifar_batch(bytes: &[u8]) -> Result<CifarBatch, ParseError> {
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD_BYTES != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD_BYTES) {
         return Err(ParseError::RecordLength {
             len: bytes.len(),
             record: CIFAR_RECORD_BYTES,

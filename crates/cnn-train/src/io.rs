@@ -56,11 +56,10 @@ fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
 /// Make the rename durable. Best effort: some platforms and file systems
 /// cannot open or fsync a directory, and the data itself is already synced.
 fn sync_dir(dir: &Path) {
-    if cfg!(unix) {
-        if let Ok(d) = File::open(dir) {
+    if cfg!(unix)
+        && let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
-    }
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
 
 fn check_rows(logits: &[f32], classes: usize) {
     assert!(
-        classes > 0 && logits.len() % classes == 0,
+        classes > 0 && logits.len().is_multiple_of(classes),
         "{} logits do not form rows of {classes} classes",
         logits.len()
     );

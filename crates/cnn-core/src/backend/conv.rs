@@ -105,7 +105,7 @@ pub(crate) fn window_output_len(
         )));
     }
     let mut out = (padded - span) / stride + 1;
-    if ceil_mode && (padded - span) % stride != 0 {
+    if ceil_mode && !(padded - span).is_multiple_of(stride) {
         out += 1;
         // PyTorch: the last window must start inside the input or left padding.
         if (out - 1) * stride >= input + pad {
@@ -125,7 +125,7 @@ impl Conv2dParams {
         if c_in == 0 || geom.out_channels == 0 {
             return Err(CnnError::geometry("channel counts must be at least 1"));
         }
-        if c_in % geom.groups != 0 || geom.out_channels % geom.groups != 0 {
+        if !c_in.is_multiple_of(geom.groups) || !geom.out_channels.is_multiple_of(geom.groups) {
             return Err(CnnError::geometry(format!(
                 "groups {} must divide both the input channels {} and the output channels {}",
                 geom.groups, c_in, geom.out_channels

@@ -52,7 +52,7 @@ impl Draw {
         self.0.uniform(lo, hi) as f32
     }
     fn flag(&mut self) -> bool {
-        self.0.next_u32() % 2 == 0
+        self.0.next_u32().is_multiple_of(2)
     }
     fn pick(&mut self, options: &[f32]) -> f32 {
         options[self.0.next_u32() as usize % options.len()]
