@@ -8,6 +8,7 @@
 //! - `gemm`: the only caller of `matrixmultiply::sgemm`.
 //! - `conv`: im2col/col2im + GEMM, parallel over the batch.
 //! - `conv_direct`: direct convolution kernels for small layers (LeNet).
+//! - `pool_max2x2`: the 2x2 stride-2 max-pooling fast path (AVX2).
 //! - `par`: chunked parallel loops and per-thread scratch buffers.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
@@ -26,6 +27,7 @@ mod norm;
 mod optim;
 mod par;
 mod pool;
+mod pool_max2x2;
 
 use std::sync::Arc;
 

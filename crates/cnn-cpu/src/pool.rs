@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::par::{PAR_MIN_ELEMS, sum_f64};
+use crate::pool_max2x2::{is_2x2, max_pool_plane_2x2};
 
 /// Run `f(plane_in, plane_out, plane_idx)` over matching planes.
 fn planes<A: Send, B: Sync>(
@@ -58,53 +59,6 @@ fn avg_window(o: usize, k: usize, s: usize, pad: usize, len: usize) -> (usize, u
         end_padded.min(len as isize).max(0) as usize,
     );
     (a, b.max(a), padded_size)
-}
-
-/// Whether every window is a full, unpadded 2x2 block at stride 2 (LeNet's
-/// and VGG's pooling), which [`max_pool_plane_2x2`] handles.
-fn is_2x2(p: &Pool2dParams) -> bool {
-    p.kh == 2
-        && p.kw == 2
-        && p.stride_h == 2
-        && p.stride_w == 2
-        && p.pad_h == 0
-        && p.pad_w == 0
-        && 2 * p.h_out <= p.h
-        && 2 * p.w_out <= p.w
-}
-
-/// [`max_pool_plane`] for full 2x2 windows at stride 2: the same scan order
-/// (row by row) and the same update rule (a larger value or a NaN wins, the
-/// first of equal values is kept), without the per-window clipping.
-fn max_pool_plane_2x2(p: &Pool2dParams, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
-    let w = p.w;
-    for oh in 0..p.h_out {
-        let r0 = &x[2 * oh * w..2 * oh * w + w];
-        let r1 = &x[(2 * oh + 1) * w..(2 * oh + 2) * w];
-        let y_row = &mut y[oh * p.w_out..(oh + 1) * p.w_out];
-        let a_row = &mut argmax[oh * p.w_out..(oh + 1) * p.w_out];
-        let base = (2 * oh * w) as u32;
-        for (ow, (yo, ao)) in y_row.iter_mut().zip(a_row.iter_mut()).enumerate() {
-            let c = 2 * ow;
-            let mut best = r0[c];
-            let mut best_i = base + c as u32;
-            for (v, i) in [
-                (r0[c + 1], base + c as u32 + 1),
-                (r1[c], base + (w + c) as u32),
-                (r1[c + 1], base + (w + c) as u32 + 1),
-            ] {
-                // Select with a bit mask: which value wins is data-dependent
-                // and unpredictable, and LLVM turns a plain `if` on floats
-                // into branches that mispredict about half the time.
-                let take = ((v > best) | v.is_nan()) as u32;
-                let mask = take.wrapping_neg();
-                best = f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask));
-                best_i = (i & mask) | (best_i & !mask);
-            }
-            *yo = best;
-            *ao = best_i;
-        }
-    }
 }
 
 fn max_pool_plane(p: &Pool2dParams, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {

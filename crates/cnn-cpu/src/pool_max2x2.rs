@@ -1,0 +1,260 @@
+//! Max pooling over full, unpadded 2x2 windows at stride 2 (LeNet's, the
+//! article's and VGG's pooling), forward only.
+//!
+//! Both versions keep the generic loop's scan order (row by row) and update
+//! rule (a larger value or a NaN wins, the first of equal values is kept),
+//! so values and argmax indices are bit-identical to `pool::max_pool_plane`.
+//! On x86-64 with AVX2 eight outputs are computed at once: the even and odd
+//! columns of each input row are separated with shuffles, and the winner is
+//! chosen with compare masks and blends instead of branches.
+
+use std::sync::OnceLock;
+
+use cnn_core::Pool2dParams;
+
+/// Whether every window of `p` is a full, unpadded 2x2 block at stride 2.
+pub(crate) fn is_2x2(p: &Pool2dParams) -> bool {
+    p.kh == 2
+        && p.kw == 2
+        && p.stride_h == 2
+        && p.stride_w == 2
+        && p.pad_h == 0
+        && p.pad_w == 0
+        && 2 * p.h_out <= p.h
+        && 2 * p.w_out <= p.w
+}
+
+/// Pool one `h x w` plane into `h_out x w_out` outputs and their argmax
+/// (flat index into the plane). Requires [`is_2x2`].
+pub(crate) fn max_pool_plane_2x2(p: &Pool2dParams, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    debug_assert!(is_2x2(p));
+    let (x, y, argmax) = (
+        &x[..p.h * p.w],
+        &mut y[..p.h_out * p.w_out],
+        &mut argmax[..p.h_out * p.w_out],
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 is present (checked above); the slices were cut to
+        // the plane sizes, which is what `avx2::plane` requires with
+        // `2 h_out <= h` and `2 w_out <= w` (from `is_2x2`).
+        unsafe { avx2::plane(p.w, p.h_out, p.w_out, x, y, argmax) };
+        return;
+    }
+    portable(p.w, p.h_out, p.w_out, x, y, argmax);
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
+}
+
+/// The scalar version (other CPUs, and the reference for the AVX2 one).
+fn portable(w: usize, h_out: usize, w_out: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    for oh in 0..h_out {
+        let r0 = &x[2 * oh * w..2 * oh * w + w];
+        let r1 = &x[(2 * oh + 1) * w..(2 * oh + 2) * w];
+        let y_row = &mut y[oh * w_out..(oh + 1) * w_out];
+        let a_row = &mut argmax[oh * w_out..(oh + 1) * w_out];
+        let base = (2 * oh * w) as u32;
+        for (ow, (yo, ao)) in y_row.iter_mut().zip(a_row.iter_mut()).enumerate() {
+            let c = 2 * ow;
+            let mut best = r0[c];
+            let mut best_i = base + c as u32;
+            for (v, i) in [
+                (r0[c + 1], base + c as u32 + 1),
+                (r1[c], base + (w + c) as u32),
+                (r1[c + 1], base + (w + c) as u32 + 1),
+            ] {
+                // Select with a bit mask: which value wins is data-dependent
+                // and unpredictable, and LLVM turns a plain `if` on floats
+                // into branches that mispredict about half the time.
+                let take = ((v > best) | v.is_nan()) as u32;
+                let mask = take.wrapping_neg();
+                best = f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask));
+                best_i = (i & mask) | (best_i & !mask);
+            }
+            *yo = best;
+            *ao = best_i;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Even and odd elements of the 16 floats `lo ++ hi`, in order.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn deinterleave(lo: __m256, hi: __m256) -> (__m256, __m256) {
+        // Per 128-bit lane the shuffles give (lo0 lo2 hi0 hi2 | lo4 lo6 hi4
+        // hi6); swapping the middle 64-bit quads puts them in order.
+        let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+        let odd = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+        (
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                even,
+            ))),
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                odd,
+            ))),
+        )
+    }
+
+    /// Take `(v, i)` over `(best, best_i)` where `v > best` or `v` is NaN.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn update(best: &mut __m256, best_i: &mut __m256i, v: __m256, i: __m256i) {
+        let take = _mm256_or_ps(
+            _mm256_cmp_ps::<_CMP_GT_OQ>(v, *best),
+            _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+        );
+        *best = _mm256_blendv_ps(*best, v, take);
+        *best_i = _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(*best_i),
+            _mm256_castsi256_ps(i),
+            take,
+        ));
+    }
+
+    /// Lanes `0..count` set (count clamped to 0..=8).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn first_lanes(count: usize) -> __m256i {
+        let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(count.min(8) as i32), iota)
+    }
+
+    /// The 16 floats at `p` (`lanes == 8`), or the first `2 lanes` of them.
+    ///
+    /// # Safety
+    /// AVX2 must be available and those floats readable.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load_pair(p: *const f32, lanes: usize) -> (__m256, __m256) {
+        // SAFETY: the caller guarantees the floats read are in bounds;
+        // masked loads touch only the selected lanes.
+        unsafe {
+            if lanes == 8 {
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            } else {
+                (
+                    _mm256_maskload_ps(p, first_lanes(2 * lanes)),
+                    _mm256_maskload_ps(p.add(8), first_lanes((2 * lanes).saturating_sub(8))),
+                )
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 must be available; `x.len() >= 2 h_out w`, `w >= 2 w_out`,
+    /// `y.len() == argmax.len() == h_out w_out`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn plane(
+        w: usize,
+        h_out: usize,
+        w_out: usize,
+        x: &[f32],
+        y: &mut [f32],
+        argmax: &mut [u32],
+    ) {
+        assert!(x.len() >= 2 * h_out * w && w >= 2 * w_out);
+        assert!(y.len() == h_out * w_out && argmax.len() == h_out * w_out);
+        let even_cols = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        let one = _mm256_set1_epi32(1);
+        let row = _mm256_set1_epi32(w as i32);
+        for oh in 0..h_out {
+            let r0 = 2 * oh * w;
+            let mut ow = 0;
+            while ow < w_out {
+                let lanes = (w_out - ow).min(8);
+                let start = r0 + 2 * ow;
+                // SAFETY: the inputs read are `start .. start + 2 lanes` in
+                // rows `2 oh` and `2 oh + 1`, inside the plane because
+                // `2 (ow + lanes) <= 2 w_out <= w` and `2 oh + 1 < 2 h_out`;
+                // partial vectors use masked loads and stores, which touch
+                // only the selected lanes. The outputs `oh w_out + ow ..
+                // + lanes` are inside `y` and `argmax`.
+                unsafe {
+                    let p0 = x.as_ptr().add(start);
+                    let p1 = p0.add(w);
+                    let (lo0, hi0) = load_pair(p0, lanes);
+                    let (lo1, hi1) = load_pair(p1, lanes);
+                    let (a, b) = deinterleave(lo0, hi0);
+                    let (c, d) = deinterleave(lo1, hi1);
+                    let ia = _mm256_add_epi32(_mm256_set1_epi32(start as i32), even_cols);
+                    let ic = _mm256_add_epi32(ia, row);
+                    let (mut best, mut best_i) = (a, ia);
+                    update(&mut best, &mut best_i, b, _mm256_add_epi32(ia, one));
+                    update(&mut best, &mut best_i, c, ic);
+                    update(&mut best, &mut best_i, d, _mm256_add_epi32(ic, one));
+                    let out = oh * w_out + ow;
+                    let py = y.as_mut_ptr().add(out);
+                    let pa = argmax.as_mut_ptr().add(out).cast::<i32>();
+                    if lanes == 8 {
+                        _mm256_storeu_ps(py, best);
+                        _mm256_storeu_si256(pa.cast(), best_i);
+                    } else {
+                        let m = first_lanes(lanes);
+                        _mm256_maskstore_ps(py, m, best);
+                        _mm256_maskstore_epi32(pa, m, best_i);
+                    }
+                }
+                ow += lanes;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values with many ties, negative zeros, infinities and NaNs.
+    fn tricky(seed: u64, len: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                match s % 16 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f32::INFINITY,
+                    4 => f32::NEG_INFINITY,
+                    5..=8 => 1.0,
+                    _ => ((s >> 20) % 1000) as f32 / 100.0 - 5.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avx2_matches_portable_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            for (h_out, w_out, extra_h, extra_w) in (1..9)
+                .flat_map(|a| (1..21).map(move |b| (a, b)))
+                .flat_map(|(a, b)| (0..2).flat_map(move |c| (0..2).map(move |d| (a, b, c, d))))
+            {
+                let (h, w) = (2 * h_out + extra_h, 2 * w_out + extra_w);
+                let x = tricky((h * 131 + w) as u64, h * w);
+                let n = h_out * w_out;
+                let (mut y0, mut a0) = (vec![7.0f32; n], vec![7u32; n]);
+                let (mut y1, mut a1) = (vec![9.0f32; n], vec![9u32; n]);
+                portable(w, h_out, w_out, &x, &mut y0, &mut a0);
+                // SAFETY: AVX2 checked; sizes as `avx2::plane` requires.
+                unsafe { avx2::plane(w, h_out, w_out, &x, &mut y1, &mut a1) };
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y0), bits(&y1), "values, {h}x{w} plane");
+                assert_eq!(a0, a1, "argmax, {h}x{w} plane");
+            }
+            return;
+        }
+        eprintln!("skipping the AVX2 max-pooling comparison: this CPU has no AVX2");
+    }
+}
