@@ -103,6 +103,30 @@ fn avx2_fma() -> bool {
     }
 }
 
+/// Set by tests to run the AVX2 kernels on an AVX-512 machine.
+static FORCE_AVX2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this CPU runs the AVX-512 versions of the kernels (which also
+/// use AVX2 and FMA).
+fn avx512() -> bool {
+    if FORCE_AVX2.load(std::sync::atomic::Ordering::Relaxed) || !avx2_fma() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // `CNN_CPU_SIMD=avx2` keeps the AVX2 kernels (for measurements).
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::env::var("CNN_CPU_SIMD").as_deref() != Ok("avx2")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `a * b + c`, fused when the kernel is compiled with FMA.
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -243,7 +267,7 @@ fn fwd_tile<const CB: usize, const FMA: bool>(
     let taps = f.taps();
     let offs = &offs[..taps];
     let wpk = &wpk[..taps * CB];
-    assert!(read_end(f) <= xp.len() && f.q % QT == 0);
+    assert!(read_end(f) <= xp.len() && f.q.is_multiple_of(QT));
     let out = &mut out[co0 * f.q..(co0 + CB) * f.q];
     for q0 in (0..f.q).step_by(QT) {
         let mut acc = [[0.0f32; QT]; CB];
@@ -266,9 +290,11 @@ fn fwd_tile<const CB: usize, const FMA: bool>(
     }
 }
 
-/// [`fwd_tile`], with explicit AVX2 + FMA vectors when `FMA`.
+/// [`fwd_tile`], with explicit AVX-512 vectors when `WIDE`, AVX2 + FMA
+/// vectors when `FMA`. All three sum each output's taps in the same order
+/// with fused multiply-adds, so their results are bit-identical.
 #[inline(always)]
-fn fwd_tile_any<const CB: usize, const FMA: bool>(
+fn fwd_tile_any<const CB: usize, const FMA: bool, const WIDE: bool>(
     f: &Flat,
     offs: &[u32],
     xp: &[f32],
@@ -276,6 +302,13 @@ fn fwd_tile_any<const CB: usize, const FMA: bool>(
     co0: usize,
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: WIDE = true is only instantiated from avx512::fwd_chunk,
+        // which runs only on CPUs with AVX-512F, AVX2 and FMA.
+        unsafe { avx512::fwd_tile::<CB>(f, xp, wpk, co0, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: FMA = true is only instantiated from avx2::fwd_chunk,
@@ -311,7 +344,7 @@ fn co_blocks(cout: usize) -> impl Iterator<Item = (usize, usize)> {
 /// `x (n, cin, h, w)`; `w` is `(cout, taps)`. `scratch` holds the padded
 /// image, the flat output and the packed weights.
 #[inline(always)]
-fn fwd_chunk<const FMA: bool>(
+fn fwd_chunk<const FMA: bool, const WIDE: bool>(
     f: &Flat,
     x: &[f32],
     w: &[f32],
@@ -347,10 +380,10 @@ fn fwd_chunk<const FMA: bool>(
         for (co0, cb) in co_blocks(f.cout) {
             let wb = &wpk[co0 * taps..];
             match cb {
-                6 => fwd_tile_any::<6, FMA>(f, &offs, xp, wb, co0, out),
-                4 => fwd_tile_any::<4, FMA>(f, &offs, xp, wb, co0, out),
-                2 => fwd_tile_any::<2, FMA>(f, &offs, xp, wb, co0, out),
-                _ => fwd_tile_any::<1, FMA>(f, &offs, xp, wb, co0, out),
+                6 => fwd_tile_any::<6, FMA, WIDE>(f, &offs, xp, wb, co0, out),
+                4 => fwd_tile_any::<4, FMA, WIDE>(f, &offs, xp, wb, co0, out),
+                2 => fwd_tile_any::<2, FMA, WIDE>(f, &offs, xp, wb, co0, out),
+                _ => fwd_tile_any::<1, FMA, WIDE>(f, &offs, xp, wb, co0, out),
             }
         }
         for (c, (y_c, o_c)) in y_n
@@ -382,7 +415,7 @@ fn bw_tile<const CB: usize, const KW: usize, const FMA: bool>(
 ) {
     let taps = f.taps();
     assert!(read_end(f) <= xp.len() && (co0 + CB) * f.q <= dyq.len() && kj0 + KW <= f.kw);
-    assert!(f.q % V == 0 && (co0 + CB) * taps * V <= acc_v.len());
+    assert!(f.q.is_multiple_of(V) && (co0 + CB) * taps * V <= acc_v.len());
     for ci in 0..f.cin {
         for ki in 0..f.kh {
             // SAFETY (all loads below): x reads reach
@@ -420,7 +453,7 @@ fn bw_tile<const CB: usize, const KW: usize, const FMA: bool>(
 /// portable loop's overlapping loads are turned into shuffles by the
 /// compiler otherwise).
 #[inline(always)]
-fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool>(
+fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool, const WIDE: bool>(
     f: &Flat,
     xp: &[f32],
     dyq: &[f32],
@@ -428,6 +461,13 @@ fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool>(
     kj0: usize,
     acc_v: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: WIDE = true is only instantiated from avx512::bw_chunk,
+        // which runs only on CPUs with AVX-512F, AVX2 and FMA.
+        unsafe { avx512::bw_tile::<CB, KW>(f, xp, dyq, co0, kj0, acc_v) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: FMA = true is only instantiated from avx2::bw_chunk,
@@ -442,7 +482,7 @@ fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool>(
 /// overwritten with the chunk's sum. `scratch` holds the padded image, the
 /// spread `dy` and the lane accumulators.
 #[inline(always)]
-fn bw_chunk<const FMA: bool>(
+fn bw_chunk<const FMA: bool, const WIDE: bool>(
     f: &Flat,
     x: &[f32],
     dy: &[f32],
@@ -462,29 +502,35 @@ fn bw_chunk<const FMA: bool>(
         spread(dy_n, f.cout, f.h_out, f.w_out, 0, 0, f.wp, f.q, dyq);
         let mut co = 0;
         while co < f.cout {
+            // AVX-512 has 32 registers: 4 x 5 accumulators fit for kw = 5.
             let cb = match f.kw {
-                5 => 2,
+                5 if !WIDE => 2,
                 _ => 4,
             }
             .min(f.cout - co);
             match (cb, f.kw) {
-                (2, 5) => bw_tile_any::<2, 5, FMA>(f, xp, dyq, co, 0, acc_v),
-                (1, 5) => bw_tile_any::<1, 5, FMA>(f, xp, dyq, co, 0, acc_v),
-                (4, 3) => bw_tile_any::<4, 3, FMA>(f, xp, dyq, co, 0, acc_v),
+                (4, 5) => bw_tile_any::<4, 5, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
+                (2, 5) => bw_tile_any::<2, 5, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
+                (_, 5) => {
+                    for c in co..co + cb {
+                        bw_tile_any::<1, 5, FMA, WIDE>(f, xp, dyq, c, 0, acc_v);
+                    }
+                }
+                (4, 3) => bw_tile_any::<4, 3, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
                 (_, 3) => {
                     for c in co..co + cb {
-                        bw_tile_any::<1, 3, FMA>(f, xp, dyq, c, 0, acc_v);
+                        bw_tile_any::<1, 3, FMA, WIDE>(f, xp, dyq, c, 0, acc_v);
                     }
                 }
                 (4, _) => {
                     for kj in 0..f.kw {
-                        bw_tile_any::<4, 1, FMA>(f, xp, dyq, co, kj, acc_v);
+                        bw_tile_any::<4, 1, FMA, WIDE>(f, xp, dyq, co, kj, acc_v);
                     }
                 }
                 _ => {
                     for c in co..co + cb {
                         for kj in 0..f.kw {
-                            bw_tile_any::<1, 1, FMA>(f, xp, dyq, c, kj, acc_v);
+                            bw_tile_any::<1, 1, FMA, WIDE>(f, xp, dyq, c, kj, acc_v);
                         }
                     }
                 }
@@ -520,7 +566,7 @@ mod avx2 {
     ) {
         use std::arch::x86_64::*;
         let taps = f.taps();
-        assert!(read_end(f) <= xp.len() && f.q % QT == 0);
+        assert!(read_end(f) <= xp.len() && f.q.is_multiple_of(QT));
         assert!(taps * CB <= wpk.len() && (co0 + CB) * f.q <= out.len());
         for q0 in (0..f.q).step_by(QT) {
             // SAFETY (all loads and stores below): x reads reach
@@ -569,7 +615,7 @@ mod avx2 {
         use std::arch::x86_64::*;
         let taps = f.taps();
         assert!(read_end(f) <= xp.len() && (co0 + CB) * f.q <= dyq.len() && kj0 + KW <= f.kw);
-        assert!(f.q % V == 0 && (co0 + CB) * taps * V <= acc_v.len());
+        assert!(f.q.is_multiple_of(V) && (co0 + CB) * taps * V <= acc_v.len());
         for ci in 0..f.cin {
             for ki in 0..f.kh {
                 // SAFETY (all loads and stores below): x reads reach
@@ -614,7 +660,7 @@ mod avx2 {
         y: &mut [f32],
         scratch: &mut [f32],
     ) {
-        super::fwd_chunk::<true>(f, x, w, bias, y, scratch);
+        super::fwd_chunk::<true, false>(f, x, w, bias, y, scratch);
     }
 
     /// # Safety
@@ -627,7 +673,174 @@ mod avx2 {
         dw_part: &mut [f32],
         scratch: &mut [f32],
     ) {
-        super::bw_chunk::<true>(f, x, dy, dw_part, scratch);
+        super::bw_chunk::<true, false>(f, x, dy, dw_part, scratch);
+    }
+}
+
+/// The forward kernels compiled for AVX-512F (bit-identical to the AVX2
+/// ones: same per-output tap order, twice the positions per instruction).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Flat, QT, V, read_end};
+
+    /// Output positions per AVX-512 tile (two 16-lane vectors).
+    const QW: usize = 2 * QT;
+
+    /// [`super::fwd_tile`] with AVX-512F intrinsics: tiles of [`QW`]
+    /// positions, and one vector for a trailing [`QT`] when `q` is not a
+    /// multiple of [`QW`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn fwd_tile<const CB: usize>(
+        f: &Flat,
+        xp: &[f32],
+        wpk: &[f32],
+        co0: usize,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let taps = f.taps();
+        assert!(read_end(f) <= xp.len() && f.q.is_multiple_of(QT));
+        assert!(taps * CB <= wpk.len() && (co0 + CB) * f.q <= out.len());
+        let full = f.q - f.q % QW;
+        for q0 in (0..full).step_by(QW) {
+            // SAFETY (all loads and stores below): x reads reach
+            // (cin - 1) cs + (kh - 1) wp + kw - 1 + q - 1 < read_end, weight
+            // reads taps CB - 1, out writes (co0 + CB) q - 1; all asserted.
+            unsafe {
+                let mut acc = [[_mm512_setzero_ps(); 2]; CB];
+                for ci in 0..f.cin {
+                    for ki in 0..f.kh {
+                        let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
+                        let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
+                        for kj in 0..f.kw {
+                            let x0 = _mm512_loadu_ps(xr.add(kj));
+                            let x1 = _mm512_loadu_ps(xr.add(kj + QT));
+                            for b in 0..CB {
+                                let wv = _mm512_set1_ps(*wr.add(kj * CB + b));
+                                acc[b][0] = _mm512_fmadd_ps(wv, x0, acc[b][0]);
+                                acc[b][1] = _mm512_fmadd_ps(wv, x1, acc[b][1]);
+                            }
+                        }
+                    }
+                }
+                for (b, a) in acc.iter().enumerate() {
+                    let o = out.as_mut_ptr().add((co0 + b) * f.q + q0);
+                    _mm512_storeu_ps(o, a[0]);
+                    _mm512_storeu_ps(o.add(QT), a[1]);
+                }
+            }
+        }
+        if full < f.q {
+            let q0 = full;
+            // SAFETY: as above, with q0 + QT == q.
+            unsafe {
+                let mut acc = [_mm512_setzero_ps(); CB];
+                for ci in 0..f.cin {
+                    for ki in 0..f.kh {
+                        let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
+                        let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
+                        for kj in 0..f.kw {
+                            let x0 = _mm512_loadu_ps(xr.add(kj));
+                            for b in 0..CB {
+                                let wv = _mm512_set1_ps(*wr.add(kj * CB + b));
+                                acc[b] = _mm512_fmadd_ps(wv, x0, acc[b]);
+                            }
+                        }
+                    }
+                }
+                for (b, a) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(out.as_mut_ptr().add((co0 + b) * f.q + q0), *a);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn fwd_chunk(
+        f: &Flat,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        super::fwd_chunk::<true, true>(f, x, w, bias, y, scratch);
+    }
+
+    /// [`super::bw_tile`] with AVX-512F intrinsics: 16 positions per
+    /// step; each accumulator's two 8-lane halves are added into the 8-lane
+    /// `acc_v` layout the AVX2 and portable tiles use.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn bw_tile<const CB: usize, const KW: usize>(
+        f: &Flat,
+        xp: &[f32],
+        dyq: &[f32],
+        co0: usize,
+        kj0: usize,
+        acc_v: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let taps = f.taps();
+        assert!(read_end(f) <= xp.len() && (co0 + CB) * f.q <= dyq.len() && kj0 + KW <= f.kw);
+        assert!(f.q.is_multiple_of(QT) && (co0 + CB) * taps * V <= acc_v.len());
+        for ci in 0..f.cin {
+            for ki in 0..f.kh {
+                // SAFETY (all loads and stores below): x reads reach
+                // ci cs + ki wp + kj0 + KW - 1 + q - 1 < read_end, dy reads
+                // (co0 + CB) q - 1, acc_v (co0 + CB) taps V - 1; all
+                // asserted above.
+                unsafe {
+                    let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + kj0);
+                    let dr = dyq.as_ptr().add(co0 * f.q);
+                    let mut acc = [[_mm512_setzero_ps(); KW]; CB];
+                    for q0 in (0..f.q).step_by(QT) {
+                        let dv: [__m512; CB] =
+                            std::array::from_fn(|b| _mm512_loadu_ps(dr.add(b * f.q + q0)));
+                        for j in 0..KW {
+                            let xv = _mm512_loadu_ps(xr.add(q0 + j));
+                            for b in 0..CB {
+                                acc[b][j] = _mm512_fmadd_ps(dv[b], xv, acc[b][j]);
+                            }
+                        }
+                    }
+                    let t0 = (ci * f.kh + ki) * f.kw + kj0;
+                    for (b, a_b) in acc.iter().enumerate() {
+                        let d = acc_v.as_mut_ptr().add(((co0 + b) * taps + t0) * V);
+                        for (j, a) in a_b.iter().enumerate() {
+                            let halves = _mm256_add_ps(
+                                _mm512_castps512_ps256(*a),
+                                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*a))),
+                            );
+                            let p = d.add(j * V);
+                            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), halves));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn bw_chunk(
+        f: &Flat,
+        x: &[f32],
+        dy: &[f32],
+        dw_part: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        super::bw_chunk::<true, true>(f, x, dy, dw_part, scratch);
     }
 }
 
@@ -640,22 +853,34 @@ fn fwd_dispatch(
     scratch: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: avx512() checked the CPU features.
+        unsafe { avx512::fwd_chunk(f, x, w, bias, y, scratch) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: avx2_fma() checked the CPU features.
         unsafe { avx2::fwd_chunk(f, x, w, bias, y, scratch) };
         return;
     }
-    fwd_chunk::<false>(f, x, w, bias, y, scratch);
+    fwd_chunk::<false, false>(f, x, w, bias, y, scratch);
 }
 
 fn bw_dispatch(f: &Flat, x: &[f32], dy: &[f32], dw_part: &mut [f32], scratch: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: avx512() checked the CPU features.
+        unsafe { avx512::bw_chunk(f, x, dy, dw_part, scratch) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: avx2_fma() checked the CPU features.
         unsafe { avx2::bw_chunk(f, x, dy, dw_part, scratch) };
         return;
     }
-    bw_chunk::<false>(f, x, dy, dw_part, scratch);
+    bw_chunk::<false, false>(f, x, dy, dw_part, scratch);
 }
 
 /// Number of contiguous batch chunks (one per thread, or one when the
@@ -810,6 +1035,9 @@ mod tests {
     use super::*;
     use cnn_core::Conv2dGeometry;
 
+    /// Serialises the tests that set the process-wide kernel overrides.
+    static FORCE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn data(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| (((i * 7919 + seed * 104_729) % 1013) as f32 / 506.5) - 1.0)
@@ -869,8 +1097,15 @@ mod tests {
             (5, 4, 5, 5, 7, 4, 3),
             (1, 3, 3, 3, 1, 1, 0),
         ];
-        for (threads, portable) in [(1, false), (2, false), (2, true)] {
+        let _guard = FORCE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for (threads, portable, avx2_only) in [
+            (1, false, false),
+            (2, false, false),
+            (2, false, true),
+            (2, true, false),
+        ] {
             FORCE_PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+            FORCE_AVX2.store(avx2_only, std::sync::atomic::Ordering::Relaxed);
             let be = CpuBackend::with_threads(threads).unwrap();
             for &(n, c, h, w, co, k, pad) in &shapes {
                 let g = Conv2dGeometry::new(co, k).padding(pad);
@@ -928,5 +1163,34 @@ mod tests {
             }
         }
         FORCE_PORTABLE.store(false, std::sync::atomic::Ordering::Relaxed);
+        FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The AVX-512 forward tiles sum each output's taps in the AVX2 tiles'
+    /// order, so both give the same bits (LeNet-5's shapes, and one whose
+    /// flat output count is not a multiple of the 32-position tile).
+    #[test]
+    fn avx512_forward_equals_avx2_bit_for_bit() {
+        if !avx512() {
+            eprintln!("skipping the AVX-512 forward comparison: this CPU has no AVX-512F");
+            return;
+        }
+        let _guard = FORCE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let be = CpuBackend::with_threads(1).unwrap();
+        for (n, c, h, w, co, k, pad) in [(2, 1, 28, 28, 6, 5, 2), (2, 6, 14, 14, 16, 5, 0)] {
+            let p =
+                Conv2dParams::new(n, c, h, w, &Conv2dGeometry::new(co, k).padding(pad)).unwrap();
+            let f = Flat::new(p.c_in, p.c_out, p.kh, p.kw, p.h, p.w, p.pad_h, p.pad_w);
+            let (x, wt, b) = (data(p.x_len(), 5), data(p.w_len(), 6), data(co, 7));
+            let run = |avx2_only: bool| {
+                FORCE_AVX2.store(avx2_only, std::sync::atomic::Ordering::Relaxed);
+                let mut y = vec![f32::NAN; p.y_len()];
+                forward(&be, &p, &x, &wt, Some(&b), &mut y);
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let (wide, narrow) = (run(false), run(true));
+            FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(wide, narrow, "{c}->{co} channels, {h}x{w} (q = {})", f.q);
+        }
     }
 }
