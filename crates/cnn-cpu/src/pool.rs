@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::par::{PAR_MIN_ELEMS, sum_f64};
-use crate::pool_max2x2::{is_2x2, max_pool_plane_2x2};
+use crate::pool_max2x2::{is_2x2, max_pool_backward_plane_2x2, max_pool_plane_2x2};
 
 /// Run `f(plane_in, plane_out, plane_idx)` over matching planes.
 fn planes<A: Send, B: Sync>(
@@ -179,7 +179,13 @@ impl PoolOps for CpuBackend {
             Some(argmax.len()),
         )?;
         let (in_plane, out_plane) = (p.h * p.w, p.h_out * p.w_out);
-        if let Some(&bad) = argmax.iter().find(|&&a| a as usize >= in_plane) {
+        // A max (not a search) so that the check vectorises.
+        if let Some(bad) = argmax
+            .iter()
+            .copied()
+            .max()
+            .filter(|&a| a as usize >= in_plane)
+        {
             return Err(CnnError::value(
                 "max_pool2d_backward argmax",
                 format!("index {bad} is outside the {}x{} input plane", p.h, p.w),
@@ -189,7 +195,11 @@ impl PoolOps for CpuBackend {
             dx.fill(0.0);
             return Ok(());
         }
+        let fast = is_2x2(p);
         let run = |((dx, a), dy): ((&mut [f32], &[u32]), &[f32])| {
+            if fast && max_pool_backward_plane_2x2(p, dy, a, dx) {
+                return;
+            }
             dx.fill(0.0);
             for (&i, &g) in a.iter().zip(dy) {
                 dx[i as usize] += g;

@@ -1,5 +1,5 @@
 //! Max pooling over full, unpadded 2x2 windows at stride 2 (LeNet's, the
-//! article's and VGG's pooling), forward only.
+//! article's and VGG's pooling), forward and backward.
 //!
 //! Both versions keep the generic loop's scan order (row by row) and update
 //! rule (a larger value or a NaN wins, the first of equal values is kept),
@@ -42,6 +42,68 @@ pub(crate) fn max_pool_plane_2x2(p: &Pool2dParams, x: &[f32], y: &mut [f32], arg
         return;
     }
     portable(p.w, p.h_out, p.w_out, x, y, argmax);
+}
+
+/// The input gradient of one plane: each window's four positions get its
+/// output gradient where the argmax points and zero elsewhere (rows and
+/// columns outside every window get zero), in one pass instead of a fill
+/// and a scatter. Bit-identical to `fill(0)` then `dx[a] += g` (which
+/// turns -0 into +0). Returns `false`, with `dx` partly written, when an
+/// argmax lies outside its own window (possible only for hand-made
+/// indices); the caller then runs the general scatter.
+pub(crate) fn max_pool_backward_plane_2x2(
+    p: &Pool2dParams,
+    dy: &[f32],
+    argmax: &[u32],
+    dx: &mut [f32],
+) -> bool {
+    debug_assert!(is_2x2(p));
+    let (dy, argmax, dx) = (
+        &dy[..p.h_out * p.w_out],
+        &argmax[..p.h_out * p.w_out],
+        &mut dx[..p.h * p.w],
+    );
+    // Rows below the last window and columns right of it.
+    dx[2 * p.h_out * p.w..].fill(0.0);
+    if p.w > 2 * p.w_out {
+        for row in dx[..2 * p.h_out * p.w].chunks_exact_mut(p.w) {
+            row[2 * p.w_out..].fill(0.0);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: AVX2 is present; the slices were cut to the plane sizes,
+        // with `2 h_out <= h` and `2 w_out <= w` (from `is_2x2`).
+        return unsafe { avx2::backward_plane(p.w, p.h_out, p.w_out, dy, argmax, dx) };
+    }
+    backward_portable(p.w, p.h_out, p.w_out, dy, argmax, dx)
+}
+
+/// The scalar version of [`max_pool_backward_plane_2x2`]'s window pass.
+fn backward_portable(
+    w: usize,
+    h_out: usize,
+    w_out: usize,
+    dy: &[f32],
+    argmax: &[u32],
+    dx: &mut [f32],
+) -> bool {
+    for oh in 0..h_out {
+        for ow in 0..w_out {
+            let o = oh * w_out + ow;
+            let i0 = 2 * oh * w + 2 * ow;
+            let (a, g) = (argmax[o] as usize, dy[o] + 0.0);
+            let mut hit = false;
+            for i in [i0, i0 + 1, i0 + w, i0 + w + 1] {
+                dx[i] = if a == i { g } else { 0.0 };
+                hit |= a == i;
+            }
+            if !hit {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -146,6 +208,88 @@ mod avx2 {
                 )
             }
         }
+    }
+
+    /// [`super::backward_portable`], eight windows per step.
+    ///
+    /// # Safety
+    /// AVX2 must be available; `dx.len() >= 2 h_out w`, `w >= 2 w_out`,
+    /// `dy.len() == argmax.len() == h_out w_out`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn backward_plane(
+        w: usize,
+        h_out: usize,
+        w_out: usize,
+        dy: &[f32],
+        argmax: &[u32],
+        dx: &mut [f32],
+    ) -> bool {
+        assert!(dx.len() >= 2 * h_out * w && w >= 2 * w_out);
+        assert!(dy.len() == h_out * w_out && argmax.len() == h_out * w_out);
+        let even_cols = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+        let one = _mm256_set1_epi32(1);
+        let row = _mm256_set1_epi32(w as i32);
+        let zero = _mm256_setzero_ps();
+        for oh in 0..h_out {
+            let r0 = 2 * oh * w;
+            let mut ow = 0;
+            while ow < w_out {
+                let lanes = (w_out - ow).min(8);
+                let start = r0 + 2 * ow;
+                let o = oh * w_out + ow;
+                // SAFETY: reads of dy and argmax cover `o .. o + lanes`,
+                // inside both; writes cover `start .. start + 2 lanes` in
+                // rows `2 oh` and `2 oh + 1` of dx, inside the plane because
+                // `2 (ow + lanes) <= w` and `2 oh + 1 < 2 h_out`. Partial
+                // vectors use masked loads and stores.
+                unsafe {
+                    let m = first_lanes(lanes);
+                    let (g, a) = if lanes == 8 {
+                        (
+                            _mm256_loadu_ps(dy.as_ptr().add(o)),
+                            _mm256_loadu_si256(argmax.as_ptr().add(o).cast()),
+                        )
+                    } else {
+                        (
+                            _mm256_maskload_ps(dy.as_ptr().add(o), m),
+                            _mm256_maskload_epi32(argmax.as_ptr().add(o).cast(), m),
+                        )
+                    };
+                    // +0 turns -0 into +0, as the scatter's `0 + g` does.
+                    let g = _mm256_add_ps(g, zero);
+                    let i0 = _mm256_add_epi32(_mm256_set1_epi32(start as i32), even_cols);
+                    let i2 = _mm256_add_epi32(i0, row);
+                    let hit = |i: __m256i| _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, i));
+                    let (m0, m1) = (hit(i0), hit(_mm256_add_epi32(i0, one)));
+                    let (m2, m3) = (hit(i2), hit(_mm256_add_epi32(i2, one)));
+                    let any = _mm256_or_ps(_mm256_or_ps(m0, m1), _mm256_or_ps(m2, m3));
+                    let want = (1i32 << lanes) - 1;
+                    if _mm256_movemask_ps(any) & want != want {
+                        return false;
+                    }
+                    for (r, (ma, mb)) in [(0, (m0, m1)), (w, (m2, m3))] {
+                        let (va, vb) = (_mm256_and_ps(g, ma), _mm256_and_ps(g, mb));
+                        let (ul, uh) = (_mm256_unpacklo_ps(va, vb), _mm256_unpackhi_ps(va, vb));
+                        let lo = _mm256_permute2f128_ps::<0x20>(ul, uh);
+                        let hi = _mm256_permute2f128_ps::<0x31>(ul, uh);
+                        let pd = dx.as_mut_ptr().add(start + r);
+                        if lanes == 8 {
+                            _mm256_storeu_ps(pd, lo);
+                            _mm256_storeu_ps(pd.add(8), hi);
+                        } else {
+                            _mm256_maskstore_ps(pd, first_lanes(2 * lanes), lo);
+                            _mm256_maskstore_ps(
+                                pd.add(8),
+                                first_lanes((2 * lanes).saturating_sub(8)),
+                                hi,
+                            );
+                        }
+                    }
+                }
+                ow += lanes;
+            }
+        }
+        true
     }
 
     /// # Safety
@@ -256,5 +400,44 @@ mod tests {
             return;
         }
         eprintln!("skipping the AVX2 max-pooling comparison: this CPU has no AVX2");
+    }
+
+    /// The one-pass backward (both versions) against fill + scatter, with
+    /// the forward's own argmax, then with an index outside its window.
+    #[test]
+    fn backward_matches_scatter_and_rejects_foreign_indices() {
+        for (h_out, w_out, extra_h, extra_w) in
+            [(1, 1, 0, 0), (3, 5, 1, 0), (4, 9, 0, 1), (7, 17, 1, 1)]
+        {
+            let (h, w) = (2 * h_out + extra_h, 2 * w_out + extra_w);
+            let p = Pool2dParams::new(1, 1, h, w, &cnn_core::Pool2dGeometry::new(2)).unwrap();
+            let x = tricky((h * 7 + w) as u64, h * w);
+            let n = h_out * w_out;
+            let (mut y, mut a) = (vec![0.0f32; n], vec![0u32; n]);
+            portable(w, h_out, w_out, &x, &mut y, &mut a);
+            let mut dy = tricky(99, n);
+            dy[0] = -0.0;
+            let mut want = vec![0.0f32; h * w];
+            for (&i, &g) in a.iter().zip(&dy) {
+                want[i as usize] += g;
+            }
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let mut dx = vec![f32::NAN; h * w];
+            assert!(max_pool_backward_plane_2x2(&p, &dy, &a, &mut dx));
+            assert_eq!(bits(&dx), bits(&want), "dispatch, {h}x{w}");
+            let mut dx = vec![f32::NAN; h * w];
+            dx[2 * h_out * w..].fill(0.0);
+            for row in dx[..2 * h_out * w].chunks_exact_mut(w) {
+                row[2 * w_out..].fill(0.0);
+            }
+            assert!(backward_portable(w, h_out, w_out, &dy, &a, &mut dx));
+            assert_eq!(bits(&dx), bits(&want), "portable, {h}x{w}");
+            let mut foreign = a.clone();
+            foreign[n - 1] = 0;
+            if n > 1 {
+                assert!(!max_pool_backward_plane_2x2(&p, &dy, &foreign, &mut dx));
+                assert!(!backward_portable(w, h_out, w_out, &dy, &foreign, &mut dx));
+            }
+        }
     }
 }
