@@ -13,6 +13,7 @@ use cnn_core::{
 
 use crate::CpuBackend;
 use crate::par::zip_chunks;
+use cnn_core::backend::{check_optim_state as check_state, missing_optim_state as missing};
 
 /// `g + wd * w`, the coupled L2 decay.
 #[inline(always)]
@@ -20,7 +21,35 @@ fn decayed(g: f32, w: f32, wd: f32) -> f32 {
     if wd != 0.0 { g + wd * w } else { g }
 }
 
-use cnn_core::backend::{check_optim_state as check_state, missing_optim_state as missing};
+/// SGD with momentum over one chunk, specialised on the step's flags so
+/// the loop has no branches and vectorises (the hyperparameters are
+/// locals, not loads through the closure's captures, for the same reason).
+/// Same operations in the same order as the per-element form.
+#[inline(always)]
+fn sgd_momentum<const FIRST: bool, const NESTEROV: bool, const DECAY: bool>(
+    s: SgdStep,
+    w: &mut [f32],
+    buf: &mut [f32],
+    g: &[f32],
+) {
+    let SgdStep {
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        ..
+    } = s;
+    for ((w, b), &g) in w.iter_mut().zip(buf.iter_mut()).zip(g) {
+        let g = if DECAY { g + weight_decay * *w } else { g };
+        *b = if FIRST {
+            g
+        } else {
+            momentum * *b + (1.0 - dampening) * g
+        };
+        let d = if NESTEROV { g + momentum * *b } else { *b };
+        *w -= lr * d;
+    }
+}
 
 impl OptimOps for CpuBackend {
     fn sgd_update(
@@ -43,16 +72,17 @@ impl OptimOps for CpuBackend {
         }
         let buf = momentum_buf.ok_or_else(|| missing("sgd_update", "momentum"))?;
         check_len("sgd_update", "momentum_buf", buf.len(), len)?;
-        zip_chunks(self, len, [w, buf], [g], |_, [w, buf], [g]| {
-            for ((w, b), &g) in w.iter_mut().zip(buf.iter_mut()).zip(g) {
-                let g = decayed(g, *w, s.weight_decay);
-                *b = if s.first_step {
-                    g
-                } else {
-                    s.momentum * *b + (1.0 - s.dampening) * g
-                };
-                let d = if s.nesterov { g + s.momentum * *b } else { *b };
-                *w -= s.lr * d;
+        let decay = s.weight_decay != 0.0;
+        zip_chunks(self, len, [w, buf], [g], move |_, [w, buf], [g]| {
+            match (s.first_step, s.nesterov, decay) {
+                (false, false, false) => sgd_momentum::<false, false, false>(s, w, buf, g),
+                (false, false, true) => sgd_momentum::<false, false, true>(s, w, buf, g),
+                (false, true, false) => sgd_momentum::<false, true, false>(s, w, buf, g),
+                (false, true, true) => sgd_momentum::<false, true, true>(s, w, buf, g),
+                (true, false, false) => sgd_momentum::<true, false, false>(s, w, buf, g),
+                (true, false, true) => sgd_momentum::<true, false, true>(s, w, buf, g),
+                (true, true, false) => sgd_momentum::<true, true, false>(s, w, buf, g),
+                (true, true, true) => sgd_momentum::<true, true, true>(s, w, buf, g),
             }
         });
         Ok(())
