@@ -453,7 +453,7 @@ fn bw_tile<const CB: usize, const KW: usize, const FMA: bool>(
 /// portable loop's overlapping loads are turned into shuffles by the
 /// compiler otherwise).
 #[inline(always)]
-fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool, const WIDE: bool>(
+fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool>(
     f: &Flat,
     xp: &[f32],
     dyq: &[f32],
@@ -461,13 +461,6 @@ fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool, const WIDE: bo
     kj0: usize,
     acc_v: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if WIDE {
-        // SAFETY: WIDE = true is only instantiated from avx512::bw_chunk,
-        // which runs only on CPUs with AVX-512F, AVX2 and FMA.
-        unsafe { avx512::bw_tile::<CB, KW>(f, xp, dyq, co0, kj0, acc_v) };
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: FMA = true is only instantiated from avx2::bw_chunk,
@@ -482,7 +475,7 @@ fn bw_tile_any<const CB: usize, const KW: usize, const FMA: bool, const WIDE: bo
 /// overwritten with the chunk's sum. `scratch` holds the padded image, the
 /// spread `dy` and the lane accumulators.
 #[inline(always)]
-fn bw_chunk<const FMA: bool, const WIDE: bool>(
+fn bw_chunk<const FMA: bool>(
     f: &Flat,
     x: &[f32],
     dy: &[f32],
@@ -502,35 +495,29 @@ fn bw_chunk<const FMA: bool, const WIDE: bool>(
         spread(dy_n, f.cout, f.h_out, f.w_out, 0, 0, f.wp, f.q, dyq);
         let mut co = 0;
         while co < f.cout {
-            // AVX-512 has 32 registers: 4 x 5 accumulators fit for kw = 5.
             let cb = match f.kw {
-                5 if !WIDE => 2,
+                5 => 2,
                 _ => 4,
             }
             .min(f.cout - co);
             match (cb, f.kw) {
-                (4, 5) => bw_tile_any::<4, 5, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
-                (2, 5) => bw_tile_any::<2, 5, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
-                (_, 5) => {
-                    for c in co..co + cb {
-                        bw_tile_any::<1, 5, FMA, WIDE>(f, xp, dyq, c, 0, acc_v);
-                    }
-                }
-                (4, 3) => bw_tile_any::<4, 3, FMA, WIDE>(f, xp, dyq, co, 0, acc_v),
+                (2, 5) => bw_tile_any::<2, 5, FMA>(f, xp, dyq, co, 0, acc_v),
+                (1, 5) => bw_tile_any::<1, 5, FMA>(f, xp, dyq, co, 0, acc_v),
+                (4, 3) => bw_tile_any::<4, 3, FMA>(f, xp, dyq, co, 0, acc_v),
                 (_, 3) => {
                     for c in co..co + cb {
-                        bw_tile_any::<1, 3, FMA, WIDE>(f, xp, dyq, c, 0, acc_v);
+                        bw_tile_any::<1, 3, FMA>(f, xp, dyq, c, 0, acc_v);
                     }
                 }
                 (4, _) => {
                     for kj in 0..f.kw {
-                        bw_tile_any::<4, 1, FMA, WIDE>(f, xp, dyq, co, kj, acc_v);
+                        bw_tile_any::<4, 1, FMA>(f, xp, dyq, co, kj, acc_v);
                     }
                 }
                 _ => {
                     for c in co..co + cb {
                         for kj in 0..f.kw {
-                            bw_tile_any::<1, 1, FMA, WIDE>(f, xp, dyq, c, kj, acc_v);
+                            bw_tile_any::<1, 1, FMA>(f, xp, dyq, c, kj, acc_v);
                         }
                     }
                 }
@@ -673,15 +660,19 @@ mod avx2 {
         dw_part: &mut [f32],
         scratch: &mut [f32],
     ) {
-        super::bw_chunk::<true, false>(f, x, dy, dw_part, scratch);
+        super::bw_chunk::<true>(f, x, dy, dw_part, scratch);
     }
 }
 
 /// The forward kernels compiled for AVX-512F (bit-identical to the AVX2
 /// ones: same per-output tap order, twice the positions per instruction).
+/// The weight gradient stays on the AVX2 tiles: a 16-lane version either
+/// changes the lanes' summation grouping or, keeping it (two channels per
+/// vector), needs shuffles that cost what the wider FMAs save (measured
+/// equal).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Flat, QT, V, read_end};
+    use super::{Flat, QT, read_end};
 
     /// Output positions per AVX-512 tile (two 16-lane vectors).
     const QW: usize = 2 * QT;
@@ -772,76 +763,6 @@ mod avx512 {
     ) {
         super::fwd_chunk::<true, true>(f, x, w, bias, y, scratch);
     }
-
-    /// [`super::bw_tile`] with AVX-512F intrinsics: 16 positions per
-    /// step; each accumulator's two 8-lane halves are added into the 8-lane
-    /// `acc_v` layout the AVX2 and portable tiles use.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[inline]
-    pub(super) unsafe fn bw_tile<const CB: usize, const KW: usize>(
-        f: &Flat,
-        xp: &[f32],
-        dyq: &[f32],
-        co0: usize,
-        kj0: usize,
-        acc_v: &mut [f32],
-    ) {
-        use std::arch::x86_64::*;
-        let taps = f.taps();
-        assert!(read_end(f) <= xp.len() && (co0 + CB) * f.q <= dyq.len() && kj0 + KW <= f.kw);
-        assert!(f.q.is_multiple_of(QT) && (co0 + CB) * taps * V <= acc_v.len());
-        for ci in 0..f.cin {
-            for ki in 0..f.kh {
-                // SAFETY (all loads and stores below): x reads reach
-                // ci cs + ki wp + kj0 + KW - 1 + q - 1 < read_end, dy reads
-                // (co0 + CB) q - 1, acc_v (co0 + CB) taps V - 1; all
-                // asserted above.
-                unsafe {
-                    let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + kj0);
-                    let dr = dyq.as_ptr().add(co0 * f.q);
-                    let mut acc = [[_mm512_setzero_ps(); KW]; CB];
-                    for q0 in (0..f.q).step_by(QT) {
-                        let dv: [__m512; CB] =
-                            std::array::from_fn(|b| _mm512_loadu_ps(dr.add(b * f.q + q0)));
-                        for j in 0..KW {
-                            let xv = _mm512_loadu_ps(xr.add(q0 + j));
-                            for b in 0..CB {
-                                acc[b][j] = _mm512_fmadd_ps(dv[b], xv, acc[b][j]);
-                            }
-                        }
-                    }
-                    let t0 = (ci * f.kh + ki) * f.kw + kj0;
-                    for (b, a_b) in acc.iter().enumerate() {
-                        let d = acc_v.as_mut_ptr().add(((co0 + b) * taps + t0) * V);
-                        for (j, a) in a_b.iter().enumerate() {
-                            let halves = _mm256_add_ps(
-                                _mm512_castps512_ps256(*a),
-                                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*a))),
-                            );
-                            let p = d.add(j * V);
-                            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), halves));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F, AVX2 and FMA.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn bw_chunk(
-        f: &Flat,
-        x: &[f32],
-        dy: &[f32],
-        dw_part: &mut [f32],
-        scratch: &mut [f32],
-    ) {
-        super::bw_chunk::<true, true>(f, x, dy, dw_part, scratch);
-    }
 }
 
 fn fwd_dispatch(
@@ -869,18 +790,12 @@ fn fwd_dispatch(
 
 fn bw_dispatch(f: &Flat, x: &[f32], dy: &[f32], dw_part: &mut [f32], scratch: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx512() {
-        // SAFETY: avx512() checked the CPU features.
-        unsafe { avx512::bw_chunk(f, x, dy, dw_part, scratch) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: avx2_fma() checked the CPU features.
         unsafe { avx2::bw_chunk(f, x, dy, dw_part, scratch) };
         return;
     }
-    bw_chunk::<false, false>(f, x, dy, dw_part, scratch);
+    bw_chunk::<false>(f, x, dy, dw_part, scratch);
 }
 
 /// Number of contiguous batch chunks (one per thread, or one when the
@@ -1166,31 +1081,48 @@ mod tests {
         FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The AVX-512 forward tiles sum each output's taps in the AVX2 tiles'
-    /// order, so both give the same bits (LeNet-5's shapes, and one whose
-    /// flat output count is not a multiple of the 32-position tile).
+    /// The AVX-512 tiles add each output's (forward, input gradient) or
+    /// each lane's (weight gradient) products in the AVX2 tiles' order, so
+    /// both give the same bits: LeNet-5's shapes at batch 64 on two
+    /// threads, a 3x3 layer, and channel counts that leave a single
+    /// channel and a flat output count that is not a multiple of the
+    /// 32-position tile.
     #[test]
-    fn avx512_forward_equals_avx2_bit_for_bit() {
+    fn avx512_equals_avx2_bit_for_bit() {
         if !avx512() {
-            eprintln!("skipping the AVX-512 forward comparison: this CPU has no AVX-512F");
+            eprintln!("skipping the AVX-512 comparison: this CPU has no AVX-512F");
             return;
         }
         let _guard = FORCE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let be = CpuBackend::with_threads(1).unwrap();
-        for (n, c, h, w, co, k, pad) in [(2, 1, 28, 28, 6, 5, 2), (2, 6, 14, 14, 16, 5, 0)] {
+        let be = CpuBackend::with_threads(2).unwrap();
+        for (n, c, h, w, co, k, pad) in [
+            (64, 1, 28, 28, 6, 5, 2),
+            (64, 6, 14, 14, 16, 5, 0),
+            (4, 3, 32, 32, 7, 3, 1),
+            (3, 5, 9, 11, 9, 4, 1),
+        ] {
             let p =
                 Conv2dParams::new(n, c, h, w, &Conv2dGeometry::new(co, k).padding(pad)).unwrap();
             let f = Flat::new(p.c_in, p.c_out, p.kh, p.kw, p.h, p.w, p.pad_h, p.pad_w);
             let (x, wt, b) = (data(p.x_len(), 5), data(p.w_len(), 6), data(co, 7));
+            let dy = data(p.y_len(), 8);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             let run = |avx2_only: bool| {
                 FORCE_AVX2.store(avx2_only, std::sync::atomic::Ordering::Relaxed);
                 let mut y = vec![f32::NAN; p.y_len()];
                 forward(&be, &p, &x, &wt, Some(&b), &mut y);
-                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                let mut dx = vec![f32::NAN; p.x_len()];
+                backward_input(&be, &p, &dy, &wt, &mut dx);
+                let mut dw = vec![0.25f32; p.w_len()];
+                backward_weight(&be, &p, &x, &dy, &mut dw);
+                (bits(&y), bits(&dx), bits(&dw))
             };
             let (wide, narrow) = (run(false), run(true));
             FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(wide, narrow, "{c}->{co} channels, {h}x{w} (q = {})", f.q);
+            let what = format!("{c}->{co} channels, {k}x{k}, {h}x{w} (q = {})", f.q);
+            assert_eq!(wide.0, narrow.0, "forward, {what}");
+            assert_eq!(wide.1, narrow.1, "input gradient, {what}");
+            assert_eq!(wide.2, narrow.2, "weight gradient, {what}");
         }
     }
 }
