@@ -102,8 +102,7 @@ impl<B: Backend> Trainer<B> {
             .loss
             .forward_backward(&self.backend, logits, targets, dlogits)?;
         self.graph.backward(dlogits)?;
-        self.optimizer
-            .step(&self.backend, &mut self.graph.params_mut())?;
+        self.optimizer.step_graph(&self.backend, &mut self.graph)?;
         Ok(loss)
     }
 

@@ -1,7 +1,7 @@
 //! Bad input (each error's message), regularizers, parameter groups and
 //! learning-rate plumbing.
 
-use cnn_core::{CnnError, Param, ParamKind, Tensor};
+use cnn_core::{CnnError, Conv2dGeometry, Graph, GraphBuilder, Param, ParamKind, Tensor};
 use cnn_cpu::CpuBackend;
 use cnn_optim::regularize::{
     add_l1_grad, add_l2_grad, clip_grad_norm, clip_grad_value, decoupled_weight_decay, l1_penalty,
@@ -403,6 +403,57 @@ fn gradients_accumulate_until_zeroed() {
     );
     opt.zero_grad(&b, &mut [&mut p]).unwrap();
     assert_eq!(p.grad.to_vec(&b).unwrap(), vec![0.0]);
+}
+
+/// A small graph with every kind of parameter (conv and linear weights and
+/// biases, batch-norm scale and shift) and fixed, distinct gradients.
+fn graph_with_gradients(b: &CpuBackend) -> Graph<CpuBackend> {
+    let mut graph = GraphBuilder::new([1, 4, 4])
+        .conv2d("conv", Conv2dGeometry::new(2, 3))
+        .batch_norm2d("bn")
+        .flatten()
+        .linear("fc", 3)
+        .build(b, 7)
+        .unwrap();
+    for (i, p) in graph.params_iter_mut().enumerate() {
+        let g: Vec<f32> = (0..p.numel())
+            .map(|j| ((i * 31 + j * 7) % 13) as f32 / 13.0 - 0.5)
+            .collect();
+        p.grad.copy_from_slice(b, &g).unwrap();
+    }
+    graph
+}
+
+#[test]
+fn step_graph_matches_step_over_collected_params() {
+    let b = backend();
+    let config = OptimizerConfig::from_name("adam").unwrap().with_lr(0.1);
+    let (mut collected, mut direct) = (graph_with_gradients(&b), graph_with_gradients(&b));
+    let mut opt_collected = Opt::new(config.clone()).unwrap();
+    let mut opt_direct = Opt::new(config).unwrap();
+    // Several calls: each parameter is stepped once per call, so no call
+    // after the first may take it for a duplicate.
+    for _ in 0..3 {
+        opt_collected.step(&b, &mut collected.params_mut()).unwrap();
+        opt_direct.step_graph(&b, &mut direct).unwrap();
+    }
+    let values = |g: &Graph<CpuBackend>| -> Vec<(String, Vec<f32>)> {
+        g.params_iter()
+            .map(|p| (p.name.clone(), p.value.to_vec(&b).unwrap()))
+            .collect()
+    };
+    assert_eq!(values(&direct), values(&collected), "bit for bit");
+    assert_eq!(opt_direct.steps_taken("bn.weight"), Some(3));
+    // A name given twice is still caught after many calls.
+    let mut q = param(&b, "fc.bias", ParamKind::Bias, &[1.0], &[1.0]);
+    let fc_bias = direct.params_iter_mut().last().unwrap();
+    assert_eq!(
+        opt_direct
+            .step_params(&b, [fc_bias, &mut q])
+            .unwrap_err()
+            .to_string(),
+        "invalid combination: parameter `fc.bias` appears twice in one step"
+    );
 }
 
 #[test]

@@ -57,9 +57,10 @@ fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
 /// cannot open or fsync a directory, and the data itself is already synced.
 fn sync_dir(dir: &Path) {
     if cfg!(unix)
-        && let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
 }
 
 #[cfg(test)]

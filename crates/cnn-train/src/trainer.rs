@@ -285,7 +285,7 @@ impl<B: Backend> Trainer<B> {
                     });
                 }
                 if self.config.checkpoint_every > 0
-                    && self.state.step % self.config.checkpoint_every == 0
+                    && self.state.step.is_multiple_of(self.config.checkpoint_every)
                 {
                     self.checkpoint()?;
                 }
@@ -359,7 +359,7 @@ impl<B: Backend> Trainer<B> {
         let preds = b.download_indices(preds)?;
         // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
         let penalty = if self.config.l1 > 0.0 {
-            Regularizer::new(self.config.l1, 0.0)?.penalty(&b, self.graph.params())?
+            Regularizer::new(self.config.l1, 0.0)?.penalty(&b, self.graph.params_iter())?
         } else {
             0.0
         };
@@ -396,18 +396,10 @@ impl<B: Backend> Trainer<B> {
             }
         }
         let lr = self.current_lr();
-        let mut params = self.graph.params_mut();
-        self.regularizer.add_gradients(&b, &mut params)?;
-        if self.config.clip_value > 0.0 {
-            cnn_optim::regularize::clip_grad_value(&b, &mut params, self.config.clip_value)?;
-        }
-        if self.config.clip_grad_norm > 0.0 {
-            cnn_optim::regularize::clip_grad_norm(&b, &mut params, self.config.clip_grad_norm)?;
-        }
+        self.adjust_gradients(&b)?;
         self.optimizer.set_lr(lr)?;
-        self.optimizer.step(&b, &mut params)?;
-        self.optimizer.zero_grad(&b, &mut params)?;
-        drop(params);
+        self.optimizer.step_graph(&b, &mut self.graph)?;
+        self.graph.zero_grad()?;
         if self.config.detect_anomaly
             && let Some(name) = self.first_non_finite_weight()?
         {
@@ -442,6 +434,26 @@ impl<B: Backend> Trainer<B> {
         Ok(loss)
     }
 
+    /// Between backward and the optimizer step: the regularizers' gradients,
+    /// then clipping by value, then by norm, as configured.
+    fn adjust_gradients(&mut self, b: &B) -> Result<()> {
+        let (clip_value, clip_norm) = (self.config.clip_value, self.config.clip_grad_norm);
+        if !self.regularizer.is_active() && clip_value <= 0.0 && clip_norm <= 0.0 {
+            // Skip collecting the parameters into a `Vec` when nothing uses
+            // them: a plain step then allocates nothing here.
+            return Ok(());
+        }
+        let mut params = self.graph.params_mut();
+        self.regularizer.add_gradients(b, &mut params)?;
+        if clip_value > 0.0 {
+            cnn_optim::regularize::clip_grad_value(b, &mut params, clip_value)?;
+        }
+        if clip_norm > 0.0 {
+            cnn_optim::regularize::clip_grad_norm(b, &mut params, clip_norm)?;
+        }
+        Ok(())
+    }
+
     /// After a non-finite loss: the first node whose output holds NaN/inf.
     fn locate_non_finite(&self) -> Result<Option<String>> {
         for (i, name) in self.graph.node_names().enumerate() {
@@ -473,7 +485,7 @@ impl<B: Backend> Trainer<B> {
 
     /// The first parameter (state_dict order) whose gradient holds NaN/inf.
     fn first_non_finite_param_grad(&self) -> Result<Option<String>> {
-        for p in self.graph.params() {
+        for p in self.graph.params_iter() {
             if self.backend.count_non_finite(p.grad.buffer())? > 0 {
                 return Ok(Some(p.name.clone()));
             }
@@ -483,7 +495,7 @@ impl<B: Backend> Trainer<B> {
 
     /// The first parameter (state_dict order) whose value holds NaN/inf.
     fn first_non_finite_weight(&self) -> Result<Option<String>> {
-        for p in self.graph.params() {
+        for p in self.graph.params_iter() {
             if self.backend.count_non_finite(p.value.buffer())? > 0 {
                 return Ok(Some(p.name.clone()));
             }

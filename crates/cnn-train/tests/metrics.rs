@@ -79,7 +79,11 @@ fn macro_f1_is_mean_of_per_class_f1() {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
         let t = (x >> 16) % 7;
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        let p = if (x >> 16).is_multiple_of(3) { (x >> 20) % 7 } else { t };
+        let p = if (x >> 16).is_multiple_of(3) {
+            (x >> 20) % 7
+        } else {
+            t
+        };
         m.add(t, p);
     }
     let pc = m.per_class();

@@ -14,7 +14,7 @@ pub use state::{ArrayData, NamedArray};
 
 use crate::backend::Backend;
 use crate::error::{CnnError, Result};
-use crate::layers::{ForwardCtx, Layer, Mode, build_layer};
+use crate::layers::{ForwardCtx, Layer, LayerParams, Mode, build_layer};
 use crate::param::Param;
 use crate::rng::CounterRng;
 use crate::shape::Shape;
@@ -26,6 +26,24 @@ const MAX_WORKSPACES: usize = 3;
 enum Node<B: Backend> {
     Layer(Box<dyn Layer<B>>),
     Add,
+}
+
+impl<B: Backend> Node<B> {
+    /// The node's trainable parameters (an `Add` has none).
+    fn params(&self) -> LayerParams<&Param<B>> {
+        match self {
+            Node::Layer(layer) => layer.params(),
+            Node::Add => LayerParams::none(),
+        }
+    }
+
+    /// The node's trainable parameters, mutably.
+    fn params_mut(&mut self) -> LayerParams<&mut Param<B>> {
+        match self {
+            Node::Layer(layer) => layer.params_mut(),
+            Node::Add => LayerParams::none(),
+        }
+    }
 }
 
 /// Buffers for one batch size.
@@ -53,6 +71,9 @@ pub struct Graph<B: Backend> {
     workspaces: Vec<Workspace<B>>,
     /// Mode of the last forward (backward needs a training forward).
     last_forward: Option<(usize, Mode)>,
+    /// Per node, during backward: whether its output gradient holds a value
+    /// yet. Kept here, one flag per node, so that backward allocates nothing.
+    ready: Vec<bool>,
 }
 
 impl<B: Backend> std::fmt::Debug for Graph<B> {
@@ -93,6 +114,7 @@ impl<B: Backend> Graph<B> {
             backend: backend.clone(),
             spec,
             resolved,
+            ready: vec![false; nodes.len()],
             nodes,
             consumers,
             seed,
@@ -183,7 +205,9 @@ impl<B: Backend> Graph<B> {
 
     fn check_batch_shape(&self, shape: &Shape) -> Result<usize> {
         let n = shape.dim(0).unwrap_or(0);
-        if n == 0 || shape.without_batch() != self.spec.input {
+        // Compare dimension slices: `Shape::without_batch` would allocate.
+        let same_sample_shape = shape.dims().get(1..) == Some(self.spec.input.dims());
+        if n == 0 || !same_sample_shape {
             return Err(CnnError::ShapeMismatch {
                 layer: INPUT.to_string(),
                 expected: self.spec.input.with_batch(n.max(1)),
@@ -207,8 +231,9 @@ impl<B: Backend> Graph<B> {
     /// Like [`Graph::forward`], uploading host data (`n` samples, row-major)
     /// straight into the graph's input buffer.
     pub fn forward_host(&mut self, x: &[f32], n: usize, mode: Mode) -> Result<&Tensor<B>> {
-        let shape = self.spec.input.with_batch(n);
-        if x.len() != shape.numel() || n == 0 {
+        // Count the values without building the batch `Shape` (an allocation
+        // per step).
+        if n == 0 || self.spec.input.numel().checked_mul(n) != Some(x.len()) {
             return Err(CnnError::value(
                 "input batch",
                 format!(
@@ -278,7 +303,8 @@ impl<B: Backend> Graph<B> {
         }
         self.backend
             .copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
-        let mut ready = vec![false; self.nodes.len()];
+        let ready = &mut self.ready;
+        ready.fill(false);
         ready[last] = true;
         let step = self.step;
         for i in (0..self.nodes.len()).rev() {
@@ -361,38 +387,41 @@ impl<B: Backend> Graph<B> {
         self.spec.nodes.iter().map(|n| n.name.as_str())
     }
 
-    /// Trainable parameters in state_dict order.
-    pub fn params(&self) -> Vec<&Param<B>> {
-        self.nodes
-            .iter()
-            .flat_map(|n| match n {
-                Node::Layer(l) => l.params(),
-                Node::Add => Vec::new(),
-            })
-            .collect()
+    /// Trainable parameters in state_dict order, without allocating.
+    pub fn params_iter(&self) -> impl Iterator<Item = &Param<B>> {
+        self.nodes.iter().flat_map(Node::params)
     }
 
-    /// Trainable parameters, mutably (for optimizers).
+    /// Trainable parameters, mutably, in state_dict order, without
+    /// allocating (for optimizers in a training step; see
+    /// `cnn_optim::Optimizer::step_graph`).
+    pub fn params_iter_mut(&mut self) -> impl Iterator<Item = &mut Param<B>> {
+        self.nodes.iter_mut().flat_map(Node::params_mut)
+    }
+
+    /// Trainable parameters in state_dict order, collected (allocates; a
+    /// training step uses [`Graph::params_iter`]).
+    pub fn params(&self) -> Vec<&Param<B>> {
+        self.params_iter().collect()
+    }
+
+    /// Trainable parameters, mutably, collected for APIs that take a slice
+    /// (allocates; a training step uses [`Graph::params_iter_mut`]).
     pub fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        self.nodes
-            .iter_mut()
-            .flat_map(|n| match n {
-                Node::Layer(l) => l.params_mut(),
-                Node::Add => Vec::new(),
-            })
-            .collect()
+        self.params_iter_mut().collect()
     }
 
     /// Number of trainable scalars.
     pub fn num_params(&self) -> usize {
-        self.params().iter().map(|p| p.numel()).sum()
+        self.params_iter().map(Param::numel).sum()
     }
 
-    /// Zero every parameter gradient.
+    /// Zero every parameter gradient (allocates nothing).
     pub fn zero_grad(&mut self) -> Result<()> {
-        let backend = self.backend.clone();
-        for p in self.params_mut() {
-            p.zero_grad(&backend)?;
+        // Borrow the nodes and the backend separately rather than cloning
+        // the backend: a clone may allocate.
+        for p in self.nodes.iter_mut().flat_map(Node::params_mut) {
+            p.zero_grad(&self.backend)?;
         }
         Ok(())
     }
@@ -412,10 +441,9 @@ impl<B: Backend> Graph<B> {
         ));
         for (i, node) in self.spec.nodes.iter().enumerate() {
             let (kind, params) = match (&node.op, &self.nodes[i]) {
-                (NodeOp::Layer(s), Node::Layer(l)) => (
-                    s.kind(),
-                    l.params().iter().map(|p| p.numel()).sum::<usize>(),
-                ),
+                (NodeOp::Layer(s), Node::Layer(l)) => {
+                    (s.kind(), l.params().map(Param::numel).sum::<usize>())
+                }
                 _ => ("add", 0),
             };
             out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! BatchNorm2d: batch statistics and running averages in training, running
 //! statistics in evaluation; backward through the batch statistics.
 
-use super::{ForwardCtx, Layer, LayerSpec, Mode, StateBuffer, nchw};
+use super::{ForwardCtx, Layer, LayerParams, LayerSpec, Mode, StateBuffer, nchw};
 use crate::backend::{Backend, BatchNormParams};
 use crate::error::{CnnError, Result};
 use crate::param::{Param, ParamKind};
@@ -21,6 +21,10 @@ pub(crate) struct BatchNorm2d<B: Backend> {
     /// Batch mean and 1/sqrt(var + eps) of the last training forward.
     save_mean: B::Buffer,
     save_invstd: B::Buffer,
+    /// Where backward writes the input gradient when the graph needs none
+    /// (batch norm as the first node; the backend op always produces it),
+    /// sized for the last batch and kept so that a step allocates nothing.
+    dx_scratch: Option<B::Buffer>,
 }
 
 impl<B: Backend> BatchNorm2d<B> {
@@ -58,6 +62,7 @@ impl<B: Backend> BatchNorm2d<B> {
             num_batches_tracked: 0,
             save_mean: backend.alloc_zeros(c)?,
             save_invstd: backend.alloc_zeros(c)?,
+            dx_scratch: None,
         })
     }
 
@@ -135,14 +140,13 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let p = self.params_for(x)?;
-        // The backend op always produces dx; without a caller buffer, use a scratch.
-        let mut scratch;
+        // The backend op always produces dx; without a caller buffer, use the scratch.
         let dx_buf = match dx {
             Some(dx) => dx.buffer_mut(),
-            None => {
-                scratch = backend.alloc_zeros(x.numel())?;
-                &mut scratch
-            }
+            None => match &mut self.dx_scratch {
+                Some(s) if backend.buffer_len(s) == x.numel() => s,
+                slot => slot.insert(backend.alloc_zeros(x.numel())?),
+            },
         };
         backend.batch_norm2d_backward(
             &p,
@@ -157,11 +161,11 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         )
     }
 
-    fn params(&self) -> Vec<&Param<B>> {
-        vec![&self.gamma, &self.beta]
+    fn params(&self) -> LayerParams<&Param<B>> {
+        LayerParams::new([Some(&self.gamma), Some(&self.beta)])
     }
-    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        vec![&mut self.gamma, &mut self.beta]
+    fn params_mut(&mut self) -> LayerParams<&mut Param<B>> {
+        LayerParams::new([Some(&mut self.gamma), Some(&mut self.beta)])
     }
     fn buffers(&self) -> Vec<&StateBuffer<B>> {
         vec![&self.running_mean, &self.running_var]

@@ -1,6 +1,6 @@
 //! Conv2d: forward (convolution + bias) and backward (input, weight, bias).
 
-use super::{ForwardCtx, Layer, LayerSpec, nchw};
+use super::{ForwardCtx, Layer, LayerParams, LayerSpec, nchw};
 use crate::backend::{Backend, Conv2dGeometry, Conv2dParams};
 use crate::error::Result;
 use crate::init;
@@ -129,14 +129,10 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         Ok(())
     }
 
-    fn params(&self) -> Vec<&Param<B>> {
-        std::iter::once(&self.weight)
-            .chain(self.bias.as_ref())
-            .collect()
+    fn params(&self) -> LayerParams<&Param<B>> {
+        LayerParams::new([Some(&self.weight), self.bias.as_ref()])
     }
-    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        std::iter::once(&mut self.weight)
-            .chain(self.bias.as_mut())
-            .collect()
+    fn params_mut(&mut self) -> LayerParams<&mut Param<B>> {
+        LayerParams::new([Some(&mut self.weight), self.bias.as_mut()])
     }
 }

@@ -1,6 +1,6 @@
 //! Linear: `y = x W^T + b` through the backend GEMM, and its backward.
 
-use super::{ForwardCtx, Layer, LayerSpec};
+use super::{ForwardCtx, Layer, LayerParams, LayerSpec};
 use crate::backend::{Backend, BiasParams, GemmParams};
 use crate::error::{CnnError, Result};
 use crate::init;
@@ -145,14 +145,10 @@ impl<B: Backend> Layer<B> for Linear<B> {
         Ok(())
     }
 
-    fn params(&self) -> Vec<&Param<B>> {
-        std::iter::once(&self.weight)
-            .chain(self.bias.as_ref())
-            .collect()
+    fn params(&self) -> LayerParams<&Param<B>> {
+        LayerParams::new([Some(&self.weight), self.bias.as_ref()])
     }
-    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        std::iter::once(&mut self.weight)
-            .chain(self.bias.as_mut())
-            .collect()
+    fn params_mut(&mut self) -> LayerParams<&mut Param<B>> {
+        LayerParams::new([Some(&mut self.weight), self.bias.as_mut()])
     }
 }

@@ -50,6 +50,44 @@ pub struct StateBuffer<B: Backend> {
     pub value: Tensor<B>,
 }
 
+/// The most trainable parameters one layer has (a weight and a bias; a
+/// normalisation scale and shift).
+pub const MAX_LAYER_PARAMS: usize = 2;
+
+/// A layer's trainable parameters (`&Param` or `&mut Param`) in state_dict
+/// order. They are held inline rather than in a `Vec` so that visiting every
+/// parameter of a graph, as each training step does, allocates nothing.
+#[derive(Debug)]
+pub struct LayerParams<P> {
+    slots: std::array::IntoIter<Option<P>, MAX_LAYER_PARAMS>,
+}
+
+impl<P> LayerParams<P> {
+    /// The parameters in `slots`, skipping the `None`s (an absent bias).
+    pub fn new(slots: [Option<P>; MAX_LAYER_PARAMS]) -> Self {
+        LayerParams {
+            slots: slots.into_iter(),
+        }
+    }
+
+    /// No parameters (activations, pooling, dropout, ...).
+    pub fn none() -> Self {
+        Self::new(std::array::from_fn(|_| None))
+    }
+}
+
+impl<P> Iterator for LayerParams<P> {
+    type Item = P;
+
+    fn next(&mut self) -> Option<P> {
+        self.slots.by_ref().flatten().next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.slots.len()))
+    }
+}
+
 /// One layer of a graph. Inputs and outputs carry the batch dimension.
 pub trait Layer<B: Backend>: Send {
     /// The node name (state_dict prefix).
@@ -80,12 +118,13 @@ pub trait Layer<B: Backend>: Send {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()>;
 
-    /// Trainable parameters (empty for most layers).
-    fn params(&self) -> Vec<&Param<B>> {
-        Vec::new()
+    /// Trainable parameters in state_dict order (none for most layers).
+    fn params(&self) -> LayerParams<&Param<B>> {
+        LayerParams::none()
     }
-    fn params_mut(&mut self) -> Vec<&mut Param<B>> {
-        Vec::new()
+    /// Trainable parameters, mutably, in state_dict order.
+    fn params_mut(&mut self) -> LayerParams<&mut Param<B>> {
+        LayerParams::none()
     }
     /// Non-trainable state (running statistics).
     fn buffers(&self) -> Vec<&StateBuffer<B>> {

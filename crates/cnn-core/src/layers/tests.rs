@@ -1,9 +1,10 @@
-//! Build-time validation: invalid geometry is a typed error naming the layer.
+//! Build-time validation (invalid geometry is a typed error naming the
+//! layer) and the inline parameter list a layer returns.
 
 use crate::backend::{Conv2dGeometry, Pool2dGeometry};
 use crate::error::CnnError;
 use crate::graph::GraphBuilder;
-use crate::layers::LayerSpec;
+use crate::layers::{LayerParams, LayerSpec};
 
 fn err_of(b: GraphBuilder) -> CnnError {
     b.spec().unwrap_err()
@@ -89,4 +90,14 @@ fn unknown_and_duplicate_node_names_are_errors() {
 fn pool_padding_over_half_the_kernel_is_rejected() {
     let e = err_of(GraphBuilder::new([1, 8, 8]).max_pool2d(Pool2dGeometry::new(2).padding(2)));
     assert!(e.to_string().contains("at most half the kernel"), "{e}");
+}
+
+#[test]
+fn layer_params_skip_absent_slots_in_order() {
+    let (weight, bias) = ("weight", "bias");
+    let both: Vec<_> = LayerParams::new([Some(weight), Some(bias)]).collect();
+    assert_eq!(both, ["weight", "bias"]);
+    let no_bias: Vec<_> = LayerParams::new([Some(weight), None]).collect();
+    assert_eq!(no_bias, ["weight"]);
+    assert_eq!(LayerParams::<&str>::none().count(), 0);
 }

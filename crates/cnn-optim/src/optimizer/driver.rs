@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cnn_core::{Backend, Param};
+use cnn_core::{Backend, Graph, Param};
 
 use super::{GroupHyper, StepCtx};
 use crate::config::OptimizerConfig;
@@ -17,6 +17,9 @@ struct SlotState<B: Backend> {
     step: u64,
     bufs: Vec<B::Buffer>,
     scalars: Vec<f64>,
+    /// The [`Optimizer::call`] that last stepped this parameter (0: none
+    /// since the state was created or imported).
+    call: u64,
 }
 
 /// A group with its resolved base rate, current rate and weight decay.
@@ -50,6 +53,11 @@ pub struct Optimizer<B: Backend> {
     /// Index 0 is the default group (every parameter no other group matches).
     groups: Vec<GroupEntry>,
     state: HashMap<String, SlotState<B>>,
+    /// Counts the calls of [`step_params`](Self::step_params), from 1. A
+    /// parameter whose state already carries the current call was stepped
+    /// earlier in this call: that finds a name given twice without building
+    /// a set of names every step (a steady-state step allocates nothing).
+    call: u64,
 }
 
 impl<B: Backend> std::fmt::Debug for Optimizer<B> {
@@ -76,6 +84,7 @@ impl<B: Backend> Optimizer<B> {
             config,
             groups: vec![default],
             state: HashMap::new(),
+            call: 0,
         })
     }
 
@@ -194,7 +203,16 @@ impl<B: Backend> Optimizer<B> {
         self.step_params(backend, params.iter_mut().map(|p| &mut **p))
     }
 
-    /// [`step`](Self::step) over any iterator of parameters.
+    /// [`step`](Self::step) over every parameter of `graph`. Once each
+    /// parameter has its state (after the first step) this allocates
+    /// nothing, unlike `step(backend, &mut graph.params_mut())`, which
+    /// collects the parameters into a `Vec` first.
+    pub fn step_graph(&mut self, backend: &B, graph: &mut Graph<B>) -> Result<()> {
+        self.step_params(backend, graph.params_iter_mut())
+    }
+
+    /// [`step`](Self::step) over any iterator of parameters. A name given
+    /// twice is an error (the parameters before it are already updated).
     pub fn step_params<'a>(
         &mut self,
         backend: &B,
@@ -203,14 +221,8 @@ impl<B: Backend> Optimizer<B> {
     where
         B: 'a,
     {
-        let mut seen = HashSet::new();
+        self.call += 1;
         for p in params {
-            if !seen.insert(p.name.clone()) {
-                return Err(OptimError::InvalidCombination(format!(
-                    "parameter `{}` appears twice in one step",
-                    p.name
-                )));
-            }
             self.step_one(backend, p)?;
         }
         Ok(())
@@ -228,6 +240,13 @@ impl<B: Backend> Optimizer<B> {
             self.state.insert(p.name.clone(), st);
         }
         let st = self.state.get_mut(&p.name).expect("inserted above");
+        if st.call == self.call {
+            return Err(OptimError::InvalidCombination(format!(
+                "parameter `{}` appears twice in one step",
+                p.name
+            )));
+        }
+        st.call = self.call;
         for b in &st.bufs {
             let len = backend.buffer_len(b);
             if len != n {
@@ -264,6 +283,7 @@ impl<B: Backend> Optimizer<B> {
             step: 0,
             bufs,
             scalars: self.config.scalars().into_iter().map(|(_, v)| v).collect(),
+            call: 0,
         })
     }
 
@@ -366,6 +386,7 @@ impl<B: Backend> Optimizer<B> {
                     step: ps.step,
                     bufs,
                     scalars: vals,
+                    call: 0,
                 },
             );
         }
