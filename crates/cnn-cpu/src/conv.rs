@@ -16,8 +16,8 @@
 //! give the GEMM enough work; large maps use one image per GEMM and write y
 //! in place. A 1x1 stride-1 unpadded convolution on one image skips im2col
 //! (`col` is `x_g` itself). Blocks are spread over the backend's threads,
-//! each with its own workspace (a per-thread scratch buffer reused across
-//! calls); with a batch smaller than the thread count the GEMMs are split by
+//! each with its own workspace (a scratch buffer from a shared pool, reused
+//! across calls); with a batch smaller than the thread count the GEMMs are split by
 //! rows instead. Weight gradients are summed per thread into private
 //! partials, then added.
 
@@ -477,8 +477,8 @@ impl ConvOps for CpuBackend {
         let (xi, yi) = (d.x_image(), d.y_image());
         if d.parallel(self) && p.n >= self.threads {
             // Contiguous batch slices, one per thread, each summed into its
-            // own partial (in a per-thread cache of the calling thread, so
-            // nothing is allocated after the first call); then dw += the
+            // own partial (in a reusable scratch buffer, so nothing is
+            // allocated after the first call); then dw += the
             // partials in thread order, so the result does not depend on
             // scheduling.
             let parts = self.threads.min(p.n);

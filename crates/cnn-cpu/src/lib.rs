@@ -5,11 +5,12 @@
 //! Where things live (one module per op family, matching
 //! `cnn_core::backend`):
 //! - `memory`: buffers are plain `Vec<f32>` / `Vec<u32>`.
-//! - `gemm`: the only caller of `matrixmultiply::sgemm`.
+//! - `gemm`: the only GEMM entry point: a packed AVX-512/AVX2 GEMM chosen
+//!   at run time, `matrixmultiply::sgemm` elsewhere.
 //! - `conv`: im2col/col2im + GEMM, parallel over the batch.
 //! - `conv_direct`: direct convolution kernels for small layers (LeNet).
 //! - `pool_max2x2`: the 2x2 stride-2 max-pooling fast path (AVX2).
-//! - `par`: chunked parallel loops and per-thread scratch buffers.
+//! - `par`: chunked parallel loops and the shared scratch-buffer pools.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
 //!

@@ -1,7 +1,8 @@
 //! Parallel helpers shared by the op modules: chunked elementwise loops over
-//! several buffers at once, and reusable per-thread scratch buffers.
+//! several buffers at once, and reusable scratch buffers shared by all
+//! threads.
 
-use std::cell::Cell;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rayon::prelude::*;
 
@@ -96,44 +97,111 @@ pub(crate) fn reduce_f64(
     be.install(|| x.par_chunks(PAR_CHUNK).map(&f).sum())
 }
 
-thread_local! {
-    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    static REDUCE_SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+/// Buffers shared by every thread of the process, handed out one per user
+/// and kept for reuse: the workspaces behind [`with_scratch`] and the GEMM's
+/// packing buffers.
+///
+/// A warmed-up training step must allocate nothing, and thread-local
+/// buffers cannot promise that: which rayon worker runs which task changes
+/// from call to call, so a worker that sat out the warm-up call would grow
+/// its own buffer later. The pool instead grows as a whole: a request above
+/// its length grows every free buffer (and the rest when they come back),
+/// and it keeps at least one buffer per thread of the calling rayon pool,
+/// so any later schedule of the same calls finds enough buffers.
+#[derive(Debug)]
+pub(crate) struct BufPool(Mutex<PoolState>);
+
+#[derive(Debug)]
+struct PoolState {
+    /// Buffers not in use.
+    free: Vec<Vec<f32>>,
+    /// Buffers in existence (free or in use).
+    total: usize,
+    /// Length of every buffer once it is back in `free`.
+    len: usize,
 }
+
+impl BufPool {
+    pub(crate) const fn new() -> Self {
+        BufPool(Mutex::new(PoolState {
+            free: Vec::new(),
+            total: 0,
+            len: 0,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic under the lock leaves whole buffers behind, never a
+        // half-updated one, so the state is still usable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A buffer of at least `len` elements (contents unspecified), owned by
+    /// the caller until [`BufPool::give`].
+    pub(crate) fn take(&self, len: usize) -> Vec<f32> {
+        // Concurrent users to provide for: one per worker of the current
+        // rayon pool, or the calling thread alone outside a pool.
+        let users = rayon::current_thread_index().map_or(1, |_| rayon::current_num_threads());
+        let mut st = self.lock();
+        if len > st.len || st.total < users {
+            st.len = st.len.max(len);
+            let want = st.len;
+            for buf in &mut st.free {
+                buf.resize(want, 0.0);
+            }
+            while st.total < users {
+                st.free.push(vec![0.0; want]);
+                st.total += 1;
+            }
+        }
+        match st.free.pop() {
+            Some(buf) => buf,
+            None => {
+                // More users at once than threads (a nested call, several
+                // pools or user threads): one more buffer, kept afterwards.
+                st.total += 1;
+                vec![0.0; st.len]
+            }
+        }
+    }
+
+    /// Return a buffer from [`BufPool::take`], grown to the pool's length if
+    /// the pool grew while it was out.
+    pub(crate) fn give(&self, mut buf: Vec<f32>) {
+        let mut st = self.lock();
+        if buf.len() < st.len {
+            buf.resize(st.len, 0.0);
+        }
+        st.free.push(buf);
+    }
+
+    /// Run `f` with `len` elements of a buffer from the pool.
+    pub(crate) fn with<R>(&self, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        let mut buf = self.take(len);
+        let out = f(&mut buf[..len]);
+        self.give(buf);
+        out
+    }
+}
+
+static SCRATCH: BufPool = BufPool::new();
+static REDUCE_SCRATCH: BufPool = BufPool::new();
 
 /// Run `f` with a scratch slice of `len` elements (contents unspecified)
-/// taken from this thread's cache, so per-image workspaces (im2col columns)
-/// are allocated once per worker thread, not once per call.
+/// from a shared pool (see [`BufPool`]), so per-image workspaces (im2col
+/// columns) are allocated once, not once per call.
 ///
-/// Re-entrant: the buffer is moved out while in use, so a nested call (for
-/// example a rayon task stolen while waiting) gets a fresh one instead of
-/// panicking.
+/// Re-entrant: the buffer is owned by this call while in use, so a nested
+/// call (for example a rayon task stolen while waiting) gets another one.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    with_slot(&SCRATCH, len, f)
+    SCRATCH.with(len, f)
 }
 
-/// [`with_scratch`] from a second per-thread cache, for the calling
-/// thread's per-thread partial results (weight-gradient partials), which are
-/// live while the pool's tasks use [`with_scratch`].
+/// [`with_scratch`] from a second pool, for the calling thread's per-thread
+/// partial results (weight-gradient partials), which are live while the
+/// pool's tasks use [`with_scratch`].
 pub(crate) fn with_reduce_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    with_slot(&REDUCE_SCRATCH, len, f)
-}
-
-fn with_slot<R>(
-    slot: &'static std::thread::LocalKey<Cell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
-    let mut buf = slot.with(Cell::take);
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    let out = f(&mut buf[..len]);
-    slot.with(|cell| {
-        let other = cell.take();
-        cell.set(if other.len() > buf.len() { other } else { buf });
-    });
-    out
+    REDUCE_SCRATCH.with(len, f)
 }
 
 /// Sum of `x` in f64, with eight independent accumulators so the loop
