@@ -169,27 +169,17 @@ unsafe fn tile_m<const M: usize, const MR: usize>(t: &Tile) {
             b = b.add(8 * NV);
         }
     }
-    // Leave the accumulators through a stack tile: every use of `acc` is
-    // then a constant index after unrolling, which keeps all of it in
-    // registers through the depth loop.
-    let mut spill = Spill([[0.0; 8 * NV]; M]);
-    for (s, row) in spill.0.iter_mut().zip(&acc) {
-        for (v, &r) in row.iter().enumerate() {
-            // SAFETY: `s` has 8 NV floats; vector v covers 8 v..8 v + 8.
-            unsafe { _mm256_store_ps(s.as_mut_ptr().add(8 * v), r) };
-        }
-    }
     if t.csc == 1 && t.nr == 8 * NV {
+        // Full width, unit column stride: straight from the registers.
         let alpha = _mm256_set1_ps(t.alpha);
         let beta = _mm256_set1_ps(t.beta);
-        for (i, s) in spill.0.iter().enumerate() {
-            for v in 0..NV {
-                // SAFETY: the stack tile row has 8 NV floats; row i < mr,
-                // columns 8 v..8 v + 8 < nr = NR are elements of C with
-                // unit column stride.
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &r) in row.iter().enumerate() {
+                // SAFETY: row i < mr, columns 8 v..8 v + 8 <= nr: elements
+                // of C with unit column stride (Microkernel contract).
                 unsafe {
-                    let mut out = _mm256_mul_ps(alpha, _mm256_load_ps(s.as_ptr().add(8 * v)));
                     let cp = t.c.add(i * t.rsc + 8 * v);
+                    let mut out = _mm256_mul_ps(alpha, r);
                     if t.beta != 0.0 {
                         out = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cp), out);
                     }
@@ -197,18 +187,28 @@ unsafe fn tile_m<const M: usize, const MR: usize>(t: &Tile) {
                 }
             }
         }
-    } else {
-        for (i, s) in spill.0.iter().enumerate() {
-            for (j, &x) in s[..t.nr].iter().enumerate() {
-                // SAFETY: (i, j) with i < mr, j < nr is an element of C.
-                unsafe {
-                    let cp = t.c.add(i * t.rsc + j * t.csc);
-                    *cp = if t.beta == 0.0 {
-                        t.alpha * x
-                    } else {
-                        t.alpha * x + t.beta * *cp
-                    };
-                }
+        return;
+    }
+    // Edge tiles and other strides go element by element from a stack
+    // tile (constant indices into `acc` only, which keeps it in registers
+    // through the depth loop).
+    let mut spill = Spill([[0.0; 8 * NV]; M]);
+    for (s, row) in spill.0.iter_mut().zip(&acc) {
+        for (v, &r) in row.iter().enumerate() {
+            // SAFETY: `s` has 8 NV floats; vector v covers 8 v..8 v + 8.
+            unsafe { _mm256_store_ps(s.as_mut_ptr().add(8 * v), r) };
+        }
+    }
+    for (i, s) in spill.0.iter().enumerate() {
+        for (j, &x) in s[..t.nr].iter().enumerate() {
+            // SAFETY: (i, j) with i < mr, j < nr is an element of C.
+            unsafe {
+                let cp = t.c.add(i * t.rsc + j * t.csc);
+                *cp = if t.beta == 0.0 {
+                    t.alpha * x
+                } else {
+                    t.alpha * x + t.beta * *cp
+                };
             }
         }
     }

@@ -179,10 +179,30 @@ unsafe fn tile_m<const M: usize, const MR: usize>(t: &Tile) {
             b = b.add(16 * NV);
         }
     }
-    // Leave the accumulators through a stack tile: every use of `acc` is
-    // then a constant index after unrolling, which keeps all of it in
-    // registers through the depth loop (a data-dependent index in the
-    // write-back made LLVM store the 28 accumulators on every step).
+    let alpha = _mm512_set1_ps(t.alpha);
+    let beta = _mm512_set1_ps(t.beta);
+    if t.csc == 1 && t.nr == 16 * NV {
+        // Full width, unit column stride: straight from the registers.
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &r) in row.iter().enumerate() {
+                // SAFETY: row i < mr, columns 16 v..16 v + 16 <= nr: elements
+                // of C with unit column stride (Microkernel contract).
+                unsafe {
+                    let cp = t.c.add(i * t.rsc + 16 * v);
+                    let mut out = _mm512_mul_ps(alpha, r);
+                    if t.beta != 0.0 {
+                        out = _mm512_fmadd_ps(beta, _mm512_loadu_ps(cp), out);
+                    }
+                    _mm512_storeu_ps(cp, out);
+                }
+            }
+        }
+        return;
+    }
+    // Edge tiles leave the accumulators through a stack tile: every use of
+    // `acc` is then a constant index after unrolling, which keeps all of it
+    // in registers through the depth loop (a data-dependent index in the
+    // masked write-back made LLVM store the 28 accumulators on every step).
     let mut spill = Spill([[0.0; 16 * NV]; M]);
     for (s, row) in spill.0.iter_mut().zip(&acc) {
         for (v, &r) in row.iter().enumerate() {
@@ -191,9 +211,7 @@ unsafe fn tile_m<const M: usize, const MR: usize>(t: &Tile) {
         }
     }
     if t.csc == 1 {
-        let alpha = _mm512_set1_ps(t.alpha);
-        let beta = _mm512_set1_ps(t.beta);
-        // Lane masks of the columns that exist (all set for a full tile).
+        // Lane masks of the columns that exist in a partial last tile.
         let bits: u64 = if t.nr >= 64 { !0 } else { (1u64 << t.nr) - 1 };
         for (i, s) in spill.0.iter().enumerate() {
             let cr = t.c.wrapping_add(i * t.rsc);
