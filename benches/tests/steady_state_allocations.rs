@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use cnn_benches::workloads::{BATCH, SEED, synthetic_values};
 use cnn_core::models::{ModelOptions, lenet5};
 use cnn_core::{
-    Activation, ActivationOps, BiasParams, Conv2dGeometry, Conv2dParams, ConvOps,
+    Activation, ActivationOps, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams, ConvOps,
     CrossEntropyParams, ElementwiseOps, GemmOps, GemmParams, Graph, GraphBuilder, LossOps,
-    MemoryOps, Mode, OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep, SoftmaxCrossEntropy,
-    Tensor,
+    MemoryOps, Mode, NormOps, OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep,
+    SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
 use cnn_optim::Optimizer;
@@ -271,6 +271,40 @@ fn per_op_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
         Box::new(|| {
             be.sgd_update(&sgd, &mut wmut, &dwf, Some(&mut mom))
                 .unwrap()
+        }),
+    );
+    // Batch norm over conv1's output (not in LeNet-5; ResNet-20 and VGG
+    // with batch norm run it after every convolution).
+    let bn = BatchNormParams {
+        n,
+        c: 6,
+        hw: 28 * 28,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let (gamma, beta) = (buf(6, 11), buf(6, 12));
+    let (mut rmean, mut rvar, mut smean, mut sinv) = (buf(6, 0), buf(6, 13), buf(6, 0), buf(6, 0));
+    let (mut bn_y, mut bn_dx, mut dgamma, mut dbeta) =
+        (buf(c1.y_len(), 0), buf(c1.y_len(), 0), buf(6, 0), buf(6, 0));
+    op(
+        "batch_norm2d_forward_train + backward",
+        Box::new(|| {
+            be.batch_norm2d_forward_train(
+                &bn, &y1, &gamma, &beta, &mut rmean, &mut rvar, &mut bn_y, &mut smean, &mut sinv,
+            )
+            .unwrap();
+            be.batch_norm2d_backward(
+                &bn,
+                &y1,
+                &gamma,
+                &smean,
+                &sinv,
+                &dy1,
+                &mut bn_dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+            .unwrap();
         }),
     );
     out

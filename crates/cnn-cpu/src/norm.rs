@@ -3,6 +3,10 @@
 //! Batch norm works in two parallel passes: per-channel statistics (a task
 //! per channel, reading its `n` strided planes), then a pass over the
 //! `(n, c)` planes of the output that applies the per-channel affine map.
+//! The per-channel values live in a buffer kept by the calling thread, so a
+//! warmed-up step allocates nothing.
+
+use std::cell::Cell;
 
 use cnn_core::rng::philox4x32_10;
 use cnn_core::{BatchNormParams, DropoutParams, NormOps, Result};
@@ -11,16 +15,39 @@ use rayon::prelude::*;
 use crate::CpuBackend;
 use crate::par::{PAR_MIN_ELEMS, sum_f64, sum_map_f64, zip_chunks};
 
-/// `f(channel)` for every channel, in parallel when the tensor is large.
-fn per_channel<T: Send>(
+thread_local! {
+    /// Per-channel values of the batch-norm op running on this thread.
+    static CHANNEL_SCRATCH: Cell<Vec<[f64; 4]>> = const { Cell::new(Vec::new()) };
+}
+
+/// Run `body` with `c` per-channel slots. The buffer stays with the calling
+/// thread (the one that calls the op, never a pool worker) between calls,
+/// so a warmed-up training step allocates nothing here.
+fn with_channels<R>(c: usize, body: impl FnOnce(&mut [[f64; 4]]) -> R) -> R {
+    CHANNEL_SCRATCH.with(|cell| {
+        let mut buf = cell.take();
+        if buf.len() < c {
+            buf.resize(c, [0.0; 4]);
+        }
+        let r = body(&mut buf[..c]);
+        cell.set(buf);
+        r
+    })
+}
+
+/// `out[channel] = f(channel)` for every channel, in parallel when the
+/// tensor is large.
+fn per_channel(
     be: &CpuBackend,
     p: &BatchNormParams,
-    f: impl Fn(usize) -> T + Sync + Send,
-) -> Vec<T> {
+    out: &mut [[f64; 4]],
+    f: impl Fn(usize) -> [f64; 4] + Sync + Send,
+) {
+    let g = |(ch, o): (usize, &mut [f64; 4])| *o = f(ch);
     if be.threads > 1 && p.n * p.c * p.hw >= PAR_MIN_ELEMS && p.c > 1 {
-        be.install(|| (0..p.c).into_par_iter().map(f).collect())
+        be.install(|| out.par_iter_mut().enumerate().for_each(g));
     } else {
-        (0..p.c).map(f).collect()
+        out.iter_mut().enumerate().for_each(g);
     }
 }
 
@@ -79,45 +106,50 @@ impl NormOps for CpuBackend {
             ],
         )?;
         let count = (p.n * p.hw) as f64;
-        // Two-pass mean and biased variance per channel, in f64.
-        let stats = per_channel(self, p, |ch| {
-            let mean = channel_planes(x, p, ch).map(sum_f64).sum::<f64>() / count;
-            let var = channel_planes(x, p, ch)
-                .map(|s| sum_map_f64(s, |v| (v - mean) * (v - mean)))
-                .sum::<f64>()
-                / count;
-            (mean, var)
-        });
-        let momentum = f64::from(p.momentum);
-        let mut affine = Vec::with_capacity(p.c);
-        for (ch, &(mean, var)) in stats.iter().enumerate() {
-            let invstd = 1.0 / (var + f64::from(p.eps)).sqrt();
-            save_mean[ch] = mean as f32;
-            save_invstd[ch] = invstd as f32;
-            // PyTorch: the running variance uses the unbiased estimate
-            // (for a single value per channel there is none; keep the biased).
-            let unbiased = if count > 1.0 {
-                var * count / (count - 1.0)
-            } else {
-                var
-            };
-            running_mean[ch] =
-                ((1.0 - momentum) * f64::from(running_mean[ch]) + momentum * mean) as f32;
-            running_var[ch] =
-                ((1.0 - momentum) * f64::from(running_var[ch]) + momentum * unbiased) as f32;
-            // y = (x - mean) * (invstd * gamma) + beta
-            affine.push((
-                mean as f32,
-                (invstd * f64::from(gamma[ch])) as f32,
-                beta[ch],
-            ));
-        }
-        per_plane(self, p, y, |ch, i, plane| {
-            let (mean, scale, shift) = affine[ch];
-            let xs = &x[i * p.hw..(i + 1) * p.hw];
-            for (y, &x) in plane.iter_mut().zip(xs) {
-                *y = (x - mean) * scale + shift;
+        with_channels(p.c, |chan| {
+            // Two-pass mean and biased variance per channel, in f64.
+            per_channel(self, p, chan, |ch| {
+                let mean = channel_planes(x, p, ch).map(sum_f64).sum::<f64>() / count;
+                let var = channel_planes(x, p, ch)
+                    .map(|s| sum_map_f64(s, |v| (v - mean) * (v - mean)))
+                    .sum::<f64>()
+                    / count;
+                [mean, var, 0.0, 0.0]
+            });
+            let momentum = f64::from(p.momentum);
+            for (ch, slot) in chan.iter_mut().enumerate() {
+                let [mean, var, ..] = *slot;
+                let invstd = 1.0 / (var + f64::from(p.eps)).sqrt();
+                save_mean[ch] = mean as f32;
+                save_invstd[ch] = invstd as f32;
+                // PyTorch: the running variance uses the unbiased estimate
+                // (for a single value per channel there is none; keep the biased).
+                let unbiased = if count > 1.0 {
+                    var * count / (count - 1.0)
+                } else {
+                    var
+                };
+                running_mean[ch] =
+                    ((1.0 - momentum) * f64::from(running_mean[ch]) + momentum * mean) as f32;
+                running_var[ch] =
+                    ((1.0 - momentum) * f64::from(running_var[ch]) + momentum * unbiased) as f32;
+                // y = (x - mean) * (invstd * gamma) + beta, in f32 (held
+                // exactly in the f64 slots).
+                *slot = [
+                    f64::from(mean as f32),
+                    f64::from((invstd * f64::from(gamma[ch])) as f32),
+                    f64::from(beta[ch]),
+                    0.0,
+                ];
             }
+            let chan: &[[f64; 4]] = chan;
+            per_plane(self, p, y, |ch, i, plane| {
+                let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
+                let xs = &x[i * p.hw..(i + 1) * p.hw];
+                for (y, &x) in plane.iter_mut().zip(xs) {
+                    *y = (x - mean) * scale + shift;
+                }
+            });
         });
         Ok(())
     }
@@ -142,22 +174,24 @@ impl NormOps for CpuBackend {
                 ("running_var", running_var.len()),
             ],
         )?;
-        let affine: Vec<(f32, f32, f32)> = (0..p.c)
-            .map(|ch| {
+        with_channels(p.c, |chan| {
+            for (ch, slot) in chan.iter_mut().enumerate() {
                 let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
-                (
-                    running_mean[ch],
-                    (invstd * f64::from(gamma[ch])) as f32,
-                    beta[ch],
-                )
-            })
-            .collect();
-        per_plane(self, p, y, |ch, i, plane| {
-            let (mean, scale, shift) = affine[ch];
-            let xs = &x[i * p.hw..(i + 1) * p.hw];
-            for (y, &x) in plane.iter_mut().zip(xs) {
-                *y = (x - mean) * scale + shift;
+                *slot = [
+                    f64::from(running_mean[ch]),
+                    f64::from((invstd * f64::from(gamma[ch])) as f32),
+                    f64::from(beta[ch]),
+                    0.0,
+                ];
             }
+            let chan: &[[f64; 4]] = chan;
+            per_plane(self, p, y, |ch, i, plane| {
+                let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
+                let xs = &x[i * p.hw..(i + 1) * p.hw];
+                for (y, &x) in plane.iter_mut().zip(xs) {
+                    *y = (x - mean) * scale + shift;
+                }
+            });
         });
         Ok(())
     }
@@ -189,39 +223,48 @@ impl NormOps for CpuBackend {
             ],
         )?;
         let count = (p.n * p.hw) as f64;
-        let sums = per_channel(self, p, |ch| {
-            let mean = f64::from(save_mean[ch]);
-            // Eight accumulators per sum so the loop vectorises.
-            let mut sum_dy = [0.0f64; 8];
-            let mut sum_dy_xmu = [0.0f64; 8];
-            for (xs, ds) in channel_planes(x, p, ch).zip(channel_planes(dy, p, ch)) {
-                for (i, (&xv, &dv)) in xs.iter().zip(ds).enumerate() {
-                    sum_dy[i % 8] += f64::from(dv);
-                    sum_dy_xmu[i % 8] += f64::from(dv) * (f64::from(xv) - mean);
+        with_channels(p.c, |chan| {
+            per_channel(self, p, chan, |ch| {
+                let mean = f64::from(save_mean[ch]);
+                // Eight accumulators per sum so the loop vectorises.
+                let mut sum_dy = [0.0f64; 8];
+                let mut sum_dy_xmu = [0.0f64; 8];
+                for (xs, ds) in channel_planes(x, p, ch).zip(channel_planes(dy, p, ch)) {
+                    for (i, (&xv, &dv)) in xs.iter().zip(ds).enumerate() {
+                        sum_dy[i % 8] += f64::from(dv);
+                        sum_dy_xmu[i % 8] += f64::from(dv) * (f64::from(xv) - mean);
+                    }
                 }
+                [
+                    sum_dy.iter().sum::<f64>(),
+                    sum_dy_xmu.iter().sum::<f64>(),
+                    0.0,
+                    0.0,
+                ]
+            });
+            for (ch, slot) in chan.iter_mut().enumerate() {
+                let [sum_dy, sum_dy_xmu, ..] = *slot;
+                let invstd = f64::from(save_invstd[ch]);
+                let mean = f64::from(save_mean[ch]);
+                dbeta[ch] = (f64::from(dbeta[ch]) + sum_dy) as f32;
+                dgamma[ch] = (f64::from(dgamma[ch]) + sum_dy_xmu * invstd) as f32;
+                // dx = k (dy - mean_dy - (x - mean) * proj), with
+                // k = gamma invstd, proj = invstd^2 sum(dy (x - mean)) / N;
+                // the coefficients in f32, held exactly in the f64 slots.
+                let k = f64::from(gamma[ch]) * invstd;
+                let proj = sum_dy_xmu * invstd * invstd / count;
+                let mean_dy = sum_dy / count;
+                *slot = [k, k * proj, mean_dy, mean].map(|v| f64::from(v as f32));
             }
-            (sum_dy.iter().sum::<f64>(), sum_dy_xmu.iter().sum::<f64>())
-        });
-        let mut coef = Vec::with_capacity(p.c);
-        for (ch, &(sum_dy, sum_dy_xmu)) in sums.iter().enumerate() {
-            let invstd = f64::from(save_invstd[ch]);
-            let mean = f64::from(save_mean[ch]);
-            dbeta[ch] = (f64::from(dbeta[ch]) + sum_dy) as f32;
-            dgamma[ch] = (f64::from(dgamma[ch]) + sum_dy_xmu * invstd) as f32;
-            // dx = k (dy - mean_dy - (x - mean) * proj), with
-            // k = gamma invstd, proj = invstd^2 sum(dy (x - mean)) / N.
-            let k = f64::from(gamma[ch]) * invstd;
-            let proj = sum_dy_xmu * invstd * invstd / count;
-            let mean_dy = sum_dy / count;
-            coef.push((k as f32, (k * proj) as f32, mean_dy as f32, mean as f32));
-        }
-        per_plane(self, p, dx, |ch, i, plane| {
-            let (k, k_proj, mean_dy, mean) = coef[ch];
-            let xs = &x[i * p.hw..(i + 1) * p.hw];
-            let ds = &dy[i * p.hw..(i + 1) * p.hw];
-            for ((d, &xv), &dv) in plane.iter_mut().zip(xs).zip(ds) {
-                *d = k * (dv - mean_dy) - k_proj * (xv - mean);
-            }
+            let chan: &[[f64; 4]] = chan;
+            per_plane(self, p, dx, |ch, i, plane| {
+                let [k, k_proj, mean_dy, mean] = chan[ch].map(|v| v as f32);
+                let xs = &x[i * p.hw..(i + 1) * p.hw];
+                let ds = &dy[i * p.hw..(i + 1) * p.hw];
+                for ((d, &xv), &dv) in plane.iter_mut().zip(xs).zip(ds) {
+                    *d = k * (dv - mean_dy) - k_proj * (xv - mean);
+                }
+            });
         });
         Ok(())
     }
