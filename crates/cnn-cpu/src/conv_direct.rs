@@ -89,18 +89,7 @@ fn avx2_fma() -> bool {
     if FORCE_PORTABLE.load(std::sync::atomic::Ordering::Relaxed) {
         return false;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu_features::avx2_fma()
 }
 
 /// Set by tests to run the AVX2 kernels on an AVX-512 machine.
@@ -112,19 +101,10 @@ fn avx512() -> bool {
     if FORCE_AVX2.load(std::sync::atomic::Ordering::Relaxed) || !avx2_fma() {
         return false;
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // `CNN_CPU_SIMD=avx2` keeps the AVX2 kernels (for measurements).
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::env::var("CNN_CPU_SIMD").as_deref() != Ok("avx2")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    // `CNN_CPU_SIMD=avx2` keeps the AVX2 kernels (for measurements).
+    static WANTED: OnceLock<bool> = OnceLock::new();
+    *WANTED.get_or_init(|| std::env::var("CNN_CPU_SIMD").as_deref() != Ok("avx2"))
+        && crate::cpu_features::avx512f()
 }
 
 /// `a * b + c`, fused when the kernel is compiled with FMA.

@@ -10,6 +10,7 @@
 //! - `conv`: im2col/col2im + GEMM, parallel over the batch.
 //! - `conv_direct`: direct convolution kernels for small layers (LeNet).
 //! - `pool_max2x2`: the 2x2 stride-2 max-pooling fast path (AVX2).
+//! - `cpu_features`: which SIMD instruction sets the CPU has (asked once).
 //! - `par`: chunked parallel loops and the shared scratch-buffer pools.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
@@ -20,6 +21,7 @@
 mod activation;
 mod conv;
 mod conv_direct;
+mod cpu_features;
 mod elementwise;
 mod gemm;
 mod loss;

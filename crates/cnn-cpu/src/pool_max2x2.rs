@@ -8,8 +8,6 @@
 //! columns of each input row are separated with shuffles, and the winner is
 //! chosen with compare masks and blends instead of branches.
 
-use std::sync::OnceLock;
-
 use cnn_core::Pool2dParams;
 
 /// Whether every window of `p` is a full, unpadded 2x2 block at stride 2.
@@ -107,10 +105,7 @@ fn backward_portable(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2"))
-}
+use crate::cpu_features::avx2 as has_avx2;
 
 /// The scalar version (other CPUs, and the reference for the AVX2 one).
 fn portable(w: usize, h_out: usize, w_out: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {

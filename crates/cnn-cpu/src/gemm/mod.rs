@@ -204,12 +204,9 @@ impl Path {
     pub(crate) fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Path::Avx512 => crate::cpu_features::avx512f(),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
+            Path::Avx2 => crate::cpu_features::avx2_fma(),
             Path::Matrixmultiply => true,
         }
     }
