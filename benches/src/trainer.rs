@@ -1,7 +1,7 @@
 //! [`Trainer`]: a classifier's training step with every buffer allocated
 //! once, as a training loop should run it.
 
-use cnn_core::{Backend, Graph, GraphSpec, Mode, SoftmaxCrossEntropy, Tensor};
+use cnn_core::{Backend, DataParallel, Graph, GraphSpec, Mode, SoftmaxCrossEntropy, Tensor};
 use cnn_optim::{Optimizer, OptimizerConfig};
 
 use crate::Result;
@@ -24,6 +24,9 @@ struct BatchBuffers<B: Backend> {
 pub struct Trainer<B: Backend> {
     backend: B,
     graph: Graph<B>,
+    /// Splits each training batch across the backend's workers, where the
+    /// graph allows it.
+    parallel: Option<DataParallel<B>>,
     optimizer: Optimizer<B>,
     loss: SoftmaxCrossEntropy,
     classes: usize,
@@ -47,9 +50,11 @@ impl<B: Backend> Trainer<B> {
     pub fn new(backend: &B, spec: GraphSpec, seed: u64, config: OptimizerConfig) -> Result<Self> {
         let graph = Graph::new(backend, spec, seed)?;
         let classes = graph.output_shape().numel();
+        let parallel = DataParallel::for_graph(&graph)?;
         Ok(Trainer {
             backend: backend.clone(),
             graph,
+            parallel,
             optimizer: Optimizer::new(config)?,
             loss: SoftmaxCrossEntropy::new(),
             classes,
@@ -90,6 +95,17 @@ impl<B: Backend> Trainer<B> {
     /// One training step on `labels.len()` samples `x` (row-major, already
     /// normalised); returns the mean loss.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
+        let backend = self.backend.clone();
+        backend.run(|| self.step_here(x, labels))
+    }
+
+    fn step_here(&mut self, x: &[f32], labels: &[u32]) -> Result<f32> {
+        if let Some(parallel) = &mut self.parallel {
+            self.graph.zero_grad()?;
+            let loss = parallel.forward_backward(&mut self.graph, x, labels, &self.loss, None)?;
+            self.optimizer.step_graph(&self.backend, &mut self.graph)?;
+            return Ok(loss);
+        }
         let n = labels.len();
         let i = self.buffers(n)?;
         let BatchBuffers {

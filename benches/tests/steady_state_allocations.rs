@@ -7,7 +7,9 @@
 //!    warm-up call: attributes any allocation to the op that makes it;
 //! 2. around each phase of [`Trainer::step`] (zero grad, forward, loss,
 //!    backward, optimizer step), after warm-up steps;
-//! 3. around forward and backward of a model without convolution or
+//! 3. around a LeNet-5 step split across the threads (`DataParallel`), at
+//!    the full and the last partial batch size in turn;
+//! 4. around forward and backward of a model without convolution or
 //!    linear layers, so that no GEMM allocation hides one of the graph's
 //!    own.
 //!
@@ -23,8 +25,8 @@ use cnn_benches::workloads::{BATCH, SEED, synthetic_values};
 use cnn_core::models::{ModelOptions, lenet5};
 use cnn_core::{
     Activation, ActivationOps, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams, ConvOps,
-    CrossEntropyParams, ElementwiseOps, GemmOps, GemmParams, Graph, GraphBuilder, LossOps,
-    MemoryOps, Mode, NormOps, OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep,
+    CrossEntropyParams, DataParallel, ElementwiseOps, GemmOps, GemmParams, Graph, GraphBuilder,
+    LossOps, MemoryOps, Mode, NormOps, OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep,
     SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
@@ -377,6 +379,49 @@ fn per_phase_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     .collect()
 }
 
+/// A warmed-up LeNet-5 step split across the threads
+/// ([`DataParallel`]), batch 64 and the last partial batch of an MNIST
+/// epoch (32) in turn, as an epoch ends and the next begins.
+fn data_parallel_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+    let mut graph = Graph::new(be, spec, SEED).unwrap();
+    let mut parallel = DataParallel::for_graph(&graph)
+        .unwrap()
+        .expect("LeNet-5 on two threads is split");
+    let config = cnn_benches::Trainer::<CpuBackend>::sgd_config().unwrap();
+    let mut opt = Optimizer::new(config).unwrap();
+    let loss = SoftmaxCrossEntropy::new();
+    let x = synthetic_values(BATCH * 28 * 28, 1);
+    let y: Vec<u32> = (0..BATCH as u32).map(|i| i % 10).collect();
+    let mut preds = vec![0u32; BATCH];
+    let half = BATCH / 2;
+    let counts = steady_phases(|| {
+        let mut step = |n: usize, preds: &mut [u32]| {
+            count(|| {
+                parallel
+                    .forward_backward(&mut graph, &x[..n * 28 * 28], &y[..n], &loss, Some(preds))
+                    .unwrap();
+            })
+            .0
+        };
+        let full = step(BATCH, &mut preds);
+        let partial = step(half, &mut preds[..half]);
+        [
+            full,
+            partial,
+            count(|| opt.step_graph(be, &mut graph).unwrap()).0,
+        ]
+    });
+    [
+        "data-parallel forward_backward, batch 64",
+        "data-parallel forward_backward, batch 32",
+        "optimizer.step_graph after a data-parallel step",
+    ]
+    .into_iter()
+    .zip(counts)
+    .collect()
+}
+
 /// Forward and backward of a warmed-up model that calls no GEMM, batch 64:
 /// with matrixmultiply's allocations out of the way, they show whether the
 /// graph's own bookkeeping allocates. ReLU, dropout, a residual add (so
@@ -445,7 +490,8 @@ fn known_outside_cnn_cpu(name: &str) -> bool {
             || name.starts_with("conv2d_backward_input")
             || name.starts_with("conv2d_backward_weight")
             || name == "graph.forward_host"
-            || name == "graph.backward")
+            || name == "graph.backward"
+            || name.starts_with("data-parallel forward_backward"))
 }
 
 #[test]
@@ -453,6 +499,7 @@ fn warmed_up_lenet5_training_step_allocates_nothing() {
     let be = CpuBackend::with_threads(2).unwrap();
     let mut rows = per_op_counts(&be);
     rows.extend(per_phase_counts(&be));
+    rows.extend(data_parallel_counts(&be));
     rows.extend(gemm_free_phase_counts(&be));
     let strict = std::env::var_os("CNN_STRICT_ALLOCATIONS").is_some_and(|v| v == "1");
     let listed = |known: bool| {

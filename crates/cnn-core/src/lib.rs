@@ -45,7 +45,7 @@ pub mod testing;
 
 pub use backend::*;
 pub use error::{CnnError, Result};
-pub use graph::{ArrayData, Graph, GraphBuilder, GraphSpec, NamedArray};
+pub use graph::{ArrayData, DataParallel, Graph, GraphBuilder, GraphSpec, NamedArray};
 pub use layers::{LayerSpec, Mode};
 pub use losses::{MeanSquaredError, SoftmaxCrossEntropy};
 pub use param::{Param, ParamKind};

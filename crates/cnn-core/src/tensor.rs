@@ -110,6 +110,65 @@ impl<B: MemoryOps> Tensor<B> {
         backend.upload_into(data, &mut self.buffer)
     }
 
+    /// Overwrite the values with those of `parts` laid end to end (their
+    /// element counts must add up to this tensor's), passing through
+    /// `host`, which is grown as needed and kept for reuse. Each part may
+    /// live on its own handle of the same device; `backend` reads them all.
+    pub fn concat_from<'a>(
+        &mut self,
+        backend: &B,
+        parts: impl Iterator<Item = &'a Tensor<B>>,
+        host: &mut Vec<f32>,
+    ) -> Result<()>
+    where
+        B: 'a,
+    {
+        let total = self.numel();
+        host.resize(total, 0.0);
+        let mut at = 0;
+        for part in parts {
+            let end = at + part.numel();
+            if end > total {
+                return Err(parts_mismatch(total, &self.shape));
+            }
+            backend.download_into(&part.buffer, &mut host[at..end])?;
+            at = end;
+        }
+        if at != total {
+            return Err(parts_mismatch(total, &self.shape));
+        }
+        backend.upload_into(&host[..total], &mut self.buffer)
+    }
+
+    /// Overwrite each of `parts` with its share of this tensor's values,
+    /// laid end to end (the inverse of [`Tensor::concat_from`]).
+    pub fn split_into<'a>(
+        &self,
+        backend: &B,
+        parts: impl Iterator<Item = &'a mut Tensor<B>>,
+        host: &mut Vec<f32>,
+    ) -> Result<()>
+    where
+        B: 'a,
+    {
+        let total = self.numel();
+        host.resize(total, 0.0);
+        backend.download_into(&self.buffer, &mut host[..total])?;
+        let mut at = 0;
+        for part in parts {
+            let end = at + part.numel();
+            if end > total {
+                return Err(parts_mismatch(total, &self.shape));
+            }
+            backend.upload_into(&host[at..end], &mut part.buffer)?;
+            at = end;
+        }
+        if at != total {
+            return Err(parts_mismatch(total, &self.shape));
+        }
+        Ok(())
+    }
+
     /// A deep copy.
     pub fn try_clone(&self, backend: &B) -> Result<Self> {
         let mut buffer = backend.alloc_zeros(self.numel())?;
@@ -119,4 +178,11 @@ impl<B: MemoryOps> Tensor<B> {
             buffer,
         })
     }
+}
+
+fn parts_mismatch(total: usize, shape: &Shape) -> CnnError {
+    CnnError::value(
+        "tensor parts",
+        format!("the parts do not add up to the {total} values of {shape}"),
+    )
 }

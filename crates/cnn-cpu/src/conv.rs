@@ -21,7 +21,7 @@
 //! rows instead. Weight gradients are summed per thread into private
 //! partials, then added.
 
-use cnn_core::{Conv2dParams, ConvOps, Result};
+use cnn_core::{CnnError, Conv2dParams, ConvOps, Result};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
@@ -475,40 +475,49 @@ impl ConvOps for CpuBackend {
             return Ok(());
         }
         let (xi, yi) = (d.x_image(), d.y_image());
-        if d.parallel(self) && p.n >= self.threads {
-            // Contiguous batch slices, one per thread, each summed into its
-            // own partial (in a reusable scratch buffer, so nothing is
-            // allocated after the first call); then dw += the
-            // partials in thread order, so the result does not depend on
-            // scheduling.
-            let parts = self.threads.min(p.n);
+        if self.threads > 1 && p.n > 1 {
+            // Contiguous batch parts, one per thread (whether or not the
+            // layer is large enough to run them in parallel), each summed
+            // into its own partial (in a reusable scratch buffer, so
+            // nothing is allocated after the first call); then dw += the
+            // partials in part order. The result depends on the thread
+            // count only, and a data-parallel step (one part per replica,
+            // each taking the one-thread path below) gives the same.
+            let parts = conv_direct::weight_parts(self, p);
             let per = p.n.div_ceil(parts);
             let nb = TARGET_COLS.div_ceil(d.pos.max(1)).clamp(1, per);
             let wl = dw.len();
             with_reduce_scratch(parts * wl, |partials| {
-                self.install(|| {
-                    partials
-                        .par_chunks_mut(wl)
-                        .enumerate()
-                        .for_each(|(t, out)| {
-                            let first = (t * per).min(p.n);
-                            let last = ((t + 1) * per).min(p.n);
-                            if first == last {
-                                out.fill(0.0);
-                                return;
-                            }
-                            let xs = &x[first * xi..last * xi];
-                            let dys = &dy[first * yi..last * yi];
-                            with_scratch(d.scratch_len(nb), |s| {
-                                for (i, (x_blk, dy_blk)) in
-                                    xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
-                                {
-                                    let beta = if i == 0 { 0.0 } else { 1.0 };
-                                    backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
-                                }
-                            });
-                        });
-                });
+                let run = |t: usize, out: &mut [f32]| {
+                    let first = (t * per).min(p.n);
+                    let last = ((t + 1) * per).min(p.n);
+                    if first == last {
+                        out.fill(0.0);
+                        return;
+                    }
+                    let xs = &x[first * xi..last * xi];
+                    let dys = &dy[first * yi..last * yi];
+                    with_scratch(d.scratch_len(nb), |s| {
+                        for (i, (x_blk, dy_blk)) in
+                            xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
+                        {
+                            let beta = if i == 0 { 0.0 } else { 1.0 };
+                            backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
+                        }
+                    });
+                };
+                if d.parallel(self) {
+                    self.install(|| {
+                        partials
+                            .par_chunks_mut(wl)
+                            .enumerate()
+                            .for_each(|(t, out)| run(t, out));
+                    });
+                } else {
+                    for (t, out) in partials.chunks_exact_mut(wl).enumerate() {
+                        run(t, out);
+                    }
+                }
                 for part in partials.chunks_exact(wl) {
                     for (a, &b) in dw.iter_mut().zip(part) {
                         *a += b;
@@ -541,20 +550,64 @@ impl ConvOps for CpuBackend {
         db: &mut Vec<f32>,
     ) -> Result<()> {
         p.check_backward_bias(dy.len(), db.len())?;
-        let pos = p.h_out * p.w_out;
-        let (n, c) = (p.n, p.c_out);
-        let channel_sum = |co: usize| -> f64 {
-            (0..n)
-                .map(|i| sum_f64(&dy[(i * c + co) * pos..(i * c + co + 1) * pos]))
-                .sum()
-        };
-        let add = |(co, d): (usize, &mut f32)| *d = (f64::from(*d) + channel_sum(co)) as f32;
-        if self.threads > 1 && dy.len() >= PAR_MIN_ELEMS {
-            self.install(|| db.par_iter_mut().enumerate().for_each(add));
-        } else {
-            db.iter_mut().enumerate().for_each(add);
-        }
+        bias_grad(self, p, &[dy.as_slice()], db);
         Ok(())
+    }
+
+    /// Sums across the parts exactly as across one buffer (the same f64
+    /// accumulation over the images in batch order), so a data-parallel
+    /// step's bias gradient equals the unsplit one.
+    fn conv2d_backward_bias_parts(
+        &self,
+        p: &Conv2dParams,
+        dy_parts: &[&Vec<f32>],
+        db: &mut Vec<f32>,
+    ) -> Result<()> {
+        let total: usize = dy_parts.iter().map(|b| b.len()).sum();
+        p.check_backward_bias(total, db.len())?;
+        let image = p.c_out * p.h_out * p.w_out;
+        if dy_parts.iter().any(|b| b.len() % image.max(1) != 0) {
+            return Err(CnnError::geometry(
+                "conv2d_backward_bias_parts: a part does not hold whole images",
+            ));
+        }
+        // The parts' slices on the stack (at most MAX_PARTS of them).
+        let mut slices = [&[][..]; cnn_core::layers::MAX_PARTS];
+        if dy_parts.len() > slices.len() {
+            return Err(CnnError::geometry(format!(
+                "conv2d_backward_bias_parts: {} parts, at most {}",
+                dy_parts.len(),
+                slices.len()
+            )));
+        }
+        for (slot, part) in slices.iter_mut().zip(dy_parts) {
+            *slot = part.as_slice();
+        }
+        bias_grad(self, p, &slices[..dy_parts.len()], db);
+        Ok(())
+    }
+}
+
+/// `db += sum of dy over (N, H_out, W_out)` with `dy` given as contiguous
+/// parts of the batch (whole images each): per channel, an f64 sum over
+/// the images in batch order, rounded once.
+fn bias_grad(be: &CpuBackend, p: &Conv2dParams, dy_parts: &[&[f32]], db: &mut [f32]) {
+    let pos = p.h_out * p.w_out;
+    let c = p.c_out;
+    let channel_sum = |co: usize| -> f64 {
+        let mut s = 0.0f64;
+        for dy in dy_parts {
+            for image in dy.chunks_exact(c * pos) {
+                s += sum_f64(&image[co * pos..(co + 1) * pos]);
+            }
+        }
+        s
+    };
+    let add = |(co, d): (usize, &mut f32)| *d = (f64::from(*d) + channel_sum(co)) as f32;
+    if be.threads > 1 && p.y_len() >= PAR_MIN_ELEMS {
+        be.install(|| db.par_iter_mut().enumerate().for_each(add));
+    } else {
+        db.iter_mut().enumerate().for_each(add);
     }
 }
 

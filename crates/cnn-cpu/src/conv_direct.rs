@@ -788,6 +788,12 @@ fn parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
     }
 }
 
+/// Number of contiguous batch parts the weight gradient is summed in: one
+/// per thread (fewer for a smaller batch).
+pub(crate) fn weight_parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
+    be.threads().min(p.n).max(1)
+}
+
 /// Run `f(in_chunk, out_chunk)` over `parts` contiguous batch chunks.
 #[allow(clippy::too_many_arguments)]
 fn for_chunks(
@@ -884,9 +890,12 @@ pub(crate) fn backward_input(
     });
 }
 
-/// Weight gradient, accumulated: `dw += sum over the batch`. Each chunk's
-/// sum goes to its own partial; the partials are added in chunk order.
-/// `use_direct(p)` must hold.
+/// Weight gradient, accumulated: `dw += sum over the batch`. The batch is
+/// cut into one contiguous part per thread whether or not the layer is
+/// large enough to run them in parallel, each part's sum goes to its own
+/// partial, and the partials are added in part order: so the result depends
+/// on the thread count only, and a data-parallel step (one part per
+/// replica) gives the same. `use_direct(p)` must hold.
 pub(crate) fn backward_weight(
     be: &CpuBackend,
     p: &Conv2dParams,
@@ -897,7 +906,8 @@ pub(crate) fn backward_weight(
     let f = Flat::new(p.c_in, p.c_out, p.kh, p.kw, p.h, p.w, p.pad_h, p.pad_w);
     let wl = dw.len();
     let scratch = f.cin * f.cs + f.cout * f.q + wl * V;
-    let parts = parts(be, p);
+    let parts = weight_parts(be, p);
+    let parallel = parts > 1 && p.forward_flops() >= PAR_MIN_FLOPS;
     let per = p.n.div_ceil(parts);
     let (xi, yi) = (f.x_image(), f.y_image());
     with_reduce_scratch(parts * wl, |partials| {
@@ -907,15 +917,17 @@ pub(crate) fn backward_weight(
             let (xs, dys) = (&x[first * xi..last * xi], &dy[first * yi..last * yi]);
             with_scratch(scratch, |s| bw_dispatch(&f, xs, dys, out, s));
         };
-        if parts <= 1 {
-            run(0, partials);
-        } else {
+        if parallel {
             be.install(|| {
                 partials
                     .par_chunks_mut(wl)
                     .enumerate()
                     .for_each(|(t, out)| run(t, out));
             });
+        } else {
+            for (t, out) in partials.chunks_exact_mut(wl).enumerate() {
+                run(t, out);
+            }
         }
         for part in partials.chunks_exact(wl) {
             for (a, &b) in dw.iter_mut().zip(part) {

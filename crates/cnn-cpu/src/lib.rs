@@ -110,4 +110,41 @@ impl Backend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
     }
+
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    fn shards(&self) -> usize {
+        self.threads
+    }
+
+    /// The same pool with a thread count of 1: every op then runs on the
+    /// thread that calls it (each op checks `threads > 1` before using the
+    /// pool).
+    fn shard_handle(&self) -> Self {
+        CpuBackend {
+            pool: Arc::clone(&self.pool),
+            threads: 1,
+        }
+    }
+
+    fn for_each_shard<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync + Send) {
+        use rayon::prelude::*;
+        if self.threads <= 1 || items.len() <= 1 {
+            for (i, item) in items.iter_mut().enumerate() {
+                f(i, item);
+            }
+            return;
+        }
+        // One task per item (no adaptive splitting: each item is a whole
+        // step's worth of work).
+        self.pool.install(|| {
+            items
+                .par_iter_mut()
+                .with_max_len(1)
+                .enumerate()
+                .for_each(|(i, item)| f(i, item))
+        });
+    }
 }

@@ -66,6 +66,12 @@ impl MemoryOps for CpuBackend {
         Ok(buf.clone())
     }
 
+    fn download_indices_into(&self, buf: &Vec<u32>, dst: &mut [u32]) -> Result<()> {
+        check_len("download_indices_into", "dst", dst.len(), buf.len())?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+
     fn index_buffer_len(&self, buf: &Vec<u32>) -> usize {
         buf.len()
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use cnn_core::{Backend, Graph, Mode, SoftmaxCrossEntropy, Tensor};
+use cnn_core::{Backend, DataParallel, Graph, Mode, SoftmaxCrossEntropy, Tensor};
 use cnn_data::Subset;
 use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,9 @@ pub struct Trainer<B: Backend> {
     backend: B,
     config: TrainConfig,
     graph: Graph<B>,
+    /// Splits each training batch across the backend's workers when the
+    /// graph allows it (see `cnn_core::graph::DataParallel`).
+    parallel: Option<DataParallel<B>>,
     optimizer: Optimizer<B>,
     scheduler: Option<Scheduler>,
     regularizer: Regularizer,
@@ -154,6 +157,7 @@ impl<B: Backend> Trainer<B> {
             .map(Scheduler::new)
             .transpose()?;
         let (config_l1, config_l2) = (config.l1, config.l2);
+        let parallel = DataParallel::for_graph(&graph)?;
         let state = TrainerState {
             epochs_done: 0,
             batch_in_epoch: 0,
@@ -174,6 +178,7 @@ impl<B: Backend> Trainer<B> {
             backend,
             config,
             graph,
+            parallel,
             optimizer,
             scheduler,
             regularizer: Regularizer::new(config_l1, config_l2)?,
@@ -332,15 +337,14 @@ impl<B: Backend> Trainer<B> {
 
     /// One optimizer step on a batch of normalised images and labels.
     pub fn train_step(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
+        let backend = self.backend.clone();
+        backend.run(|| self.train_step_here(epoch, images, labels))
+    }
+
+    fn train_step_here(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
         let n = labels.len();
         let classes = self.data.num_classes();
         let b = self.backend.clone();
-        let LossScratch {
-            targets,
-            dlogits,
-            preds,
-        } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
-        b.upload_indices_into(labels, targets)?;
         let step = self.state.step + 1;
         if let Some(i) = images.iter().position(|v| !v.is_finite()) {
             return Err(TrainError::Diverged {
@@ -353,10 +357,24 @@ impl<B: Backend> Trainer<B> {
                 )),
             });
         }
-        let logits = self.graph.forward_host(images, n, Mode::Train)?;
-        let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
-        b.argmax_rows(n, classes, logits.buffer(), preds)?;
-        let preds = b.download_indices(preds)?;
+        // Anomaly detection inspects every layer's output and gradient,
+        // which only the unsplit step keeps.
+        let split = self.parallel.is_some() && !self.config.detect_anomaly;
+        let graph_step_before = self.graph.step();
+        let (data_loss, preds) = match self.parallel.as_mut().filter(|_| split) {
+            Some(parallel) => {
+                let mut preds = vec![0u32; n];
+                let loss = parallel.forward_backward(
+                    &mut self.graph,
+                    images,
+                    labels,
+                    &self.loss,
+                    Some(&mut preds),
+                )?;
+                (f64::from(loss), preds)
+            }
+            None => self.forward_loss(images, labels)?,
+        };
         // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
         let penalty = if self.config.l1 > 0.0 {
             Regularizer::new(self.config.l1, 0.0)?.penalty(&b, self.graph.params_iter())?
@@ -366,6 +384,9 @@ impl<B: Backend> Trainer<B> {
         let loss = data_loss + penalty;
         self.state.graph_step = self.graph.step();
         if !loss.is_finite() || self.config.detect_anomaly {
+            if split {
+                self.replay_unsplit(images, labels, graph_step_before, false)?;
+            }
             let location = self.locate_non_finite()?;
             if !loss.is_finite() || location.is_some() {
                 return Err(TrainError::Diverged {
@@ -376,10 +397,15 @@ impl<B: Backend> Trainer<B> {
                 });
             }
         }
-        self.graph.backward(&self.scratch[&n].dlogits)?;
+        if !split {
+            self.graph.backward(&self.scratch[&n].dlogits)?;
+        }
         // Non-finite gradients stop the run before they reach the weights.
         let bad_param = self.first_non_finite_param_grad()?;
         if bad_param.is_some() || self.config.detect_anomaly {
+            if split {
+                self.replay_unsplit(images, labels, graph_step_before, true)?;
+            }
             let layer = self.locate_non_finite_grad()?;
             if bad_param.is_some() || layer.is_some() {
                 let location = [layer, bad_param.map(|p| format!("gradient of `{p}`"))]
@@ -432,6 +458,45 @@ impl<B: Backend> Trainer<B> {
             lr,
         });
         Ok(loss)
+    }
+
+    /// The unsplit forward and loss of a batch: the mean loss and each
+    /// sample's predicted class. The loss gradient waits in `scratch`.
+    fn forward_loss(&mut self, images: &[f32], labels: &[u32]) -> Result<(f64, Vec<u32>)> {
+        let n = labels.len();
+        let classes = self.data.num_classes();
+        let b = self.backend.clone();
+        let LossScratch {
+            targets,
+            dlogits,
+            preds,
+        } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
+        b.upload_indices_into(labels, targets)?;
+        let logits = self.graph.forward_host(images, n, Mode::Train)?;
+        let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
+        b.argmax_rows(n, classes, logits.buffer(), preds)?;
+        Ok((data_loss, b.download_indices(preds)?))
+    }
+
+    /// After a split step went wrong: run it again unsplit from the same
+    /// weights and step counter, so that the graph holds every layer's
+    /// output (and, with `backward`, gradient) for the locators. The run
+    /// stops with an error afterwards, so the gradients it adds are moot.
+    fn replay_unsplit(
+        &mut self,
+        images: &[f32],
+        labels: &[u32],
+        graph_step: u64,
+        backward: bool,
+    ) -> Result<()> {
+        let after = self.graph.step();
+        self.graph.set_step(graph_step);
+        self.forward_loss(images, labels)?;
+        if backward {
+            self.graph.backward(&self.scratch[&labels.len()].dlogits)?;
+        }
+        self.graph.set_step(after);
+        Ok(())
     }
 
     /// Between backward and the optimizer step: the regularizers' gradients,

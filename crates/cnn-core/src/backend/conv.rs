@@ -281,4 +281,29 @@ pub trait ConvOps: super::MemoryOps {
         dy: &Self::Buffer,
         db: &mut Self::Buffer,
     ) -> Result<()>;
+
+    /// [`conv2d_backward_bias`](Self::conv2d_backward_bias) of a batch whose
+    /// output gradient is held in contiguous parts: `dy_parts[k]` holds the
+    /// images that follow those of the parts before it, and `p.n` counts
+    /// the images of all parts. A backend that sums across the parts
+    /// exactly as it sums one buffer overrides this (the CPU backend does,
+    /// so that a data-parallel step equals an unsplit one bit for bit); the
+    /// default adds each part's sum in turn, which agrees to rounding.
+    fn conv2d_backward_bias_parts(
+        &self,
+        p: &Conv2dParams,
+        dy_parts: &[&Self::Buffer],
+        db: &mut Self::Buffer,
+    ) -> Result<()> {
+        let image = p.c_out * p.h_out * p.w_out;
+        let total: usize = dy_parts.iter().map(|b| self.buffer_len(b)).sum();
+        check_len("conv2d_backward_bias_parts", "dy", total, p.y_len())?;
+        for part in dy_parts {
+            let n = self.buffer_len(part) / image.max(1);
+            if n > 0 {
+                self.conv2d_backward_bias(&Conv2dParams { n, ..*p }, part, db)?;
+            }
+        }
+        Ok(())
+    }
 }

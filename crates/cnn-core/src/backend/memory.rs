@@ -35,6 +35,15 @@ pub trait MemoryOps {
     fn upload_indices_into(&self, data: &[u32], dst: &mut Self::IndexBuffer) -> Result<()>;
     /// A host copy of the index buffer.
     fn download_indices(&self, buf: &Self::IndexBuffer) -> Result<Vec<u32>>;
+    /// Copy the index buffer into `dst` (same length). The default goes
+    /// through [`MemoryOps::download_indices`]; backends override it to
+    /// copy without allocating.
+    fn download_indices_into(&self, buf: &Self::IndexBuffer, dst: &mut [u32]) -> Result<()> {
+        let host = self.download_indices(buf)?;
+        crate::error::check_len("download_indices_into", "dst", dst.len(), host.len())?;
+        dst.copy_from_slice(&host);
+        Ok(())
+    }
     /// Number of elements in the index buffer.
     fn index_buffer_len(&self, buf: &Self::IndexBuffer) -> usize;
 

@@ -58,4 +58,39 @@ pub trait Backend:
 {
     /// Short name for logs and reports ("cpu", "cuda").
     fn name(&self) -> &'static str;
+
+    /// Run `f` in the backend's execution context and return its result.
+    ///
+    /// A training step wrapped in this runs its ops without handing each
+    /// one to the backend's workers and waiting for them to finish: the CPU
+    /// backend runs `f` on one of its own worker threads, so every op's
+    /// parallel section starts from inside the pool. The default runs `f`
+    /// where it is called.
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
+    /// How many parts of a batch the backend can work on at once, each part
+    /// running every op of a step by itself (see
+    /// [`DataParallel`](crate::graph::DataParallel)). The CPU backend: its
+    /// thread count. The default, 1, means "do not split".
+    fn shards(&self) -> usize {
+        1
+    }
+
+    /// A handle on the same device whose ops run entirely on the calling
+    /// thread: what one part of a split batch runs on. The default is a
+    /// clone.
+    fn shard_handle(&self) -> Self {
+        self.clone()
+    }
+
+    /// Call `f(i, &mut items[i])` for every item, at the same time where
+    /// the backend can (the CPU backend: one item per worker thread). The
+    /// default runs them one after another.
+    fn for_each_shard<T: Send>(&self, items: &mut [T], f: impl Fn(usize, &mut T) + Sync + Send) {
+        for (i, item) in items.iter_mut().enumerate() {
+            f(i, item);
+        }
+    }
 }

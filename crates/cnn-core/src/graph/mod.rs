@@ -6,9 +6,11 @@
 //! live in a workspace allocated once per batch size and reused, so a
 //! steady-state training step allocates nothing.
 
+mod data_parallel;
 mod spec;
 mod state;
 
+pub use data_parallel::{DataParallel, samples_independent};
 pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
 pub use state::{ArrayData, NamedArray};
 
@@ -283,6 +285,12 @@ impl<B: Backend> Graph<B> {
     /// Back-propagate `dlogits` (the loss gradient with respect to the last
     /// training forward's output). Parameter gradients accumulate.
     pub fn backward(&mut self, dlogits: &Tensor<B>) -> Result<()> {
+        self.run_backward(dlogits, false)
+    }
+
+    /// [`Graph::backward`]; with `part`, each layer runs
+    /// [`Layer::backward_part`] (one part of a data-parallel step).
+    fn run_backward(&mut self, dlogits: &Tensor<B>, part: bool) -> Result<()> {
         let batch = match self.last_forward {
             Some((batch, Mode::Train)) => batch,
             _ => {
@@ -324,24 +332,25 @@ impl<B: Backend> Graph<B> {
                 Node::Layer(layer) => {
                     let x = input.map_or(&ws.input, |j| &ws.acts[j]);
                     let y = &ws.acts[i];
+                    let be = &self.backend;
+                    let mut run = |dx: Option<&mut Tensor<B>>| {
+                        if part {
+                            layer.backward_part(be, &ctx, x, y, dy, dx)
+                        } else {
+                            layer.backward(be, &ctx, x, y, dy, dx)
+                        }
+                    };
                     match input {
-                        None => layer.backward(&self.backend, &ctx, x, y, dy, None)?,
+                        None => run(None)?,
                         Some(j) if !ready[j] => {
-                            layer.backward(
-                                &self.backend,
-                                &ctx,
-                                x,
-                                y,
-                                dy,
-                                Some(&mut g_before[j]),
-                            )?;
+                            run(Some(&mut g_before[j]))?;
                             ready[j] = true;
                         }
                         Some(j) => {
                             let scratch = ws.scratch[j].as_mut().ok_or_else(|| {
                                 CnnError::Graph(format!("node {j} has no gradient scratch"))
                             })?;
-                            layer.backward(&self.backend, &ctx, x, y, dy, Some(scratch))?;
+                            run(Some(scratch))?;
                             self.backend
                                 .axpy(1.0, scratch.buffer(), g_before[j].buffer_mut())?;
                         }
@@ -362,6 +371,17 @@ impl<B: Backend> Graph<B> {
             }
         }
         Ok(())
+    }
+
+    /// Node `i`'s input and the gradient with respect to its output, from
+    /// the last training forward and backward.
+    fn node_input_and_grad(&self, i: usize) -> Option<(&Tensor<B>, &Tensor<B>)> {
+        let (batch, Mode::Train) = self.last_forward? else {
+            return None;
+        };
+        let ws = self.workspaces.iter().find(|w| w.batch == batch)?;
+        let x = self.resolved.inputs[i].map_or(Some(&ws.input), |j| ws.acts.get(j))?;
+        Some((x, ws.grads.get(i)?))
     }
 
     /// Output of node `i` from the last forward, if any forward ran.

@@ -1,8 +1,8 @@
 //! Conv2d: forward (convolution + bias) and backward (input, weight, bias).
 
-use super::{ForwardCtx, Layer, LayerParams, LayerSpec, nchw};
+use super::{ForwardCtx, Layer, LayerParams, LayerSpec, MAX_LAYER_PARAMS, MAX_PARTS, PartIo, nchw};
 use crate::backend::{Backend, Conv2dGeometry, Conv2dParams};
-use crate::error::Result;
+use crate::error::{CnnError, Result};
 use crate::init;
 use crate::param::{Param, ParamKind};
 use crate::rng::CounterRng;
@@ -102,6 +102,25 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
     fn backward(
         &mut self,
         backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        let p = self.params_for(x)?;
+        if let Some(bias) = self.bias.as_mut() {
+            backend.conv2d_backward_bias(&p, dy.buffer(), bias.grad.buffer_mut())?;
+        }
+        self.backward_part(backend, ctx, x, y, dy, dx)
+    }
+
+    /// The weight gradient (summed part by part: the CPU backend sums it
+    /// per contiguous part of the batch in any case) and the input
+    /// gradient; the bias waits for `backward_params_from_parts`.
+    fn backward_part(
+        &mut self,
+        backend: &B,
         _ctx: &ForwardCtx,
         x: &Tensor<B>,
         _y: &Tensor<B>,
@@ -115,9 +134,6 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             dy.buffer(),
             self.weight.grad.buffer_mut(),
         )?;
-        if let Some(bias) = self.bias.as_mut() {
-            backend.conv2d_backward_bias(&p, dy.buffer(), bias.grad.buffer_mut())?;
-        }
         if let Some(dx) = dx {
             backend.conv2d_backward_input(
                 &p,
@@ -127,6 +143,35 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
             )?;
         }
         Ok(())
+    }
+
+    fn part_summed(&self) -> [bool; MAX_LAYER_PARAMS] {
+        [true, false]
+    }
+
+    fn backward_params_from_parts(&mut self, backend: &B, parts: &[PartIo<'_, B>]) -> Result<()> {
+        let Some(first) = parts.first().filter(|_| self.bias.is_some()) else {
+            return Ok(());
+        };
+        if parts.len() > MAX_PARTS {
+            return Err(CnnError::Graph(format!(
+                "{} parts of a batch: at most {MAX_PARTS}",
+                parts.len()
+            )));
+        }
+        let mut p = self.params_for(first.x)?;
+        p.n = 0;
+        // The parts' buffers as one slice, without allocating.
+        let mut dys = [first.dy.buffer(); MAX_PARTS];
+        for (slot, part) in dys.iter_mut().zip(parts) {
+            p.n += nchw(part.x.shape())?.0;
+            *slot = part.dy.buffer();
+        }
+        let dys = &dys[..parts.len()];
+        match self.bias.as_mut() {
+            Some(bias) => backend.conv2d_backward_bias_parts(&p, dys, bias.grad.buffer_mut()),
+            None => Ok(()),
+        }
     }
 
     fn params(&self) -> LayerParams<&Param<B>> {

@@ -1,6 +1,6 @@
 //! Linear: `y = x W^T + b` through the backend GEMM, and its backward.
 
-use super::{ForwardCtx, Layer, LayerParams, LayerSpec};
+use super::{ForwardCtx, Layer, LayerParams, LayerSpec, MAX_LAYER_PARAMS, PartIo};
 use crate::backend::{Backend, BiasParams, GemmParams};
 use crate::error::{CnnError, Result};
 use crate::init;
@@ -16,6 +16,19 @@ pub(crate) struct Linear<B: Backend> {
     out_features: usize,
     weight: Param<B>,
     bias: Option<Param<B>>,
+    /// A data-parallel step's parts, gathered, per batch size (the full
+    /// and the last partial batch; kept for reuse, see
+    /// `backward_params_from_parts`).
+    gathered: Vec<Gathered<B>>,
+}
+
+/// A whole batch's input and output gradient, gathered from the parts of
+/// a data-parallel step, and the host buffer they pass through.
+struct Gathered<B: Backend> {
+    n: usize,
+    x: Tensor<B>,
+    dy: Tensor<B>,
+    host: Vec<f32>,
 }
 
 impl<B: Backend> Linear<B> {
@@ -59,7 +72,39 @@ impl<B: Backend> Linear<B> {
             out_features: *out_features,
             weight,
             bias,
+            gathered: Vec::new(),
         })
+    }
+
+    /// `dW += dy^T x`, `db += sum of dy's rows` over `n` samples.
+    fn param_grads(&mut self, backend: &B, n: usize, x: &Tensor<B>, dy: &Tensor<B>) -> Result<()> {
+        // dW (out, in) += dy^T (out, N) * x (N, in); dy stored (N, out).
+        let pw = GemmParams {
+            trans_a: true,
+            beta: 1.0,
+            ..GemmParams::new(self.out_features, self.in_features, n)
+        };
+        backend.gemm(&pw, dy.buffer(), x.buffer(), self.weight.grad.buffer_mut())?;
+        if let Some(b) = self.bias.as_mut() {
+            let bp = BiasParams {
+                outer: n,
+                channels: self.out_features,
+                inner: 1,
+            };
+            backend.bias_backward(&bp, dy.buffer(), b.grad.buffer_mut())?;
+        }
+        Ok(())
+    }
+
+    /// `dx = dy W` over `n` samples.
+    fn input_grad(&self, backend: &B, n: usize, dy: &Tensor<B>, dx: &mut Tensor<B>) -> Result<()> {
+        let px = GemmParams::new(n, self.in_features, self.out_features);
+        backend.gemm(
+            &px,
+            dy.buffer(),
+            self.weight.value.buffer(),
+            dx.buffer_mut(),
+        )
     }
 
     fn batch(&self, x: &Tensor<B>) -> Result<usize> {
@@ -117,32 +162,63 @@ impl<B: Backend> Layer<B> for Linear<B> {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let n = self.batch(x)?;
-        // dW (out, in) += dy^T (out, N) * x (N, in); dy stored (N, out).
-        let pw = GemmParams {
-            trans_a: true,
-            beta: 1.0,
-            ..GemmParams::new(self.out_features, self.in_features, n)
-        };
-        backend.gemm(&pw, dy.buffer(), x.buffer(), self.weight.grad.buffer_mut())?;
-        if let Some(b) = self.bias.as_mut() {
-            let bp = BiasParams {
-                outer: n,
-                channels: self.out_features,
-                inner: 1,
-            };
-            backend.bias_backward(&bp, dy.buffer(), b.grad.buffer_mut())?;
-        }
+        self.param_grads(backend, n, x, dy)?;
         if let Some(dx) = dx {
-            // dx (N, in) = dy (N, out) * W (out, in).
-            let px = GemmParams::new(n, self.in_features, self.out_features);
-            backend.gemm(
-                &px,
-                dy.buffer(),
-                self.weight.value.buffer(),
-                dx.buffer_mut(),
-            )?;
+            self.input_grad(backend, n, dy, dx)?;
         }
         Ok(())
+    }
+
+    fn backward_part(
+        &mut self,
+        backend: &B,
+        _ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        _y: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        match dx {
+            Some(dx) => self.input_grad(backend, self.batch(x)?, dy, dx),
+            None => Ok(()),
+        }
+    }
+
+    /// The weight gradient is one GEMM over the whole batch: summed part by
+    /// part, its rounding would differ from the unsplit step's.
+    fn part_summed(&self) -> [bool; MAX_LAYER_PARAMS] {
+        [false; MAX_LAYER_PARAMS]
+    }
+
+    fn backward_params_from_parts(&mut self, backend: &B, parts: &[PartIo<'_, B>]) -> Result<()> {
+        let mut n = 0;
+        for part in parts {
+            n += self.batch(part.x)?;
+        }
+        let i = match self.gathered.iter().position(|g| g.n == n) {
+            Some(i) => i,
+            None => {
+                if self.gathered.len() >= 2 {
+                    self.gathered.remove(0);
+                }
+                self.gathered.push(Gathered {
+                    n,
+                    x: Tensor::zeros(backend, [n, self.in_features])?,
+                    dy: Tensor::zeros(backend, [n, self.out_features])?,
+                    host: Vec::new(),
+                });
+                self.gathered.len() - 1
+            }
+        };
+        let mut g = self.gathered.swap_remove(i);
+        let result =
+            g.x.concat_from(backend, parts.iter().map(|p| p.x), &mut g.host)
+                .and_then(|()| {
+                    g.dy.concat_from(backend, parts.iter().map(|p| p.dy), &mut g.host)
+                })
+                .and_then(|()| self.param_grads(backend, n, &g.x, &g.dy));
+        self.gathered.push(g);
+        result
     }
 
     fn params(&self) -> LayerParams<&Param<B>> {

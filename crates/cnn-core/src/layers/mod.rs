@@ -88,8 +88,28 @@ impl<P> Iterator for LayerParams<P> {
     }
 }
 
+/// The most parts a data-parallel step cuts a batch into (layers pass the
+/// parts' buffers on the stack).
+pub const MAX_PARTS: usize = 64;
+
+/// What one part of a data-parallel step kept for a layer: its input and
+/// the gradient with respect to its output, for the part's images.
+#[derive(Debug)]
+pub struct PartIo<'a, B: Backend> {
+    pub x: &'a Tensor<B>,
+    pub dy: &'a Tensor<B>,
+}
+
+// By hand: a derive would ask `B: Copy`.
+impl<B: Backend> Clone for PartIo<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for PartIo<'_, B> {}
+
 /// One layer of a graph. Inputs and outputs carry the batch dimension.
-pub trait Layer<B: Backend>: Send {
+pub trait Layer<B: Backend>: Send + Sync {
     /// The node name (state_dict prefix).
     fn name(&self) -> &str;
     /// The spec it was built from.
@@ -117,6 +137,37 @@ pub trait Layer<B: Backend>: Send {
         dy: &Tensor<B>,
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()>;
+
+    /// The backward of one part of a batch in a data-parallel step (see
+    /// [`DataParallel`](crate::graph::DataParallel)): the input gradient
+    /// and the parameter gradients that [`Layer::part_summed`] marks. The
+    /// default is [`Layer::backward`], right for layers whose parameter
+    /// gradients are all summed part by part (or that have none).
+    fn backward_part(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        self.backward(backend, ctx, x, y, dy, dx)
+    }
+
+    /// Per parameter, in [`Layer::params`] order: whether a data-parallel
+    /// step computes its gradient in each part and adds the parts' sums in
+    /// order. The others come from [`Layer::backward_params_from_parts`].
+    fn part_summed(&self) -> [bool; MAX_LAYER_PARAMS] {
+        [true; MAX_LAYER_PARAMS]
+    }
+
+    /// The parameter gradients that [`Layer::part_summed`] leaves out, from
+    /// every part's input and output gradient (in batch order), accumulated
+    /// as [`Layer::backward`] accumulates them over the whole batch.
+    fn backward_params_from_parts(&mut self, _backend: &B, _parts: &[PartIo<'_, B>]) -> Result<()> {
+        Ok(())
+    }
 
     /// Trainable parameters in state_dict order (none for most layers).
     fn params(&self) -> LayerParams<&Param<B>> {

@@ -10,16 +10,21 @@ use crate::tensor::Tensor;
 pub(crate) struct Pool<B: Backend> {
     name: String,
     spec: LayerSpec,
-    /// Max pooling's argmax of the last training forward, sized for its batch.
-    argmax: Option<B::IndexBuffer>,
+    /// Max pooling's argmax buffers, one per recent batch size (the full
+    /// and the last partial batch of an epoch, so that neither reallocates
+    /// in steady state); the last forward wrote the first.
+    argmax: Vec<B::IndexBuffer>,
 }
+
+/// How many batch sizes keep an argmax buffer.
+const ARGMAX_SIZES: usize = 2;
 
 impl<B: Backend> Pool<B> {
     pub(crate) fn new(_backend: &B, name: &str, spec: &LayerSpec, _input: &Shape) -> Result<Self> {
         Ok(Pool {
             name: name.to_string(),
             spec: spec.clone(),
-            argmax: None,
+            argmax: Vec::with_capacity(ARGMAX_SIZES),
         })
     }
 
@@ -48,11 +53,20 @@ impl<B: Backend> Layer<B> for Pool<B> {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
                 let need = p.y_len();
-                let argmax = match &mut self.argmax {
-                    Some(a) if backend.index_buffer_len(a) == need => a,
-                    slot => slot.insert(backend.alloc_indices(need)?),
-                };
-                backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), argmax)
+                match self
+                    .argmax
+                    .iter()
+                    .position(|a| backend.index_buffer_len(a) == need)
+                {
+                    Some(i) => self.argmax.swap(0, i),
+                    None => {
+                        if self.argmax.len() >= ARGMAX_SIZES {
+                            self.argmax.pop();
+                        }
+                        self.argmax.insert(0, backend.alloc_indices(need)?);
+                    }
+                }
+                backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), &mut self.argmax[0])
             }
             LayerSpec::AvgPool2d(g) => {
                 let p = self.params_for(x, g)?;
@@ -78,7 +92,7 @@ impl<B: Backend> Layer<B> for Pool<B> {
         match &self.spec {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
-                let argmax = self.argmax.as_ref().ok_or_else(|| {
+                let argmax = self.argmax.first().ok_or_else(|| {
                     crate::CnnError::Graph(format!(
                         "layer `{}`: backward before forward",
                         self.name

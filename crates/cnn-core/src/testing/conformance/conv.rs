@@ -73,6 +73,17 @@ fn conv_one<B: Backend>(be: &B, case: &ConvCase) -> Result<(), String> {
     )?;
     let db_ref = r::conv2d_backward_bias(&p, &dy);
 
+    // The same bias gradient from the batch cut into contiguous parts (the
+    // first image alone, then the rest), as a data-parallel step asks.
+    let image = p.y_len() / p.n.max(1);
+    let cut = image.min(dy.len());
+    let (dy_head, dy_tail) = (up(be, &dy[..cut])?, up(be, &dy[cut..])?);
+    let mut db_parts = up(be, &db0)?;
+    ctx(
+        be.conv2d_backward_bias_parts(&p, &[&dy_head, &dy_tail], &mut db_parts),
+        "conv2d_backward_bias_parts",
+    )?;
+
     all_ok([
         check_close(
             &down(be, &y)?,
@@ -108,6 +119,13 @@ fn conv_one<B: Backend>(be: &B, case: &ConvCase) -> Result<(), String> {
             CONV_ABS,
             CONV_REL,
             "conv2d_backward_bias db (two calls)",
+        ),
+        check_close(
+            &down(be, &db_parts)?,
+            &plus_times(&db0, 1.0, &db_ref),
+            CONV_ABS,
+            CONV_REL,
+            "conv2d_backward_bias_parts db (two parts)",
         ),
     ])
 }

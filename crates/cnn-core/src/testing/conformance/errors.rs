@@ -228,6 +228,13 @@ fn build_cases<B: Backend>() -> Vec<Case<B>> {
             be.conv2d_backward_bias(&c, &dy, &mut db)
         }),
         case(
+            "conv2d_backward_bias_parts with parts one value short",
+            move |be: &B| {
+                let [head, tail, mut db] = bufs(be, [c.y_len() / 2, c.y_len() / 2 - 1, c.c_out])?;
+                be.conv2d_backward_bias_parts(&c, &[&head, &tail], &mut db)
+            },
+        ),
+        case(
             "conv2d_backward_weight with a stride-0 geometry",
             |be: &B| {
                 let p = Conv2dParams {
