@@ -9,7 +9,9 @@
 //!    backward, optimizer step), after warm-up steps;
 //! 3. around a LeNet-5 step split across the threads (`DataParallel`), at
 //!    the full and the last partial batch size in turn;
-//! 4. around forward and backward of a model without convolution or
+//! 4. around the regularizer and gradient clipping the trainer applies when
+//!    configured;
+//! 5. around forward and backward of a model without convolution or
 //!    linear layers, so that no GEMM allocation hides one of the graph's
 //!    own.
 //!
@@ -30,7 +32,7 @@ use cnn_core::{
     SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
-use cnn_optim::Optimizer;
+use cnn_optim::{Optimizer, regularize};
 
 struct Counting;
 
@@ -422,6 +424,32 @@ fn data_parallel_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     .collect()
 }
 
+/// What the trainer adds between backward and the optimizer step when L1/L2
+/// or gradient clipping is configured, on a LeNet-5's parameters.
+fn regularizer_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+    let mut graph = Graph::new(be, spec, SEED).unwrap();
+    let reg = cnn_optim::Regularizer::new(1e-4, 1e-3).unwrap();
+    let counts = steady_phases(|| {
+        [
+            count(|| reg.add_gradients_graph(be, &mut graph).unwrap()).0,
+            count(|| regularize::clip_grad_value_graph(be, &mut graph, 1.0).unwrap()).0,
+            count(|| {
+                regularize::clip_grad_norm_graph(be, &mut graph, 1.0).unwrap();
+            })
+            .0,
+        ]
+    });
+    [
+        "Regularizer::add_gradients_graph",
+        "clip_grad_value_graph",
+        "clip_grad_norm_graph",
+    ]
+    .into_iter()
+    .zip(counts)
+    .collect()
+}
+
 /// Forward and backward of a warmed-up model that calls no GEMM, batch 64:
 /// with matrixmultiply's allocations out of the way, they show whether the
 /// graph's own bookkeeping allocates. ReLU, dropout, a residual add (so
@@ -500,6 +528,7 @@ fn warmed_up_lenet5_training_step_allocates_nothing() {
     let mut rows = per_op_counts(&be);
     rows.extend(per_phase_counts(&be));
     rows.extend(data_parallel_counts(&be));
+    rows.extend(regularizer_counts(&be));
     rows.extend(gemm_free_phase_counts(&be));
     let strict = std::env::var_os("CNN_STRICT_ALLOCATIONS").is_some_and(|v| v == "1");
     let listed = |known: bool| {

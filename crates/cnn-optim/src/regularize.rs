@@ -19,7 +19,7 @@
 //! Call order in a training step: backward, [`Regularizer::add_gradients`],
 //! [`clip_grad_norm`], optimizer step.
 
-use cnn_core::{Backend, Param};
+use cnn_core::{Backend, Graph, Param};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OptimError, Result, check};
@@ -104,11 +104,25 @@ impl Regularizer {
         backend: &B,
         params: &mut [&mut Param<B>],
     ) -> Result<()> {
-        for p in params.iter_mut() {
+        self.add_gradients_each(backend, params.iter_mut().map(|p| &mut **p))
+    }
+
+    /// [`Regularizer::add_gradients`] for every parameter of `graph`,
+    /// without collecting them (a training step allocates nothing).
+    pub fn add_gradients_graph<B: Backend>(&self, backend: &B, graph: &mut Graph<B>) -> Result<()> {
+        self.add_gradients_each(backend, graph.params_iter_mut())
+    }
+
+    fn add_gradients_each<'a, B: Backend>(
+        &self,
+        backend: &B,
+        params: impl Iterator<Item = &'a mut Param<B>>,
+    ) -> Result<()> {
+        for p in params {
             if !self.applies_to(p) {
                 continue;
             }
-            let Param { value, grad, .. } = &mut **p;
+            let Param { value, grad, .. } = p;
             if self.l1 != 0.0 {
                 backend.add_sign(self.l1 as f32, value.buffer(), grad.buffer_mut())?;
             }
@@ -218,6 +232,48 @@ pub fn clip_grad_norm<B: Backend>(
     params: &mut [&mut Param<B>],
     max_norm: f64,
 ) -> Result<f64> {
+    check_max_norm(max_norm)?;
+    let total = grad_norm(backend, params.iter().map(|p| &**p))?;
+    scale_for_norm(
+        backend,
+        params.iter_mut().map(|p| &mut **p),
+        total,
+        max_norm,
+    )?;
+    Ok(total)
+}
+
+/// [`clip_grad_norm`] over every parameter of `graph`, without collecting
+/// them (a training step allocates nothing).
+pub fn clip_grad_norm_graph<B: Backend>(
+    backend: &B,
+    graph: &mut Graph<B>,
+    max_norm: f64,
+) -> Result<f64> {
+    check_max_norm(max_norm)?;
+    let total = grad_norm(backend, graph.params_iter())?;
+    scale_for_norm(backend, graph.params_iter_mut(), total, max_norm)?;
+    Ok(total)
+}
+
+/// The scaling step of [`clip_grad_norm`]: gradients times `max_norm /
+/// (total + 1e-6)` when that is below 1.
+fn scale_for_norm<'a, B: Backend>(
+    backend: &B,
+    params: impl Iterator<Item = &'a mut Param<B>>,
+    total: f64,
+    max_norm: f64,
+) -> Result<()> {
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        for p in params {
+            backend.scale(coef as f32, p.grad.buffer_mut())?;
+        }
+    }
+    Ok(())
+}
+
+fn check_max_norm(max_norm: f64) -> Result<()> {
     if !(max_norm.is_finite() && max_norm >= 0.0) {
         return Err(OptimError::hyper(
             "max_norm",
@@ -225,14 +281,7 @@ pub fn clip_grad_norm<B: Backend>(
             "must be a finite number >= 0",
         ));
     }
-    let total = grad_norm(backend, params.iter().map(|p| &**p))?;
-    let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        for p in params.iter_mut() {
-            backend.scale(coef as f32, p.grad.buffer_mut())?;
-        }
-    }
-    Ok(total)
+    Ok(())
 }
 
 /// `torch.nn.utils.clip_grad_value_`: clamp every gradient element to
@@ -240,6 +289,24 @@ pub fn clip_grad_norm<B: Backend>(
 pub fn clip_grad_value<B: Backend>(
     backend: &B,
     params: &mut [&mut Param<B>],
+    clip: f64,
+) -> Result<()> {
+    clamp_each(backend, params.iter_mut().map(|p| &mut **p), clip)
+}
+
+/// [`clip_grad_value`] over every parameter of `graph`, without collecting
+/// them (a training step allocates nothing).
+pub fn clip_grad_value_graph<B: Backend>(
+    backend: &B,
+    graph: &mut Graph<B>,
+    clip: f64,
+) -> Result<()> {
+    clamp_each(backend, graph.params_iter_mut(), clip)
+}
+
+fn clamp_each<'a, B: Backend>(
+    backend: &B,
+    params: impl Iterator<Item = &'a mut Param<B>>,
     clip: f64,
 ) -> Result<()> {
     if !(clip.is_finite() && clip >= 0.0) {
@@ -250,7 +317,7 @@ pub fn clip_grad_value<B: Backend>(
         ));
     }
     let c = clip as f32;
-    for p in params.iter_mut() {
+    for p in params {
         backend.clamp(-c, c, p.grad.buffer_mut())?;
     }
     Ok(())

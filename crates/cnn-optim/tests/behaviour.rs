@@ -4,8 +4,8 @@
 use cnn_core::{CnnError, Conv2dGeometry, Graph, GraphBuilder, Param, ParamKind, Tensor};
 use cnn_cpu::CpuBackend;
 use cnn_optim::regularize::{
-    add_l1_grad, add_l2_grad, clip_grad_norm, clip_grad_value, decoupled_weight_decay, l1_penalty,
-    l2_penalty,
+    add_l1_grad, add_l2_grad, clip_grad_norm, clip_grad_norm_graph, clip_grad_value,
+    clip_grad_value_graph, decoupled_weight_decay, l1_penalty, l2_penalty,
 };
 use cnn_optim::schedule::{CosineSchedule, PlateauSchedule, SequentialSchedule, StepSchedule};
 use cnn_optim::{
@@ -300,6 +300,47 @@ fn clip_grad_norm_matches_torch() {
     let mut r = param(&b, "r", ParamKind::Weight, &[0.0; 3], &[-2.0, 0.5, 3.0]);
     clip_grad_value(&b, &mut [&mut r], 1.0).unwrap();
     assert_eq!(r.grad.to_vec(&b).unwrap(), vec![-1.0, 0.5, 1.0]);
+}
+
+/// The graph variants (used by the trainer, allocation-free) give what the
+/// slice variants give on the same parameters.
+#[test]
+fn graph_variants_of_regularizers_and_clipping_match_the_slice_ones() {
+    let b = backend();
+    let graph_with_grads = || {
+        let mut g = GraphBuilder::new([2, 5, 5])
+            .conv2d("conv", Conv2dGeometry::new(3, 3))
+            .flatten()
+            .linear("fc", 4)
+            .build(&b, 3)
+            .unwrap();
+        for (k, p) in g.params_iter_mut().enumerate() {
+            let n = p.numel();
+            let grads: Vec<f32> = (0..n).map(|i| ((i * 7 + k) % 11) as f32 - 5.0).collect();
+            p.grad.copy_from_slice(&b, &grads).unwrap();
+        }
+        g
+    };
+    let all = |g: &Graph<CpuBackend>| -> Vec<Vec<f32>> {
+        g.params_iter()
+            .map(|p| p.grad.to_vec(&b).unwrap())
+            .collect()
+    };
+    let reg = Regularizer::new(0.01, 0.02).unwrap();
+    let (mut a, mut c) = (graph_with_grads(), graph_with_grads());
+    reg.add_gradients(&b, &mut a.params_mut()).unwrap();
+    reg.add_gradients_graph(&b, &mut c).unwrap();
+    assert_eq!(all(&a), all(&c));
+    clip_grad_value(&b, &mut a.params_mut(), 2.5).unwrap();
+    clip_grad_value_graph(&b, &mut c, 2.5).unwrap();
+    assert_eq!(all(&a), all(&c));
+    let na = clip_grad_norm(&b, &mut a.params_mut(), 1.0).unwrap();
+    let nc = clip_grad_norm_graph(&b, &mut c, 1.0).unwrap();
+    assert_eq!(na.to_bits(), nc.to_bits());
+    assert_eq!(all(&a), all(&c));
+    assert!(na > 1.0, "the norm was clipped ({na})");
+    assert!(clip_grad_norm_graph(&b, &mut c, f64::NAN).is_err());
+    assert!(clip_grad_value_graph(&b, &mut c, -1.0).is_err());
 }
 
 #[test]

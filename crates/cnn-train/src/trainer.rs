@@ -503,18 +503,14 @@ impl<B: Backend> Trainer<B> {
     /// then clipping by value, then by norm, as configured.
     fn adjust_gradients(&mut self, b: &B) -> Result<()> {
         let (clip_value, clip_norm) = (self.config.clip_value, self.config.clip_grad_norm);
-        if !self.regularizer.is_active() && clip_value <= 0.0 && clip_norm <= 0.0 {
-            // Skip collecting the parameters into a `Vec` when nothing uses
-            // them: a plain step then allocates nothing here.
-            return Ok(());
+        if self.regularizer.is_active() {
+            self.regularizer.add_gradients_graph(b, &mut self.graph)?;
         }
-        let mut params = self.graph.params_mut();
-        self.regularizer.add_gradients(b, &mut params)?;
         if clip_value > 0.0 {
-            cnn_optim::regularize::clip_grad_value(b, &mut params, clip_value)?;
+            cnn_optim::regularize::clip_grad_value_graph(b, &mut self.graph, clip_value)?;
         }
         if clip_norm > 0.0 {
-            cnn_optim::regularize::clip_grad_norm(b, &mut params, clip_norm)?;
+            cnn_optim::regularize::clip_grad_norm_graph(b, &mut self.graph, clip_norm)?;
         }
         Ok(())
     }
