@@ -14,7 +14,9 @@
 //! - [`layers`]: `LayerSpec` (backend-free config with shape inference) and
 //!   the `Layer` implementations, forward and backward side by side.
 //! - [`graph`]: `GraphSpec`/`GraphBuilder` (a model as data, validated at
-//!   build time) and `Graph<B>` (forward, backward, params, state_dict).
+//!   build time), `Graph<B>` (forward, backward, params, state_dict) and
+//!   `DataParallel` (a training step split across the backend's workers,
+//!   equal to the unsplit one).
 //! - [`losses`]: softmax cross-entropy (label smoothing) and MSE.
 //! - [`init`]: PyTorch's default initialisation.
 //! - [`models`]: the built-in architectures (LeNet-5, the article's

@@ -16,7 +16,12 @@
 //!   loops the compiler vectorises, parallelised with rayon where large.
 //!
 //! Parallelism uses the backend's own rayon pool (`CpuBackend::with_threads`);
-//! a rayon task never calls a threaded GEMM (no nested parallelism).
+//! a rayon task never calls a threaded GEMM (no nested parallelism). For a
+//! data-parallel step (`cnn_core::DataParallel`) each worker runs whole ops
+//! on a one-thread handle of the same pool (`Backend::shard_handle`), and
+//! the convolution weight gradient is summed per contiguous part of
+//! `ceil(n / threads)` images in every case, so that split and unsplit
+//! steps agree bit for bit.
 
 mod activation;
 mod conv;

@@ -103,6 +103,8 @@ pub struct Trainer<B: Backend> {
     quiet: bool,
     /// Per batch size: targets and loss-gradient buffers.
     scratch: HashMap<usize, LossScratch<B>>,
+    /// The last step's predicted classes, kept for reuse.
+    host_preds: Vec<u32>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -190,6 +192,7 @@ impl<B: Backend> Trainer<B> {
             interrupt: None,
             quiet: true,
             scratch: HashMap::new(),
+            host_preds: Vec::new(),
         })
     }
 
@@ -361,19 +364,17 @@ impl<B: Backend> Trainer<B> {
         // which only the unsplit step keeps.
         let split = self.parallel.is_some() && !self.config.detect_anomaly;
         let graph_step_before = self.graph.step();
-        let (data_loss, preds) = match self.parallel.as_mut().filter(|_| split) {
-            Some(parallel) => {
-                let mut preds = vec![0u32; n];
-                let loss = parallel.forward_backward(
-                    &mut self.graph,
-                    images,
-                    labels,
-                    &self.loss,
-                    Some(&mut preds),
-                )?;
-                (f64::from(loss), preds)
-            }
-            None => self.forward_loss(images, labels)?,
+        let mut preds = std::mem::take(&mut self.host_preds);
+        preds.resize(n, 0);
+        let data_loss = match self.parallel.as_mut().filter(|_| split) {
+            Some(parallel) => f64::from(parallel.forward_backward(
+                &mut self.graph,
+                images,
+                labels,
+                &self.loss,
+                Some(&mut preds),
+            )?),
+            None => self.forward_loss(images, labels, &mut preds)?,
         };
         // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
         let penalty = if self.config.l1 > 0.0 {
@@ -451,6 +452,7 @@ impl<B: Backend> Trainer<B> {
                 self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
             }
         }
+        self.host_preds = preds;
         self.history.steps.push(StepRecord {
             step: self.state.step,
             epoch,
@@ -460,9 +462,15 @@ impl<B: Backend> Trainer<B> {
         Ok(loss)
     }
 
-    /// The unsplit forward and loss of a batch: the mean loss and each
-    /// sample's predicted class. The loss gradient waits in `scratch`.
-    fn forward_loss(&mut self, images: &[f32], labels: &[u32]) -> Result<(f64, Vec<u32>)> {
+    /// The unsplit forward and loss of a batch: returns the mean loss and
+    /// writes each sample's predicted class into `host_preds` (length n).
+    /// The loss gradient waits in `scratch`.
+    fn forward_loss(
+        &mut self,
+        images: &[f32],
+        labels: &[u32],
+        host_preds: &mut [u32],
+    ) -> Result<f64> {
         let n = labels.len();
         let classes = self.data.num_classes();
         let b = self.backend.clone();
@@ -475,7 +483,8 @@ impl<B: Backend> Trainer<B> {
         let logits = self.graph.forward_host(images, n, Mode::Train)?;
         let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
         b.argmax_rows(n, classes, logits.buffer(), preds)?;
-        Ok((data_loss, b.download_indices(preds)?))
+        b.download_indices_into(preds, host_preds)?;
+        Ok(data_loss)
     }
 
     /// After a split step went wrong: run it again unsplit from the same
@@ -491,7 +500,8 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<()> {
         let after = self.graph.step();
         self.graph.set_step(graph_step);
-        self.forward_loss(images, labels)?;
+        let mut preds = vec![0; labels.len()];
+        self.forward_loss(images, labels, &mut preds)?;
         if backward {
             self.graph.backward(&self.scratch[&labels.len()].dlogits)?;
         }
