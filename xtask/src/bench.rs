@@ -394,36 +394,39 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     workloads.push(("w2", opts.threads));
     workloads.push(("w3", opts.threads));
 
+    // 3. Each workload, then (with --compare-torch) the same in PyTorch
+    // right after it: the machine's speed drifts over minutes on a shared
+    // host, and back-to-back pairs keep that drift out of the ratios.
+    let with_torch = opts.compare_torch && torch_available(&opts.python);
+    if opts.compare_torch && !with_torch {
+        let note = format!(
+            "PyTorch comparison skipped: `{} -c \"import torch\"` failed (torch is not installed for that Python)",
+            opts.python
+        );
+        eprintln!("xtask bench: {note}");
+        notes.push(note);
+    }
+    if with_torch {
+        notes.push("each workload ran in cnn, then in PyTorch right after it".into());
+    }
     let mut ours = Vec::new();
+    let mut torch = Vec::new();
     for &(w, t) in &workloads {
         let v = runner.ours(w, t)?;
         eprintln!("  {w} ({t} threads): {}", summary_line(&v));
         ours.push(v);
-    }
-
-    // 3. PyTorch.
-    let mut torch = Vec::new();
-    if opts.compare_torch {
-        if torch_available(&opts.python) {
-            for &(w, t) in &workloads {
-                match runner.torch(w, t) {
-                    Ok(v) => {
-                        eprintln!("  torch {w} ({t} threads): {}", summary_line(&v));
-                        torch.push(v);
-                    }
-                    Err(e) => {
-                        eprintln!("xtask bench: torch {w}: {e}");
-                        notes.push(format!("torch {w} failed: {e}"));
-                    }
-                }
+        if !with_torch {
+            continue;
+        }
+        match runner.torch(w, t) {
+            Ok(v) => {
+                eprintln!("  torch {w} ({t} threads): {}", summary_line(&v));
+                torch.push(v);
             }
-        } else {
-            let note = format!(
-                "PyTorch comparison skipped: `{} -c \"import torch\"` failed (torch is not installed for that Python)",
-                opts.python
-            );
-            eprintln!("xtask bench: {note}");
-            notes.push(note);
+            Err(e) => {
+                eprintln!("xtask bench: torch {w}: {e}");
+                notes.push(format!("torch {w} failed: {e}"));
+            }
         }
     }
 
@@ -544,7 +547,7 @@ fn markdown(
         ));
     }
     if !torch.is_empty() {
-        s.push_str("\n## Against PyTorch (same run, same threads)\n\nRatio = cnn / PyTorch of the median (higher is better for both units); time ratio = cnn time / PyTorch time.\n\n");
+        s.push_str("\n## Against PyTorch (same run, same threads, each PyTorch workload right after ours)\n\nRatio = cnn / PyTorch of the median (higher is better for both units); time ratio = cnn time / PyTorch time.\n\n");
         s.push_str("| workload | threads | cnn | PyTorch | unit | ratio | time ratio | cnn RSS | PyTorch RSS |\n|---|---|---|---|---|---|---|---|---|\n");
         for (p, r) in results(torch) {
             let name = r["name"].as_str().unwrap_or("?");
