@@ -214,6 +214,17 @@ impl<B: Backend> Trainer<B> {
         self
     }
 
+    /// Into how many parts each training batch is split across the
+    /// backend's threads (see `cnn_core::DataParallel`), or `None` when
+    /// steps run unsplit (one thread, batch norm or dropout in the model,
+    /// or `detect_anomaly`).
+    pub fn data_parallel_parts(&self) -> Option<usize> {
+        self.parallel
+            .as_ref()
+            .filter(|_| !self.config.detect_anomaly)
+            .map(DataParallel::parts)
+    }
+
     pub fn graph(&self) -> &Graph<B> {
         &self.graph
     }
