@@ -35,7 +35,8 @@ const PREFETCH_BATCHES: u64 = 4;
 /// The parts of a run's memory estimate, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
-    /// Parameters, gradients and optimizer state.
+    /// Parameters, gradients and optimizer state (and the data-parallel
+    /// replicas' weights and gradients, one per thread).
     pub params: u64,
     /// Activations and their gradients for the kept workspaces, plus
     /// prefetched input batches.
@@ -105,6 +106,18 @@ pub fn estimate(
     let conv_workspace = largest_col
         .saturating_mul(f32_bytes * 2)
         .saturating_mul(threads);
+    // A data-parallel step (sample-independent graphs on several threads)
+    // keeps one replica per thread: its weights and gradients. Its
+    // activations replace the full-batch training workspace (the parts add
+    // up to the batch), so those are counted already.
+    let replicas = if threads > 1 && cnn_core::graph::samples_independent(spec) {
+        (spec.num_params()? as u64)
+            .saturating_mul(f32_bytes * 2)
+            .saturating_mul(threads)
+    } else {
+        0
+    };
+    let params = params.saturating_add(replicas);
     Ok(MemoryEstimate {
         params,
         activations,
@@ -227,6 +240,33 @@ mod tests {
         for bad in ["", "M", "-1G", "0", "lots", "1e400", "NaN"] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
         }
+    }
+
+    /// On several threads, a sample-independent model counts one replica
+    /// (weights and gradients) per thread; a model with batch norm does not.
+    #[test]
+    fn data_parallel_replicas_are_counted() {
+        use cnn_core::models::{ModelOptions, lenet5, resnet20};
+        let options = cnn_data::LoadOptions {
+            synthetic: cnn_data::SyntheticConfig {
+                train: 40,
+                test: 10,
+                ..cnn_data::SyntheticConfig::default()
+            },
+            ..cnn_data::LoadOptions::default()
+        };
+        let dataset = cnn_data::load(cnn_data::DatasetKind::Synthetic, None, &options).unwrap();
+        let data = crate::setup::splits(dataset, 0.0, 0).unwrap();
+        let lenet = lenet5(&ModelOptions::new([3, 32, 32], 10)).unwrap();
+        let params = lenet.num_params().unwrap() as u64;
+        let one = estimate(&lenet, 64, &data, 1).unwrap();
+        let two = estimate(&lenet, 64, &data, 2).unwrap();
+        assert_eq!(two.params - one.params, params * 4 * 2 * 2);
+        assert_eq!(two.activations, one.activations);
+        let resnet = resnet20(&ModelOptions::new([3, 32, 32], 10)).unwrap();
+        let one = estimate(&resnet, 64, &data, 1).unwrap();
+        let two = estimate(&resnet, 64, &data, 2).unwrap();
+        assert_eq!(two.params, one.params);
     }
 
     #[test]
