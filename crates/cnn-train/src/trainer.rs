@@ -788,14 +788,19 @@ pub fn evaluate<B: Backend>(
             dlogits,
             preds,
         } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
-        b.upload_indices_into(&batch.labels, targets)?;
-        let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
-        loss_sum += f64::from(loss.forward_backward(&b, logits, targets, dlogits)?) * n as f64;
-        b.argmax_rows(n, classes, logits.buffer(), preds)?;
-        host_logits.resize(n * classes, 0.0);
-        b.download_into(logits.buffer(), &mut host_logits)?;
+        // One hand-over to the backend's workers per batch, not per op.
+        let (batch_loss, batch_preds) = b.run(|| -> Result<(f32, Vec<u32>)> {
+            b.upload_indices_into(&batch.labels, targets)?;
+            let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
+            let batch_loss = loss.forward_backward(&b, logits, targets, dlogits)?;
+            b.argmax_rows(n, classes, logits.buffer(), preds)?;
+            host_logits.resize(n * classes, 0.0);
+            b.download_into(logits.buffer(), &mut host_logits)?;
+            Ok((batch_loss, b.download_indices(preds)?))
+        })?;
+        loss_sum += f64::from(batch_loss) * n as f64;
         top5 += crate::metrics::topk_correct(&host_logits, classes, &batch.labels, 5.min(classes));
-        cm.add_batch(&batch.labels, &b.download_indices(preds)?);
+        cm.add_batch(&batch.labels, &batch_preds);
         loader.recycle(batch);
     }
     let n = cm.total().max(1) as f64;
