@@ -14,7 +14,7 @@
 //!   status) and what [`write_outputs`] derives from those files alone:
 //!   `overlay.png`/`overlay.svg` (mean ± std over repeats per variant),
 //!   `summary.csv`/`summary.md` (sorted by the chosen [`SortMetric`]) and
-//!   `diagnosis.md` (the [`crate::diagnose`] findings of every run).
+//!   `diagnosis.md` (the [`crate::diagnose`](mod@crate::diagnose) findings of every run).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
 //! - [`memory`]: the memory estimate checked before training (`--max-memory`).
 //! - [`run`]: one training job into a run directory (`cnn train`).
-//! - [`diagnose`]: overfitting, underfitting, divergence and plateau, in
+//! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
 //!   words with figures, from a history.
 //! - [`compare`]: variants of one configuration run side by side
 //!   (`cnn compare`); [`learning_curve`]: score against training-set size

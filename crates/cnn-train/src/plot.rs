@@ -3,7 +3,7 @@
 //! This module is the one call site of `plotters`. Text uses DejaVu Sans,
 //! embedded in the binary and registered once, so plots render on machines
 //! without system fonts. Every figure is drawn by one generic function for
-//! both backends ([`Figure::draw`]), rendered in memory and written with
+//! both backends (`Figure::draw`), rendered in memory and written with
 //! [`write_atomic`]. Non-finite values are skipped (lines break there),
 //! axis ranges are always finite and non-empty, and a panic inside
 //! plotters becomes a [`TrainError::Plot`]: a plot never stops a run.

@@ -7,7 +7,7 @@
 //! - [`core`] (`cnn-core`): shapes, tensors, the `Backend` trait, layers,
 //!   the layer graph, losses, built-in models.
 //! - [`cpu`] (`cnn-cpu`, feature `cpu`, on by default): `CpuBackend`.
-//! - [`cuda`] (`cnn-cuda`, feature `cuda`): `CudaBackend`, chosen at run
+//! - `cuda` (`cnn-cuda`, feature `cuda`): `CudaBackend`, chosen at run
 //!   time with `--backend cuda`.
 //! - [`optim`] (`cnn-optim`): optimizers, schedules, regularizers.
 //! - [`data`] (`cnn-data`): datasets and loaders.
