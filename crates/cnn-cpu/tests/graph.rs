@@ -558,3 +558,70 @@ fn a_residual_add_sums_its_two_inputs() {
     let expected: Vec<f32> = x.iter().map(|&v| v.max(0.0) + v).collect();
     assert_eq!(y, expected);
 }
+
+/// A ReLU read only by the max pooling after it runs folded into it: the
+/// outputs (train and eval) and every gradient equal those of the graph run
+/// node by node; the folded ReLU has no output of its own to show. A ReLU
+/// with a second reader is not folded.
+#[test]
+fn relu_folded_into_max_pooling_gives_the_same_results() {
+    let be = backend();
+    // The ReLU here is read by a residual add as well as by the pooling.
+    let two_readers = GraphBuilder::new([2, 8, 8])
+        .conv2d("conv", cnn_core::Conv2dGeometry::new(4, 3).padding(1))
+        .layer("relu_shared", LayerSpec::Activation(Activation::Relu))
+        .add_nodes("doubled", "relu_shared", "conv")
+        .layer_from(
+            "max_pool_shared",
+            "relu_shared",
+            LayerSpec::MaxPool2d(cnn_core::Pool2dGeometry::new(2)),
+        )
+        .flatten()
+        .linear("fc", 3)
+        .spec()
+        .unwrap();
+    let specs = [
+        lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap(),
+        builtin("article", &ModelOptions::new([3, 32, 32], 10)).unwrap(),
+        two_readers,
+    ];
+    for spec in specs {
+        let mut folded = Graph::new(&be, spec.clone(), 3).unwrap();
+        let mut plain = Graph::new(&be, spec.clone(), 3).unwrap();
+        plain.set_relu_folding(false);
+        let n = 9;
+        let x = inputs(&folded, n, 4);
+        let classes = folded.output_shape().numel() as u32;
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i * 7) % classes).collect();
+        assert_eq!(
+            forward(&mut folded, &x, n, Mode::Eval),
+            forward(&mut plain, &x, n, Mode::Eval),
+            "eval output"
+        );
+        let a = train_backward(&mut folded, &x, &targets, 1);
+        let b = train_backward(&mut plain, &x, &targets, 1);
+        assert_eq!(a.to_bits(), b.to_bits(), "loss");
+        assert_eq!(grads(&folded), grads(&plain), "parameter gradients");
+        let relus: Vec<usize> = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.name.starts_with("relu"))
+            .map(|(i, _)| i)
+            .collect();
+        for i in relus {
+            let only_pool_reads = spec.nodes[i].name != "relu_shared"
+                && spec
+                    .nodes
+                    .get(i + 1)
+                    .is_some_and(|next| next.name.starts_with("max_pool"));
+            assert!(plain.node_output(i).is_some());
+            assert_eq!(
+                folded.node_output(i).is_none(),
+                only_pool_reads,
+                "node {i} ({})",
+                spec.nodes[i].name
+            );
+        }
+    }
+}

@@ -14,9 +14,9 @@ pub use data_parallel::{DataParallel, samples_independent};
 pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
 pub use state::{ArrayData, NamedArray};
 
-use crate::backend::Backend;
+use crate::backend::{Activation, Backend};
 use crate::error::{CnnError, Result};
-use crate::layers::{ForwardCtx, Layer, LayerParams, Mode, build_layer};
+use crate::layers::{ForwardCtx, Layer, LayerParams, LayerSpec, Mode, build_layer};
 use crate::param::Param;
 use crate::rng::CounterRng;
 use crate::shape::Shape;
@@ -59,6 +59,9 @@ struct Workspace<B: Backend> {
     /// For nodes read by several consumers: where a second gradient lands
     /// before it is added to `grads`.
     scratch: Vec<Option<Tensor<B>>>,
+    /// For a max pooling with a folded ReLU before it: the pooled values
+    /// before the ReLU (forward), then their gradient (backward).
+    pooled: Vec<Option<Tensor<B>>>,
 }
 
 /// A built model on backend `B`.
@@ -76,6 +79,47 @@ pub struct Graph<B: Backend> {
     /// Per node, during backward: whether its output gradient holds a value
     /// yet. Kept here, one flag per node, so that backward allocates nothing.
     ready: Vec<bool>,
+    /// Per node: a ReLU whose only consumer is the max pooling right after
+    /// it, folded into that pooling (see [`fold_relu_into_pool`]).
+    folded: Vec<bool>,
+}
+
+/// The node whose output node `i` reads (`None`: the graph input): a max
+/// pooling with a folded ReLU before it reads the ReLU's input.
+fn effective_input(folded: &[bool], resolved: &ResolvedGraph, i: usize) -> Option<usize> {
+    if i > 0 && folded[i - 1] {
+        resolved.inputs[i - 1]
+    } else {
+        resolved.inputs[i]
+    }
+}
+
+/// Which nodes are a ReLU read only by the max pooling that follows it.
+/// Such a pair runs as max pooling, then ReLU on the (four times smaller)
+/// pooled tensor: ReLU is non-decreasing, so `relu(max(window)) =
+/// max(relu(window))`, and its gradient is zero wherever the two pick
+/// different elements (all of them <= 0). Only the sign of a zero may differ
+/// (-0 in, -0 out instead of +0). This saves a pass over the largest
+/// activation forward and two backward.
+fn fold_relu_into_pool(
+    spec: &GraphSpec,
+    resolved: &ResolvedGraph,
+    consumers: &[usize],
+) -> Vec<bool> {
+    let nodes = &spec.nodes;
+    (0..nodes.len())
+        .map(|i| {
+            let relu = matches!(
+                nodes[i].op,
+                NodeOp::Layer(LayerSpec::Activation(Activation::Relu))
+            );
+            let pool_next = nodes
+                .get(i + 1)
+                .is_some_and(|n| matches!(n.op, NodeOp::Layer(LayerSpec::MaxPool2d(_))))
+                && resolved.inputs.get(i + 1) == Some(&Some(i));
+            relu && pool_next && consumers[i] == 1
+        })
+        .collect()
 }
 
 impl<B: Backend> std::fmt::Debug for Graph<B> {
@@ -112,10 +156,12 @@ impl<B: Backend> Graph<B> {
                 NodeOp::Add { .. } => Node::Add,
             });
         }
+        let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
         Ok(Graph {
             backend: backend.clone(),
             spec,
             resolved,
+            folded,
             ready: vec![false; nodes.len()],
             nodes,
             consumers,
@@ -195,12 +241,22 @@ impl<B: Backend> Graph<B> {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
+        let pooled = (0..self.resolved.shapes.len())
+            .map(|i| {
+                if i > 0 && self.folded[i - 1] {
+                    Tensor::zeros(b, self.resolved.shapes[i].with_batch(batch)).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         self.workspaces.push(Workspace {
             batch,
             input: Tensor::zeros(b, self.spec.input.with_batch(batch))?,
             acts,
             grads,
             scratch,
+            pooled,
         });
         Ok(self.workspaces.len() - 1)
     }
@@ -257,9 +313,13 @@ impl<B: Backend> Graph<B> {
         }
         let ws = &mut self.workspaces[w];
         for i in 0..self.nodes.len() {
+            if self.folded[i] {
+                continue; // runs after the pooling that follows
+            }
             let (before, rest) = ws.acts.split_at_mut(i);
             let y = &mut rest[0];
-            let x = self.resolved.inputs[i].map_or(&ws.input, |j| &before[j]);
+            let x_node = effective_input(&self.folded, &self.resolved, i);
+            let x = x_node.map_or(&ws.input, |j| &before[j]);
             let ctx = ForwardCtx {
                 mode,
                 seed: self.seed,
@@ -267,6 +327,18 @@ impl<B: Backend> Graph<B> {
                 node: i,
             };
             match &mut self.nodes[i] {
+                Node::Layer(layer) if i > 0 && self.folded[i - 1] => {
+                    // Max pooling of the ReLU's input, then the ReLU.
+                    let pooled = ws.pooled[i]
+                        .as_mut()
+                        .ok_or_else(|| CnnError::Graph(format!("node {i} has no pooled buffer")))?;
+                    layer.forward(&self.backend, &ctx, x, pooled)?;
+                    self.backend.activation_forward(
+                        Activation::Relu,
+                        pooled.buffer(),
+                        y.buffer_mut(),
+                    )?;
+                }
                 Node::Layer(layer) => layer.forward(&self.backend, &ctx, x, y)?,
                 Node::Add => {
                     let other = match self.resolved.adds[i] {
@@ -327,12 +399,30 @@ impl<B: Backend> Graph<B> {
                 step,
                 node: i,
             };
-            let input = self.resolved.inputs[i];
+            let input = effective_input(&self.folded, &self.resolved, i);
+            let folded_before = i > 0 && self.folded[i - 1];
             match &mut self.nodes[i] {
                 Node::Layer(layer) => {
                     let x = input.map_or(&ws.input, |j| &ws.acts[j]);
                     let y = &ws.acts[i];
                     let be = &self.backend;
+                    // After a folded ReLU: its gradient on the pooled
+                    // values first; the pooling then routes that.
+                    let dy: &Tensor<B> = if folded_before {
+                        let pooled = ws.pooled[i].as_mut().ok_or_else(|| {
+                            CnnError::Graph(format!("node {i} has no pooled buffer"))
+                        })?;
+                        be.activation_backward(
+                            Activation::Relu,
+                            y.buffer(),
+                            y.buffer(),
+                            dy.buffer(),
+                            pooled.buffer_mut(),
+                        )?;
+                        pooled
+                    } else {
+                        dy
+                    };
                     let mut run = |dx: Option<&mut Tensor<B>>| {
                         if part {
                             layer.backward_part(be, &ctx, x, y, dy, dx)
@@ -384,8 +474,27 @@ impl<B: Backend> Graph<B> {
         Some((x, ws.grads.get(i)?))
     }
 
-    /// Output of node `i` from the last forward, if any forward ran.
+    /// Whether ReLUs read only by the max pooling right after them run
+    /// folded into it (on by default; the results are the same up to the
+    /// sign of a zero). Off runs every node as written, for measurements
+    /// and checks. Drops the workspaces (reallocated on the next forward).
+    pub fn set_relu_folding(&mut self, on: bool) {
+        self.folded = if on {
+            fold_relu_into_pool(&self.spec, &self.resolved, &self.consumers)
+        } else {
+            vec![false; self.nodes.len()]
+        };
+        self.workspaces.clear();
+        self.last_forward = None;
+    }
+
+    /// Output of node `i` from the last forward, if any forward ran (`None`
+    /// for a ReLU folded into the pooling after it: its output is never
+    /// formed; the pooling's output is the ReLU's, pooled).
     pub fn node_output(&self, i: usize) -> Option<&Tensor<B>> {
+        if self.folded.get(i) == Some(&true) {
+            return None;
+        }
         let (batch, _) = self.last_forward?;
         self.workspaces
             .iter()
@@ -393,8 +502,12 @@ impl<B: Backend> Graph<B> {
             .and_then(|w| w.acts.get(i))
     }
 
-    /// Gradient with respect to node `i`'s output from the last backward.
+    /// Gradient with respect to node `i`'s output from the last backward
+    /// (`None` for a folded ReLU, as for [`Graph::node_output`]).
     pub fn node_grad(&self, i: usize) -> Option<&Tensor<B>> {
+        if self.folded.get(i) == Some(&true) {
+            return None;
+        }
         let (batch, _) = self.last_forward?;
         self.workspaces
             .iter()
