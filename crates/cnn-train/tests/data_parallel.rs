@@ -3,9 +3,10 @@
 //! epoch metrics and the same final weights, bit for bit. `--detect-anomaly`
 //! keeps the unsplit step, so the two runs differ only in that.
 
+mod common;
+
 use cnn_core::{ArrayData, Graph};
 use cnn_cpu::CpuBackend;
-use cnn_data::{LoadOptions, SyntheticConfig};
 use cnn_train::{TrainConfig, Trainer, setup};
 
 fn config(detect_anomaly: bool) -> TrainConfig {
@@ -29,17 +30,7 @@ fn config(detect_anomaly: bool) -> TrainConfig {
 
 fn train(detect_anomaly: bool) -> Trainer<CpuBackend> {
     let c = config(detect_anomaly);
-    let options = LoadOptions {
-        synthetic: SyntheticConfig {
-            seed: c.seed,
-            train: 200,
-            test: 40,
-            ..SyntheticConfig::default()
-        },
-        ..LoadOptions::default()
-    };
-    let dataset = cnn_data::load(cnn_data::DatasetKind::Synthetic, None, &options).unwrap();
-    let data = setup::splits(dataset, c.val_fraction, 0).unwrap();
+    let data = common::synthetic_splits(c.seed, 200, 40, c.val_fraction);
     let backend = CpuBackend::with_threads(2).unwrap();
     let spec = setup::model_spec(&c, &data.shape, data.num_classes()).unwrap();
     let graph = Graph::new(&backend, spec, c.seed).unwrap();

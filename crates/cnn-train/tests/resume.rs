@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod common;
+
 use cnn_core::{ArrayData, Graph};
 use cnn_cpu::CpuBackend;
-use cnn_data::{LoadOptions, SyntheticConfig};
 use cnn_train::{RunDir, TrainConfig, TrainError, Trainer, setup};
 
 fn config() -> TrainConfig {
@@ -31,17 +32,7 @@ fn config() -> TrainConfig {
 
 fn trainer(dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
     let c = config();
-    let options = LoadOptions {
-        synthetic: SyntheticConfig {
-            seed: c.seed,
-            train: 320,
-            test: 64,
-            ..SyntheticConfig::default()
-        },
-        ..LoadOptions::default()
-    };
-    let dataset = cnn_data::load(cnn_data::DatasetKind::Synthetic, None, &options).unwrap();
-    let data = setup::splits(dataset, c.val_fraction, 0).unwrap();
+    let data = common::synthetic_splits(c.seed, 320, 64, c.val_fraction);
     let backend = CpuBackend::with_threads(2).unwrap();
     let spec = setup::model_spec(&c, &data.shape, data.num_classes()).unwrap();
     let graph = Graph::new(&backend, spec, c.seed).unwrap();

@@ -67,6 +67,32 @@ impl<B: Backend> Conv2d<B> {
         })
     }
 
+    /// `dW += ...` and, when `dx` is given, `dx = ...` (not the bias).
+    fn weight_and_input_grads(
+        &mut self,
+        backend: &B,
+        p: &Conv2dParams,
+        x: &Tensor<B>,
+        dy: &Tensor<B>,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        backend.conv2d_backward_weight(
+            p,
+            x.buffer(),
+            dy.buffer(),
+            self.weight.grad.buffer_mut(),
+        )?;
+        if let Some(dx) = dx {
+            backend.conv2d_backward_input(
+                p,
+                dy.buffer(),
+                self.weight.value.buffer(),
+                dx.buffer_mut(),
+            )?;
+        }
+        Ok(())
+    }
+
     fn params_for(&self, x: &Tensor<B>) -> Result<Conv2dParams> {
         let (n, c, h, w) = nchw(x.shape())?;
         Conv2dParams::new(n, c, h, w, &self.geometry).map_err(|e| e.in_layer(&self.name))
@@ -102,9 +128,9 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
     fn backward(
         &mut self,
         backend: &B,
-        ctx: &ForwardCtx,
+        _ctx: &ForwardCtx,
         x: &Tensor<B>,
-        y: &Tensor<B>,
+        _y: &Tensor<B>,
         dy: &Tensor<B>,
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
@@ -112,7 +138,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         if let Some(bias) = self.bias.as_mut() {
             backend.conv2d_backward_bias(&p, dy.buffer(), bias.grad.buffer_mut())?;
         }
-        self.backward_part(backend, ctx, x, y, dy, dx)
+        self.weight_and_input_grads(backend, &p, x, dy, dx)
     }
 
     /// The weight gradient (summed part by part: the CPU backend sums it
@@ -128,21 +154,7 @@ impl<B: Backend> Layer<B> for Conv2d<B> {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let p = self.params_for(x)?;
-        backend.conv2d_backward_weight(
-            &p,
-            x.buffer(),
-            dy.buffer(),
-            self.weight.grad.buffer_mut(),
-        )?;
-        if let Some(dx) = dx {
-            backend.conv2d_backward_input(
-                &p,
-                dy.buffer(),
-                self.weight.value.buffer(),
-                dx.buffer_mut(),
-            )?;
-        }
-        Ok(())
+        self.weight_and_input_grads(backend, &p, x, dy, dx)
     }
 
     fn part_summed(&self) -> [bool; MAX_LAYER_PARAMS] {

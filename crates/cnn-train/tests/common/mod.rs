@@ -43,3 +43,24 @@ pub fn golden_dir() -> PathBuf {
             ))
         })
 }
+
+/// A built-in synthetic data set of `train` and `test` images from `seed`,
+/// split as `cnn train` would with validation fraction `val_fraction`.
+pub fn synthetic_splits(
+    seed: u64,
+    train: usize,
+    test: usize,
+    val_fraction: f64,
+) -> cnn_train::setup::DataSplits {
+    let options = cnn_data::LoadOptions {
+        synthetic: cnn_data::SyntheticConfig {
+            seed,
+            train,
+            test,
+            ..cnn_data::SyntheticConfig::default()
+        },
+        ..cnn_data::LoadOptions::default()
+    };
+    let dataset = cnn_data::load(cnn_data::DatasetKind::Synthetic, None, &options).unwrap();
+    cnn_train::setup::splits(dataset, val_fraction, 0).unwrap()
+}
