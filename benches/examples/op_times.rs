@@ -1,4 +1,5 @@
-//! Per-op timings of a LeNet-5 step's heaviest ops at batch 64 (for
+//! Per-op timings of a LeNet-5 step's heaviest ops at batch 64, and of
+//! W3's convolution phase by phase (for
 //! docs/performance.md): `cargo run --release -p cnn-benches --example op_times`.
 
 use std::time::Instant;
@@ -93,5 +94,24 @@ fn main() {
     });
     time("conv2 backward_input", || {
         be.conv2d_backward_input(&c2, &dy2, &w2, &mut dq1).unwrap()
+    });
+    // W3's layer (batch 32, 64->64, 3x3, pad 1, 32x32), phase by phase.
+    let c3 = cnn_benches::workloads::w3_params();
+    let (x3, w3, b3, mut y3) = (
+        buf(c3.x_len(), 9),
+        buf(c3.w_len(), 10),
+        buf(64, 11),
+        buf(c3.y_len(), 0),
+    );
+    let (dy3, mut dx3, mut dw3) = (buf(c3.y_len(), 12), buf(c3.x_len(), 0), buf(c3.w_len(), 0));
+    time("w3 forward", || {
+        be.conv2d_forward(&c3, &x3, &w3, Some(&b3), &mut y3)
+            .unwrap()
+    });
+    time("w3 backward_input", || {
+        be.conv2d_backward_input(&c3, &dy3, &w3, &mut dx3).unwrap()
+    });
+    time("w3 backward_weight", || {
+        be.conv2d_backward_weight(&c3, &x3, &dy3, &mut dw3).unwrap()
     });
 }
