@@ -16,8 +16,8 @@
 
 use rayon::prelude::*;
 
-use super::MatRef;
-use super::pack::{pack_a, pack_b, with_a_buf, with_b_buf};
+use super::pack::{pack_a, pack_b_operand, with_a_buf, with_b_buf};
+use super::{BOperand, MatRef};
 
 /// One microkernel call: the `mr x nr` tile of C at `c` gets
 /// `alpha * (A panel) (B panel) + beta * C` over `kc` steps.
@@ -84,7 +84,8 @@ pub(super) trait Microkernel {
 /// # Safety
 /// The CPU has `K`'s instruction set. The caller has checked that every
 /// element of A (`m x k`), B (`k x n`) and C (`m x n`, strides `rsc`, `csc`)
-/// lies inside its slice, and that `m, n, k >= 1`.
+/// lies inside its slice (a packer B writes its own panels), and that
+/// `m, n, k >= 1`.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm<K: Microkernel>(
     m: usize,
@@ -92,7 +93,7 @@ pub(super) unsafe fn gemm<K: Microkernel>(
     n: usize,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
     rsc: usize,
@@ -122,7 +123,7 @@ pub(super) unsafe fn gemm<K: Microkernel>(
                     };
                     // SAFETY: the caller promises K's instruction set; the
                     // block lies inside B.
-                    unsafe { pack_b::<K>(b, pc, kc, jc, nc, bpack) };
+                    unsafe { pack_b_operand::<K>(b, pc, kc, jc, nc, bpack) };
                     // SAFETY: the caller promises K's instruction set, and
                     // that A, B and C (rows 0..m, columns jc..jc + nc) hold
                     // every element addressed.
@@ -150,7 +151,7 @@ pub(super) unsafe fn gemm_par<K: Microkernel>(
     n: usize,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
 ) {
@@ -189,7 +190,9 @@ pub(super) unsafe fn gemm_par<K: Microkernel>(
                         .for_each(|(d, dst)| {
                             // SAFETY: the caller promises K's instruction
                             // set; the block lies inside B.
-                            unsafe { pack_b::<K>(b, pc0 + d * kc_step, kc_of(d), jc, nc, dst) };
+                            unsafe {
+                                pack_b_operand::<K>(b, pc0 + d * kc_step, kc_of(d), jc, nc, dst)
+                            };
                         });
                 } else {
                     // Fewer depth blocks than threads: split each block's
@@ -207,7 +210,14 @@ pub(super) unsafe fn gemm_par<K: Microkernel>(
                                 // instruction set; columns jc + j0..jc + j0 +
                                 // cols of depth block d lie inside B.
                                 unsafe {
-                                    pack_b::<K>(b, pc0 + d * kc_step, kc, jc + j0, cols, dst)
+                                    pack_b_operand::<K>(
+                                        b,
+                                        pc0 + d * kc_step,
+                                        kc,
+                                        jc + j0,
+                                        cols,
+                                        dst,
+                                    )
                                 };
                             });
                     }

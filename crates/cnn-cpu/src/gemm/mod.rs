@@ -96,6 +96,44 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// The kernel's panel transpose as handed to a [`PackB`]: `transpose(runs,
+/// panel)` writes `panel[p w + l] = runs[l][p]` for every step `p <
+/// panel.len() / w`, and zeros for the lanes `l >= runs.len()`. It panics
+/// unless `runs.len() <= w` and every run holds all the steps.
+pub(crate) type PanelTranspose<'a> = &'a dyn Fn(&[&[f32]], &mut [f32]);
+
+/// A B operand that writes its own packed panels: a matrix cheaper to
+/// generate than to store and read back, such as a convolution's im2col
+/// matrix.
+pub(crate) trait PackB: Sync {
+    /// Write rows `p0..p0 + kc`, columns `j0..j0 + nc` of B as `w`-column
+    /// panels at the start of `dst`: element `(p0 + p, j0 + q w + l)` at
+    /// `q kc w + p w + l`, zeros for the lanes past `nc` in the last panel.
+    #[allow(clippy::too_many_arguments)]
+    fn pack(
+        &self,
+        p0: usize,
+        kc: usize,
+        j0: usize,
+        nc: usize,
+        w: usize,
+        transpose: PanelTranspose<'_>,
+        dst: &mut [f32],
+    );
+
+    /// The whole of B (`k x n`) written into `dst` (at least `k n` floats),
+    /// as a view: for the GEMM path that cannot take packed panels.
+    fn materialize<'a>(&self, dst: &'a mut [f32]) -> MatRef<'a>;
+}
+
+/// B as the driver sees it: a strided matrix it packs, or a packer.
+#[derive(Clone, Copy)]
+pub(crate) enum BOperand<'a> {
+    Mat(MatRef<'a>),
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Packer(&'a dyn PackB),
+}
+
 fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     (rows - 1) * rs + (cols - 1) * cs
 }
@@ -264,11 +302,11 @@ unsafe fn sgemm_on(
         // are exactly `driver::gemm`'s contract.
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => unsafe {
-            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, b, beta, c, rsc, csc)
+            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, BOperand::Mat(b), beta, c, rsc, csc)
         },
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe {
-            driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, b, beta, c, rsc, csc)
+            driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, BOperand::Mat(b), beta, c, rsc, csc)
         },
         // SAFETY: every element (i, j) addressed through the given strides
         // lies inside the corresponding slice (the caller's promise); C is
@@ -360,13 +398,101 @@ fn gemm_rows_par_on(
         // the path is available (asserted above).
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => unsafe {
-            driver::gemm_par::<avx512::Avx512>(threads, m, k, n, alpha, a, b, beta, c)
+            driver::gemm_par::<avx512::Avx512>(
+                threads,
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                BOperand::Mat(b),
+                beta,
+                c,
+            )
         },
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe {
-            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, b, beta, c)
+            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, BOperand::Mat(b), beta, c)
         },
         Path::Matrixmultiply => unreachable!("handled above"),
+    }
+}
+
+/// Buffers for B written out whole, where the GEMM path cannot take a
+/// packer's panels (only grows, like the packing pools).
+static MATERIALIZED: crate::par::BufPool = crate::par::BufPool::new();
+
+/// [`gemm_rows_par`] with B given by a packer. On the own kernels B is
+/// packed block by block straight from its source and never stored whole;
+/// on matrixmultiply it is materialised first. Either way each element of
+/// C is summed in the same order as [`gemm_rows_par`] on the materialised
+/// B, so the results are the same bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_rows_par_packed(
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: &dyn PackB,
+    beta: f32,
+    c: &mut [f32],
+) {
+    gemm_rows_par_packed_on(path(), threads, m, k, n, alpha, a, b, beta, c);
+}
+
+/// [`gemm_rows_par_packed`] on an explicit, available path.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows_par_packed_on(
+    path: Path,
+    threads: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: &dyn PackB,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(path.available(), "sgemm: this CPU cannot run {path:?}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || path == Path::Matrixmultiply {
+        let mut buf = MATERIALIZED.take(k * n);
+        let bm = b.materialize(&mut buf[..k * n]);
+        gemm_rows_par_on(path, threads, m, k, n, alpha, a, bm, beta, c);
+        MATERIALIZED.give(buf);
+        return;
+    }
+    assert!(m * n <= c.len(), "sgemm: C view out of bounds");
+    assert!(
+        last_index(m, k, a.rs, a.cs) < a.data.len(),
+        "sgemm: A view out of bounds"
+    );
+    let parallel = threads > 1 && m * n * k >= PAR_GEMM_MIN_WORK && m >= 16;
+    let b = BOperand::Packer(b);
+    match path {
+        // SAFETY (both kernels): A and C hold every element addressed
+        // (asserted above), the packer writes B's panels itself, m, n, k >= 1
+        // and the path is available (asserted above).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 if parallel => unsafe {
+            driver::gemm_par::<avx512::Avx512>(threads, m, k, n, alpha, a, b, beta, c)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => unsafe {
+            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, b, beta, c, n, 1)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 if parallel => unsafe {
+            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, b, beta, c)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, b, beta, c, n, 1) },
+        Path::Matrixmultiply => unreachable!("materialised above"),
     }
 }
 

@@ -18,8 +18,8 @@
 //! of that shape or smaller allocate nothing, on whichever threads they run
 //! (the steady-state training step must not allocate).
 
-use super::MatRef;
 use super::driver::Microkernel;
+use super::{BOperand, MatRef};
 use crate::par::BufPool;
 
 /// Packed panels are 64-byte aligned, so vector loads never split a line.
@@ -113,6 +113,42 @@ pub(super) unsafe fn pack_b<K: Microkernel>(
     };
     // SAFETY: as in pack_a.
     unsafe { pack_panels(K::NR, src, dst, K::transpose_b) }
+}
+
+/// [`pack_b`] for either kind of B operand: a strided matrix, or a packer
+/// that writes its own panels (given the kernel's transpose).
+///
+/// # Safety
+/// As [`pack_a`].
+pub(super) unsafe fn pack_b_operand<K: Microkernel>(
+    b: BOperand<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
+    match b {
+        // SAFETY: the caller's promise.
+        BOperand::Mat(m) => unsafe { pack_b::<K>(m, p0, kc, j0, nc, dst) },
+        BOperand::Packer(packer) => {
+            let transpose = |runs: &[&[f32]], panel: &mut [f32]| {
+                let steps = panel.len() / K::NR;
+                assert!(
+                    runs.len() <= K::NR
+                        && panel.len().is_multiple_of(K::NR)
+                        && runs.iter().all(|r| r.len() >= steps),
+                    "packer transpose: {} runs into a {}-float panel",
+                    runs.len(),
+                    panel.len()
+                );
+                // SAFETY: K's instruction set is present (the caller's
+                // promise); the lane count and run lengths were checked.
+                unsafe { K::transpose_b(runs, panel) }
+            };
+            packer.pack(p0, kc, j0, nc, K::NR, &transpose, dst);
+        }
+    }
 }
 
 /// Pack `src` into `w`-lane panels: panel `q` holds lanes `q w..q w + w`

@@ -6,10 +6,17 @@
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
 //! channels, `cog = c_out / groups` output channels, `K = cg kh kw`,
 //! `P = h_out w_out`, `L = nb P` columns):
-//! - forward: `col (K, L) = im2col(x_g)` of every image side by side;
-//!   `y_g (cog, L) = w_g (cog, K) col`, scattered back to NCHW;
-//! - backward input: `dcol (K, L) = w_g^T dy_g`; `dx_g = col2im(dcol)`;
+//! - forward: `y_g (cog, L) = w_g (cog, K) col`, scattered back to NCHW,
+//!   where `col (K, L)` is the im2col matrix of every image side by side;
+//! - backward input, stride 1: the forward of the transposed convolution
+//!   (`dy` as input, each kernel rotated by 180 degrees, padding `dil (k -
+//!   1) - pad`); other strides: `dcol (K, L) = w_g^T dy_g`, `dx_g =
+//!   col2im(dcol)`;
 //! - backward weight: `dw_g (cog, K) += dy_g (cog, L) col^T`.
+//!
+//! `col` is never stored: the GEMM packs it block by block straight from
+//! the input ([`columns`]), which saves writing the matrix (2.4 MB for a
+//! 64-channel 32x32 image) and reading it back.
 //!
 //! Small feature maps are blocked several images per GEMM (about
 //! [`TARGET_COLS`] columns) so that tiny layers (LeNet's 10x10 maps) still
@@ -24,9 +31,13 @@
 use cnn_core::{CnnError, Conv2dParams, ConvOps, Result};
 use rayon::prelude::*;
 
+mod columns;
+
+use columns::{Columns, col2im};
+
 use crate::CpuBackend;
 use crate::conv_direct;
-use crate::gemm::{MatRef, gemm_rows_par};
+use crate::gemm::{MatRef, gemm_rows_par, gemm_rows_par_packed};
 use crate::par::{PAR_MIN_ELEMS, sum_f64, with_reduce_scratch, with_scratch};
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.
@@ -81,16 +92,18 @@ impl Dims {
     fn direct(&self, nb: usize) -> bool {
         self.pointwise && nb == 1
     }
-    /// Scratch for a block of `nb` images: the column matrix, then (when
-    /// `nb > 1`) a `(cog, L)` staging matrix for y or dy.
-    fn scratch_len(&self, nb: usize) -> usize {
-        let col = if self.direct(nb) {
+    /// The `(cog, L)` staging matrix for y or dy of a block of `nb > 1`
+    /// images (none for one image, whose rows are contiguous).
+    fn stage_len(&self, nb: usize) -> usize {
+        if nb > 1 { self.cog * nb * self.pos } else { 0 }
+    }
+    /// The column matrix `dcol` of the `col2im` backward-input path.
+    fn col_len(&self, nb: usize) -> usize {
+        if self.direct(nb) {
             0
         } else {
             self.k * nb * self.pos
-        };
-        let stage = if nb > 1 { self.cog * nb * self.pos } else { 0 };
-        col + stage
+        }
     }
     fn parallel(&self, be: &CpuBackend) -> bool {
         be.threads > 1 && self.p.forward_flops() >= PAR_MIN_FLOPS
@@ -122,87 +135,6 @@ fn valid_range(off: isize, s: usize, len: usize, out: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// `col = im2col(x_g)`; x_g is `(cg, h, w)`; row `r` of the result is
-/// `col[r * ld..r * ld + P]`. Every one of those elements is written
-/// (padding as zeros).
-fn im2col(d: &Dims, x_g: &[f32], col: &mut [f32], ld: usize) {
-    let p = &d.p;
-    let (w_out, pos) = (p.w_out, d.pos);
-    for c in 0..d.cg {
-        let x_c = &x_g[c * d.plane..(c + 1) * d.plane];
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let row = (c * p.kh + ki) * p.kw + kj;
-                let dst_row = &mut col[row * ld..row * ld + pos];
-                let off = (kj * p.dil_w) as isize - p.pad_w as isize;
-                let (lo, hi) = valid_range(off, p.stride_w, p.w, w_out);
-                for oh in 0..p.h_out {
-                    let dst = &mut dst_row[oh * w_out..(oh + 1) * w_out];
-                    let ih = (oh * p.stride_h + ki * p.dil_h) as isize - p.pad_h as isize;
-                    if ih < 0 || ih >= p.h as isize {
-                        dst.fill(0.0);
-                        continue;
-                    }
-                    let src = &x_c[ih as usize * p.w..(ih as usize + 1) * p.w];
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                    if lo < hi {
-                        let start = (lo as isize * p.stride_w as isize + off) as usize;
-                        if p.stride_w == 1 {
-                            dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                        } else {
-                            for (o, v) in dst[lo..hi]
-                                .iter_mut()
-                                .zip(src[start..].iter().step_by(p.stride_w))
-                            {
-                                *o = *v;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `dx_g += col2im(col)`, the adjoint of [`im2col`] (same `ld`).
-fn col2im(d: &Dims, col: &[f32], ld: usize, dx_g: &mut [f32]) {
-    let p = &d.p;
-    let (w_out, pos) = (p.w_out, d.pos);
-    for c in 0..d.cg {
-        let dx_c = &mut dx_g[c * d.plane..(c + 1) * d.plane];
-        for ki in 0..p.kh {
-            for kj in 0..p.kw {
-                let row = (c * p.kh + ki) * p.kw + kj;
-                let src_row = &col[row * ld..row * ld + pos];
-                let off = (kj * p.dil_w) as isize - p.pad_w as isize;
-                let (lo, hi) = valid_range(off, p.stride_w, p.w, w_out);
-                if lo >= hi {
-                    continue;
-                }
-                for oh in 0..p.h_out {
-                    let ih = (oh * p.stride_h + ki * p.dil_h) as isize - p.pad_h as isize;
-                    if ih < 0 || ih >= p.h as isize {
-                        continue;
-                    }
-                    let src = &src_row[oh * w_out + lo..oh * w_out + hi];
-                    let dst = &mut dx_c[ih as usize * p.w..(ih as usize + 1) * p.w];
-                    let start = (lo as isize * p.stride_w as isize + off) as usize;
-                    if p.stride_w == 1 {
-                        for (o, v) in dst[start..start + (hi - lo)].iter_mut().zip(src) {
-                            *o += *v;
-                        }
-                    } else {
-                        for (o, v) in dst[start..].iter_mut().step_by(p.stride_w).zip(src) {
-                            *o += *v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Copy group `g` of every image of `t_blk` (`nb` images of `(c_out, P)`)
 /// into `stage (cog, nb P)`.
 fn gather(d: &Dims, g: usize, t_blk: &[f32], stage: &mut [f32]) {
@@ -225,36 +157,38 @@ fn forward_block(
     w: &[f32],
     b: Option<&[f32]>,
     y_blk: &mut [f32],
-    scratch: &mut [f32],
+    stage: &mut [f32],
     rows_threads: usize,
 ) {
     let (cg, cog, k, pos) = (d.cg, d.cog, d.k, d.pos);
-    let (xi, yi) = (d.x_image(), d.y_image());
+    let yi = d.y_image();
     let nb = y_blk.len() / yi;
     let ld = nb * pos;
-    let (col, stage) = scratch.split_at_mut(if d.direct(nb) { 0 } else { k * ld });
     for g in 0..d.p.groups {
-        let w_g = &w[g * cog * k..(g + 1) * cog * k];
-        let colm: &[f32] = if d.direct(nb) {
-            &x_blk[g * cg * d.plane..(g + 1) * cg * d.plane]
+        let a = MatRef::row_major(&w[g * cog * k..(g + 1) * cog * k], cog, k, false);
+        let out = if nb == 1 {
+            &mut y_blk[g * cog * pos..(g + 1) * cog * pos]
         } else {
-            for (j, x_n) in x_blk.chunks_exact(xi).enumerate() {
-                im2col(
-                    d,
-                    &x_n[g * cg * d.plane..(g + 1) * cg * d.plane],
-                    &mut col[j * pos..],
-                    ld,
-                );
-            }
-            col
+            &mut stage[..cog * ld]
         };
-        let a = MatRef::row_major(w_g, cog, k, false);
-        let bm = MatRef::row_major(colm, k, ld, false);
-        if nb == 1 {
-            let y_g = &mut y_blk[g * cog * pos..(g + 1) * cog * pos];
-            gemm_rows_par(rows_threads, cog, k, pos, 1.0, a, bm, 0.0, y_g);
+        if d.direct(nb) {
+            let xm = &x_blk[g * cg * d.plane..(g + 1) * cg * d.plane];
+            gemm_rows_par(
+                rows_threads,
+                cog,
+                k,
+                ld,
+                1.0,
+                a,
+                MatRef::row_major(xm, k, ld, false),
+                0.0,
+                out,
+            );
         } else {
-            gemm_rows_par(rows_threads, cog, k, ld, 1.0, a, bm, 0.0, stage);
+            let cols = Columns::new(d, x_blk, g);
+            gemm_rows_par_packed(rows_threads, cog, k, ld, 1.0, a, &cols, 0.0, out);
+        }
+        if nb > 1 {
             for (j, y_n) in y_blk.chunks_exact_mut(yi).enumerate() {
                 for co in 0..cog {
                     y_n[(g * cog + co) * pos..][..pos]
@@ -274,7 +208,9 @@ fn forward_block(
     }
 }
 
-/// Backward-input of a block: `dx_blk (nb, c_in, h, w)` from `dy_blk (nb, c_out, P)`.
+/// Backward-input of a block through `col2im`: `dx_blk (nb, c_in, h, w)`
+/// from `dy_blk (nb, c_out, P)`. For the strided convolutions that
+/// [`Transposed`] cannot take.
 fn backward_input_block(
     d: &Dims,
     dy_blk: &[f32],
@@ -287,7 +223,7 @@ fn backward_input_block(
     let (xi, yi) = (d.x_image(), d.y_image());
     let nb = dy_blk.len() / yi;
     let ld = nb * pos;
-    let (dcol, stage) = scratch.split_at_mut(if d.direct(nb) { 0 } else { k * ld });
+    let (dcol, stage) = scratch.split_at_mut(d.col_len(nb));
     if !d.direct(nb) {
         dx_blk.fill(0.0);
     }
@@ -327,41 +263,125 @@ fn backward_weight_block(
     dy_blk: &[f32],
     dw: &mut [f32],
     beta: f32,
-    scratch: &mut [f32],
+    stage: &mut [f32],
     rows_threads: usize,
 ) {
     let (cg, cog, k, pos) = (d.cg, d.cog, d.k, d.pos);
-    let (xi, yi) = (d.x_image(), d.y_image());
-    let nb = dy_blk.len() / yi;
+    let nb = dy_blk.len() / d.y_image();
     let ld = nb * pos;
-    let (col, stage) = scratch.split_at_mut(if d.direct(nb) { 0 } else { k * ld });
     for g in 0..d.p.groups {
         let dw_g = &mut dw[g * cog * k..(g + 1) * cog * k];
-        let colm: &[f32] = if d.direct(nb) {
-            &x_blk[g * cg * d.plane..(g + 1) * cg * d.plane]
-        } else {
-            for (j, x_n) in x_blk.chunks_exact(xi).enumerate() {
-                im2col(
-                    d,
-                    &x_n[g * cg * d.plane..(g + 1) * cg * d.plane],
-                    &mut col[j * pos..],
-                    ld,
-                );
-            }
-            col
-        };
         let dym: &[f32] = if nb == 1 {
             &dy_blk[g * cog * pos..(g + 1) * cog * pos]
         } else {
             gather(d, g, dy_blk, stage);
-            stage
+            &stage[..cog * ld]
         };
         let a = MatRef::row_major(dym, cog, ld, false);
-        // col^T: (L, K), stored (K, L).
-        let bm = MatRef::row_major(colm, ld, k, true);
-        gemm_rows_par(rows_threads, cog, ld, k, 1.0, a, bm, beta, dw_g);
+        if d.direct(nb) {
+            let xm = &x_blk[g * cg * d.plane..(g + 1) * cg * d.plane];
+            // col^T: (L, K), stored (K, L).
+            let bm = MatRef::row_major(xm, ld, k, true);
+            gemm_rows_par(rows_threads, cog, ld, k, 1.0, a, bm, beta, dw_g);
+        } else {
+            let cols = Columns::new(d, x_blk, g);
+            gemm_rows_par_packed(
+                rows_threads,
+                cog,
+                ld,
+                k,
+                1.0,
+                a,
+                &cols.transposed(),
+                beta,
+                dw_g,
+            );
+        }
     }
 }
+
+/// The im2col + GEMM forward (any geometry), parallel over blocks of
+/// images or, for a batch smaller than the pool, within each GEMM.
+fn forward_gemm(
+    be: &CpuBackend,
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let d = Dims::new(p);
+    let (xi, yi) = (d.x_image(), d.y_image());
+    if d.parallel(be) && p.n >= be.threads {
+        let nb = d.block(be.threads);
+        be.install(|| {
+            y.par_chunks_mut(nb * yi)
+                .zip(x.par_chunks(nb * xi))
+                .for_each(|(y_blk, x_blk)| {
+                    let len = d.stage_len(y_blk.len() / yi);
+                    with_scratch(len, |s| forward_block(&d, x_blk, w, b, y_blk, s, 1));
+                });
+        });
+    } else {
+        let threads = if d.parallel(be) { be.threads } else { 1 };
+        let nb = d.block(threads);
+        let mut run = || {
+            with_scratch(d.stage_len(nb), |s| {
+                for (y_blk, x_blk) in y.chunks_mut(nb * yi).zip(x.chunks(nb * xi)) {
+                    forward_block(&d, x_blk, w, b, y_blk, s, threads);
+                }
+            });
+        };
+        if threads > 1 { be.install(run) } else { run() }
+    }
+}
+
+/// The convolution whose forward is `p`'s input gradient, when there is
+/// one: with stride 1, `dx = correlate(dy, w flipped and transposed)` with
+/// padding `dil (k - 1) - pad` (which must not be negative), so the
+/// backward input runs as a forward, packing `dy`'s columns straight into
+/// the GEMM's panels instead of writing `dcol` and scattering it back
+/// (`col2im`).
+fn transposed_params(p: &Conv2dParams) -> Option<Conv2dParams> {
+    let span_h = p.dil_h * (p.kh - 1);
+    let span_w = p.dil_w * (p.kw - 1);
+    if p.stride_h != 1 || p.stride_w != 1 || p.pad_h > span_h || p.pad_w > span_w {
+        return None;
+    }
+    Some(Conv2dParams {
+        c_in: p.c_out,
+        h: p.h_out,
+        w: p.w_out,
+        c_out: p.c_in,
+        pad_h: span_h - p.pad_h,
+        pad_w: span_w - p.pad_w,
+        h_out: p.h,
+        w_out: p.w,
+        ..*p
+    })
+}
+
+/// `w (c_out, cg, kh, kw)` as the weight of [`transposed_params`]:
+/// `(c_in, cog, kh, kw)` with each kernel rotated by 180 degrees, group by
+/// group.
+fn transpose_weight(p: &Conv2dParams, w: &[f32], wt: &mut [f32]) {
+    let (cg, cog) = (p.c_in / p.groups, p.c_out / p.groups);
+    let taps = p.kh * p.kw;
+    for g in 0..p.groups {
+        for c in 0..cg {
+            for co in 0..cog {
+                let src = &w[((g * cog + co) * cg + c) * taps..][..taps];
+                let dst = &mut wt[((g * cg + c) * cog + co) * taps..][..taps];
+                for (o, v) in dst.iter_mut().zip(src.iter().rev()) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Transposed weights for the backward input (reused, only grows).
+static TRANSPOSED_WEIGHTS: crate::par::BufPool = crate::par::BufPool::new();
 
 impl ConvOps for CpuBackend {
     fn conv2d_forward(
@@ -373,41 +393,14 @@ impl ConvOps for CpuBackend {
         y: &mut Vec<f32>,
     ) -> Result<()> {
         p.check_forward(x.len(), w.len(), b.map(|b| b.len()), y.len())?;
-        let d = Dims::new(p);
         let b = b.map(|b| b.as_slice());
         if y.is_empty() {
             return Ok(());
         }
         if conv_direct::use_direct(p) {
             conv_direct::forward(self, p, x, w, b, y);
-            return Ok(());
-        }
-        let (xi, yi) = (d.x_image(), d.y_image());
-        if d.parallel(self) && p.n >= self.threads {
-            let nb = d.block(self.threads);
-            self.install(|| {
-                y.par_chunks_mut(nb * yi)
-                    .zip(x.par_chunks(nb * xi))
-                    .for_each(|(y_blk, x_blk)| {
-                        let len = d.scratch_len(y_blk.len() / yi);
-                        with_scratch(len, |s| forward_block(&d, x_blk, w, b, y_blk, s, 1));
-                    });
-            });
         } else {
-            let threads = if d.parallel(self) { self.threads } else { 1 };
-            let nb = d.block(threads);
-            let mut run = || {
-                with_scratch(d.scratch_len(nb), |s| {
-                    for (y_blk, x_blk) in y.chunks_mut(nb * yi).zip(x.chunks(nb * xi)) {
-                        forward_block(&d, x_blk, w, b, y_blk, s, threads);
-                    }
-                });
-            };
-            if threads > 1 {
-                self.install(run)
-            } else {
-                run()
-            }
+            forward_gemm(self, p, x, w, b, y);
         }
         Ok(())
     }
@@ -428,14 +421,22 @@ impl ConvOps for CpuBackend {
             conv_direct::backward_input(self, p, dy, w, dx);
             return Ok(());
         }
+        if let Some(t) = transposed_params(p).filter(|_| !d.pointwise) {
+            let mut wt = TRANSPOSED_WEIGHTS.take(w.len());
+            transpose_weight(p, w, &mut wt[..w.len()]);
+            forward_gemm(self, &t, dy, &wt[..w.len()], None, dx);
+            TRANSPOSED_WEIGHTS.give(wt);
+            return Ok(());
+        }
         let (xi, yi) = (d.x_image(), d.y_image());
+        let scratch_len = |nb: usize| d.col_len(nb) + d.stage_len(nb);
         if d.parallel(self) && p.n >= self.threads {
             let nb = d.block(self.threads);
             self.install(|| {
                 dx.par_chunks_mut(nb * xi)
                     .zip(dy.par_chunks(nb * yi))
                     .for_each(|(dx_blk, dy_blk)| {
-                        let len = d.scratch_len(dy_blk.len() / yi);
+                        let len = scratch_len(dy_blk.len() / yi);
                         with_scratch(len, |s| backward_input_block(&d, dy_blk, w, dx_blk, s, 1));
                     });
             });
@@ -443,7 +444,7 @@ impl ConvOps for CpuBackend {
             let threads = if d.parallel(self) { self.threads } else { 1 };
             let nb = d.block(threads);
             let mut run = || {
-                with_scratch(d.scratch_len(nb), |s| {
+                with_scratch(scratch_len(nb), |s| {
                     for (dx_blk, dy_blk) in dx.chunks_mut(nb * xi).zip(dy.chunks(nb * yi)) {
                         backward_input_block(&d, dy_blk, w, dx_blk, s, threads);
                     }
@@ -497,7 +498,7 @@ impl ConvOps for CpuBackend {
                     }
                     let xs = &x[first * xi..last * xi];
                     let dys = &dy[first * yi..last * yi];
-                    with_scratch(d.scratch_len(nb), |s| {
+                    with_scratch(d.stage_len(nb), |s| {
                         for (i, (x_blk, dy_blk)) in
                             xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
                         {
@@ -528,7 +529,7 @@ impl ConvOps for CpuBackend {
             let threads = if d.parallel(self) { self.threads } else { 1 };
             let nb = d.block(threads);
             let mut run = || {
-                with_scratch(d.scratch_len(nb), |s| {
+                with_scratch(d.stage_len(nb), |s| {
                     for (x_blk, dy_blk) in x.chunks(nb * xi).zip(dy.chunks(nb * yi)) {
                         backward_weight_block(&d, x_blk, dy_blk, dw, 1.0, s, threads);
                     }
@@ -731,7 +732,78 @@ mod tests {
             // Small maps, several images per GEMM block, parallel over blocks.
             (16, 6, 14, 14, Conv2dGeometry::new(16, 5)),
             (9, 8, 6, 6, Conv2dGeometry::new(8, 1).groups(2)),
+            // Input gradients as a transposed forward: with dilation, with
+            // an asymmetric kernel and padding, and with more taps than the
+            // direct kernels take (the panels' fast path: rows of 32).
+            (2, 3, 7, 9, Conv2dGeometry::new(4, 3).padding(2).dilation(2)),
+            (
+                1,
+                4,
+                6,
+                6,
+                Conv2dGeometry {
+                    out_channels: 4,
+                    kernel: [3, 2],
+                    stride: [1, 1],
+                    padding: [2, 0],
+                    dilation: [1, 1],
+                    groups: 2,
+                },
+            ),
+            (2, 64, 4, 32, Conv2dGeometry::new(8, 3).padding(1)),
+            // Padding wider than the kernel's reach: the col2im path.
+            (2, 3, 5, 6, Conv2dGeometry::new(4, 1).padding(1)),
         ]
+    }
+
+    /// `dx` from the definition, in f64: each `dy` element spreads over the
+    /// inputs its window read.
+    fn backward_input_naive(p: &Conv2dParams, dy: &[f32], w: &[f32]) -> Vec<f64> {
+        let (cg, cog) = (p.c_in / p.groups, p.c_out / p.groups);
+        let mut dx = vec![0.0f64; p.x_len()];
+        for n in 0..p.n {
+            for co in 0..p.c_out {
+                let g = co / cog;
+                for oh in 0..p.h_out {
+                    for ow in 0..p.w_out {
+                        let dyv = f64::from(dy[((n * p.c_out + co) * p.h_out + oh) * p.w_out + ow]);
+                        for ci in 0..cg {
+                            for ki in 0..p.kh {
+                                for kj in 0..p.kw {
+                                    let ih = (oh * p.stride_h + ki * p.dil_h) as isize
+                                        - p.pad_h as isize;
+                                    let iw = (ow * p.stride_w + kj * p.dil_w) as isize
+                                        - p.pad_w as isize;
+                                    if ih < 0 || iw < 0 || ih >= p.h as isize || iw >= p.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let wv = w[((co * cg + ci) * p.kh + ki) * p.kw + kj];
+                                    dx[((n * p.c_in + g * cg + ci) * p.h + ih as usize) * p.w
+                                        + iw as usize] += dyv * f64::from(wv);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    #[test]
+    fn backward_input_matches_naive_per_element() {
+        for threads in [1, 2] {
+            let be = CpuBackend::with_threads(threads).unwrap();
+            for (n, c, h, w, g) in cases() {
+                let p = Conv2dParams::new(n, c, h, w, &g).unwrap();
+                let wt = data(p.w_len(), 10);
+                let dy = data(p.y_len(), 11);
+                let mut dx = vec![f32::NAN; p.x_len()];
+                be.conv2d_backward_input(&p, &dy, &wt, &mut dx).unwrap();
+                assert_close(&dx, &backward_input_naive(&p, &dy, &wt));
+            }
+        }
     }
 
     #[test]
