@@ -83,7 +83,7 @@ impl<'a> Columns<'a> {
 
     /// `out[i] = col[tap's row][j + i]` for every `i < out.len()`, where `at`
     /// is column `j`: one segment per output row touched.
-    #[inline]
+    #[inline(always)]
     fn run(&self, tap: Tap, mut at: At, out: &mut [f32]) {
         let p = &self.d.p;
         let xi = self.d.x_image();
@@ -95,10 +95,23 @@ impl<'a> Columns<'a> {
             if ih < 0 || ih >= p.h as isize {
                 zero(dst);
             } else {
-                let row = &self.x_blk[at.img * xi + tap.chan + ih as usize * p.w..][..p.w];
+                let row_at = at.img * xi + tap.chan + ih as usize * p.w;
+                let row = &self.x_blk[row_at..][..p.w];
                 // Output columns at.ow..at.ow + seg, of which a..b are inside.
                 let a = at.ow.max(tap.lo).min(at.ow + seg);
                 let b = (at.ow + seg).min(tap.hi).max(a);
+                let first = (row_at + at.ow) as isize + tap.off_w;
+                if p.stride_w == 1 && first >= 0 && first as usize + seg <= self.x_blk.len() {
+                    // The whole segment as one copy through the flat input
+                    // (whole vectors, no ragged remainder), then zeros over
+                    // the padding lanes, which read a neighbouring row.
+                    copy(dst, &self.x_blk[first as usize..][..seg]);
+                    zero(&mut dst[..a - at.ow]);
+                    zero(&mut dst[b - at.ow..]);
+                    o += seg;
+                    at = self.next(at, seg);
+                    continue;
+                }
                 zero(&mut dst[..a - at.ow]);
                 zero(&mut dst[b - at.ow..]);
                 if a < b {
@@ -117,16 +130,24 @@ impl<'a> Columns<'a> {
                 }
             }
             o += seg;
-            at.ow += seg;
-            if at.ow == p.w_out {
-                at.ow = 0;
-                at.oh += 1;
-                if at.oh == p.h_out {
-                    at.oh = 0;
-                    at.img += 1;
-                }
+            at = self.next(at, seg);
+        }
+    }
+
+    /// `at` moved on by `seg` columns, `seg` not past the end of its row.
+    #[inline(always)]
+    fn next(&self, mut at: At, seg: usize) -> At {
+        let p = &self.d.p;
+        at.ow += seg;
+        if at.ow == p.w_out {
+            at.ow = 0;
+            at.oh += 1;
+            if at.oh == p.h_out {
+                at.oh = 0;
+                at.img += 1;
             }
         }
+        at
     }
 
     /// `col` written whole: row `kk` at `col[kk * ld..kk * ld + cols]`.
@@ -198,10 +219,21 @@ impl PackB for Columns<'_> {
             *s = self.at(j0 + q * w);
         }
         let tail = panels * w - nc;
+        let starts = &starts[..panels];
         match w {
-            32 => self.pack_steps::<32>(p0, kc, nc, w, &starts[..panels], dst),
-            16 => self.pack_steps::<16>(p0, kc, nc, w, &starts[..panels], dst),
-            _ => self.pack_steps::<0>(p0, kc, nc, w, &starts[..panels], dst),
+            #[cfg(target_arch = "x86_64")]
+            32 if crate::cpu_features::avx512f() => {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                unsafe { pack_steps_avx512::<32>(self, p0, kc, nc, w, starts, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            16 if crate::cpu_features::avx2_fma() => {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                unsafe { pack_steps_avx2::<16>(self, p0, kc, nc, w, starts, dst) }
+            }
+            32 => self.pack_steps::<32>(p0, kc, nc, w, starts, dst),
+            16 => self.pack_steps::<16>(p0, kc, nc, w, starts, dst),
+            _ => self.pack_steps::<0>(p0, kc, nc, w, starts, dst),
         }
         if tail > 0 {
             for p in 0..kc {
@@ -272,11 +304,55 @@ impl Columns<'_> {
     }
 }
 
+/// [`Columns::pack_steps`] compiled for AVX-512: a panel row is two
+/// vector moves instead of eight SSE ones.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_steps_avx512<const W: usize>(
+    cols: &Columns<'_>,
+    p0: usize,
+    kc: usize,
+    nc: usize,
+    w: usize,
+    starts: &[At],
+    dst: &mut [f32],
+) {
+    cols.pack_steps::<W>(p0, kc, nc, w, starts, dst)
+}
+
+/// [`Columns::pack_steps`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_steps_avx2<const W: usize>(
+    cols: &Columns<'_>,
+    p0: usize,
+    kc: usize,
+    nc: usize,
+    w: usize,
+    starts: &[At],
+    dst: &mut [f32],
+) {
+    cols.pack_steps::<W>(p0, kc, nc, w, starts, dst)
+}
+
 /// `col^T` (`(L, K)`) as a GEMM B operand.
 pub(super) struct Transposed<'a>(&'a Columns<'a>);
 
-/// Floats of the stack buffer that holds a panel's runs before the transpose.
+/// Floats of the buffer that holds a panel's runs before the transpose.
 const RUNS_FLOATS: usize = 32 * 256;
+
+std::thread_local! {
+    /// One runs buffer per thread (static storage: nothing to allocate, and
+    /// no 32 KB to zero per packed block).
+    static RUNS: std::cell::RefCell<[f32; RUNS_FLOATS]> =
+        const { std::cell::RefCell::new([0.0; RUNS_FLOATS]) };
+}
 
 impl PackB for Transposed<'_> {
     /// Rows of `col^T` are columns of `col`: each lane `kk` of a panel is a
@@ -293,8 +369,47 @@ impl PackB for Transposed<'_> {
         transpose: PanelTranspose<'_>,
         dst: &mut [f32],
     ) {
+        let blk = Block { p0, kc, j0, nc, w };
+        RUNS.with_borrow_mut(|buf| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu_features::avx512f() {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                unsafe { pack_transposed_avx512(self, &blk, buf, transpose, dst) };
+                return;
+            }
+            self.pack_runs(&blk, buf, transpose, dst);
+        });
+    }
+
+    fn materialize<'b>(&self, dst: &'b mut [f32]) -> MatRef<'b> {
         let cols = self.0;
-        let mut buf = [0.0f32; RUNS_FLOATS];
+        cols.write(dst, cols.cols);
+        MatRef::row_major(dst, cols.cols, cols.d.k, true)
+    }
+}
+
+/// Rows `p0..p0 + kc`, columns `j0..j0 + nc` of B, in `w`-lane panels.
+#[derive(Clone, Copy)]
+struct Block {
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    w: usize,
+}
+
+impl Transposed<'_> {
+    /// The body of [`PackB::pack`], inlined into the per-ISA versions.
+    #[inline(always)]
+    fn pack_runs(
+        &self,
+        blk: &Block,
+        buf: &mut [f32; RUNS_FLOATS],
+        transpose: PanelTranspose<'_>,
+        dst: &mut [f32],
+    ) {
+        let cols = self.0;
+        let Block { p0, kc, j0, nc, w } = *blk;
         let chunk = RUNS_FLOATS / w;
         for (q, panel) in dst[..nc.div_ceil(w) * kc * w]
             .chunks_exact_mut(kc * w)
@@ -315,12 +430,23 @@ impl PackB for Transposed<'_> {
             }
         }
     }
+}
 
-    fn materialize<'b>(&self, dst: &'b mut [f32]) -> MatRef<'b> {
-        let cols = self.0;
-        cols.write(dst, cols.cols);
-        MatRef::row_major(dst, cols.cols, cols.d.k, true)
-    }
+/// [`Transposed::pack_runs`] compiled for AVX-512 (the run copies as whole
+/// vectors).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_transposed_avx512(
+    t: &Transposed<'_>,
+    blk: &Block,
+    buf: &mut [f32; RUNS_FLOATS],
+    transpose: PanelTranspose<'_>,
+    dst: &mut [f32],
+) {
+    t.pack_runs(blk, buf, transpose, dst)
 }
 
 /// `dx_g += col2im(col)`, the adjoint of the im2col matrix of one image

@@ -9,9 +9,9 @@
 //! - forward: `y_g (cog, L) = w_g (cog, K) col`, scattered back to NCHW,
 //!   where `col (K, L)` is the im2col matrix of every image side by side;
 //! - backward input, stride 1: the forward of the transposed convolution
-//!   (`dy` as input, each kernel rotated by 180 degrees, padding `dil (k -
-//!   1) - pad`); other strides: `dcol (K, L) = w_g^T dy_g`, `dx_g =
-//!   col2im(dcol)`;
+//!   (`dy` as input, each kernel rotated by 180 degrees, padding
+//!   `dil * (k - 1) - pad`); other strides: `dcol (K, L) = w_g^T dy_g`,
+//!   then `dx_g = col2im(dcol)`;
 //! - backward weight: `dw_g (cog, K) += dy_g (cog, L) col^T`.
 //!
 //! `col` is never stored: the GEMM packs it block by block straight from
