@@ -314,6 +314,41 @@ fn per_op_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     out
 }
 
+/// The im2col + GEMM convolutions (ResNet-20's and VGG's, not LeNet-5's,
+/// which take the direct kernels): columns packed into the GEMM's panels,
+/// the input gradient as a transposed forward (stride 1) or through
+/// col2im (stride 2).
+fn gemm_conv_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
+    let buf = |len: usize, seed: u64| be.upload(&synthetic_values(len, seed)).unwrap();
+    let mut out = Vec::new();
+    for (name, geometry) in [
+        (
+            "gemm conv 3x3 stride 1",
+            Conv2dGeometry::new(64, 3).padding(1),
+        ),
+        (
+            "gemm conv 3x3 stride 2",
+            Conv2dGeometry::new(64, 3).padding(1).stride(2),
+        ),
+    ] {
+        let p = Conv2dParams::new(8, 64, 8, 8, &geometry).unwrap();
+        let (x, w, b, dy) = (
+            buf(p.x_len(), 1),
+            buf(p.w_len(), 2),
+            buf(64, 3),
+            buf(p.y_len(), 4),
+        );
+        let (mut y, mut dx, mut dw) = (buf(p.y_len(), 0), buf(p.x_len(), 0), buf(p.w_len(), 0));
+        let mut f = || {
+            be.conv2d_forward(&p, &x, &w, Some(&b), &mut y).unwrap();
+            be.conv2d_backward_input(&p, &dy, &w, &mut dx).unwrap();
+            be.conv2d_backward_weight(&p, &x, &dy, &mut dw).unwrap();
+        };
+        out.push((name, steady(&mut f)));
+    }
+    out
+}
+
 /// Training steps run before the per-phase counts start.
 const WARMUP_STEPS: usize = 2;
 /// Steady-state training steps over which each phase is counted.
@@ -530,6 +565,7 @@ fn warmed_up_lenet5_training_step_allocates_nothing() {
     rows.extend(data_parallel_counts(&be));
     rows.extend(regularizer_counts(&be));
     rows.extend(gemm_free_phase_counts(&be));
+    rows.extend(gemm_conv_counts(&be));
     let strict = std::env::var_os("CNN_STRICT_ALLOCATIONS").is_some_and(|v| v == "1");
     let listed = |known: bool| {
         rows.iter()

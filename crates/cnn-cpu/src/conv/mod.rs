@@ -300,8 +300,51 @@ fn backward_weight_block(
     }
 }
 
-/// The im2col + GEMM forward (any geometry), parallel over blocks of
-/// images or, for a batch smaller than the pool, within each GEMM.
+/// Run `block(out_blk, in_blk, scratch, rows_threads)` over the batch in
+/// blocks of whole images (`out_image` and `in_image` floats each): in
+/// parallel over the blocks when the layer is large enough and the batch
+/// covers the pool, otherwise one block after another with each GEMM split
+/// by rows over the pool (or on this thread). Each block gets a scratch
+/// buffer of `scratch_len(images)` floats.
+#[allow(clippy::too_many_arguments)]
+fn for_each_block(
+    be: &CpuBackend,
+    d: &Dims,
+    out: &mut [f32],
+    out_image: usize,
+    inp: &[f32],
+    in_image: usize,
+    scratch_len: impl Fn(usize) -> usize + Sync,
+    block: impl Fn(&mut [f32], &[f32], &mut [f32], usize) + Sync,
+) {
+    if d.parallel(be) && d.p.n >= be.threads {
+        let nb = d.block(be.threads);
+        be.install(|| {
+            out.par_chunks_mut(nb * out_image)
+                .zip(inp.par_chunks(nb * in_image))
+                .for_each(|(out_blk, in_blk)| {
+                    let len = scratch_len(out_blk.len() / out_image);
+                    with_scratch(len, |s| block(out_blk, in_blk, s, 1));
+                });
+        });
+    } else {
+        let threads = if d.parallel(be) { be.threads } else { 1 };
+        let nb = d.block(threads);
+        let mut run = || {
+            with_scratch(scratch_len(nb), |s| {
+                for (out_blk, in_blk) in out
+                    .chunks_mut(nb * out_image)
+                    .zip(inp.chunks(nb * in_image))
+                {
+                    block(out_blk, in_blk, s, threads);
+                }
+            });
+        };
+        if threads > 1 { be.install(run) } else { run() }
+    }
+}
+
+/// The im2col + GEMM forward (any geometry).
 fn forward_gemm(
     be: &CpuBackend,
     p: &Conv2dParams,
@@ -312,28 +355,16 @@ fn forward_gemm(
 ) {
     let d = Dims::new(p);
     let (xi, yi) = (d.x_image(), d.y_image());
-    if d.parallel(be) && p.n >= be.threads {
-        let nb = d.block(be.threads);
-        be.install(|| {
-            y.par_chunks_mut(nb * yi)
-                .zip(x.par_chunks(nb * xi))
-                .for_each(|(y_blk, x_blk)| {
-                    let len = d.stage_len(y_blk.len() / yi);
-                    with_scratch(len, |s| forward_block(&d, x_blk, w, b, y_blk, s, 1));
-                });
-        });
-    } else {
-        let threads = if d.parallel(be) { be.threads } else { 1 };
-        let nb = d.block(threads);
-        let mut run = || {
-            with_scratch(d.stage_len(nb), |s| {
-                for (y_blk, x_blk) in y.chunks_mut(nb * yi).zip(x.chunks(nb * xi)) {
-                    forward_block(&d, x_blk, w, b, y_blk, s, threads);
-                }
-            });
-        };
-        if threads > 1 { be.install(run) } else { run() }
-    }
+    for_each_block(
+        be,
+        &d,
+        y,
+        yi,
+        x,
+        xi,
+        |nb| d.stage_len(nb),
+        |y_blk, x_blk, s, rows| forward_block(&d, x_blk, w, b, y_blk, s, rows),
+    );
 }
 
 /// The convolution whose forward is `p`'s input gradient, when there is
@@ -430,32 +461,16 @@ impl ConvOps for CpuBackend {
         }
         let (xi, yi) = (d.x_image(), d.y_image());
         let scratch_len = |nb: usize| d.col_len(nb) + d.stage_len(nb);
-        if d.parallel(self) && p.n >= self.threads {
-            let nb = d.block(self.threads);
-            self.install(|| {
-                dx.par_chunks_mut(nb * xi)
-                    .zip(dy.par_chunks(nb * yi))
-                    .for_each(|(dx_blk, dy_blk)| {
-                        let len = scratch_len(dy_blk.len() / yi);
-                        with_scratch(len, |s| backward_input_block(&d, dy_blk, w, dx_blk, s, 1));
-                    });
-            });
-        } else {
-            let threads = if d.parallel(self) { self.threads } else { 1 };
-            let nb = d.block(threads);
-            let mut run = || {
-                with_scratch(scratch_len(nb), |s| {
-                    for (dx_blk, dy_blk) in dx.chunks_mut(nb * xi).zip(dy.chunks(nb * yi)) {
-                        backward_input_block(&d, dy_blk, w, dx_blk, s, threads);
-                    }
-                });
-            };
-            if threads > 1 {
-                self.install(run)
-            } else {
-                run()
-            }
-        }
+        for_each_block(
+            self,
+            &d,
+            dx,
+            xi,
+            dy,
+            yi,
+            scratch_len,
+            |dx_blk, dy_blk, s, rows| backward_input_block(&d, dy_blk, w, dx_blk, s, rows),
+        );
         Ok(())
     }
 

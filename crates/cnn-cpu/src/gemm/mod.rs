@@ -156,10 +156,23 @@ pub(crate) fn sgemm(
     rsc: usize,
     csc: usize,
 ) {
-    sgemm_checked(path(), m, k, n, alpha, a, b, beta, c, rsc, csc);
+    sgemm_checked(
+        path(),
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        BOperand::Mat(b),
+        beta,
+        c,
+        rsc,
+        csc,
+    );
 }
 
-/// [`sgemm`] on an explicit path (the tests run every available one).
+/// [`sgemm`] on an explicit path (the tests run every available one), for
+/// either kind of B.
 #[allow(clippy::too_many_arguments)]
 fn sgemm_checked(
     path: Path,
@@ -168,7 +181,7 @@ fn sgemm_checked(
     n: usize,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
     rsc: usize,
@@ -191,13 +204,47 @@ fn sgemm_checked(
         }
         return;
     }
+    if let (BOperand::Packer(packer), Path::Matrixmultiply) = (b, path) {
+        with_materialized(packer, k, n, |bm| {
+            sgemm_checked(
+                path,
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                BOperand::Mat(bm),
+                beta,
+                c,
+                rsc,
+                csc,
+            )
+        });
+        return;
+    }
     check_views(m, k, n, a, b, c, rsc, csc);
-    // SAFETY: check_views put every element of A, B and C inside its slice,
-    // m, n, k >= 1, and the path is available (asserted above).
+    // SAFETY: check_views put every element of A, B (unless a packer
+    // writes it) and C inside its slice, m, n, k >= 1, matrixmultiply gets
+    // a strided B (materialised above), and the path is available
+    // (asserted above).
     unsafe { sgemm_on(path, m, k, n, alpha, a, b, beta, c, rsc, csc) };
 }
 
-/// Panics unless every element of A (`m x k`), B (`k x n`) and C (`m x n`,
+/// Run `f` on a packer's B written out whole (`k x n`), for the path that
+/// cannot take packed panels.
+fn with_materialized<R>(
+    packer: &dyn PackB,
+    k: usize,
+    n: usize,
+    f: impl FnOnce(MatRef<'_>) -> R,
+) -> R {
+    let mut buf = MATERIALIZED.take(k * n);
+    let out = f(packer.materialize(&mut buf[..k * n]));
+    MATERIALIZED.give(buf);
+    out
+}
+
+/// Panics unless every element of A (`m x k`), a strided B (`k x n`) and C (`m x n`,
 /// strides `rsc`, `csc`) lies inside its slice; `m, n, k >= 1`.
 #[allow(clippy::too_many_arguments)]
 fn check_views(
@@ -205,7 +252,7 @@ fn check_views(
     k: usize,
     n: usize,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     c: &[f32],
     rsc: usize,
     csc: usize,
@@ -218,10 +265,12 @@ fn check_views(
         last_index(m, k, a.rs, a.cs) < a.data.len(),
         "sgemm: A view out of bounds"
     );
-    assert!(
-        last_index(k, n, b.rs, b.cs) < b.data.len(),
-        "sgemm: B view out of bounds"
-    );
+    if let BOperand::Mat(b) = b {
+        assert!(
+            last_index(k, n, b.rs, b.cs) < b.data.len(),
+            "sgemm: B view out of bounds"
+        );
+    }
 }
 
 /// One implementation of [`sgemm`].
@@ -281,8 +330,9 @@ fn choose_path(wanted: Option<&str>) -> Path {
 /// [`sgemm`] on an explicit path, after its checks.
 ///
 /// # Safety
-/// `m, n, k >= 1`; every element of A (`m x k`), B (`k x n`) and C (`m x n`,
-/// strides `rsc`, `csc`) lies inside its slice; `path.available()`.
+/// `m, n, k >= 1`; every element of A (`m x k`), a strided B (`k x n`;
+/// matrixmultiply takes no other) and C (`m x n`, strides `rsc`, `csc`)
+/// lies inside its slice; `path.available()`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_on(
     path: Path,
@@ -291,7 +341,7 @@ unsafe fn sgemm_on(
     n: usize,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
     rsc: usize,
@@ -302,16 +352,19 @@ unsafe fn sgemm_on(
         // are exactly `driver::gemm`'s contract.
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => unsafe {
-            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, BOperand::Mat(b), beta, c, rsc, csc)
+            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, b, beta, c, rsc, csc)
         },
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe {
-            driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, BOperand::Mat(b), beta, c, rsc, csc)
+            driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, b, beta, c, rsc, csc)
         },
         // SAFETY: every element (i, j) addressed through the given strides
         // lies inside the corresponding slice (the caller's promise); C is
         // borrowed mutably and does not alias A or B (distinct Rust borrows).
         Path::Matrixmultiply => unsafe {
+            let BOperand::Mat(b) = b else {
+                unreachable!("a packer's B is materialised before matrixmultiply")
+            };
             matrixmultiply::sgemm(
                 m,
                 k,
@@ -351,10 +404,21 @@ pub(crate) fn gemm_rows_par(
     beta: f32,
     c: &mut [f32],
 ) {
-    gemm_rows_par_on(path(), threads, m, k, n, alpha, a, b, beta, c);
+    gemm_rows_par_on(
+        path(),
+        threads,
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        BOperand::Mat(b),
+        beta,
+        c,
+    );
 }
 
-/// [`gemm_rows_par`] on an explicit, available path.
+/// [`gemm_rows_par`] on an explicit, available path, for either kind of B.
 #[allow(clippy::too_many_arguments)]
 fn gemm_rows_par_on(
     path: Path,
@@ -364,7 +428,7 @@ fn gemm_rows_par_on(
     n: usize,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BOperand<'_>,
     beta: f32,
     c: &mut [f32],
 ) {
@@ -375,6 +439,15 @@ fn gemm_rows_par_on(
     }
     assert!(path.available(), "sgemm: this CPU cannot run {path:?}");
     if path == Path::Matrixmultiply {
+        let b = match b {
+            BOperand::Mat(b) => b,
+            BOperand::Packer(packer) => {
+                with_materialized(packer, k, n, |bm| {
+                    gemm_rows_par_on(path, threads, m, k, n, alpha, a, BOperand::Mat(bm), beta, c)
+                });
+                return;
+            }
+        };
         // matrixmultiply packs per call, so each row block is an
         // independent sgemm: blocks that are multiples of 8 (its kernel
         // height), about two per thread for load balance.
@@ -386,6 +459,7 @@ fn gemm_rows_par_on(
             .for_each(|(bi, c_blk)| {
                 let r0 = bi * rows;
                 let mb = c_blk.len() / n;
+                let b = BOperand::Mat(b);
                 sgemm_checked(path, mb, k, n, alpha, a.skip_rows(r0), b, beta, c_blk, n, 1);
             });
         return;
@@ -393,26 +467,17 @@ fn gemm_rows_par_on(
     // m, n, k >= 1 here (work > 0).
     check_views(m, k, n, a, b, c, n, 1);
     match path {
-        // SAFETY (both kernels): check_views put every element of A, B and
-        // C (row-major, row stride n) inside its slice, m, n, k >= 1, and
-        // the path is available (asserted above).
+        // SAFETY (both kernels): check_views put every element of A, B
+        // (unless a packer writes it) and C (row-major, row stride n)
+        // inside its slice, m, n, k >= 1, and the path is available
+        // (asserted above).
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => unsafe {
-            driver::gemm_par::<avx512::Avx512>(
-                threads,
-                m,
-                k,
-                n,
-                alpha,
-                a,
-                BOperand::Mat(b),
-                beta,
-                c,
-            )
+            driver::gemm_par::<avx512::Avx512>(threads, m, k, n, alpha, a, b, beta, c)
         },
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe {
-            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, BOperand::Mat(b), beta, c)
+            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, b, beta, c)
         },
         Path::Matrixmultiply => unreachable!("handled above"),
     }
@@ -439,61 +504,18 @@ pub(crate) fn gemm_rows_par_packed(
     beta: f32,
     c: &mut [f32],
 ) {
-    gemm_rows_par_packed_on(path(), threads, m, k, n, alpha, a, b, beta, c);
-}
-
-/// [`gemm_rows_par_packed`] on an explicit, available path.
-#[allow(clippy::too_many_arguments)]
-fn gemm_rows_par_packed_on(
-    path: Path,
-    threads: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: MatRef<'_>,
-    b: &dyn PackB,
-    beta: f32,
-    c: &mut [f32],
-) {
-    assert!(path.available(), "sgemm: this CPU cannot run {path:?}");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 || path == Path::Matrixmultiply {
-        let mut buf = MATERIALIZED.take(k * n);
-        let bm = b.materialize(&mut buf[..k * n]);
-        gemm_rows_par_on(path, threads, m, k, n, alpha, a, bm, beta, c);
-        MATERIALIZED.give(buf);
-        return;
-    }
-    assert!(m * n <= c.len(), "sgemm: C view out of bounds");
-    assert!(
-        last_index(m, k, a.rs, a.cs) < a.data.len(),
-        "sgemm: A view out of bounds"
+    gemm_rows_par_on(
+        path(),
+        threads,
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        BOperand::Packer(b),
+        beta,
+        c,
     );
-    let parallel = threads > 1 && m * n * k >= PAR_GEMM_MIN_WORK && m >= 16;
-    let b = BOperand::Packer(b);
-    match path {
-        // SAFETY (both kernels): A and C hold every element addressed
-        // (asserted above), the packer writes B's panels itself, m, n, k >= 1
-        // and the path is available (asserted above).
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512 if parallel => unsafe {
-            driver::gemm_par::<avx512::Avx512>(threads, m, k, n, alpha, a, b, beta, c)
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512 => unsafe {
-            driver::gemm::<avx512::Avx512>(m, k, n, alpha, a, b, beta, c, n, 1)
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 if parallel => unsafe {
-            driver::gemm_par::<avx2::Avx2>(threads, m, k, n, alpha, a, b, beta, c)
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => unsafe { driver::gemm::<avx2::Avx2>(m, k, n, alpha, a, b, beta, c, n, 1) },
-        Path::Matrixmultiply => unreachable!("materialised above"),
-    }
 }
 
 impl GemmOps for CpuBackend {

@@ -241,7 +241,19 @@ fn check_case(
         rs: rsb,
         cs: csb,
     };
-    sgemm_checked(path, m, k, n, alpha, av, bv, beta, &mut c, rsc, csc);
+    sgemm_checked(
+        path,
+        m,
+        k,
+        n,
+        alpha,
+        av,
+        BOperand::Mat(bv),
+        beta,
+        &mut c,
+        rsc,
+        csc,
+    );
     for (idx, (&x, &y)) in c.iter().zip(&want).enumerate() {
         if y.is_nan() {
             // A gap of C initialised to NaN: it must not be written.
@@ -443,8 +455,33 @@ fn parallel_rows_match_single_threaded_on_every_path() {
                         c0.clone()
                     };
                     let mut par = one.clone();
-                    sgemm_checked(path, m, k, n, 0.5, av, bv, beta, &mut one, n, 1);
-                    be.install(|| gemm_rows_par_on(path, 3, m, k, n, 0.5, av, bv, beta, &mut par));
+                    sgemm_checked(
+                        path,
+                        m,
+                        k,
+                        n,
+                        0.5,
+                        av,
+                        BOperand::Mat(bv),
+                        beta,
+                        &mut one,
+                        n,
+                        1,
+                    );
+                    be.install(|| {
+                        gemm_rows_par_on(
+                            path,
+                            3,
+                            m,
+                            k,
+                            n,
+                            0.5,
+                            av,
+                            BOperand::Mat(bv),
+                            beta,
+                            &mut par,
+                        )
+                    });
                     if path == Path::Matrixmultiply {
                         for (x, y) in par.iter().zip(&one) {
                             assert!((x - y).abs() <= 1e-4 + 1e-4 * y.abs(), "{x} vs {y}");
@@ -478,8 +515,22 @@ fn parallel_gemm_packing_one_depth_block_per_round() {
         );
         let mut one = c0.clone();
         let mut par = c0.clone();
-        sgemm_checked(path, m, k, n, 1.0, av, bv, 0.5, &mut one, n, 1);
-        be.install(|| gemm_rows_par_on(path, 2, m, k, n, 1.0, av, bv, 0.5, &mut par));
+        sgemm_checked(
+            path,
+            m,
+            k,
+            n,
+            1.0,
+            av,
+            BOperand::Mat(bv),
+            0.5,
+            &mut one,
+            n,
+            1,
+        );
+        be.install(|| {
+            gemm_rows_par_on(path, 2, m, k, n, 1.0, av, BOperand::Mat(bv), 0.5, &mut par)
+        });
         if path == Path::Matrixmultiply {
             for (x, y) in par.iter().zip(&one) {
                 assert!((x - y).abs() <= 1e-4 + 1e-4 * y.abs(), "{x} vs {y}");
@@ -571,9 +622,10 @@ fn packer_b_gives_the_strided_gemm_bit_for_bit_on_every_path() {
                         let mut want = c0.clone();
                         let mut got = c0.clone();
                         be.install(|| {
-                            gemm_rows_par_on(path, threads, m, k, n, 1.5, av, bv, beta, &mut want);
-                            gemm_rows_par_packed_on(
-                                path, threads, m, k, n, 1.5, av, &packer, beta, &mut got,
+                            let (mat, packed) = (BOperand::Mat(bv), BOperand::Packer(&packer));
+                            gemm_rows_par_on(path, threads, m, k, n, 1.5, av, mat, beta, &mut want);
+                            gemm_rows_par_on(
+                                path, threads, m, k, n, 1.5, av, packed, beta, &mut got,
                             );
                         });
                         assert_eq!(
