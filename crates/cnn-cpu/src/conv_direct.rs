@@ -794,6 +794,54 @@ pub(crate) fn weight_parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
     be.threads().min(p.n).max(1)
 }
 
+/// `dw += the weight gradient of the batch`, summed in [`weight_parts`]
+/// contiguous parts of `ceil(n / parts)` images: `part_sum(first, last,
+/// out)` overwrites `out` with the sum over images `first..last` (never
+/// empty), each part into its own partial (a reusable scratch buffer, so
+/// nothing is allocated after the first call), in parallel when
+/// `parallel`; then the partials are added to `dw` in part order. The
+/// result depends on the thread count only, and a data-parallel step (one
+/// part per replica, each a one-part sum) gives the same.
+pub(crate) fn sum_weight_parts(
+    be: &CpuBackend,
+    p: &Conv2dParams,
+    parallel: bool,
+    dw: &mut [f32],
+    part_sum: impl Fn(usize, usize, &mut [f32]) + Sync,
+) {
+    let parts = weight_parts(be, p);
+    let per = p.n.div_ceil(parts);
+    let wl = dw.len();
+    with_reduce_scratch(parts * wl, |partials| {
+        let run = |t: usize, out: &mut [f32]| {
+            let first = (t * per).min(p.n);
+            let last = ((t + 1) * per).min(p.n);
+            if first == last {
+                out.fill(0.0);
+            } else {
+                part_sum(first, last, out);
+            }
+        };
+        if parallel {
+            be.install(|| {
+                partials
+                    .par_chunks_mut(wl)
+                    .enumerate()
+                    .for_each(|(t, out)| run(t, out));
+            });
+        } else {
+            for (t, out) in partials.chunks_exact_mut(wl).enumerate() {
+                run(t, out);
+            }
+        }
+        for part in partials.chunks_exact(wl) {
+            for (a, &b) in dw.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+    });
+}
+
 /// Run `f(in_chunk, out_chunk)` over `parts` contiguous batch chunks.
 #[allow(clippy::too_many_arguments)]
 fn for_chunks(
@@ -904,36 +952,12 @@ pub(crate) fn backward_weight(
     dw: &mut [f32],
 ) {
     let f = Flat::new(p.c_in, p.c_out, p.kh, p.kw, p.h, p.w, p.pad_h, p.pad_w);
-    let wl = dw.len();
-    let scratch = f.cin * f.cs + f.cout * f.q + wl * V;
-    let parts = weight_parts(be, p);
-    let parallel = parts > 1 && p.forward_flops() >= PAR_MIN_FLOPS;
-    let per = p.n.div_ceil(parts);
+    let scratch = f.cin * f.cs + f.cout * f.q + dw.len() * V;
+    let parallel = weight_parts(be, p) > 1 && p.forward_flops() >= PAR_MIN_FLOPS;
     let (xi, yi) = (f.x_image(), f.y_image());
-    with_reduce_scratch(parts * wl, |partials| {
-        let run = |t: usize, out: &mut [f32]| {
-            let first = (t * per).min(p.n);
-            let last = ((t + 1) * per).min(p.n);
-            let (xs, dys) = (&x[first * xi..last * xi], &dy[first * yi..last * yi]);
-            with_scratch(scratch, |s| bw_dispatch(&f, xs, dys, out, s));
-        };
-        if parallel {
-            be.install(|| {
-                partials
-                    .par_chunks_mut(wl)
-                    .enumerate()
-                    .for_each(|(t, out)| run(t, out));
-            });
-        } else {
-            for (t, out) in partials.chunks_exact_mut(wl).enumerate() {
-                run(t, out);
-            }
-        }
-        for part in partials.chunks_exact(wl) {
-            for (a, &b) in dw.iter_mut().zip(part) {
-                *a += b;
-            }
-        }
+    sum_weight_parts(be, p, parallel, dw, |first, last, out| {
+        let (xs, dys) = (&x[first * xi..last * xi], &dy[first * yi..last * yi]);
+        with_scratch(scratch, |s| bw_dispatch(&f, xs, dys, out, s));
     });
 }
 

@@ -38,7 +38,7 @@ use columns::{Columns, col2im};
 use crate::CpuBackend;
 use crate::conv_direct;
 use crate::gemm::{MatRef, gemm_rows_par, gemm_rows_par_packed};
-use crate::par::{PAR_MIN_ELEMS, sum_f64, with_reduce_scratch, with_scratch};
+use crate::par::{PAR_MIN_ELEMS, sum_f64, with_scratch};
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.
 const PAR_MIN_FLOPS: f64 = 4.0e5;
@@ -492,53 +492,21 @@ impl ConvOps for CpuBackend {
         }
         let (xi, yi) = (d.x_image(), d.y_image());
         if self.threads > 1 && p.n > 1 {
-            // Contiguous batch parts, one per thread (whether or not the
-            // layer is large enough to run them in parallel), each summed
-            // into its own partial (in a reusable scratch buffer, so
-            // nothing is allocated after the first call); then dw += the
-            // partials in part order. The result depends on the thread
-            // count only, and a data-parallel step (one part per replica,
-            // each taking the one-thread path below) gives the same.
-            let parts = conv_direct::weight_parts(self, p);
-            let per = p.n.div_ceil(parts);
+            // Summed per contiguous part of the batch, like the direct
+            // kernels (see `sum_weight_parts`).
+            let per = p.n.div_ceil(conv_direct::weight_parts(self, p));
             let nb = TARGET_COLS.div_ceil(d.pos.max(1)).clamp(1, per);
-            let wl = dw.len();
-            with_reduce_scratch(parts * wl, |partials| {
-                let run = |t: usize, out: &mut [f32]| {
-                    let first = (t * per).min(p.n);
-                    let last = ((t + 1) * per).min(p.n);
-                    if first == last {
-                        out.fill(0.0);
-                        return;
+            conv_direct::sum_weight_parts(self, p, d.parallel(self), dw, |first, last, out| {
+                let xs = &x[first * xi..last * xi];
+                let dys = &dy[first * yi..last * yi];
+                with_scratch(d.stage_len(nb), |s| {
+                    for (i, (x_blk, dy_blk)) in
+                        xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
+                    {
+                        let beta = if i == 0 { 0.0 } else { 1.0 };
+                        backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
                     }
-                    let xs = &x[first * xi..last * xi];
-                    let dys = &dy[first * yi..last * yi];
-                    with_scratch(d.stage_len(nb), |s| {
-                        for (i, (x_blk, dy_blk)) in
-                            xs.chunks(nb * xi).zip(dys.chunks(nb * yi)).enumerate()
-                        {
-                            let beta = if i == 0 { 0.0 } else { 1.0 };
-                            backward_weight_block(&d, x_blk, dy_blk, out, beta, s, 1);
-                        }
-                    });
-                };
-                if d.parallel(self) {
-                    self.install(|| {
-                        partials
-                            .par_chunks_mut(wl)
-                            .enumerate()
-                            .for_each(|(t, out)| run(t, out));
-                    });
-                } else {
-                    for (t, out) in partials.chunks_exact_mut(wl).enumerate() {
-                        run(t, out);
-                    }
-                }
-                for part in partials.chunks_exact(wl) {
-                    for (a, &b) in dw.iter_mut().zip(part) {
-                        *a += b;
-                    }
-                }
+                });
             });
         } else {
             let threads = if d.parallel(self) { self.threads } else { 1 };
