@@ -39,6 +39,7 @@ pub mod layers;
 pub mod losses;
 pub mod models;
 pub mod param;
+mod per_size;
 pub mod rng;
 pub mod shape;
 pub mod tensor;

@@ -33,6 +33,7 @@ use crate::error::{CnnError, Result};
 use crate::graph::{Graph, GraphSpec, Node, NodeOp};
 use crate::layers::{LayerSpec, MAX_PARTS, Mode, PartIo};
 use crate::losses::SoftmaxCrossEntropy;
+use crate::per_size::PerSize;
 use crate::tensor::Tensor;
 
 /// How many batch sizes keep their buffers (training, last partial batch).
@@ -40,7 +41,6 @@ const MAX_SIZES: usize = 2;
 
 /// The whole batch's loss buffers, for one batch size.
 struct WholeBatch<B: Backend> {
-    n: usize,
     logits: Tensor<B>,
     dlogits: Tensor<B>,
     targets: B::IndexBuffer,
@@ -52,8 +52,9 @@ struct Replica<B: Backend> {
     /// A handle whose ops run on the calling thread.
     backend: B,
     graph: Graph<B>,
-    /// Loss gradient of the part, per part size.
-    dlogits: Vec<Tensor<B>>,
+    /// Loss gradient of the part, per part size (this step's is the
+    /// latest).
+    dlogits: PerSize<Tensor<B>, MAX_SIZES>,
     /// This step's part: first sample and sample count.
     first: usize,
     n: usize,
@@ -69,7 +70,7 @@ pub struct DataParallel<B: Backend> {
     /// A one-thread handle for the per-layer tasks of phase 4.
     worker: B,
     classes: usize,
-    whole: Vec<WholeBatch<B>>,
+    whole: PerSize<WholeBatch<B>, MAX_SIZES>,
     /// Host staging for gathering and scattering the logits.
     host: Vec<f32>,
 }
@@ -115,7 +116,7 @@ impl<B: Backend> DataParallel<B> {
                 Ok(Replica {
                     graph: Graph::new(&backend, graph.spec().clone(), graph.seed())?,
                     backend,
-                    dlogits: Vec::new(),
+                    dlogits: PerSize::new(),
                     first: 0,
                     n: 0,
                     outcome: Ok(()),
@@ -126,7 +127,7 @@ impl<B: Backend> DataParallel<B> {
             replicas,
             worker: backend.shard_handle(),
             classes,
-            whole: Vec::new(),
+            whole: PerSize::new(),
             host: Vec::new(),
         }))
     }
@@ -221,7 +222,7 @@ impl<B: Backend> DataParallel<B> {
             self.replicas
                 .iter_mut()
                 .filter(|r| r.n > 0)
-                .map(|r| &mut r.dlogits[0]),
+                .filter_map(|r| r.dlogits.latest_mut()),
             &mut self.host,
         )?;
 
@@ -256,20 +257,15 @@ impl<B: Backend> DataParallel<B> {
 
     /// The whole-batch buffers for batch size `n`, allocated on first use.
     fn whole_index(&mut self, backend: &B, n: usize) -> Result<usize> {
-        if let Some(i) = self.whole.iter().position(|w| w.n == n) {
-            return Ok(i);
-        }
-        if self.whole.len() >= MAX_SIZES {
-            self.whole.remove(0);
-        }
-        self.whole.push(WholeBatch {
-            n,
-            logits: Tensor::zeros(backend, [n, self.classes])?,
-            dlogits: Tensor::zeros(backend, [n, self.classes])?,
-            targets: backend.alloc_indices(n)?,
-            preds: backend.alloc_indices(n)?,
-        });
-        Ok(self.whole.len() - 1)
+        let classes = self.classes;
+        self.whole.use_or_insert(n, || {
+            Ok(WholeBatch {
+                logits: Tensor::zeros(backend, [n, classes])?,
+                dlogits: Tensor::zeros(backend, [n, classes])?,
+                targets: backend.alloc_indices(n)?,
+                preds: backend.alloc_indices(n)?,
+            })
+        })
     }
 
     /// Phase 4, on the workers, one layer per task: for every layer, add
@@ -363,28 +359,20 @@ impl<B: Backend> Replica<B> {
         Ok(())
     }
 
-    /// Puts the loss-gradient tensor for this step's part size first,
+    /// Makes the loss-gradient tensor for this step's part size the latest,
     /// allocating it on first use.
     fn part_dlogits(&mut self, classes: usize) -> Result<()> {
-        let n = self.n;
-        match self
-            .dlogits
-            .iter()
-            .position(|t| t.shape().dim(0) == Some(n))
-        {
-            Some(i) => self.dlogits.swap(0, i),
-            None => {
-                self.dlogits
-                    .insert(0, Tensor::zeros(&self.backend, [n, classes])?);
-                self.dlogits.truncate(MAX_SIZES);
-            }
-        }
+        let (n, backend) = (self.n, &self.backend);
+        self.dlogits
+            .use_or_insert(n, || Tensor::zeros(backend, [n, classes]))?;
         Ok(())
     }
 
     /// Phase 3: the backward of this part.
     fn backward(&mut self) -> Result<()> {
-        let (graph, dlogits) = (&mut self.graph, &self.dlogits[0]);
-        graph.run_backward(dlogits, true)
+        let dlogits = self.dlogits.latest().ok_or_else(|| {
+            CnnError::Graph("data-parallel backward before the loss gradient".into())
+        })?;
+        self.graph.run_backward(dlogits, true)
     }
 }

@@ -18,6 +18,7 @@ use crate::backend::{Activation, Backend};
 use crate::error::{CnnError, Result};
 use crate::layers::{ForwardCtx, Layer, LayerParams, LayerSpec, Mode, build_layer};
 use crate::param::Param;
+use crate::per_size::PerSize;
 use crate::rng::CounterRng;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -73,7 +74,7 @@ pub struct Graph<B: Backend> {
     consumers: Vec<usize>,
     seed: u64,
     step: u64,
-    workspaces: Vec<Workspace<B>>,
+    workspaces: PerSize<Workspace<B>, MAX_WORKSPACES>,
     /// Mode of the last forward (backward needs a training forward).
     last_forward: Option<(usize, Mode)>,
     /// Per node, during backward: whether its output gradient holds a value
@@ -167,7 +168,7 @@ impl<B: Backend> Graph<B> {
             consumers,
             seed,
             step: 0,
-            workspaces: Vec::new(),
+            workspaces: PerSize::new(),
             last_forward: None,
         })
     }
@@ -209,56 +210,35 @@ impl<B: Backend> Graph<B> {
     }
 
     fn workspace_index(&mut self, batch: usize) -> Result<usize> {
-        if let Some(i) = self.workspaces.iter().position(|w| w.batch == batch) {
-            return Ok(i);
-        }
-        if self.workspaces.len() >= MAX_WORKSPACES {
-            self.workspaces.remove(0);
-        }
-        let b = &self.backend;
-        let acts = self
-            .resolved
-            .shapes
-            .iter()
-            .map(|s| Tensor::zeros(b, s.with_batch(batch)))
-            .collect::<Result<Vec<_>>>()?;
-        let grads = self
-            .resolved
-            .shapes
-            .iter()
-            .map(|s| Tensor::zeros(b, s.with_batch(batch)))
-            .collect::<Result<Vec<_>>>()?;
-        let scratch = self
-            .resolved
-            .shapes
-            .iter()
-            .zip(&self.consumers)
-            .map(|(s, &c)| {
-                if c > 1 {
-                    Tensor::zeros(b, s.with_batch(batch)).map(Some)
-                } else {
-                    Ok(None)
-                }
+        let (b, shapes) = (&self.backend, &self.resolved.shapes);
+        let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
+        self.workspaces.use_or_insert(batch, || {
+            let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
+            let acts = shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+            let grads = shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+            let scratch = shapes
+                .iter()
+                .zip(consumers)
+                .map(|(s, &c)| if c > 1 { zeros(s).map(Some) } else { Ok(None) })
+                .collect::<Result<Vec<_>>>()?;
+            let pooled = (0..shapes.len())
+                .map(|i| {
+                    if i > 0 && folded[i - 1] {
+                        zeros(&shapes[i]).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Workspace {
+                batch,
+                input: zeros(input)?,
+                acts,
+                grads,
+                scratch,
+                pooled,
             })
-            .collect::<Result<Vec<_>>>()?;
-        let pooled = (0..self.resolved.shapes.len())
-            .map(|i| {
-                if i > 0 && self.folded[i - 1] {
-                    Tensor::zeros(b, self.resolved.shapes[i].with_batch(batch)).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.workspaces.push(Workspace {
-            batch,
-            input: Tensor::zeros(b, self.spec.input.with_batch(batch))?,
-            acts,
-            grads,
-            scratch,
-            pooled,
-        });
-        Ok(self.workspaces.len() - 1)
+        })
     }
 
     fn check_batch_shape(&self, shape: &Shape) -> Result<usize> {
@@ -469,7 +449,7 @@ impl<B: Backend> Graph<B> {
         let (batch, Mode::Train) = self.last_forward? else {
             return None;
         };
-        let ws = self.workspaces.iter().find(|w| w.batch == batch)?;
+        let ws = self.workspaces.get(batch)?;
         let x = self.resolved.inputs[i].map_or(Some(&ws.input), |j| ws.acts.get(j))?;
         Some((x, ws.grads.get(i)?))
     }
@@ -496,10 +476,7 @@ impl<B: Backend> Graph<B> {
             return None;
         }
         let (batch, _) = self.last_forward?;
-        self.workspaces
-            .iter()
-            .find(|w| w.batch == batch)
-            .and_then(|w| w.acts.get(i))
+        self.workspaces.get(batch).and_then(|w| w.acts.get(i))
     }
 
     /// Gradient with respect to node `i`'s output from the last backward
@@ -509,10 +486,7 @@ impl<B: Backend> Graph<B> {
             return None;
         }
         let (batch, _) = self.last_forward?;
-        self.workspaces
-            .iter()
-            .find(|w| w.batch == batch)
-            .and_then(|w| w.grads.get(i))
+        self.workspaces.get(batch).and_then(|w| w.grads.get(i))
     }
 
     /// Node names in execution order.

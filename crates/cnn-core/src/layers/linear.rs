@@ -5,6 +5,7 @@ use crate::backend::{Backend, BiasParams, GemmParams};
 use crate::error::{CnnError, Result};
 use crate::init;
 use crate::param::{Param, ParamKind};
+use crate::per_size::PerSize;
 use crate::rng::CounterRng;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -19,13 +20,43 @@ pub(crate) struct Linear<B: Backend> {
     /// A data-parallel step's parts, gathered, per batch size (the full
     /// and the last partial batch; kept for reuse, see
     /// `backward_params_from_parts`).
-    gathered: Vec<Gathered<B>>,
+    gathered: PerSize<Gathered<B>, 2>,
+}
+
+/// `dW += dy^T x`, `db += sum of dy's rows` over `n` samples, for a layer
+/// of `(in_features, out_features)` (a function of the parameters alone, so it
+/// can read the layer's gathered parts while it writes the gradients).
+#[allow(clippy::too_many_arguments)]
+fn param_grads<B: Backend>(
+    backend: &B,
+    (in_features, out_features): (usize, usize),
+    weight: &mut Param<B>,
+    bias: Option<&mut Param<B>>,
+    n: usize,
+    x: &Tensor<B>,
+    dy: &Tensor<B>,
+) -> Result<()> {
+    // dW (out, in) += dy^T (out, N) * x (N, in); dy stored (N, out).
+    let pw = GemmParams {
+        trans_a: true,
+        beta: 1.0,
+        ..GemmParams::new(out_features, in_features, n)
+    };
+    backend.gemm(&pw, dy.buffer(), x.buffer(), weight.grad.buffer_mut())?;
+    if let Some(b) = bias {
+        let bp = BiasParams {
+            outer: n,
+            channels: out_features,
+            inner: 1,
+        };
+        backend.bias_backward(&bp, dy.buffer(), b.grad.buffer_mut())?;
+    }
+    Ok(())
 }
 
 /// A whole batch's input and output gradient, gathered from the parts of
 /// a data-parallel step, and the host buffer they pass through.
 struct Gathered<B: Backend> {
-    n: usize,
     x: Tensor<B>,
     dy: Tensor<B>,
     host: Vec<f32>,
@@ -72,28 +103,8 @@ impl<B: Backend> Linear<B> {
             out_features: *out_features,
             weight,
             bias,
-            gathered: Vec::new(),
+            gathered: PerSize::new(),
         })
-    }
-
-    /// `dW += dy^T x`, `db += sum of dy's rows` over `n` samples.
-    fn param_grads(&mut self, backend: &B, n: usize, x: &Tensor<B>, dy: &Tensor<B>) -> Result<()> {
-        // dW (out, in) += dy^T (out, N) * x (N, in); dy stored (N, out).
-        let pw = GemmParams {
-            trans_a: true,
-            beta: 1.0,
-            ..GemmParams::new(self.out_features, self.in_features, n)
-        };
-        backend.gemm(&pw, dy.buffer(), x.buffer(), self.weight.grad.buffer_mut())?;
-        if let Some(b) = self.bias.as_mut() {
-            let bp = BiasParams {
-                outer: n,
-                channels: self.out_features,
-                inner: 1,
-            };
-            backend.bias_backward(&bp, dy.buffer(), b.grad.buffer_mut())?;
-        }
-        Ok(())
     }
 
     /// `dx = dy W` over `n` samples.
@@ -162,7 +173,16 @@ impl<B: Backend> Layer<B> for Linear<B> {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let n = self.batch(x)?;
-        self.param_grads(backend, n, x, dy)?;
+        let features = (self.in_features, self.out_features);
+        param_grads(
+            backend,
+            features,
+            &mut self.weight,
+            self.bias.as_mut(),
+            n,
+            x,
+            dy,
+        )?;
         if let Some(dx) = dx {
             self.input_grad(backend, n, dy, dx)?;
         }
@@ -195,30 +215,28 @@ impl<B: Backend> Layer<B> for Linear<B> {
         for part in parts {
             n += self.batch(part.x)?;
         }
-        let i = match self.gathered.iter().position(|g| g.n == n) {
-            Some(i) => i,
-            None => {
-                if self.gathered.len() >= 2 {
-                    self.gathered.remove(0);
-                }
-                self.gathered.push(Gathered {
-                    n,
-                    x: Tensor::zeros(backend, [n, self.in_features])?,
-                    dy: Tensor::zeros(backend, [n, self.out_features])?,
-                    host: Vec::new(),
-                });
-                self.gathered.len() - 1
-            }
-        };
-        let mut g = self.gathered.swap_remove(i);
-        let result =
-            g.x.concat_from(backend, parts.iter().map(|p| p.x), &mut g.host)
-                .and_then(|()| {
-                    g.dy.concat_from(backend, parts.iter().map(|p| p.dy), &mut g.host)
-                })
-                .and_then(|()| self.param_grads(backend, n, &g.x, &g.dy));
-        self.gathered.push(g);
-        result
+        let (in_features, out_features) = (self.in_features, self.out_features);
+        let i = self.gathered.use_or_insert(n, || {
+            Ok(Gathered {
+                x: Tensor::zeros(backend, [n, in_features])?,
+                dy: Tensor::zeros(backend, [n, out_features])?,
+                host: Vec::new(),
+            })
+        })?;
+        let g = &mut self.gathered[i];
+        g.x.concat_from(backend, parts.iter().map(|p| p.x), &mut g.host)?;
+        g.dy.concat_from(backend, parts.iter().map(|p| p.dy), &mut g.host)?;
+        let g = &self.gathered[i];
+        let features = (self.in_features, self.out_features);
+        param_grads(
+            backend,
+            features,
+            &mut self.weight,
+            self.bias.as_mut(),
+            n,
+            &g.x,
+            &g.dy,
+        )
     }
 
     fn params(&self) -> LayerParams<&Param<B>> {

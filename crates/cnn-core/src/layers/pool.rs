@@ -4,16 +4,18 @@
 use super::{ForwardCtx, Layer, LayerSpec, nchw};
 use crate::backend::{Backend, Pool2dGeometry, Pool2dParams};
 use crate::error::Result;
+use crate::per_size::PerSize;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 pub(crate) struct Pool<B: Backend> {
     name: String,
     spec: LayerSpec,
-    /// Max pooling's argmax buffers, one per recent batch size (the full
-    /// and the last partial batch of an epoch, so that neither reallocates
-    /// in steady state); the last forward wrote the first.
-    argmax: Vec<B::IndexBuffer>,
+    /// Max pooling's argmax buffers, keyed by length, one per recent batch
+    /// size (the full and the last partial batch of an epoch, so that
+    /// neither reallocates in steady state); the last forward wrote the
+    /// latest.
+    argmax: PerSize<B::IndexBuffer, ARGMAX_SIZES>,
 }
 
 /// How many batch sizes keep an argmax buffer.
@@ -24,7 +26,7 @@ impl<B: Backend> Pool<B> {
         Ok(Pool {
             name: name.to_string(),
             spec: spec.clone(),
-            argmax: Vec::with_capacity(ARGMAX_SIZES),
+            argmax: PerSize::new(),
         })
     }
 
@@ -53,20 +55,10 @@ impl<B: Backend> Layer<B> for Pool<B> {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
                 let need = p.y_len();
-                match self
+                let i = self
                     .argmax
-                    .iter()
-                    .position(|a| backend.index_buffer_len(a) == need)
-                {
-                    Some(i) => self.argmax.swap(0, i),
-                    None => {
-                        if self.argmax.len() >= ARGMAX_SIZES {
-                            self.argmax.pop();
-                        }
-                        self.argmax.insert(0, backend.alloc_indices(need)?);
-                    }
-                }
-                backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), &mut self.argmax[0])
+                    .use_or_insert(need, || backend.alloc_indices(need))?;
+                backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), &mut self.argmax[i])
             }
             LayerSpec::AvgPool2d(g) => {
                 let p = self.params_for(x, g)?;
@@ -92,7 +84,7 @@ impl<B: Backend> Layer<B> for Pool<B> {
         match &self.spec {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
-                let argmax = self.argmax.first().ok_or_else(|| {
+                let argmax = self.argmax.latest().ok_or_else(|| {
                     crate::CnnError::Graph(format!(
                         "layer `{}`: backward before forward",
                         self.name
