@@ -172,7 +172,8 @@ pub(crate) fn sgemm(
 }
 
 /// [`sgemm`] on an explicit path (the tests run every available one), for
-/// either kind of B.
+/// either kind of B; a packer's B only on the own kernels
+/// ([`gemm_rows_par_on`] writes it whole for matrixmultiply first).
 #[allow(clippy::too_many_arguments)]
 fn sgemm_checked(
     path: Path,
@@ -204,29 +205,15 @@ fn sgemm_checked(
         }
         return;
     }
-    if let (BOperand::Packer(packer), Path::Matrixmultiply) = (b, path) {
-        with_materialized(packer, k, n, |bm| {
-            sgemm_checked(
-                path,
-                m,
-                k,
-                n,
-                alpha,
-                a,
-                BOperand::Mat(bm),
-                beta,
-                c,
-                rsc,
-                csc,
-            )
-        });
-        return;
-    }
+    assert!(
+        path != Path::Matrixmultiply || matches!(b, BOperand::Mat(_)),
+        "sgemm: matrixmultiply takes a strided B only"
+    );
     check_views(m, k, n, a, b, c, rsc, csc);
     // SAFETY: check_views put every element of A, B (unless a packer
     // writes it) and C inside its slice, m, n, k >= 1, matrixmultiply gets
-    // a strided B (materialised above), and the path is available
-    // (asserted above).
+    // a strided B (asserted above), and the path is available (asserted
+    // above).
     unsafe { sgemm_on(path, m, k, n, alpha, a, b, beta, c, rsc, csc) };
 }
 
@@ -432,6 +419,13 @@ fn gemm_rows_par_on(
     beta: f32,
     c: &mut [f32],
 ) {
+    if let (BOperand::Packer(packer), Path::Matrixmultiply) = (b, path) {
+        // The one place a packer's B is written whole.
+        with_materialized(packer, k, n, |bm| {
+            gemm_rows_par_on(path, threads, m, k, n, alpha, a, BOperand::Mat(bm), beta, c)
+        });
+        return;
+    }
     let work = m * n * k;
     if threads <= 1 || work < PAR_GEMM_MIN_WORK || m < 16 || n == 0 {
         sgemm_checked(path, m, k, n, alpha, a, b, beta, c, n, 1);
@@ -439,14 +433,8 @@ fn gemm_rows_par_on(
     }
     assert!(path.available(), "sgemm: this CPU cannot run {path:?}");
     if path == Path::Matrixmultiply {
-        let b = match b {
-            BOperand::Mat(b) => b,
-            BOperand::Packer(packer) => {
-                with_materialized(packer, k, n, |bm| {
-                    gemm_rows_par_on(path, threads, m, k, n, alpha, a, BOperand::Mat(bm), beta, c)
-                });
-                return;
-            }
+        let BOperand::Mat(b) = b else {
+            unreachable!("materialised above")
         };
         // matrixmultiply packs per call, so each row block is an
         // independent sgemm: blocks that are multiples of 8 (its kernel
