@@ -26,8 +26,10 @@
 //! The batch is split into one contiguous chunk of images per thread;
 //! weight gradients are summed per chunk and the chunks added in order, so
 //! results do not depend on scheduling. On x86-64 with AVX2 and FMA the
-//! kernels are compiled a second time for those features and chosen at run
-//! time (the crate is built for baseline x86-64).
+//! kernels are compiled a second time for those features, and with
+//! AVX-512F a third, and chosen at run time (the crate is built for
+//! baseline x86-64). All versions give the same bits: each output and
+//! each 8-lane weight-gradient partial adds its products in one order.
 
 #![allow(clippy::needless_range_loop)]
 
@@ -505,8 +507,14 @@ fn bw_chunk<const FMA: bool>(
             co += cb;
         }
     }
+    reduce_lanes(acc_v, dw_part);
+}
+
+/// `dw_part[i]` = the sum of lane vector `i` of `acc_v`, pairwise in a
+/// fixed order.
+#[inline(always)]
+fn reduce_lanes(acc_v: &[f32], dw_part: &mut [f32]) {
     for (d, a) in dw_part.iter_mut().zip(acc_v.chunks_exact(V)) {
-        // Pairwise lane sum, fixed order.
         let s4: [f32; 4] = std::array::from_fn(|l| a[l] + a[l + 4]);
         *d = (s4[0] + s4[2]) + (s4[1] + s4[3]);
     }
@@ -644,15 +652,173 @@ mod avx2 {
     }
 }
 
-/// The forward kernels compiled for AVX-512F (bit-identical to the AVX2
-/// ones: same per-output tap order, twice the positions per instruction).
-/// The weight gradient stays on the AVX2 tiles: a 16-lane version either
-/// changes the lanes' summation grouping or, keeping it (two channels per
-/// vector), needs shuffles that cost what the wider FMAs save (measured
-/// equal).
+/// The kernels compiled for AVX-512F, bit-identical to the AVX2 ones.
+///
+/// The forward tiles add each output's taps in the same order, with twice
+/// the positions per instruction. The weight-gradient tiles keep the AVX2
+/// tiles' 8-lane partial sums (summing 16 positions per lane instead
+/// changes the rounding, and with it where the LeNet-5 curve leaves
+/// PyTorch's): each 16-lane vector holds two output channels at the same
+/// 8 positions, multiplied by those 8 inputs broadcast to both halves.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Flat, QT, read_end};
+    use super::{Flat, QT, V, read_end, reduce_lanes, spread};
+
+    /// Output-channel pairs (the last one half zeros when `cout` is odd).
+    fn pairs(f: &Flat) -> usize {
+        f.cout.div_ceil(2)
+    }
+
+    /// Scratch floats [`bw_chunk`] needs (with room to align its vectors).
+    pub(super) fn bw_scratch_len(f: &Flat) -> usize {
+        2 * V + pairs(f) * 2 * f.q + f.cin * f.cs + f.cout * f.q + f.cout * f.taps() * V
+    }
+
+    /// Adds `sum_q dy[co][q] xp[ci][q + ki wp + kj0 + j]` into the lane
+    /// vectors of `acc_v` (as [`super::bw_tile`] does, the same 8-lane
+    /// partial sums) for the channels `co` of pairs `cp0..cp0 + CP`,
+    /// `j < KW`, every `ci`, `ki`.
+    ///
+    /// `dyp[(cp nq + qb) 2V..][..2V]` holds positions `8 qb..8 qb + 8` of
+    /// channel `2 cp`, then of channel `2 cp + 1` (`nq = q / V`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX2.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn bw_tile<const CP: usize, const KW: usize>(
+        f: &Flat,
+        xp: &[f32],
+        dyp: &[f32],
+        cp0: usize,
+        kj0: usize,
+        acc_v: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let taps = f.taps();
+        let nq = f.q / V;
+        assert!(read_end(f) <= xp.len() && (cp0 + CP) * nq * 2 * V <= dyp.len());
+        assert!(kj0 + KW <= f.kw && 2 * cp0 < f.cout && f.q.is_multiple_of(V));
+        assert!(f.cout * taps * V <= acc_v.len());
+        for ci in 0..f.cin {
+            for ki in 0..f.kh {
+                // SAFETY (all loads and stores below): x reads reach
+                // ci cs + ki wp + kj0 + KW - 1 + q - 1 < read_end, dy reads
+                // (cp0 + CP) nq 2V - 1, acc_v at most cout taps V - 1 (the
+                // second channel of a pair is stored only when it exists);
+                // all asserted above.
+                unsafe {
+                    let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + kj0);
+                    let dr = dyp.as_ptr().add(cp0 * nq * 2 * V);
+                    let mut acc = [[_mm512_setzero_ps(); KW]; CP];
+                    for qb in 0..nq {
+                        let dv: [__m512; CP] =
+                            std::array::from_fn(|b| _mm512_loadu_ps(dr.add((b * nq + qb) * 2 * V)));
+                        for j in 0..KW {
+                            let x8 = _mm256_loadu_ps(xr.add(qb * V + j));
+                            let xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(x8)));
+                            for b in 0..CP {
+                                acc[b][j] = _mm512_fmadd_ps(dv[b], xv, acc[b][j]);
+                            }
+                        }
+                    }
+                    let t0 = (ci * f.kh + ki) * f.kw + kj0;
+                    for (b, a_b) in acc.iter().enumerate() {
+                        let co = 2 * (cp0 + b);
+                        for (j, a) in a_b.iter().enumerate() {
+                            let halves = [
+                                _mm512_castps512_ps256(*a),
+                                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*a))),
+                            ];
+                            for (h, half) in halves.iter().enumerate().take(f.cout - co) {
+                                let p = acc_v.as_mut_ptr().add(((co + h) * taps + t0 + j) * V);
+                                _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), *half));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight gradient of a chunk of images (see [`super::bw_chunk`]),
+    /// two output channels per vector.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn bw_chunk(
+        f: &Flat,
+        x: &[f32],
+        dy: &[f32],
+        dw_part: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (taps, nq, np) = (f.taps(), f.q / V, pairs(f));
+        // Start the paired dy on a cache line, so its loads are aligned.
+        let skip = scratch.as_ptr().align_offset(64).min(2 * V);
+        let (dyp, rest) = scratch[skip..].split_at_mut(np * 2 * f.q);
+        let (xp, rest) = rest.split_at_mut(f.cin * f.cs);
+        let (dyq, rest) = rest.split_at_mut(f.cout * f.q);
+        let acc_v = &mut rest[..f.cout * taps * V];
+        for buf in [&mut *acc_v, &mut *xp, &mut *dyq, &mut *dyp] {
+            buf.fill(0.0);
+        }
+        let (xi, yi) = (f.x_image(), f.y_image());
+        for (x_n, dy_n) in x.chunks_exact(xi).zip(dy.chunks_exact(yi)) {
+            spread(x_n, f.cin, f.h, f.w, f.ph, f.pw, f.wp, f.cs, xp);
+            spread(dy_n, f.cout, f.h_out, f.w_out, 0, 0, f.wp, f.q, dyq);
+            // Channel pairs; an odd last channel keeps zeros beside it.
+            for (co, plane) in dyq.chunks_exact(f.q).enumerate() {
+                let (cp, h) = (co / 2, co % 2);
+                for qb in 0..nq {
+                    // SAFETY: qb V + V <= q and (cp nq + qb) 2V + (h + 1) V
+                    // <= np 2 q = dyp.len(); AVX2 per the caller.
+                    unsafe {
+                        let v = _mm256_loadu_ps(plane.as_ptr().add(qb * V));
+                        _mm256_storeu_ps(dyp.as_mut_ptr().add((cp * nq + qb) * 2 * V + h * V), v);
+                    }
+                }
+            }
+            let mut cp = 0;
+            while cp < np {
+                let cpb = match np - cp {
+                    left if left >= 3 => 3,
+                    left if left >= 2 => 2,
+                    _ => 1,
+                };
+                // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA.
+                unsafe {
+                    match (cpb, f.kw) {
+                        (3, 5) => bw_tile::<3, 5>(f, xp, dyp, cp, 0, acc_v),
+                        (2, 5) => bw_tile::<2, 5>(f, xp, dyp, cp, 0, acc_v),
+                        (_, 5) => bw_tile::<1, 5>(f, xp, dyp, cp, 0, acc_v),
+                        (3, 3) => bw_tile::<3, 3>(f, xp, dyp, cp, 0, acc_v),
+                        (2, 3) => bw_tile::<2, 3>(f, xp, dyp, cp, 0, acc_v),
+                        (_, 3) => bw_tile::<1, 3>(f, xp, dyp, cp, 0, acc_v),
+                        (3, _) => {
+                            for kj in 0..f.kw {
+                                bw_tile::<3, 1>(f, xp, dyp, cp, kj, acc_v);
+                            }
+                        }
+                        (2, _) => {
+                            for kj in 0..f.kw {
+                                bw_tile::<2, 1>(f, xp, dyp, cp, kj, acc_v);
+                            }
+                        }
+                        _ => {
+                            for kj in 0..f.kw {
+                                bw_tile::<1, 1>(f, xp, dyp, cp, kj, acc_v);
+                            }
+                        }
+                    }
+                }
+                cp += cpb;
+            }
+        }
+        reduce_lanes(acc_v, dw_part);
+    }
 
     /// Output positions per AVX-512 tile (two 16-lane vectors).
     const QW: usize = 2 * QT;
@@ -769,6 +935,12 @@ fn fwd_dispatch(
 }
 
 fn bw_dispatch(f: &Flat, x: &[f32], dy: &[f32], dw_part: &mut [f32], scratch: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() {
+        // SAFETY: avx512() checked the CPU features.
+        unsafe { avx512::bw_chunk(f, x, dy, dw_part, scratch) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2_fma() {
         // SAFETY: avx2_fma() checked the CPU features.
@@ -952,6 +1124,9 @@ pub(crate) fn backward_weight(
     dw: &mut [f32],
 ) {
     let f = Flat::new(p.c_in, p.c_out, p.kh, p.kw, p.h, p.w, p.pad_h, p.pad_w);
+    #[cfg(target_arch = "x86_64")]
+    let scratch = avx512::bw_scratch_len(&f);
+    #[cfg(not(target_arch = "x86_64"))]
     let scratch = f.cin * f.cs + f.cout * f.q + dw.len() * V;
     let parallel = weight_parts(be, p) > 1 && p.forward_flops() >= PAR_MIN_FLOPS;
     let (xi, yi) = (f.x_image(), f.y_image());
