@@ -820,12 +820,60 @@ mod avx512 {
         reduce_lanes(acc_v, dw_part);
     }
 
-    /// Output positions per AVX-512 tile (two 16-lane vectors).
-    const QW: usize = 2 * QT;
+    /// 16-position vectors per AVX-512 forward tile: `CB` channels x `NV`
+    /// accumulators (at most 6 x 3 = 18 of the 32 registers; 48 positions
+    /// also divide conv2 of LeNet-5 exactly, q = 144).
+    const NV: usize = 3;
 
-    /// [`super::fwd_tile`] with AVX-512F intrinsics: tiles of [`QW`]
-    /// positions, and one vector for a trailing [`QT`] when `q` is not a
-    /// multiple of [`QW`].
+    /// `out[co0 + b][q0..q0 + N QT]` for `b < CB` (see [`super::fwd_tile`]).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; the caller asserts the bounds of
+    /// [`fwd_tile`] and `q0 + N QT <= q`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn fwd_block<const CB: usize, const N: usize>(
+        f: &Flat,
+        xp: &[f32],
+        wpk: &[f32],
+        co0: usize,
+        out: &mut [f32],
+        q0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY (all loads and stores below): x reads reach
+        // (cin - 1) cs + (kh - 1) wp + kw - 1 + q - 1 < read_end, weight
+        // reads taps CB - 1, out writes (co0 + CB) q - 1; all asserted by
+        // the caller.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); N]; CB];
+            for ci in 0..f.cin {
+                for ki in 0..f.kh {
+                    let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
+                    let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
+                    for kj in 0..f.kw {
+                        let xv: [__m512; N] =
+                            std::array::from_fn(|v| _mm512_loadu_ps(xr.add(kj + v * QT)));
+                        for b in 0..CB {
+                            let wv = _mm512_set1_ps(*wr.add(kj * CB + b));
+                            for v in 0..N {
+                                acc[b][v] = _mm512_fmadd_ps(wv, xv[v], acc[b][v]);
+                            }
+                        }
+                    }
+                }
+            }
+            for (b, a) in acc.iter().enumerate() {
+                let o = out.as_mut_ptr().add((co0 + b) * f.q + q0);
+                for (v, a) in a.iter().enumerate() {
+                    _mm512_storeu_ps(o.add(v * QT), *a);
+                }
+            }
+        }
+    }
+
+    /// [`super::fwd_tile`] with AVX-512F intrinsics: tiles of [`NV`]
+    /// vectors, then one tile of the vectors left.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -838,60 +886,20 @@ mod avx512 {
         co0: usize,
         out: &mut [f32],
     ) {
-        use std::arch::x86_64::*;
         let taps = f.taps();
         assert!(read_end(f) <= xp.len() && f.q.is_multiple_of(QT));
         assert!(taps * CB <= wpk.len() && (co0 + CB) * f.q <= out.len());
-        let full = f.q - f.q % QW;
-        for q0 in (0..full).step_by(QW) {
-            // SAFETY (all loads and stores below): x reads reach
-            // (cin - 1) cs + (kh - 1) wp + kw - 1 + q - 1 < read_end, weight
-            // reads taps CB - 1, out writes (co0 + CB) q - 1; all asserted.
-            unsafe {
-                let mut acc = [[_mm512_setzero_ps(); 2]; CB];
-                for ci in 0..f.cin {
-                    for ki in 0..f.kh {
-                        let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
-                        let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
-                        for kj in 0..f.kw {
-                            let x0 = _mm512_loadu_ps(xr.add(kj));
-                            let x1 = _mm512_loadu_ps(xr.add(kj + QT));
-                            for b in 0..CB {
-                                let wv = _mm512_set1_ps(*wr.add(kj * CB + b));
-                                acc[b][0] = _mm512_fmadd_ps(wv, x0, acc[b][0]);
-                                acc[b][1] = _mm512_fmadd_ps(wv, x1, acc[b][1]);
-                            }
-                        }
-                    }
-                }
-                for (b, a) in acc.iter().enumerate() {
-                    let o = out.as_mut_ptr().add((co0 + b) * f.q + q0);
-                    _mm512_storeu_ps(o, a[0]);
-                    _mm512_storeu_ps(o.add(QT), a[1]);
-                }
+        let full = f.q - f.q % (NV * QT);
+        // SAFETY: bounds asserted above; every block ends at or before q.
+        unsafe {
+            for q0 in (0..full).step_by(NV * QT) {
+                fwd_block::<CB, NV>(f, xp, wpk, co0, out, q0);
             }
-        }
-        if full < f.q {
-            let q0 = full;
-            // SAFETY: as above, with q0 + QT == q.
-            unsafe {
-                let mut acc = [_mm512_setzero_ps(); CB];
-                for ci in 0..f.cin {
-                    for ki in 0..f.kh {
-                        let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
-                        let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
-                        for kj in 0..f.kw {
-                            let x0 = _mm512_loadu_ps(xr.add(kj));
-                            for b in 0..CB {
-                                let wv = _mm512_set1_ps(*wr.add(kj * CB + b));
-                                acc[b] = _mm512_fmadd_ps(wv, x0, acc[b]);
-                            }
-                        }
-                    }
-                }
-                for (b, a) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(out.as_mut_ptr().add((co0 + b) * f.q + q0), *a);
-                }
+            match (f.q - full) / QT {
+                0 => {}
+                1 => fwd_block::<CB, 1>(f, xp, wpk, co0, out, full),
+                2 => fwd_block::<CB, 2>(f, xp, wpk, co0, out, full),
+                _ => fwd_block::<CB, 3>(f, xp, wpk, co0, out, full),
             }
         }
     }
