@@ -32,6 +32,12 @@ pub(crate) fn max_pool_plane_2x2(p: &Pool2dParams, x: &[f32], y: &mut [f32], arg
         &mut argmax[..p.h_out * p.w_out],
     );
     #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: AVX-512F is present; sizes as for `avx2::plane` below.
+        unsafe { avx512::plane(p.w, p.h_out, p.w_out, x, y, argmax) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 is present (checked above); the slices were cut to
         // the plane sizes, which is what `avx2::plane` requires with
@@ -67,6 +73,11 @@ pub(crate) fn max_pool_backward_plane_2x2(
         for row in dx[..2 * p.h_out * p.w].chunks_exact_mut(p.w) {
             row[2 * p.w_out..].fill(0.0);
         }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: AVX-512F is present; sizes as for the AVX2 version.
+        return unsafe { avx512::backward_plane(p.w, p.h_out, p.w_out, dy, argmax, dx) };
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
@@ -105,7 +116,7 @@ fn backward_portable(
 }
 
 #[cfg(target_arch = "x86_64")]
-use crate::cpu_features::avx2 as has_avx2;
+use crate::cpu_features::{avx2 as has_avx2, avx512f as has_avx512};
 
 /// The scalar version (other CPUs, and the reference for the AVX2 one).
 fn portable(w: usize, h_out: usize, w_out: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
@@ -347,6 +358,165 @@ mod avx2 {
     }
 }
 
+/// The AVX-512F versions: sixteen windows per step, the same scan order
+/// and update rule (so the same bits), with mask registers for the
+/// comparisons and the partial last vector of a row.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Lanes `0..count` of a 16-lane mask (count clamped to 0..=16).
+    fn first(count: usize) -> __mmask16 {
+        ((1u32 << count.min(16)) - 1) as __mmask16
+    }
+
+    /// Take `(v, i)` over `(best, best_i)` where `v > best` or `v` is NaN.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn update(best: &mut __m512, best_i: &mut __m512i, v: __m512, i: __m512i) {
+        let take =
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, *best) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        *best = _mm512_mask_mov_ps(*best, take, v);
+        *best_i = _mm512_mask_mov_epi32(*best_i, take, i);
+    }
+
+    /// [`super::avx2::plane`], sixteen outputs per step.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `x.len() >= 2 h_out w`, `w >= 2 w_out`,
+    /// `y.len() == argmax.len() == h_out w_out`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn plane(
+        w: usize,
+        h_out: usize,
+        w_out: usize,
+        x: &[f32],
+        y: &mut [f32],
+        argmax: &mut [u32],
+    ) {
+        assert!(x.len() >= 2 * h_out * w && w >= 2 * w_out);
+        assert!(y.len() == h_out * w_out && argmax.len() == h_out * w_out);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        let one = _mm512_set1_epi32(1);
+        let row = _mm512_set1_epi32(w as i32);
+        for oh in 0..h_out {
+            let r0 = 2 * oh * w;
+            let mut ow = 0;
+            while ow < w_out {
+                let lanes = (w_out - ow).min(16);
+                let start = r0 + 2 * ow;
+                let (m_lo, m_hi) = (first(2 * lanes), first((2 * lanes).saturating_sub(16)));
+                // SAFETY: the inputs read are `start .. start + 2 lanes` in
+                // rows `2 oh` and `2 oh + 1`, inside the plane because
+                // `2 (ow + lanes) <= 2 w_out <= w` and `2 oh + 1 < 2 h_out`;
+                // masked loads and stores touch only the selected lanes.
+                // The outputs `oh w_out + ow .. + lanes` are inside `y`
+                // and `argmax`.
+                unsafe {
+                    let p0 = x.as_ptr().add(start);
+                    let p1 = p0.add(w);
+                    let (lo0, hi0) = (
+                        _mm512_maskz_loadu_ps(m_lo, p0),
+                        _mm512_maskz_loadu_ps(m_hi, p0.add(16)),
+                    );
+                    let (lo1, hi1) = (
+                        _mm512_maskz_loadu_ps(m_lo, p1),
+                        _mm512_maskz_loadu_ps(m_hi, p1.add(16)),
+                    );
+                    let a = _mm512_permutex2var_ps(lo0, even, hi0);
+                    let b = _mm512_permutex2var_ps(lo0, odd, hi0);
+                    let c = _mm512_permutex2var_ps(lo1, even, hi1);
+                    let d = _mm512_permutex2var_ps(lo1, odd, hi1);
+                    let ia = _mm512_add_epi32(_mm512_set1_epi32(start as i32), even);
+                    let ic = _mm512_add_epi32(ia, row);
+                    let (mut best, mut best_i) = (a, ia);
+                    update(&mut best, &mut best_i, b, _mm512_add_epi32(ia, one));
+                    update(&mut best, &mut best_i, c, ic);
+                    update(&mut best, &mut best_i, d, _mm512_add_epi32(ic, one));
+                    let out = oh * w_out + ow;
+                    let m = first(lanes);
+                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), m, best);
+                    _mm512_mask_storeu_epi32(argmax.as_mut_ptr().add(out).cast(), m, best_i);
+                }
+                ow += lanes;
+            }
+        }
+    }
+
+    /// [`super::avx2::backward_plane`], sixteen windows per step.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `dx.len() >= 2 h_out w`, `w >= 2 w_out`,
+    /// `dy.len() == argmax.len() == h_out w_out`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_plane(
+        w: usize,
+        h_out: usize,
+        w_out: usize,
+        dy: &[f32],
+        argmax: &[u32],
+        dx: &mut [f32],
+    ) -> bool {
+        assert!(dx.len() >= 2 * h_out * w && w >= 2 * w_out);
+        assert!(dy.len() == h_out * w_out && argmax.len() == h_out * w_out);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        // Interleaving two vectors: lanes 0..8 of both, then 8..16.
+        let zip_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let zip_hi = _mm512_add_epi32(zip_lo, _mm512_set1_epi32(8));
+        let one = _mm512_set1_epi32(1);
+        let row = _mm512_set1_epi32(w as i32);
+        let zero = _mm512_setzero_ps();
+        for oh in 0..h_out {
+            let r0 = 2 * oh * w;
+            let mut ow = 0;
+            while ow < w_out {
+                let lanes = (w_out - ow).min(16);
+                let start = r0 + 2 * ow;
+                let o = oh * w_out + ow;
+                let m = first(lanes);
+                // SAFETY: reads of dy and argmax cover `o .. o + lanes`,
+                // inside both; writes cover `start .. start + 2 lanes` in
+                // rows `2 oh` and `2 oh + 1` of dx, inside the plane because
+                // `2 (ow + lanes) <= w` and `2 oh + 1 < 2 h_out`. Masked
+                // loads and stores touch only the selected lanes.
+                unsafe {
+                    let g = _mm512_maskz_loadu_ps(m, dy.as_ptr().add(o));
+                    let a = _mm512_maskz_loadu_epi32(m, argmax.as_ptr().add(o).cast());
+                    // +0 turns -0 into +0, as the scatter's `0 + g` does.
+                    let g = _mm512_add_ps(g, zero);
+                    let i0 = _mm512_add_epi32(_mm512_set1_epi32(start as i32), even);
+                    let i2 = _mm512_add_epi32(i0, row);
+                    let (m0, m1) = (
+                        _mm512_cmpeq_epi32_mask(a, i0),
+                        _mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(i0, one)),
+                    );
+                    let (m2, m3) = (
+                        _mm512_cmpeq_epi32_mask(a, i2),
+                        _mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(i2, one)),
+                    );
+                    if (m0 | m1 | m2 | m3) & m != m {
+                        return false;
+                    }
+                    let (s_lo, s_hi) = (first(2 * lanes), first((2 * lanes).saturating_sub(16)));
+                    for (r, (ma, mb)) in [(0, (m0, m1)), (w, (m2, m3))] {
+                        let (va, vb) = (_mm512_maskz_mov_ps(ma, g), _mm512_maskz_mov_ps(mb, g));
+                        let pd = dx.as_mut_ptr().add(start + r);
+                        _mm512_mask_storeu_ps(pd, s_lo, _mm512_permutex2var_ps(va, zip_lo, vb));
+                        _mm512_mask_storeu_ps(
+                            pd.add(16),
+                            s_hi,
+                            _mm512_permutex2var_ps(va, zip_hi, vb),
+                        );
+                    }
+                }
+                ow += lanes;
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,12 +542,35 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn avx2_matches_portable_bit_for_bit() {
-        #[cfg(target_arch = "x86_64")]
+    /// The SIMD versions this CPU has, by name.
+    #[cfg(target_arch = "x86_64")]
+    type Forward = unsafe fn(usize, usize, usize, &[f32], &mut [f32], &mut [u32]);
+    #[cfg(target_arch = "x86_64")]
+    type Backward = unsafe fn(usize, usize, usize, &[f32], &[u32], &mut [f32]) -> bool;
+    #[cfg(target_arch = "x86_64")]
+    fn simd_versions() -> Vec<(&'static str, Forward, Backward)> {
+        let mut v: Vec<(&'static str, Forward, Backward)> = Vec::new();
         if has_avx2() {
+            v.push(("AVX2", avx2::plane, avx2::backward_plane));
+        } else {
+            eprintln!("skipping the AVX2 max-pooling versions: this CPU has no AVX2");
+        }
+        if has_avx512() {
+            v.push(("AVX-512", avx512::plane, avx512::backward_plane));
+        } else {
+            eprintln!("skipping the AVX-512 max-pooling versions: this CPU has no AVX-512F");
+        }
+        v
+    }
+
+    /// Plane widths from 1 to 40 outputs cover a full and a partial
+    /// vector for both the 8- and the 16-lane versions.
+    #[test]
+    fn simd_matches_portable_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        for (name, plane, _) in simd_versions() {
             for (h_out, w_out, extra_h, extra_w) in (1..9)
-                .flat_map(|a| (1..21).map(move |b| (a, b)))
+                .flat_map(|a| (1..41).map(move |b| (a, b)))
                 .flat_map(|(a, b)| (0..2).flat_map(move |c| (0..2).map(move |d| (a, b, c, d))))
             {
                 let (h, w) = (2 * h_out + extra_h, 2 * w_out + extra_w);
@@ -386,24 +579,27 @@ mod tests {
                 let (mut y0, mut a0) = (vec![7.0f32; n], vec![7u32; n]);
                 let (mut y1, mut a1) = (vec![9.0f32; n], vec![9u32; n]);
                 portable(w, h_out, w_out, &x, &mut y0, &mut a0);
-                // SAFETY: AVX2 checked; sizes as `avx2::plane` requires.
-                unsafe { avx2::plane(w, h_out, w_out, &x, &mut y1, &mut a1) };
+                // SAFETY: simd_versions() checked the CPU; sizes as the
+                // SIMD planes require.
+                unsafe { plane(w, h_out, w_out, &x, &mut y1, &mut a1) };
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&y0), bits(&y1), "values, {h}x{w} plane");
-                assert_eq!(a0, a1, "argmax, {h}x{w} plane");
+                assert_eq!(bits(&y0), bits(&y1), "{name} values, {h}x{w} plane");
+                assert_eq!(a0, a1, "{name} argmax, {h}x{w} plane");
             }
-            return;
         }
-        eprintln!("skipping the AVX2 max-pooling comparison: this CPU has no AVX2");
     }
 
     /// The one-pass backward (both versions) against fill + scatter, with
     /// the forward's own argmax, then with an index outside its window.
     #[test]
     fn backward_matches_scatter_and_rejects_foreign_indices() {
-        for (h_out, w_out, extra_h, extra_w) in
-            [(1, 1, 0, 0), (3, 5, 1, 0), (4, 9, 0, 1), (7, 17, 1, 1)]
-        {
+        for (h_out, w_out, extra_h, extra_w) in [
+            (1, 1, 0, 0),
+            (3, 5, 1, 0),
+            (4, 9, 0, 1),
+            (7, 17, 1, 1),
+            (2, 33, 0, 1),
+        ] {
             let (h, w) = (2 * h_out + extra_h, 2 * w_out + extra_w);
             let p = Pool2dParams::new(1, 1, h, w, &cnn_core::Pool2dGeometry::new(2)).unwrap();
             let x = tricky((h * 7 + w) as u64, h * w);
@@ -427,11 +623,30 @@ mod tests {
             }
             assert!(backward_portable(w, h_out, w_out, &dy, &a, &mut dx));
             assert_eq!(bits(&dx), bits(&want), "portable, {h}x{w}");
+            #[cfg(target_arch = "x86_64")]
+            for (name, _, backward) in simd_versions() {
+                // NaN where the windows lie (the rest is zeroed by the
+                // caller, as above).
+                let mut dx_simd = dx.clone();
+                for row in dx_simd[..2 * h_out * w].chunks_exact_mut(w) {
+                    row[..2 * w_out].fill(f32::NAN);
+                }
+                // SAFETY: simd_versions() checked the CPU; sizes as the
+                // SIMD versions require.
+                assert!(unsafe { backward(w, h_out, w_out, &dy, &a, &mut dx_simd) });
+                assert_eq!(bits(&dx_simd), bits(&want), "{name}, {h}x{w}");
+            }
             let mut foreign = a.clone();
             foreign[n - 1] = 0;
             if n > 1 {
                 assert!(!max_pool_backward_plane_2x2(&p, &dy, &foreign, &mut dx));
                 assert!(!backward_portable(w, h_out, w_out, &dy, &foreign, &mut dx));
+                #[cfg(target_arch = "x86_64")]
+                for (name, _, backward) in simd_versions() {
+                    // SAFETY: as above.
+                    let ok = unsafe { backward(w, h_out, w_out, &dy, &foreign, &mut dx) };
+                    assert!(!ok, "{name} accepted an index outside its window");
+                }
             }
         }
     }
