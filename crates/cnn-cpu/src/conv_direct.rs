@@ -28,8 +28,9 @@
 //! results do not depend on scheduling. On x86-64 with AVX2 and FMA the
 //! kernels are compiled a second time for those features, and with
 //! AVX-512F a third, and chosen at run time (the crate is built for
-//! baseline x86-64). All versions give the same bits: each output and
-//! each 8-lane weight-gradient partial adds its products in one order.
+//! baseline x86-64). All versions give the same bits (for finite
+//! weights, see `Flat::tap_rows`): each output and each 8-lane
+//! weight-gradient partial adds its products in one order.
 
 #![allow(clippy::needless_range_loop)]
 
@@ -175,6 +176,26 @@ impl Flat {
     fn taps(&self) -> usize {
         self.cin * self.kh * self.kw
     }
+    /// The kernel rows `ki` that can reach the input for a tile of `len`
+    /// positions from `q0`: the others read only zero padding rows for
+    /// every valid output of the tile (stride 1: output row `r` reads
+    /// padded row `r + ki`). Skipping them leaves every valid output's bits
+    /// unchanged for finite weights (a finite weight times zero adds a
+    /// signed zero to a sum that starts at +0, which never changes it),
+    /// and saves the border tiles' work: with `k - 1` rows of padding (the
+    /// input gradient) about a sixth of the taps on LeNet-5's conv2. With a
+    /// non-finite weight, whose product with a padding zero is NaN, the
+    /// border outputs that turn NaN depend on the tile width, so there the
+    /// kernel versions may differ (a padding tap is not part of the
+    /// mathematical sum).
+    fn tap_rows(&self, q0: usize, len: usize) -> std::ops::Range<usize> {
+        let r0 = q0 / self.wp;
+        let r1 = ((q0 + len - 1) / self.wp).min(self.h_out.saturating_sub(1));
+        if r0 > r1 {
+            return 0..0;
+        }
+        self.ph.saturating_sub(r1)..self.kh.min((self.ph + self.h).saturating_sub(r0))
+    }
     fn x_image(&self) -> usize {
         self.cin * self.h * self.w
     }
@@ -256,7 +277,11 @@ fn fwd_tile<const CB: usize, const FMA: bool>(
         // SAFETY: every offset is at most read_end - q, and q0 + QT <= q,
         // so each load lies inside xp (asserted above).
         let xb = unsafe { xp.as_ptr().add(q0) };
-        for (&off, wt) in offs.iter().zip(wpk.chunks_exact(CB)) {
+        let rows = f.tap_rows(q0, QT);
+        for (t, (&off, wt)) in offs.iter().zip(wpk.chunks_exact(CB)).enumerate() {
+            if !rows.contains(&((t / f.kw) % f.kh)) {
+                continue;
+            }
             // SAFETY: see above.
             let xv: [f32; QT] = unsafe { load(xb.add(off as usize)) };
             for b in 0..CB {
@@ -549,8 +574,9 @@ mod avx2 {
             // reads taps CB - 1, out writes (co0 + CB) q - 1; all asserted.
             unsafe {
                 let mut acc = [[_mm256_setzero_ps(); 2]; CB];
+                let rows = f.tap_rows(q0, QT);
                 for ci in 0..f.cin {
-                    for ki in 0..f.kh {
+                    for ki in rows.clone() {
                         let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
                         let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
                         for kj in 0..f.kw {
@@ -847,8 +873,9 @@ mod avx512 {
         // the caller.
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); N]; CB];
+            let rows = f.tap_rows(q0, N * QT);
             for ci in 0..f.cin {
-                for ki in 0..f.kh {
+                for ki in rows.clone() {
                     let xr = xp.as_ptr().add(ci * f.cs + ki * f.wp + q0);
                     let wr = wpk.as_ptr().add((ci * f.kh + ki) * f.kw * CB);
                     for kj in 0..f.kw {
@@ -1196,6 +1223,53 @@ mod tests {
                 (f64::from(g) - w).abs() <= 1e-4 + 1e-4 * w.abs(),
                 "element {i}: {g} vs {w}"
             );
+        }
+    }
+
+    /// Kernel rows that read only padding are skipped (`Flat::tap_rows`);
+    /// that must not change a bit: the same layer on the input padded by
+    /// hand (no padding rows to skip) gives the same outputs, on every
+    /// kernel version. Shapes: LeNet-5's conv1 and its conv2 input
+    /// gradient (dy padded by 4), and an asymmetric one.
+    #[test]
+    fn skipping_padding_rows_keeps_the_bits() {
+        let _guard = FORCE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let be = CpuBackend::with_threads(1).unwrap();
+        for (n, c, h, w, co, k, pad) in [
+            (3, 1, 28, 28, 6, 5, 2),
+            (2, 16, 10, 10, 6, 5, 4),
+            (2, 3, 9, 11, 7, 4, 3),
+        ] {
+            let p =
+                Conv2dParams::new(n, c, h, w, &Conv2dGeometry::new(co, k).padding(pad)).unwrap();
+            let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+            let q = Conv2dParams::new(n, c, hp, wp, &Conv2dGeometry::new(co, k)).unwrap();
+            let (x, wt) = (data(p.x_len(), 11), data(p.w_len(), 12));
+            let mut xp = vec![0.0f32; q.x_len()];
+            for (plane, dst) in x.chunks_exact(h * w).zip(xp.chunks_exact_mut(hp * wp)) {
+                for (row, d) in plane.chunks_exact(w).zip(dst[pad * wp..].chunks_mut(wp)) {
+                    d[pad..pad + w].copy_from_slice(row);
+                }
+            }
+            for (name, portable, avx2_only) in [
+                ("portable", true, false),
+                ("AVX2", false, true),
+                ("widest", false, false),
+            ] {
+                FORCE_PORTABLE.store(portable, std::sync::atomic::Ordering::Relaxed);
+                FORCE_AVX2.store(avx2_only, std::sync::atomic::Ordering::Relaxed);
+                let (mut y, mut y_ref) = (vec![f32::NAN; p.y_len()], vec![f32::NAN; q.y_len()]);
+                forward(&be, &p, &x, &wt, None, &mut y);
+                forward(&be, &q, &xp, &wt, None, &mut y_ref);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&y),
+                    bits(&y_ref),
+                    "{name}: {c}->{co}, {k}x{k}, pad {pad}"
+                );
+            }
+            FORCE_PORTABLE.store(false, std::sync::atomic::Ordering::Relaxed);
+            FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
