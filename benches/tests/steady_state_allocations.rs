@@ -314,28 +314,28 @@ fn per_op_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     out
 }
 
-/// The im2col + GEMM convolutions (ResNet-20's and VGG's, not LeNet-5's,
-/// which take the direct kernels): columns packed into the GEMM's panels,
-/// the input gradient as a transposed forward (stride 1) or through
-/// col2im (stride 2).
+/// The im2col + GEMM convolutions (VGG's 64 -> 128 channels; LeNet-5's
+/// and the 64-channel layers take the direct kernels): columns packed
+/// into the GEMM's panels, the input gradient as a transposed forward
+/// (stride 1) or through col2im (stride 2).
 fn gemm_conv_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     let buf = |len: usize, seed: u64| be.upload(&synthetic_values(len, seed)).unwrap();
     let mut out = Vec::new();
     for (name, geometry) in [
         (
             "gemm conv 3x3 stride 1",
-            Conv2dGeometry::new(64, 3).padding(1),
+            Conv2dGeometry::new(128, 3).padding(1),
         ),
         (
             "gemm conv 3x3 stride 2",
-            Conv2dGeometry::new(64, 3).padding(1).stride(2),
+            Conv2dGeometry::new(128, 3).padding(1).stride(2),
         ),
     ] {
         let p = Conv2dParams::new(8, 64, 8, 8, &geometry).unwrap();
         let (x, w, b, dy) = (
             buf(p.x_len(), 1),
             buf(p.w_len(), 2),
-            buf(64, 3),
+            buf(128, 3),
             buf(p.y_len(), 4),
         );
         let (mut y, mut dx, mut dw) = (buf(p.y_len(), 0), buf(p.x_len(), 0), buf(p.w_len(), 0));

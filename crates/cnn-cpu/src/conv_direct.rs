@@ -51,6 +51,11 @@ const QT: usize = 2 * V;
 /// used; above it im2col + GEMM reuses each loaded input value over more
 /// output channels than the direct tiles do.
 const DIRECT_MAX_TAPS: usize = 512;
+/// [`DIRECT_MAX_TAPS`] on CPUs with AVX-512: 576 = 64 channels x 3 x 3,
+/// W3's layer and the 64-channel stages of ResNet-20 and VGG, where the
+/// AVX-512 direct kernels measured 0.6x the GEMM path's time on one
+/// thread and about 0.9x on two (performance.md, entry 19).
+const DIRECT_MAX_TAPS_AVX512: usize = 576;
 /// Largest `c_out` for the direct kernels.
 const DIRECT_MAX_COUT: usize = 64;
 
@@ -81,7 +86,12 @@ pub(crate) fn use_direct(p: &Conv2dParams) -> bool {
     if !supported {
         return false;
     }
-    forced().unwrap_or(p.c_in * p.kh * p.kw <= DIRECT_MAX_TAPS && p.c_out <= DIRECT_MAX_COUT)
+    let max_taps = if avx512() {
+        DIRECT_MAX_TAPS_AVX512
+    } else {
+        DIRECT_MAX_TAPS
+    };
+    forced().unwrap_or(p.c_in * p.kh * p.kw <= max_taps && p.c_out <= DIRECT_MAX_COUT)
 }
 
 /// Set by tests to run the portable kernels on an AVX2 machine.

@@ -733,7 +733,7 @@ mod tests {
                     groups: 2,
                 },
             ),
-            (2, 64, 4, 32, Conv2dGeometry::new(8, 3).padding(1)),
+            (2, 72, 4, 32, Conv2dGeometry::new(8, 3).padding(1)),
             // Padding wider than the kernel's reach: the col2im path.
             (2, 3, 5, 6, Conv2dGeometry::new(4, 1).padding(1)),
         ]
