@@ -288,16 +288,21 @@ fn fwd_tile<const CB: usize, const FMA: bool>(
         // so each load lies inside xp (asserted above).
         let xb = unsafe { xp.as_ptr().add(q0) };
         let rows = f.tap_rows(q0, QT);
-        for (t, (&off, wt)) in offs.iter().zip(wpk.chunks_exact(CB)).enumerate() {
-            if !rows.contains(&((t / f.kw) % f.kh)) {
+        // Taps come in runs of kw per kernel row (ci, ki); skip the rows
+        // outside `rows` a run at a time.
+        let runs = offs.chunks_exact(f.kw).zip(wpk.chunks_exact(f.kw * CB));
+        for (r, (offs_run, w_run)) in runs.enumerate() {
+            if !rows.contains(&(r % f.kh)) {
                 continue;
             }
-            // SAFETY: see above.
-            let xv: [f32; QT] = unsafe { load(xb.add(off as usize)) };
-            for b in 0..CB {
-                let wv = wt[b];
-                for l in 0..QT {
-                    acc[b][l] = madd::<FMA>(wv, xv[l], acc[b][l]);
+            for (&off, wt) in offs_run.iter().zip(w_run.chunks_exact(CB)) {
+                // SAFETY: see above.
+                let xv: [f32; QT] = unsafe { load(xb.add(off as usize)) };
+                for b in 0..CB {
+                    let wv = wt[b];
+                    for l in 0..QT {
+                        acc[b][l] = madd::<FMA>(wv, xv[l], acc[b][l]);
+                    }
                 }
             }
         }

@@ -4,9 +4,10 @@
 //! Both versions keep the generic loop's scan order (row by row) and update
 //! rule (a larger value or a NaN wins, the first of equal values is kept),
 //! so values and argmax indices are bit-identical to `pool::max_pool_plane`.
-//! On x86-64 with AVX2 eight outputs are computed at once: the even and odd
-//! columns of each input row are separated with shuffles, and the winner is
-//! chosen with compare masks and blends instead of branches.
+//! On x86-64 with AVX2 eight outputs are computed at once (sixteen with
+//! AVX-512F): the even and odd columns of each input row are separated
+//! with shuffles, and the winner is chosen with compare masks and blends
+//! instead of branches.
 
 use cnn_core::Pool2dParams;
 
