@@ -56,19 +56,47 @@ extern "C" __global__ void max_pool_forward_f32(const float* x, float* y, u32* a
     }
 }
 
-// dx (zeroed by the caller) += dy at each argmax position. An argmax
-// outside the plane is skipped and raises *bad.
+// dx[i] = the sum of dy over the outputs whose window holds input i and
+// whose argmax is i, added in row-major output order from +0: the order of
+// cnn-cpu's scatter, so overlapping windows give the same bits as the CPU
+// and as each other run to run (no atomics). Every dx element is written.
+// Threads below planes * out_plane also check argmax: an index outside the
+// plane raises *bad. (An index inside the plane but outside its own window,
+// which max_pool_forward never writes, gets no gradient here.)
 extern "C" __global__ void max_pool_backward_f32(const float* dy, const u32* argmax, float* dx,
-                                                 u64 planes, u64 in_plane, u64 out_plane,
+                                                 u64 planes, u64 h, u64 w, u64 kh, u64 kw, u64 sh,
+                                                 u64 sw, u64 ph, u64 pw, u64 h_out, u64 w_out,
                                                  u32* bad) {
-    const u64 total = planes * out_plane;
+    const u64 in_plane = h * w;
+    const u64 out_plane = h_out * w_out;
+    const u64 total_in = planes * in_plane;
+    const u64 total_out = planes * out_plane;
+    const u64 total = total_in > total_out ? total_in : total_out;
     GRID_STRIDE(idx, total) {
-        const u64 a = (u64)argmax[idx];
-        if (a >= in_plane) {
-            *bad = 1u;
-            continue;
+        if (idx < total_out && (u64)argmax[idx] >= in_plane) *bad = 1u;
+        if (idx >= total_in) continue;
+        const u64 i = idx % in_plane;
+        const u64 plane = idx / in_plane;
+        const i64 ih = (i64)(i / w);
+        const i64 iw = (i64)(i % w);
+        // Outputs o whose window [o * s - pad, o * s - pad + k) holds the input.
+        const i64 h_lo = ih + (i64)ph - (i64)kh + 1;
+        const i64 w_lo = iw + (i64)pw - (i64)kw + 1;
+        const i64 oh0 = h_lo > 0 ? (h_lo + (i64)sh - 1) / (i64)sh : 0;
+        const i64 ow0 = w_lo > 0 ? (w_lo + (i64)sw - 1) / (i64)sw : 0;
+        i64 oh1 = (ih + (i64)ph) / (i64)sh;
+        i64 ow1 = (iw + (i64)pw) / (i64)sw;
+        if (oh1 > (i64)h_out - 1) oh1 = (i64)h_out - 1;
+        if (ow1 > (i64)w_out - 1) ow1 = (i64)w_out - 1;
+        const u64 base = plane * out_plane;
+        float acc = 0.0f;
+        for (i64 oh = oh0; oh <= oh1; ++oh) {
+            for (i64 ow = ow0; ow <= ow1; ++ow) {
+                const u64 o = base + (u64)oh * w_out + (u64)ow;
+                if ((u64)argmax[o] == i) acc += dy[o];
+            }
         }
-        atomicAdd(dx + (idx / out_plane) * in_plane + a, dy[idx]);
+        dx[idx] = acc;
     }
 }
 

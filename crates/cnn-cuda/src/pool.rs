@@ -1,6 +1,7 @@
 //! Max, average and global-average pooling (`pool.cu`): one thread per
-//! output element (forward) or input element (average backward, a gather);
-//! max backward scatters with atomics onto a zeroed `dx`.
+//! output element (forward) or input element (the backward passes, gathers:
+//! max pooling's adds overlapping windows in cnn-cpu's order, so it gives
+//! the CPU's bits, with no atomics).
 
 use cnn_core::error::check_len;
 use cnn_core::{CnnError, Pool2dParams, PoolOps, Result};
@@ -77,24 +78,30 @@ impl PoolOps for CudaBackend {
         if dx.is_empty() {
             return Ok(());
         }
-        self.stream().memset_zeros(dx).map_err(driver_err)?;
-        let total = p.y_len();
-        if total == 0 {
+        if p.y_len() == 0 {
+            self.stream().memset_zeros(dx).map_err(driver_err)?;
             return Ok(());
         }
-        let in_plane = p.h * p.w;
         let mut bad = self.scratch::<u32>(1)?;
         launch!(
             self,
             self.function(KernelSource::Pool, "max_pool_backward_f32")?,
-            grid(total),
+            grid(p.x_len().max(p.y_len())),
             [
                 dy,
                 argmax,
                 dx,
                 &u(p.n * p.c),
-                &u(in_plane),
-                &u(p.h_out * p.w_out),
+                &u(p.h),
+                &u(p.w),
+                &u(p.kh),
+                &u(p.kw),
+                &u(p.stride_h),
+                &u(p.stride_w),
+                &u(p.pad_h),
+                &u(p.pad_w),
+                &u(p.h_out),
+                &u(p.w_out),
                 &mut bad
             ]
         )?;

@@ -6,8 +6,9 @@
 //!
 //! Tolerances (|cuda - cpu| <= abs + rel |cpu|), and why:
 //! - exact (0, 0): data movement, dropout (same Philox bits), max pooling
-//!   and argmax, elementwise arithmetic (one rounding each, no FMA
-//!   contraction: kernels are built with `--fmad=false`).
+//!   and argmax (its backward adds overlapping windows in the CPU's order),
+//!   elementwise arithmetic (one rounding each, no FMA contraction: kernels
+//!   are built with `--fmad=false`).
 //! - GEMM and convolution (1e-5, 1e-4): cuBLAS sums in another order than
 //!   matrixmultiply; sums of up to a few hundred products of values of order 1.
 //! - activations (1e-6, 1e-5): CUDA's expf/tanhf/log1pf are within 2 ulp,

@@ -166,7 +166,10 @@ pub trait PoolOps: super::MemoryOps {
     ) -> Result<()>;
 
     /// `dx` (overwritten) receives each `dy` at its argmax position (summed
-    /// where windows overlap).
+    /// where windows overlap, from +0 in row-major output order, so every
+    /// backend gives the same bits). `argmax` is what
+    /// [`max_pool2d_forward`](Self::max_pool2d_forward) wrote for the same
+    /// geometry; an index outside the plane is an error.
     fn max_pool2d_backward(
         &self,
         p: &Pool2dParams,
