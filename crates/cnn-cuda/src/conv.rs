@@ -6,8 +6,10 @@
 //!   batched GEMM over the images of a chunk (the weight has stride 0);
 //! - backward input: `col_g (K, L) = w_g^T dy_g (cog, L)`, batched the
 //!   same way, then col2im gathers `col` into `dx`;
-//! - backward weight: `dw_g (cog, K) += dy_g col_g^T`, one GEMM per image
-//!   with `beta = 1` (the images are summed by accumulation).
+//! - backward weight: `dw_g (cog, K) += sum_i dy_g,i col_g,i^T`: one
+//!   strided batched GEMM writes each image's product into a workspace,
+//!   then `sum_images_into_f32` adds them to `dw` in image order (two
+//!   launches per chunk and group instead of one GEMM per image).
 //!
 //! Images are processed in chunks whose `col` fits [`WORKSPACE_FLOATS`].
 //! A 1x1 convolution with stride 1 and no padding needs no im2col: `x` is
@@ -73,41 +75,75 @@ impl Dims {
     }
 }
 
+/// The im2col and col2im kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColKernel {
+    Im2col,
+    Col2im,
+}
+
 impl CudaBackend {
-    /// The im2col/col2im kernel `name` over `nb` images.
+    /// `kernel` over `nb` images: im2col reads `src` = x and writes `dst` =
+    /// col; col2im reads col and overwrites `dst` = dx. One thread per
+    /// (image, channel, output position) for im2col, per input element for
+    /// col2im; the 32-bit-index variant when every index fits in 31 bits.
     fn col_kernel(
         &self,
-        name: &'static str,
+        kernel: ColKernel,
         p: &Conv2dParams,
         nb: usize,
         src: &cudarc::driver::CudaView<'_, f32>,
         dst: &mut cudarc::driver::CudaViewMut<'_, f32>,
-        total: usize,
     ) -> Result<()> {
-        let u = |v: usize| v as u64;
-        launch!(
-            self,
-            self.function(KernelSource::Conv, name)?,
-            grid(total),
-            [
-                src,
-                dst,
-                &u(nb),
-                &u(p.c_in),
-                &u(p.h),
-                &u(p.w),
-                &u(p.kh),
-                &u(p.kw),
-                &u(p.stride_h),
-                &u(p.stride_w),
-                &u(p.pad_h),
-                &u(p.pad_w),
-                &u(p.dil_h),
-                &u(p.dil_w),
-                &u(p.h_out),
-                &u(p.w_out)
-            ]
-        )
+        let l = p.h_out * p.w_out;
+        let col_len = nb * p.c_in * p.kh * p.kw * l;
+        let x_len = nb * p.c_in * p.h * p.w;
+        let (name32, name64, threads) = match kernel {
+            ColKernel::Im2col => ("im2col_f32_u32", "im2col_f32", nb * p.c_in * l),
+            ColKernel::Col2im => ("col2im_f32_u32", "col2im_f32", x_len),
+        };
+        if threads == 0 {
+            return Ok(());
+        }
+        let dims = [
+            nb, p.c_in, p.h, p.w, p.kh, p.kw, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h,
+            p.dil_w, p.h_out, p.w_out,
+        ];
+        // Every offset and loop bound stays below 2^31 (the grid-stride step
+        // is at most 2^21 on top), and so does every padded coordinate.
+        let small = |v: usize| v < (1 << 31);
+        let fits32 = small(col_len)
+            && small(x_len)
+            && small((p.h + p.pad_h) * (p.w + p.pad_w))
+            && dims.iter().all(|&d| small(d));
+        let func = self.function(KernelSource::Conv, if fits32 { name32 } else { name64 })?;
+        let mut builder = self.stream().launch_builder(&func);
+        use cudarc::driver::PushKernelArg as _;
+        builder.arg(src);
+        builder.arg(dst);
+        let d32: Vec<u32> = dims.iter().map(|&d| d as u32).collect();
+        let d64: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        if fits32 {
+            for d in &d32 {
+                builder.arg(d);
+            }
+        } else {
+            for d in &d64 {
+                builder.arg(d);
+            }
+        }
+        // SAFETY: the callers pass views of exactly `col_len` and `x_len`
+        // floats, and the arguments match the kernel's signature.
+        unsafe { builder.launch(grid(threads)) }
+            .map(|_| ())
+            .map_err(driver_err)
+    }
+
+    /// `len` floats for the per-image weight gradients (uninitialised: the
+    /// GEMM writes them with beta 0 before the sum reads them).
+    fn part_workspace(&self, len: usize) -> Result<CudaSlice<f32>> {
+        // SAFETY: the batched GEMM (beta 0) writes every element the sum reads.
+        unsafe { self.stream().alloc::<f32>(len.max(1)) }.map_err(driver_err)
     }
 
     /// `(nb, ck, L)` floats of scratch for a chunk's col (uninitialised:
@@ -146,7 +182,7 @@ impl ConvOps for CudaBackend {
                 None => xs,
                 Some(ws) => {
                     let total = nb * d.ck * d.l;
-                    self.col_kernel("im2col_f32", p, nb, &xs, &mut ws.slice_mut(..total), total)?;
+                    self.col_kernel(ColKernel::Im2col, p, nb, &xs, &mut ws.slice_mut(..total))?;
                     ws.slice(..total)
                 }
             };
@@ -231,9 +267,8 @@ impl ConvOps for CudaBackend {
             }
             if let Some(ws) = ws.as_ref() {
                 let col = ws.slice(..nb * d.ck * d.l);
-                let total = nb * d.x_img;
                 let mut dxs = dx.slice_mut(n0 * d.x_img..(n0 + nb) * d.x_img);
-                self.col_kernel("col2im_f32", p, nb, &col, &mut dxs, total)?;
+                self.col_kernel(ColKernel::Col2im, p, nb, &col, &mut dxs)?;
             }
         }
         Ok(())
@@ -258,36 +293,45 @@ impl ConvOps for CudaBackend {
         } else {
             Some(self.col_workspace(&d)?)
         };
-        let gemm = RowMajorGemm {
-            m: d.cog,
-            n: d.kg,
-            k: d.l,
-            trans_a: false,
-            trans_b: true,
-            alpha: 1.0,
-            beta: 1.0,
-            batch: 1,
-            stride_a: 0,
-            stride_b: 0,
-            stride_c: 0,
-        };
+        // Per chunk and group: one strided batched GEMM writes each image's
+        // gradient dy_i col_i^T into `part`, then one kernel adds them into
+        // dw in image order.
+        let wg_len = d.cog * d.kg;
+        let mut part = self.part_workspace(d.chunk.min(p.n) * wg_len)?;
         for (n0, nb) in d.chunks(p.n) {
             let xs = x.slice(n0 * d.x_img..(n0 + nb) * d.x_img);
             let col = match ws.as_mut() {
                 None => xs,
                 Some(ws) => {
                     let total = nb * d.ck * d.l;
-                    self.col_kernel("im2col_f32", p, nb, &xs, &mut ws.slice_mut(..total), total)?;
+                    self.col_kernel(ColKernel::Im2col, p, nb, &xs, &mut ws.slice_mut(..total))?;
                     ws.slice(..total)
                 }
             };
-            for i in 0..nb {
-                for g in 0..p.groups {
-                    let dyg = dy.slice(((n0 + i) * p.c_out + g * d.cog) * d.l..);
-                    let colg = col.slice((i * d.ck + g * d.kg) * d.l..);
-                    let mut dwg = dw.slice_mut(g * d.cog * d.kg..);
-                    self.row_major_gemm(&gemm, &dyg, &colg, &mut dwg)?;
-                }
+            let gemm = RowMajorGemm {
+                m: d.cog,
+                n: d.kg,
+                k: d.l,
+                trans_a: false,
+                trans_b: true,
+                alpha: 1.0,
+                beta: 0.0,
+                batch: nb,
+                stride_a: p.c_out * d.l,
+                stride_b: d.ck * d.l,
+                stride_c: wg_len,
+            };
+            for g in 0..p.groups {
+                let dyg = dy.slice((n0 * p.c_out + g * d.cog) * d.l..);
+                let colg = col.slice(g * d.kg * d.l..);
+                self.row_major_gemm(&gemm, &dyg, &colg, &mut part)?;
+                let mut dwg = dw.slice_mut(g * wg_len..(g + 1) * wg_len);
+                launch!(
+                    self,
+                    self.function(KernelSource::Conv, "sum_images_into_f32")?,
+                    grid(wg_len),
+                    [&part, &mut dwg, &(nb as u64), &(wg_len as u64)]
+                )?;
             }
         }
         Ok(())
