@@ -7,6 +7,7 @@ the two side by side:
 
     python3 xtask/torch_bench.py <sgemm|w1|w2|w3> [--threads N] [--quick]
                                  [--runs R] [--mnist DIR] [--size N]
+                                 [--device cpu|cuda]
 
 The workloads are those of docs/benchmarks.md, implemented identically:
 W1 LeNet-5 one shuffled MNIST epoch (batch 64, SGD lr 0.05 momentum 0.9,
@@ -16,6 +17,11 @@ classifier, 200 steps of batch 64 on synthetic 3x32x32; W3 one conv2d
 weight and bias gradients); W4 square sgemm.
 
 Needs torch and numpy; MNIST is read from the IDX files (raw or gzip).
+
+With `--device cuda` the models and data live on the GPU (each batch is
+prepared on the host and copied, as cnn's CUDA backend does), every timing
+ends with `torch.cuda.synchronize()`, and TF32 is switched off for matrix
+products and cuDNN convolutions, so both sides compute in full FP32.
 """
 
 import argparse
@@ -29,6 +35,14 @@ import time
 
 BATCH = 64
 SEED = 0
+DEVICE = "cpu"
+
+
+def sync():
+    if DEVICE == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def peak_rss_bytes():
@@ -59,10 +73,12 @@ def result(name, unit, values, seconds, gflops, extra=None):
 
 def time_per_call(fn, min_iters, target_secs):
     fn()
+    sync()
     start = time.perf_counter()
     iters = 0
     while iters < min_iters or time.perf_counter() - start < target_secs:
         fn()
+        sync()
         iters += 1
     return (time.perf_counter() - start) / iters
 
@@ -166,27 +182,29 @@ def w1(args, runs):
     values, seconds, gflops, extra = [], [], [], {}
     for r in range(runs):
         torch.manual_seed(SEED + r)
-        model = lenet5()
+        model = lenet5().to(DEVICE)
         opt = sgd(model)
         g = torch.Generator().manual_seed(SEED)
         order = torch.randperm(len(ytr), generator=g)[:limit]
+        sync()
         start = time.perf_counter()
         model.train()
         for i in range(0, limit, BATCH):
             idx = order[i:i + BATCH]
-            x, y = normalize(xtr[idx]), ytr[idx]
+            x, y = normalize(xtr[idx]).to(DEVICE), ytr[idx].to(DEVICE)
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
+        sync()
         secs = time.perf_counter() - start
         eval_start = time.perf_counter()
         model.eval()
         correct = 0
         with torch.no_grad():
             for i in range(0, len(yte), BATCH):
-                x = normalize(xte[i:i + BATCH])
-                correct += (model(x).argmax(1) == yte[i:i + BATCH]).sum().item()
+                x = normalize(xte[i:i + BATCH]).to(DEVICE)
+                correct += (model(x).argmax(1).cpu() == yte[i:i + BATCH]).sum().item()
         values.append(limit / secs)
         seconds.append(secs)
         gflops.append(flops * limit / secs / 1e9)
@@ -207,18 +225,20 @@ def w2(args, runs):
     g = torch.Generator().manual_seed(1)
     xs = torch.rand((pool * BATCH, 3, 32, 32), generator=g) * 2 - 1
     ys = torch.tensor([(i * 7) % 10 for i in range(pool * BATCH)])
+    # cnn's trainer uploads each batch from the host, so this side copies too.
     loss_fn = torch.nn.CrossEntropyLoss()
     flops = train_flops_per_sample(article(), (3, 32, 32))
     values, seconds, gflops, extra = [], [], [], {}
 
     for _ in range(runs):
         torch.manual_seed(SEED)
-        model = article()
+        model = article().to(DEVICE)
         opt = sgd(model)
 
         def step(s):
             b = s % pool
-            x, y = xs[b * BATCH:(b + 1) * BATCH], ys[b * BATCH:(b + 1) * BATCH]
+            x = xs[b * BATCH:(b + 1) * BATCH].to(DEVICE)
+            y = ys[b * BATCH:(b + 1) * BATCH].to(DEVICE)
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -226,9 +246,11 @@ def w2(args, runs):
             return loss
 
         step(0)  # untimed warm-up, as in cnn-workloads
+        sync()
         start = time.perf_counter()
         for s in range(steps):
             loss = step(s)
+        sync()
         secs = time.perf_counter() - start
         images = steps * BATCH
         values.append(images / secs)
@@ -242,10 +264,10 @@ def w3(args, runs):
     import torch
 
     secs_per_run = 0.3 if args.quick else 1.0
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
-    x = torch.rand((32, 64, 32, 32)) * 2 - 1
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(DEVICE)
+    x = (torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE)
     xg = x.clone().requires_grad_(True)
-    dy = torch.rand((32, 64, 32, 32)) * 2 - 1
+    dy = (torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE)
     fwd_flops = 2.0 * 32 * 64 * 32 * 32 * 64 * 9
 
     def forward():
@@ -273,9 +295,9 @@ def sgemm(args, runs):
 
     n = args.size
     secs_per_run = 0.3 if args.quick else 1.0
-    a = torch.rand((n, n))
-    b = torch.rand((n, n))
-    c = torch.empty((n, n))
+    a = torch.rand((n, n), device=DEVICE)
+    b = torch.rand((n, n), device=DEVICE)
+    c = torch.empty((n, n), device=DEVICE)
     flops = 2.0 * n ** 3
     secs = [time_per_call(lambda: torch.mm(a, b, out=c), 3, secs_per_run) for _ in range(runs)]
     vals = [flops / s / 1e9 for s in secs]
@@ -290,12 +312,22 @@ def main():
     parser.add_argument("--runs", type=int)
     parser.add_argument("--mnist", default=os.environ.get("CNN_MNIST_DIR") or None)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     try:
         import torch
     except ImportError:
         print("torch_bench: torch is not installed for " + sys.executable, file=sys.stderr)
         return 3
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda":
+        if not torch.cuda.is_available():
+            print("torch_bench: torch sees no CUDA device", file=sys.stderr)
+            return 3
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     default_runs = 5 if args.workload in ("sgemm", "w3") else 3
@@ -305,7 +337,7 @@ def main():
     print(json.dumps({
         "framework": "torch " + torch.__version__,
         "workload": args.workload,
-        "backend": "cpu",
+        "backend": DEVICE,
         "threads": args.threads,
         "quick": args.quick,
         "peak_rss_bytes": peak_rss_bytes(),

@@ -22,7 +22,9 @@ cargo xtask bench [--quick] [--threads N] [--backend cpu|cuda]
                    (CI runs this; under two minutes once built)
   --threads N      worker threads for every bench (default: every core); with N > 1,
                    W1 also runs on one thread for the scaling figure
-  --backend NAME   backend of the end-to-end workloads (cpu, cuda)
+  --backend NAME   backend of the end-to-end workloads (cpu, cuda); cuda builds
+                   cnn-workloads with --features cuda and runs PyTorch on the GPU
+                   too; the criterion benches stay on the CPU
   --compare-torch  run xtask/torch_bench.py on the same workloads and thread count,
                    print the ratio per workload (skipped, with a note, without torch)
   --python PATH    the Python for --compare-torch (default python3)
@@ -222,7 +224,8 @@ impl Runner<'_> {
         let mut cmd = Command::new(&self.opts.python);
         cmd.arg(root().join("xtask/torch_bench.py"))
             .arg(workload)
-            .args(["--threads", &threads.to_string()]);
+            .args(["--threads", &threads.to_string()])
+            .args(["--device", &self.opts.backend]);
         if self.opts.quick {
             cmd.arg("--quick");
         }
@@ -368,6 +371,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "--bin",
         "cnn-workloads",
     ]);
+    if opts.backend == "cuda" {
+        build.args(["--features", "cuda"]);
+    }
     run_capture(&mut build, true)?;
     let mnist = mnist_dir(&root);
     let runner = Runner {
@@ -382,7 +388,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let mut workloads = vec![("sgemm", opts.threads)];
     if mnist.is_some() {
         workloads.push(("w1", opts.threads));
-        if opts.threads > 1 {
+        if opts.threads > 1 && opts.backend == "cpu" {
             workloads.push(("w1", 1));
         }
     } else {
@@ -621,6 +627,10 @@ mod tests {
         assert_eq!((o.threads, o.python.as_str()), (2, "py"));
         assert!(parse(&["--threads".into(), "0".into()]).is_err());
         assert!(parse(&["--backend".into(), "tpu".into()]).is_err());
+        assert_eq!(
+            parse(&["--backend".into(), "cuda".into()]).unwrap().backend,
+            "cuda"
+        );
     }
 
     #[test]

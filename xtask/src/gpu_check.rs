@@ -7,7 +7,14 @@
 //! On the GPU machine `run.sh` sets `CNN_REQUIRE_CUDA=1` and
 //! `CNN_REQUIRE_NVRTC=1` (a skip becomes a failure), points the golden
 //! harness at the checkout's `testdata/golden`, runs every test binary of
-//! cnn-cuda, then 20 training steps of `cnn train --backend cuda`.
+//! cnn-cuda, then 20 training steps of `cnn train --backend cuda`. When
+//! MNIST was found here (`$CNN_MNIST_DIR` or `../shared/data/mnist`) it is
+//! staged too, and `run.sh` trains LeNet-5 for one MNIST epoch with the CLI,
+//! then runs the workloads W1-W3 and sgemm with `cnn-workloads --backend
+//! cuda` and, where that machine's `python3` imports torch, the same in
+//! PyTorch on the GPU (`xtask/torch_bench.py --device cuda`). Logs and the
+//! workloads' JSON go to `$CNN_GPU_CHECK_OUT` (default
+//! `target/gpu-check/results`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,8 +67,18 @@ pub fn gpu_check(args: &[String]) -> Result<(), String> {
         return Err("cargo reported no cnn-cuda test executables".into());
     }
 
-    // The CLI with the CUDA backend.
+    // The CLI and the workload runner with the CUDA backend.
     crate::cargo(&["build", "-p", "cnn-cli", "--release", "--features", "cuda"])?;
+    crate::cargo(&[
+        "build",
+        "-p",
+        "cnn-benches",
+        "--release",
+        "--bin",
+        "cnn-workloads",
+        "--features",
+        "cuda",
+    ])?;
 
     let out = root.join(OUT);
     let bin = out.join("bin");
@@ -73,21 +90,33 @@ pub fn gpu_check(args: &[String]) -> Result<(), String> {
         names.push(name.clone());
     }
     stage(&root.join("target/release/cnn"), &bin.join("cnn"))?;
+    stage(
+        &root.join("target/release/cnn-workloads"),
+        &bin.join("cnn-workloads"),
+    )?;
     names.sort();
+    let mnist = stage_mnist(&root, &out.join("mnist"))?;
 
-    let script = run_script(&names);
+    let script = run_script(&names, mnist);
     let script_path = out.join("run.sh");
     std::fs::write(&script_path, script)
         .map_err(|e| format!("cannot write {}: {e}", script_path.display()))?;
 
-    let size: u64 = std::fs::read_dir(&bin)
-        .map_err(|e| e.to_string())?
+    let size: u64 = [bin.clone(), out.join("mnist")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
     println!(
-        "staged {} test binaries and the CLI in {OUT}/ ({:.1} MiB)",
+        "staged {} test binaries, the CLI and cnn-workloads{} in {OUT}/ ({:.1} MiB)",
         names.len(),
+        if mnist {
+            " and MNIST"
+        } else {
+            " (no MNIST found: the epoch and W1 are left out)"
+        },
         size as f64 / (1 << 20) as f64
     );
     println!("run on a GPU machine, from the repository root (carry `{OUT}`):");
@@ -111,7 +140,31 @@ fn stage(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run_script(tests: &[String]) -> String {
+/// Copy the eight MNIST IDX files (as found: raw or gzip) from
+/// `$CNN_MNIST_DIR` or `../shared/data/mnist` into `to`; false when there
+/// is no such directory.
+fn stage_mnist(root: &Path, to: &Path) -> Result<bool, String> {
+    let from = std::env::var_os("CNN_MNIST_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/data/mnist"));
+    let Ok(entries) = std::fs::read_dir(&from) else {
+        return Ok(false);
+    };
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    let mut copied = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().contains("-ubyte") {
+            std::fs::copy(e.path(), to.join(&name))
+                .map_err(|err| format!("cannot copy {}: {err}", e.path().display()))?;
+            copied += 1;
+        }
+    }
+    Ok(copied > 0)
+}
+
+fn run_script(tests: &[String], mnist: bool) -> String {
     let mut s = String::from(
         r#"#!/usr/bin/env bash
 # Written by `cargo xtask gpu-check`: runs cnn-cuda's tests and a short
@@ -127,18 +180,48 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
 done
 export CNN_REQUIRE_CUDA=1 CNN_REQUIRE_NVRTC=1
 export CNN_GOLDEN_DIR="$root/testdata/golden"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+results="${CNN_GPU_CHECK_OUT:-$here/results}"
+mkdir -p "$results"
+exec > >(tee "$results/gpu-check.log") 2>&1
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader || true
 status=0
 "#,
     );
     for t in tests {
         s.push_str(&format!(
-            "echo \"== {t}\"; \"$here/bin/{t}\" --test-threads=1 || status=1\n"
+            "echo \"== {t}\"; timeout 180 \"$here/bin/{t}\" --test-threads=1 || status=1\n"
         ));
     }
     s.push_str(
         r#"echo "== cnn train --backend cuda"
-"$here/bin/cnn" train --backend cuda --model lenet5 --data synthetic --max-steps 20 --batch-size 64 || status=1
+"$here/bin/cnn" train --backend cuda --model lenet5 --data synthetic --max-steps 20 --batch-size 64 --out "$(mktemp -d)/run" || status=1
+"#,
+    );
+    if mnist {
+        s.push_str(
+            r#"echo "== cnn train --backend cuda: LeNet-5, one MNIST epoch"
+run_dir="$(mktemp -d)/lenet5-mnist"
+"$here/bin/cnn" train --backend cuda --model lenet5 --data mnist --data-dir "$here/mnist" \
+  --epochs 1 --lr 0.05 --momentum 0.9 --batch-size 64 --out "$run_dir" || status=1
+cp "$run_dir/metrics.csv" "$results/lenet5-mnist-metrics.csv" 2>/dev/null || true
+cp "$run_dir/curves.png" "$results/lenet5-mnist-curves.png" 2>/dev/null || true
+export CNN_MNIST_DIR="$here/mnist"
+"#,
+        );
+    }
+    s.push_str(
+        r#"echo "== workloads on the GPU (one JSON object per line in bench.jsonl)"
+torch_ok=0
+python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && torch_ok=1
+for w in sgemm w1 w2 w3; do
+  [ "$w" = w1 ] && [ -z "${CNN_MNIST_DIR:-}" ] && continue
+  timeout 300 "$here/bin/cnn-workloads" "$w" --backend cuda | tee -a "$results/bench.jsonl" || status=1
+  if [ $torch_ok = 1 ]; then
+    timeout 300 python3 "$root/xtask/torch_bench.py" "$w" --device cuda | tee -a "$results/bench.jsonl" || status=1
+  fi
+done
+[ $torch_ok = 1 ] || echo "python3 cannot use torch on the GPU here: the PyTorch side was left out"
+echo "gpu-check: exit status $status (logs in $results)"
 exit $status
 "#,
     );
@@ -151,4 +234,31 @@ fn workspace_root() -> Result<PathBuf, String> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| "cannot find the workspace root".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_script_runs_each_test_binary_then_training_and_the_workloads() {
+        let tests = ["conformance".to_string(), "vs_cpu".to_string()];
+        let with = run_script(&tests, true);
+        for t in &tests {
+            assert!(with.contains(&format!("\"$here/bin/{t}\" --test-threads=1")));
+        }
+        assert!(with.contains("export CNN_REQUIRE_CUDA=1 CNN_REQUIRE_NVRTC=1"));
+        assert!(with.contains("--data mnist --data-dir \"$here/mnist\""));
+        assert!(with.contains("\"$here/bin/cnn-workloads\" \"$w\" --backend cuda"));
+        assert!(with.contains("torch_bench.py\" \"$w\" --device cuda"));
+        let without = run_script(&tests, false);
+        assert!(!without.contains("--data mnist"));
+        assert!(without.contains("--backend cuda"));
+        // Both parse as bash (where bash exists).
+        for script in [&with, &without] {
+            if let Ok(status) = Command::new("bash").args(["-n", "-c", script]).status() {
+                assert!(status.success(), "bash -n rejects the script:\n{script}");
+            }
+        }
+    }
 }

@@ -30,7 +30,7 @@ workloads:
 
 options:
   --threads N       worker threads (default: $CNN_BENCH_THREADS or every core)
-  --backend NAME    cpu (default) or cuda
+  --backend NAME    cpu (default) or cuda (needs a build with `--features cuda`)
   --runs R          repetitions (default 3; sgemm and w3: 5)
   --quick           one run; W1 over 5,000 images; shorter timings
   --mnist DIR       MNIST directory (default: $CNN_MNIST_DIR)
@@ -101,10 +101,23 @@ fn main() -> ExitCode {
         "cpu" => CpuBackend::with_threads(args.threads)
             .map_err(BoxError::from)
             .and_then(|be| run(&be, &args)),
+        #[cfg(feature = "cuda")]
+        "cuda" => cnn_cuda::CudaBackend::new()
+            .map_err(BoxError::from)
+            .and_then(|be| {
+                eprintln!(
+                    "cnn-workloads: CUDA device {} ({})",
+                    be.device_name(),
+                    be.arch()
+                );
+                be.warm_up()?;
+                run(&be, &args)
+            }),
+        #[cfg(not(feature = "cuda"))]
         "cuda" => {
             eprintln!(
-                "cnn-workloads: the CUDA backend is not compiled in (this build has no \
-                 cnn-cuda crate); run with --backend cpu"
+                "cnn-workloads: the CUDA backend is not compiled in; build with \
+                 `--features cuda` (cargo xtask bench --backend cuda does) or run with --backend cpu"
             );
             return ExitCode::from(3);
         }
