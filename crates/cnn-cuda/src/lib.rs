@@ -127,6 +127,39 @@ pub fn libraries_present() -> Result<(), CudaError> {
     Ok(())
 }
 
+/// Keep memory freed into the device's default pool there instead of
+/// handing it back to the driver at every synchronisation (the pool's
+/// release threshold is 0 by default). Per-call workspaces (im2col columns,
+/// partial sums) are allocated on the stream from that pool; without this,
+/// each call after a synchronisation paid for a fresh driver allocation.
+fn keep_freed_memory(ctx: &CudaContext) -> Result<(), CudaError> {
+    use cudarc::driver::sys;
+    if !ctx.has_async_alloc() {
+        return Ok(());
+    }
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: `pool` receives the device's default pool handle, and the
+    // release threshold attribute takes a pointer to a u64.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .and_then(|()| {
+                sys::cuMemPoolSetAttribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                    (&mut threshold as *mut u64).cast(),
+                )
+                .result()
+            })
+    }
+    .map_err(|e| {
+        CudaError::Driver(format!(
+            "setting the memory pool's release threshold: {e:?}"
+        ))
+    })
+}
+
 /// The CUDA backend. Cloning is cheap (the context, stream, cuBLAS handle
 /// and kernel cache are shared).
 #[derive(Clone)]
@@ -176,6 +209,7 @@ impl CudaBackend {
         // One stream only: no cross-stream hazards to track.
         // SAFETY: every buffer of this backend is used on `stream` alone.
         unsafe { ctx.disable_event_tracking() };
+        keep_freed_memory(&ctx)?;
         let (major, minor) = ctx
             .compute_capability()
             .map_err(|e| CudaError::Driver(format!("{e:?}")))?;
