@@ -39,17 +39,44 @@ extern "C" __global__ void bias_add_f32(const float* b, float* y, u64 n, u64 cha
 
 // db[c] += sum over (o, i) of dy[o, c, i], in f64. One block per channel
 // (blocks loop over channels when there are more channels than blocks).
-extern "C" __global__ void bias_backward_f32(const float* dy, float* db, u64 outer, u64 channels,
-                                             u64 inner) {
-    for (u64 c = blockIdx.x; c < channels; c += gridDim.x) {
+// Bias gradient, rows of channels (inner == 1, linear layers): one thread
+// per channel adds its column in row order in f64, as cnn-cpu does, then
+// db[c] = (float)(db[c] + sum).
+extern "C" __global__ void bias_backward_rows_f32(const float* dy, float* db, u64 outer,
+                                                  u64 channels) {
+    GRID_STRIDE(c, channels) {
         double s = 0.0;
-        const u64 count = outer * inner;
-        for (u64 j = threadIdx.x; j < count; j += blockDim.x) {
-            const u64 o = j / inner, i = j % inner;
-            s += (double)dy[(o * channels + c) * inner + i];
-        }
+        // Unrolled so that the loads issue together; the adds stay in order.
+#pragma unroll 16
+        for (u64 o = 0; o < outer; ++o) s += (double)dy[o * channels + c];
+        db[c] = (float)((double)db[c] + s);
+    }
+}
+
+// Bias gradient, planes (inner > 1, convolutions), step 1: one block per
+// (o, c) plane writes the plane's f64 sum to plane_sums[o * channels + c].
+// A block per plane (not per channel) keeps every multiprocessor busy when
+// there are few channels.
+extern "C" __global__ void bias_plane_sums_f32(const float* dy, double* plane_sums, u64 planes,
+                                               u64 inner) {
+    for (u64 plane = blockIdx.x; plane < planes; plane += gridDim.x) {
+        const float* p = dy + plane * inner;
+        double s = 0.0;
+        for (u64 j = threadIdx.x; j < inner; j += blockDim.x) s += (double)p[j];
         s = block_sum(s);
-        if (threadIdx.x == 0) db[c] = (float)((double)db[c] + s);
+        if (threadIdx.x == 0) plane_sums[plane] = s;
+    }
+}
+
+// Step 2: db[c] = (float)(db[c] + the sum of its planes in image order),
+// cnn-cpu's order over the images.
+extern "C" __global__ void bias_sum_planes_f32(const double* plane_sums, float* db, u64 outer,
+                                               u64 channels) {
+    GRID_STRIDE(c, channels) {
+        double s = 0.0;
+#pragma unroll 16
+        for (u64 o = 0; o < outer; ++o) s += plane_sums[o * channels + c];
+        db[c] = (float)((double)db[c] + s);
     }
 }
 

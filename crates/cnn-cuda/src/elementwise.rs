@@ -67,7 +67,10 @@ impl CudaBackend {
         )
     }
 
-    /// `db[c] += sum of dy[o, c, i]` (shared with the convolution's bias).
+    /// `db[c] += sum of dy[o, c, i]` (shared with the convolution's bias),
+    /// in f64, planes summed in image order. Linear layers (`inner == 1`)
+    /// take one kernel; convolutions two: a block per (image, channel)
+    /// plane, then the planes of each channel in order.
     pub(crate) fn bias_backward_unchecked(
         &self,
         p: &BiasParams,
@@ -77,17 +80,28 @@ impl CudaBackend {
         if p.channels == 0 {
             return Ok(());
         }
+        let (outer, channels) = (p.outer as u64, p.channels as u64);
+        if p.inner == 1 || p.outer == 0 {
+            return launch!(
+                self,
+                self.func_ew("bias_backward_rows_f32")?,
+                grid(p.channels),
+                [dy, db, &outer, &channels]
+            );
+        }
+        let planes = p.outer * p.channels;
+        let mut plane_sums = self.scratch::<f64>(planes)?;
         launch!(
             self,
-            self.func_ew("bias_backward_f32")?,
-            blocks(p.channels),
-            [
-                dy,
-                db,
-                &(p.outer as u64),
-                &(p.channels as u64),
-                &(p.inner as u64)
-            ]
+            self.func_ew("bias_plane_sums_f32")?,
+            blocks(planes),
+            [dy, &mut plane_sums, &(planes as u64), &(p.inner as u64)]
+        )?;
+        launch!(
+            self,
+            self.func_ew("bias_sum_planes_f32")?,
+            grid(p.channels),
+            [&plane_sums, db, &outer, &channels]
         )
     }
 }
