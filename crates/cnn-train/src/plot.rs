@@ -378,6 +378,47 @@ fn draw_band_line<DB: DrawingBackend>(
     draw_line(chart, &points, color, label)
 }
 
+/// The corner for a legend: `preferred` unless data points lie under it
+/// and another corner has fewer (a one-epoch run puts its train and
+/// validation points in both right-hand corners). A corner is the outer
+/// 40% of the x range by the outer 30% of the y range.
+fn quiet_corner(
+    points: impl IntoIterator<Item = (f64, f64)>,
+    x: &Range<f64>,
+    y: &Range<f64>,
+    preferred: SeriesLabelPosition,
+) -> SeriesLabelPosition {
+    use SeriesLabelPosition::{LowerLeft, LowerRight, UpperLeft, UpperRight};
+    let mut order = vec![preferred];
+    for c in [UpperRight, LowerRight, UpperLeft, LowerLeft] {
+        if !order.contains(&c) {
+            order.push(c);
+        }
+    }
+    let mut counts = vec![0usize; order.len()];
+    let (w, h) = (x.end - x.start, y.end - y.start);
+    for (px, py) in points {
+        if !(px.is_finite() && py.is_finite() && w > 0.0 && h > 0.0) {
+            continue;
+        }
+        let (fx, fy) = ((px - x.start) / w, (py - y.start) / h);
+        for (c, n) in order.iter().zip(counts.iter_mut()) {
+            let in_x = match c {
+                UpperRight | LowerRight => fx >= 0.6,
+                _ => fx <= 0.4,
+            };
+            let in_y = match c {
+                UpperRight | UpperLeft => fy >= 0.7,
+                _ => fy <= 0.3,
+            };
+            *n += usize::from(in_x && in_y);
+        }
+    }
+    let fewest = counts.iter().copied().min().unwrap_or(0);
+    let i = counts.iter().position(|&n| n == fewest).unwrap_or(0);
+    order.swap_remove(i)
+}
+
 fn legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     position: SeriesLabelPosition,
@@ -490,7 +531,7 @@ impl CurvesFigure<'_> {
             0.05,
             0.0..1.0,
         );
-        let mut chart = chart(area, "Loss", x, y, "epoch", "loss")?;
+        let mut chart = chart(area, "Loss", x.clone(), y.clone(), "epoch", "loss")?;
         if !steps.is_empty() {
             let faint = TRAIN_COLOR.mix(0.3).stroke_width(1);
             chart
@@ -510,7 +551,11 @@ impl CurvesFigure<'_> {
         if !val.is_empty() {
             draw_line(&mut chart, &val, VAL_COLOR, "validation")?;
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        let all = train.iter().chain(&val).chain(&steps).copied();
+        legend(
+            &mut chart,
+            quiet_corner(all, &x, &y, SeriesLabelPosition::UpperRight),
+        )
     }
 
     fn accuracy_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
@@ -525,7 +570,7 @@ impl CurvesFigure<'_> {
             .collect();
         let x = epoch_axis(epochs.iter().map(|e| e.epoch as f64));
         let y = clamp_unit(axis(train.iter().chain(&val).map(|p| p.1), 0.05, 0.0..1.0));
-        let mut chart = chart(area, "Accuracy", x, y, "epoch", "accuracy")?;
+        let mut chart = chart(area, "Accuracy", x.clone(), y.clone(), "epoch", "accuracy")?;
         if train.is_empty() {
             return no_data(&chart, "no data yet");
         }
@@ -533,7 +578,11 @@ impl CurvesFigure<'_> {
         if !val.is_empty() {
             draw_line(&mut chart, &val, VAL_COLOR, "validation")?;
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)
+        let all = train.iter().chain(&val).copied();
+        legend(
+            &mut chart,
+            quiet_corner(all, &x, &y, SeriesLabelPosition::LowerRight),
+        )
     }
 
     fn lr_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
@@ -822,7 +871,7 @@ impl OverlayFigure<'_> {
         let x = epoch_axis(curves.iter().flatten().map(|t| t.0));
         let y = axis(curves.iter().flat_map(|c| band_extent(c)), 0.05, 0.0..1.0);
         let y = if accuracy { clamp_unit(y) } else { y };
-        let mut chart = chart(area, caption, x, y, "epoch", y_desc)?;
+        let mut chart = chart(area, caption, x.clone(), y.clone(), "epoch", y_desc)?;
         if curves.iter().all(|c| c.iter().all(|t| !t.1.is_finite())) {
             return no_data(&chart, "no data");
         }
@@ -834,7 +883,8 @@ impl OverlayFigure<'_> {
         } else {
             SeriesLabelPosition::UpperRight
         };
-        legend(&mut chart, pos)
+        let all = curves.iter().flatten().map(|t| (t.0, t.1));
+        legend(&mut chart, quiet_corner(all, &x, &y, pos))
     }
 }
 
@@ -918,6 +968,25 @@ impl Figure for ScoreFigure<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legend_moves_off_the_points() {
+        use SeriesLabelPosition::*;
+        let (x, y) = (0.0..1.03, 0.9..1.0);
+        // One epoch: train low and validation high, both at the right edge.
+        let one_epoch = [(1.0, 0.92), (1.0, 0.98)];
+        assert_eq!(quiet_corner(one_epoch, &x, &y, LowerRight), UpperLeft);
+        // A rising accuracy curve leaves the lower right free.
+        let (x, y) = (0.0..10.3, 0.5..1.0);
+        let rising: Vec<(f64, f64)> = (1..=10).map(|e| (e as f64, 1.0 - 0.5 / e as f64)).collect();
+        assert_eq!(quiet_corner(rising.clone(), &x, &y, LowerRight), LowerRight);
+        // The preferred corner stays when nothing is anywhere near it.
+        assert_eq!(quiet_corner([], &x, &y, UpperRight), UpperRight);
+        assert_eq!(
+            quiet_corner([(f64::NAN, 0.7)], &x, &y, UpperRight),
+            UpperRight
+        );
+    }
 
     #[test]
     fn axis_is_finite_and_non_empty() {
