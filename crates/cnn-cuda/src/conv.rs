@@ -112,7 +112,12 @@ impl CudaBackend {
         // Every offset and loop bound stays below 2^31 (the grid-stride step
         // is at most 2^21 on top), and so does every padded coordinate.
         let small = |v: usize| v < (1 << 31);
-        let fits32 = small(col_len)
+        let wide = self
+            .inner
+            .wide_indices
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let fits32 = !wide
+            && small(col_len)
             && small(x_len)
             && small((p.h + p.pad_h) * (p.w + p.pad_w))
             && dims.iter().all(|&d| small(d));

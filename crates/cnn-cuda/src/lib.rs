@@ -173,6 +173,9 @@ pub(crate) struct Inner {
     pub(crate) blas: CudaBlas,
     pub(crate) kernels: kernels::KernelCache,
     device_name: String,
+    /// Testing aid: im2col/col2im with 64-bit indices even where 32-bit
+    /// ones fit (see [`CudaBackend::set_wide_indices`]).
+    pub(crate) wide_indices: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -224,6 +227,7 @@ impl CudaBackend {
                 blas,
                 kernels: kernels::KernelCache::new(format!("sm_{major}{minor}")),
                 device_name,
+                wide_indices: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -236,6 +240,17 @@ impl CudaBackend {
     /// The NVRTC target architecture of this device (`sm_90` for Hopper).
     pub fn arch(&self) -> &str {
         self.inner.kernels.arch()
+    }
+
+    /// Testing aid: when `on`, this backend (and its clones) run im2col and
+    /// col2im with 64-bit indices, the variant that only layers of 2^31
+    /// elements or more take otherwise, so tests can hold the two to the
+    /// same bits.
+    #[doc(hidden)]
+    pub fn set_wide_indices(&self, on: bool) {
+        self.inner
+            .wide_indices
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Compile and load every kernel source now instead of on first use.

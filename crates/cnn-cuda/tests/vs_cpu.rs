@@ -524,6 +524,37 @@ fn conv2d_matches_cpu() {
     );
 }
 
+/// The 64-bit-index im2col/col2im, which only layers of 2^31 elements or
+/// more take otherwise, give the 32-bit variant's bits.
+#[test]
+fn conv2d_wide_indices_give_the_same_bits() {
+    let (Some(narrow), Some(wide)) = (
+        common::cuda("conv2d_wide_indices_give_the_same_bits"),
+        common::cuda("conv2d_wide_indices_give_the_same_bits"),
+    ) else {
+        return;
+    };
+    wide.set_wide_indices(true);
+    let config = Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let result = runner.run(&conv_case(), |case| {
+        for ((name, a), (_, b)) in conv_ex(&wide, &case).iter().zip(&conv_ex(&narrow, &case)) {
+            let same =
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "`{name}` differs between 64- and 32-bit indices");
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn pooling_matches_cpu() {
     let Some(cuda) = common::cuda("pooling_matches_cpu") else {
