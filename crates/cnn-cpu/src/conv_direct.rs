@@ -341,12 +341,15 @@ fn fwd_tile_any<const CB: usize, const FMA: bool, const WIDE: bool>(
     fwd_tile::<CB, FMA>(f, offs, xp, wpk, co0, out);
 }
 
-/// The output-channel blocks of the forward tiles: 6, then 4, 2, 1.
-fn co_blocks(cout: usize) -> impl Iterator<Item = (usize, usize)> {
+/// The output-channel blocks of the forward tiles: 6 (8 with AVX-512,
+/// whose 32 registers hold 8 x 3 accumulators), then 4, 2, 1.
+fn co_blocks(cout: usize, wide: bool) -> impl Iterator<Item = (usize, usize)> {
     let mut co = 0;
     std::iter::from_fn(move || {
         let left = cout - co;
-        let cb = if left >= 6 {
+        let cb = if wide && left >= 8 {
+            8
+        } else if left >= 6 {
             6
         } else if left >= 4 {
             4
@@ -379,7 +382,7 @@ fn fwd_chunk<const FMA: bool, const WIDE: bool>(
     let (out, wpk) = rest.split_at_mut(f.cout * f.q);
     let wpk = &mut wpk[..f.cout * taps];
     // Weights of each block of cb channels as (taps, cb).
-    for (co0, cb) in co_blocks(f.cout) {
+    for (co0, cb) in co_blocks(f.cout, WIDE) {
         for b in 0..cb {
             for t in 0..taps {
                 wpk[co0 * taps + t * cb + b] = w[(co0 + b) * taps + t];
@@ -399,9 +402,10 @@ fn fwd_chunk<const FMA: bool, const WIDE: bool>(
     xp.fill(0.0);
     for (x_n, y_n) in x.chunks_exact(xi).zip(y.chunks_exact_mut(yi)) {
         spread(x_n, f.cin, f.h, f.w, f.ph, f.pw, f.wp, f.cs, xp);
-        for (co0, cb) in co_blocks(f.cout) {
+        for (co0, cb) in co_blocks(f.cout, WIDE) {
             let wb = &wpk[co0 * taps..];
             match cb {
+                8 => fwd_tile_any::<8, FMA, WIDE>(f, &offs, xp, wb, co0, out),
                 6 => fwd_tile_any::<6, FMA, WIDE>(f, &offs, xp, wb, co0, out),
                 4 => fwd_tile_any::<4, FMA, WIDE>(f, &offs, xp, wb, co0, out),
                 2 => fwd_tile_any::<2, FMA, WIDE>(f, &offs, xp, wb, co0, out),
@@ -862,7 +866,7 @@ mod avx512 {
     }
 
     /// 16-position vectors per AVX-512 forward tile: `CB` channels x `NV`
-    /// accumulators (at most 6 x 3 = 18 of the 32 registers; 48 positions
+    /// accumulators (at most 8 x 3 = 24 of the 32 registers; 48 positions
     /// also divide conv2 of LeNet-5 exactly, q = 144).
     const NV: usize = 3;
 
