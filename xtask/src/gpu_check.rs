@@ -182,7 +182,8 @@ export CNN_REQUIRE_CUDA=1 CNN_REQUIRE_NVRTC=1
 export CNN_GOLDEN_DIR="$root/testdata/golden"
 results="${CNN_GPU_CHECK_OUT:-$here/results}"
 mkdir -p "$results"
-exec > >(tee "$results/gpu-check.log") 2>&1
+# Everything below goes to the terminal and to gpu-check.log.
+{
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader || true
 status=0
 "#,
@@ -223,6 +224,8 @@ done
 [ $torch_ok = 1 ] || echo "python3 cannot use torch on the GPU here: the PyTorch side was left out"
 echo "gpu-check: exit status $status (logs in $results)"
 exit $status
+} 2>&1 | tee "$results/gpu-check.log"
+exit "${PIPESTATUS[0]}"
 "#,
     );
     s

@@ -23,7 +23,8 @@ use crate::kernels::KernelSource;
 use crate::launch::grid;
 use crate::{CudaBackend, driver_err};
 
-/// Floats of im2col workspace per call (256 MiB); at least one image.
+/// Floats of each workspace per call (256 MiB): the im2col columns, and
+/// the weight gradient's per-image parts; at least one image.
 const WORKSPACE_FLOATS: usize = 64 << 20;
 
 /// Sizes derived from the params.
@@ -64,7 +65,11 @@ impl Dims {
             l,
             x_img: p.c_in * p.h * p.w,
             direct,
-            chunk: (WORKSPACE_FLOATS / (ck * l).max(1)).clamp(1, p.n.max(1)),
+            // Per image: `ck l` floats of col, and `cog kg` of the weight
+            // gradient's per-image parts (more than col for deep layers on
+            // small maps, e.g. 512 channels at 7x7).
+            chunk: (WORKSPACE_FLOATS / (ck * l).max(p.c_out / p.groups * kg).max(1))
+                .clamp(1, p.n.max(1)),
         }
     }
 
