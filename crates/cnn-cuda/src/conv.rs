@@ -131,8 +131,8 @@ impl CudaBackend {
         use cudarc::driver::PushKernelArg as _;
         builder.arg(src);
         builder.arg(dst);
-        let d32: Vec<u32> = dims.iter().map(|&d| d as u32).collect();
-        let d64: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        let d32 = dims.map(|d| d as u32);
+        let d64 = dims.map(|d| d as u64);
         if fits32 {
             for d in &d32 {
                 builder.arg(d);
