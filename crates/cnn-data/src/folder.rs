@@ -4,7 +4,12 @@
 //! test split is empty) or `dir/train/<class>/<image>` plus an optional
 //! `dir/test/<class>/<image>`. Class `k` is the `k`-th class subfolder of
 //! the training folder in sorted name order; a test class folder must name
-//! one of them. Within a class, files load in sorted name order.
+//! one of them. Within a class, files load in sorted name order; the
+//! training images are then put in one fixed pseudo-random order (the same
+//! on every load, whatever the run's seed), as Keras's
+//! `image_dataset_from_directory` shuffles before its validation split. So
+//! the validation tail and `--limit-train` take images of every class, not
+//! the last class alone. Test images keep the sorted order.
 //!
 //! Entries whose names start with `.` are skipped, as are loose files next
 //! to the class folders and folders nested inside a class folder. Any other
@@ -93,6 +98,7 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<Dataset> {
         }
     }
     let shape = decoder.shape();
+    let train = train.mixed();
     let train = ImageSet::new(shape.clone(), Pixels::U8(train.pixels), train.labels)?;
     let test = ImageSet::new(shape, Pixels::U8(test.pixels), test.labels)?;
     let norm = Normalization::compute(&train);
@@ -103,6 +109,24 @@ pub fn load_folder(dir: &Path, options: &FolderOptions) -> Result<Dataset> {
 struct Collected {
     pixels: Vec<u8>,
     labels: Vec<u32>,
+}
+
+/// The seed of the fixed order of a folder's training images.
+const FOLDER_ORDER_SEED: u64 = 0x666f_6c64_6572; // "folder"
+
+impl Collected {
+    /// The images in the fixed pseudo-random order of the module docs.
+    fn mixed(self) -> Collected {
+        let n = self.labels.len();
+        let image = self.pixels.len().checked_div(n).unwrap_or(0);
+        let order = crate::shuffle::epoch_order(FOLDER_ORDER_SEED, 0, n);
+        let mut pixels = Vec::with_capacity(self.pixels.len());
+        for &i in &order {
+            pixels.extend_from_slice(&self.pixels[i * image..(i + 1) * image]);
+        }
+        let labels = order.iter().map(|&i| self.labels[i]).collect();
+        Collected { pixels, labels }
+    }
 }
 
 struct Decoder {

@@ -417,16 +417,54 @@ fn folder_two_classes() {
     let ds = load_folder(d, &FolderOptions::default()).unwrap();
     assert_eq!(ds.class_names, vec!["cat", "dog"]);
     assert_eq!(ds.shape.dims(), &[3, 4, 5]);
-    assert_eq!(ds.train.labels(), &[0, 0, 1]);
+    let mut labels = ds.train.labels().to_vec();
+    labels.sort_unstable();
+    assert_eq!(labels, [0, 0, 1]);
     assert!(ds.test.is_empty());
     let Pixels::U8(px) = ds.train.pixels() else {
         panic!()
     };
-    // First image is a.png (sorted), seed 20: pixel (y=0, x=1) red = 20 + 3*3,
-    // green plane starts at 20 (HWC index 1 -> 20 + 3).
-    assert_eq!(px[1], 20 + 9);
-    assert_eq!(px[20], 23);
+    // a.png (seed 20), a cat: pixel (y=0, x=1) red = 20 + 3*3, green plane
+    // starts at 20 (HWC index 1 -> 20 + 3).
+    let a = px
+        .chunks_exact(60)
+        .zip(ds.train.labels())
+        .find(|(img, _)| img[0] == 20)
+        .expect("a.png was loaded");
+    assert_eq!((a.0[1], a.0[20], *a.1), (20 + 9, 23, 0));
     assert_eq!(ds.normalization.channels(), 3);
+}
+
+#[test]
+fn folder_training_order_mixes_the_classes() {
+    let dir = TempDir::new("folder-mix");
+    let d = dir.path();
+    for class in 0..3u8 {
+        for i in 0..10u8 {
+            png(
+                &d.join(format!("c{class}/{i:02}.png")),
+                2,
+                2,
+                true,
+                class * 10 + i,
+            );
+        }
+    }
+    let ds = load_folder(d, &FolderOptions::default()).unwrap();
+    // The same fixed order on every load.
+    let again = load_folder(d, &FolderOptions::default()).unwrap();
+    assert_eq!(ds.train.labels(), again.train.labels());
+    // Keras's validation tail (the last 20%) takes more than one class.
+    let tail = &ds.train.labels()[24..];
+    let classes: std::collections::BTreeSet<u32> = tail.iter().copied().collect();
+    assert!(classes.len() >= 2, "validation tail {tail:?}");
+    // Every image kept its label: image seed / 10 is its class.
+    let Pixels::U8(px) = ds.train.pixels() else {
+        panic!()
+    };
+    for (img, &label) in px.chunks_exact(4).zip(ds.train.labels()) {
+        assert_eq!(u32::from(img[0] / 10), label);
+    }
 }
 
 #[test]
@@ -443,7 +481,9 @@ fn folder_train_test_layout_gray_and_resize() {
     };
     let ds = load_folder(d, &opts).unwrap();
     assert_eq!(ds.shape.dims(), &[1, 4, 5]);
-    assert_eq!(ds.train.labels(), &[0, 1, 1]);
+    let mut labels = ds.train.labels().to_vec();
+    labels.sort_unstable();
+    assert_eq!(labels, [0, 1, 1]);
     assert_eq!(ds.test.labels(), &[1]);
     let opts = FolderOptions {
         channels: Some(3),
