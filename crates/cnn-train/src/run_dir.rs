@@ -31,19 +31,12 @@ pub struct RunDir {
 
 impl RunDir {
     /// Create a fresh run directory. An existing non-empty directory is an
-    /// error unless `overwrite`, in which case its old contents are removed.
+    /// error unless `overwrite`, in which case its old contents are removed
+    /// (only if it is one that cnn wrote: see [`RunDir::clear`]).
     pub fn create(root: &Path, overwrite: bool) -> Result<Self> {
+        Self::check_free(root, overwrite)?;
         if root.exists() {
-            let non_empty = std::fs::read_dir(root)
-                .map_err(|e| TrainError::io(root, e))?
-                .next()
-                .is_some();
-            if non_empty {
-                if !overwrite {
-                    return Err(TrainError::RunDirExists(root.to_path_buf()));
-                }
-                std::fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))?;
-            }
+            Self::clear(root)?;
         }
         std::fs::create_dir_all(root.join("checkpoint")).map_err(|e| TrainError::io(root, e))?;
         Ok(RunDir {
@@ -51,16 +44,37 @@ impl RunDir {
         })
     }
 
-    /// Fail early, before any work, if `create(root, overwrite)` would refuse.
+    /// Fail early, before any work, if `create(root, overwrite)` would
+    /// refuse: `root` is a non-empty directory and either `overwrite` is
+    /// off or `root` is not one that [`RunDir::clear`] may delete.
     pub fn check_free(root: &Path, overwrite: bool) -> Result<()> {
         let non_empty = root.is_dir()
             && std::fs::read_dir(root)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(true);
-        if non_empty && !overwrite {
+        if !non_empty {
+            return Ok(());
+        }
+        if !overwrite {
             return Err(TrainError::RunDirExists(root.to_path_buf()));
         }
-        Ok(())
+        check_removable(root)
+    }
+
+    /// Delete `root` and everything in it, for `--overwrite`. Only a
+    /// directory that a cnn run, comparison or learning curve wrote (it
+    /// holds one of [`OUTPUT_MARKERS`]), or an empty one, is deleted, and
+    /// never one that holds the current directory: a mistyped `--out`
+    /// must not take a user's files with it.
+    pub fn clear(root: &Path) -> Result<()> {
+        let non_empty = std::fs::read_dir(root)
+            .map_err(|e| TrainError::io(root, e))?
+            .next()
+            .is_some();
+        if non_empty {
+            check_removable(root)?;
+        }
+        std::fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))
     }
 
     /// Open an existing run for resuming; it must hold a config and a checkpoint.
@@ -75,6 +89,14 @@ impl RunDir {
             return Err(TrainError::bad_file(
                 root,
                 "not a run directory (no config.toml)",
+            ));
+        }
+        // Before removing anything: without a checkpoint to resume from,
+        // the run's directories are left as they are for the user to see.
+        if dir.latest_checkpoint()?.is_none() {
+            return Err(TrainError::bad_file(
+                root,
+                "has no checkpoint to resume from",
             ));
         }
         dir.remove_leftovers()?;
@@ -214,6 +236,37 @@ impl RunDir {
         }
         Ok(Some(dir))
     }
+}
+
+/// Entries of which at least one marks a directory as cnn's output (a
+/// run, a comparison or a learning curve), so that `--overwrite` may delete
+/// it.
+pub const OUTPUT_MARKERS: [&str; 4] = [
+    "config.toml",
+    "summary.json",
+    crate::compare::MANIFEST,
+    crate::learning_curve::MANIFEST,
+];
+
+/// Why `--overwrite` must not delete `root`, if it must not.
+fn check_removable(root: &Path) -> Result<()> {
+    let canonical = root.canonicalize().map_err(|e| TrainError::io(root, e))?;
+    if let Ok(cwd) = std::env::current_dir()
+        && cwd.starts_with(&canonical)
+    {
+        return Err(TrainError::bad_file(
+            root,
+            "holds the current directory, so --overwrite will not delete it",
+        ));
+    }
+    if !OUTPUT_MARKERS.iter().any(|m| root.join(m).exists()) {
+        return Err(TrainError::bad_file(
+            root,
+            "is not a cnn output directory (no config.toml, summary.json, compare.json \
+             or curve.json), so --overwrite will not delete it",
+        ));
+    }
+    Ok(())
 }
 
 /// Remove the `.<name>.tmp-*` files [`write_atomic`] leaves when killed

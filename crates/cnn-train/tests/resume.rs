@@ -156,3 +156,55 @@ fn an_existing_run_directory_is_not_overwritten() {
         b"keep me"
     );
 }
+
+#[test]
+fn overwrite_deletes_only_directories_cnn_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A folder of the user's: --overwrite refuses it and keeps every file.
+    let user = tmp.path().join("project");
+    std::fs::create_dir_all(user.join("src")).unwrap();
+    std::fs::write(user.join("src/main.rs"), b"fn main() {}").unwrap();
+    for err in [
+        RunDir::check_free(&user, true).unwrap_err(),
+        RunDir::create(&user, true).unwrap_err(),
+    ] {
+        assert!(
+            err.to_string().contains("is not a cnn output directory"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(user.join("src/main.rs")).unwrap(),
+        b"fn main() {}"
+    );
+    // A run directory is replaced.
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("config.toml"), b"epochs = 1\n").unwrap();
+    std::fs::write(run.join("steps.csv"), b"step\n").unwrap();
+    let dir = RunDir::create(&run, true).unwrap();
+    assert!(!dir.config().exists() && !dir.steps_csv().exists());
+}
+
+#[test]
+fn resuming_without_a_checkpoint_removes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = RunDir::create(tmp.path(), false).unwrap();
+    std::fs::write(run.config(), b"epochs = 1\n").unwrap();
+    // A complete checkpoint directory that LATEST does not name (LATEST
+    // lost): opening the run must not delete it.
+    let ckpt = tmp.path().join("checkpoint/step-571");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::write(ckpt.join("trainer.json"), b"{}").unwrap();
+    let err = RunDir::open(tmp.path()).unwrap_err();
+    assert!(
+        err.to_string().contains("has no checkpoint to resume from"),
+        "{err}"
+    );
+    assert!(ckpt.join("trainer.json").is_file());
+    // LATEST naming a missing checkpoint: the same.
+    std::fs::write(tmp.path().join("checkpoint/LATEST"), b"step-999").unwrap();
+    let err = RunDir::open(tmp.path()).unwrap_err();
+    assert!(err.to_string().contains("step-999"), "{err}");
+    assert!(ckpt.join("trainer.json").is_file());
+}
