@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model and write its learning curves to a run directory.
-    Train(Box<TrainArgs>),
+    Train(Box<TrainCmd>),
     /// Evaluate saved weights on a data split.
     Eval(EvalArgs),
     /// Class probabilities for image files.
@@ -34,32 +34,36 @@ pub enum Command {
 /// Flags shared by everything that builds a model and loads data.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ModelDataArgs {
-    /// Built-in model (article, lenet5, vgg, resnet20) or a TOML model spec.
+    /// Built-in model (article, lenet5, vgg, resnet20) or a TOML model spec
+    /// [default: article].
     #[arg(long)]
     pub model: Option<String>,
-    /// Dataset: synthetic, mnist, fashion-mnist, cifar10 or folder.
+    /// Dataset: synthetic, mnist, fashion-mnist, cifar10 or folder [default:
+    /// synthetic].
     #[arg(long)]
     pub data: Option<String>,
     /// Directory holding the dataset files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Hidden activation of the built-in models (relu, leaky_relu, sigmoid,
-    /// tanh, gelu, gelu_tanh, elu, silu, softplus).
+    /// tanh, gelu, gelu_tanh, elu, silu, softplus) [default: relu].
     #[arg(long)]
     pub activation: Option<String>,
-    /// Dropout probability in the built-in models.
-    #[arg(long)]
+    /// Dropout probability in the built-in models [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Batch norm after each convolution in the built-in models (on/off).
     #[arg(long, value_parser = parse_on_off)]
     pub batch_norm: Option<bool>,
-    /// Worker threads (default: all cores).
+    /// Worker threads; 0 means one per core [default: 0].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Backend: cpu (and cuda when built with the `cuda` feature).
+    /// Backend: cpu (and cuda when built with the `cuda` feature) [default:
+    /// cpu].
     #[arg(long)]
     pub backend: Option<String>,
-    /// Random seed for initialisation, shuffling, dropout and the synthetic set.
+    /// Random seed for initialisation, shuffling, dropout and the synthetic
+    /// set [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -71,49 +75,59 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub common: ModelDataArgs,
+    /// Passes over the training data [default: 20].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Stop after this many optimizer steps.
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// Images per optimizer step [default: 64].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax.
+    /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax
+    /// [default: sgd].
     #[arg(long)]
     pub optimizer: Option<String>,
-    #[arg(long)]
+    /// Learning rate [default: 0.05 for sgd, else the optimizer's torch
+    /// default].
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// SGD/RMSprop momentum, or beta1 of the Adam family.
-    #[arg(long)]
+    /// SGD/RMSprop momentum, or beta1 of the Adam family [default: 0.9 for
+    /// sgd, else the optimizer's torch default].
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// The optimizer's weight decay (decoupled for AdamW).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
+    /// Nesterov momentum (sgd).
     #[arg(long)]
     pub nesterov: bool,
     /// none, step, multistep, exponential, cosine, cosine_restarts,
-    /// warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau.
+    /// warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau
+    /// [default: none].
     #[arg(long)]
     pub schedule: Option<String>,
     /// L1 penalty coefficient.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub l1: Option<f64>,
     /// L2 penalty coefficient (through the gradient, weights only).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
-    #[arg(long)]
+    /// Label smoothing of the cross-entropy loss, in [0, 1).
+    #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f32>,
     /// Clip the global gradient norm.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip_grad_norm: Option<f64>,
     /// Clip gradient values to [-v, v].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub clip_value: Option<f64>,
     /// Stop after N epochs without validation-loss improvement.
     #[arg(long)]
     pub early_stopping: Option<usize>,
-    /// Fraction of the training data used for validation (0 = test split).
-    #[arg(long)]
+    /// Fraction of the training data used for validation (0 = test split)
+    /// [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
     /// Use only the first N training images.
     #[arg(long)]
@@ -137,18 +151,30 @@ pub struct TrainArgs {
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
     pub max_memory: Option<u64>,
-    /// Run directory (default: runs/<model>-<data>-<timestamp>).
+    /// Output directory [default: runs/<model>-<data>, or the first free
+    /// runs/<model>-<data>-N].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Replace an existing run directory.
+    /// Replace an existing output directory (only one that cnn wrote).
     #[arg(long)]
     pub overwrite: bool,
-    /// Continue an interrupted run from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["config", "out", "overwrite"])]
-    pub resume: Option<PathBuf>,
-    /// No progress bars.
+    /// No progress bars (the per-epoch and final lines still print).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `cnn train`: the training flags, or `--resume` of an interrupted run.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub args: TrainArgs,
+    /// Continue an interrupted run from its last checkpoint, with the
+    /// configuration in its config.toml (only --quiet may be added).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// The flags given on the command line (filled in by `main`).
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -162,8 +188,9 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Validation fraction used to carve `val` out of the training data.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub val_fraction: f64,
+    /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
     /// Print one JSON object instead of text.
@@ -175,6 +202,7 @@ pub struct EvalArgs {
 pub struct PredictArgs {
     #[command(flatten)]
     pub common: ModelDataArgs,
+    /// The weights to use (safetensors state_dict).
     #[arg(long)]
     pub weights: PathBuf,
     /// Image files (PNG or JPEG), resized to the model's input.
@@ -183,6 +211,7 @@ pub struct PredictArgs {
     /// How many classes to show per image.
     #[arg(long, default_value_t = 3)]
     pub top: usize,
+    /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -192,6 +221,7 @@ pub struct ModelsArgs {
     /// Input shape C,H,W for the parameter counts.
     #[arg(long, default_value = "3,32,32")]
     pub input: String,
+    /// Number of classes of the output layer.
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
 }

@@ -13,7 +13,7 @@ use cnn::train::{
     RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
 };
 
-use crate::args::{Command, EvalArgs, ModelsArgs, PredictArgs, TrainArgs};
+use crate::args::{Command, EvalArgs, ModelsArgs, PredictArgs, TrainCmd};
 
 /// A command failure: the one line to print and the exit code.
 #[derive(Debug)]
@@ -99,9 +99,25 @@ fn default_run_dir(config: &TrainConfig) -> PathBuf {
         .expect("an unbounded range always finds a free name")
 }
 
-fn train(args: TrainArgs) -> CliResult {
-    let (config, target) = match &args.resume {
+fn train(cmd: TrainCmd) -> CliResult {
+    let TrainCmd {
+        args,
+        resume,
+        given,
+    } = cmd;
+    let (config, target) = match &resume {
         Some(path) => {
+            let extra: Vec<String> = given
+                .iter()
+                .filter(|f| !matches!(f.as_str(), "resume" | "quiet"))
+                .map(|f| format!("--{}", f.replace('_', "-")))
+                .collect();
+            if !extra.is_empty() {
+                return Err(fail(format!(
+                    "--resume continues the run with its own config.toml; it cannot be combined with {}",
+                    extra.join(", ")
+                )));
+            }
             let dir = RunDir::open(path)?;
             (TrainConfig::load(&dir.config())?, RunTarget::Resume(dir))
         }
@@ -186,9 +202,12 @@ fn build_graph<B: Backend>(
 
 fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> CliResult {
     let (weights, _) = load_safetensors(path)?;
-    graph
-        .load_state_dict(&weights)
-        .map_err(|e| fail(format!("{}: {e}", path.display())))
+    // A file that does not fit the model is bad input data, as in `train`
+    // (exit status 1), not a usage error.
+    graph.load_state_dict(&weights).map_err(|e| CliError {
+        message: format!("{}: {e}", path.display()),
+        code: 1,
+    })
 }
 
 /// Config for eval/predict: defaults plus the shared flags.
@@ -199,6 +218,14 @@ fn config_from(common: &crate::args::ModelDataArgs) -> TrainConfig {
 }
 
 fn eval(args: EvalArgs) -> CliResult {
+    if args.batch_size == 0 {
+        return Err(fail("--batch-size must be at least 1"));
+    }
+    if matches!(args.split.as_str(), "val" | "validation") && args.val_fraction == 0.0 {
+        return Err(fail(
+            "--split val with --val-fraction 0 would be the test split; use --split test",
+        ));
+    }
     let mut config = config_from(&args.common);
     config.val_fraction = args.val_fraction;
     config.validate()?;
@@ -241,7 +268,7 @@ impl WithBackend for EvalJob {
             &mut graph,
             &subset,
             &data.normalization,
-            self.args.batch_size.max(1),
+            self.args.batch_size,
             SoftmaxCrossEntropy::new(),
         )?;
         if self.args.json {
@@ -274,6 +301,9 @@ impl WithBackend for EvalJob {
 }
 
 fn predict(args: PredictArgs) -> CliResult {
+    if args.top == 0 {
+        return Err(fail("--top must be at least 1"));
+    }
     let config = config_from(&args.common);
     let job = PredictJob {
         config: config.clone(),
@@ -307,7 +337,7 @@ impl WithBackend for PredictJob {
             let probs = cnn::train::metrics::softmax_rows(&logits, classes);
             let mut ranked: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            ranked.truncate(self.args.top.max(1));
+            ranked.truncate(self.args.top);
             results.push((path.clone(), ranked));
         }
         if self.args.json {

@@ -41,11 +41,6 @@ pub struct CompareArgs {
 }
 
 pub fn compare(args: CompareArgs) -> CliResult {
-    if args.base.resume.is_some() {
-        return Err(fail(
-            "--resume applies to `cnn train`, not to `cnn compare`",
-        ));
-    }
     if args.vary.is_empty() && args.runs.is_none() {
         return Err(fail(
             "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
@@ -68,9 +63,16 @@ pub fn compare(args: CompareArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| compare::default_dir("compare", &base));
-    RunDir::check_free(&root, args.base.overwrite)?;
+    RunDir::check_free(&root, args.base.overwrite).map_err(|e| match e {
+        // There is no --resume here to suggest.
+        TrainError::RunDirExists(p) => fail(format!(
+            "{} already exists; pass --overwrite to replace it",
+            p.display()
+        )),
+        e => e.into(),
+    })?;
     if root.exists() && args.base.overwrite {
-        std::fs::remove_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+        RunDir::clear(&root)?;
     }
     std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
     let mut manifest = Manifest {

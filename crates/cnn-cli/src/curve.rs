@@ -28,9 +28,6 @@ pub struct CurveArgs {
 }
 
 pub fn curve(args: CurveArgs) -> CliResult {
-    if args.base.resume.is_some() {
-        return Err(fail("--resume applies to `cnn train`, not to `cnn curve`"));
-    }
     if args.repeats == 0 {
         return Err(fail("--repeats must be at least 1"));
     }
@@ -47,9 +44,16 @@ pub fn curve(args: CurveArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| compare::default_dir("curve", &config));
-    RunDir::check_free(&root, args.base.overwrite)?;
+    RunDir::check_free(&root, args.base.overwrite).map_err(|e| match e {
+        // There is no --resume here to suggest.
+        TrainError::RunDirExists(p) => fail(format!(
+            "{} already exists; pass --overwrite to replace it",
+            p.display()
+        )),
+        e => e.into(),
+    })?;
     if root.exists() && args.base.overwrite {
-        std::fs::remove_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+        RunDir::clear(&root)?;
     }
     std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
     eprintln!(

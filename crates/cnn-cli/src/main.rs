@@ -8,10 +8,43 @@ mod compare;
 mod curve;
 mod report;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = args::Cli::parse();
+    let matches = match args::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // One line, as for every other failure (clap adds usage lines).
+            let message = e.render().to_string();
+            eprintln!(
+                "{}",
+                message.lines().next().unwrap_or("error: bad arguments")
+            );
+            std::process::exit(2);
+        }
+    };
+    let mut cli = match args::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (args::Command::Train(train), Some(("train", sub))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        let command = args::Cli::command();
+        let flags = command
+            .find_subcommand("train")
+            .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+            .unwrap_or_else(Vec::new);
+        train.given = flags
+            .into_iter()
+            .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
+            .collect();
+    }
     let code = match commands::run(cli.command) {
         Ok(()) => 0,
         Err(e) => {

@@ -314,3 +314,136 @@ fn init_from_takes_pytorch_weights_and_rejects_mismatched_ones() {
         "nothing created on a failed start"
     );
 }
+
+#[test]
+fn overwrite_refuses_the_current_directory_and_foreign_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The current directory, even when it is a run directory.
+    std::fs::write(tmp.path().join("config.toml"), b"epochs = 1\n").unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
+    let out = cnn(&["train", "--out", ".", "--overwrite"], tmp.path());
+    assert_one_line_error(&out, "holds the current directory");
+    // A folder cnn did not write.
+    std::fs::create_dir(tmp.path().join("project")).unwrap();
+    std::fs::write(tmp.path().join("project/main.rs"), b"fn main() {}").unwrap();
+    let out = cnn(&["train", "--out", "project", "--overwrite"], tmp.path());
+    assert_one_line_error(&out, "is not a cnn output directory");
+    assert_eq!(
+        std::fs::read(tmp.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+    assert!(tmp.path().join("project/main.rs").is_file());
+}
+
+#[test]
+fn argument_errors_are_one_line_and_negative_numbers_reach_the_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(&["train", "--bogus"], tmp.path());
+    assert_one_line_error(&out, "--bogus");
+    assert_eq!(out.status.code(), Some(2));
+    // A negative value is a value, checked by the configuration.
+    let out = cnn(&["train", "--lr", "-0.1"], tmp.path());
+    assert_one_line_error(&out, "lr -0.1");
+    let out = cnn(&["train", "--schedule", "cosx"], tmp.path());
+    assert_one_line_error(&out, "cosine_restarts");
+    let out = cnn(
+        &["eval", "--weights", "w.safetensors", "--batch-size", "0"],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "--batch-size must be at least 1");
+    let out = cnn(
+        &[
+            "eval",
+            "--weights",
+            "w.safetensors",
+            "--split",
+            "val",
+            "--val-fraction",
+            "0",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "use --split test");
+    let out = cnn(
+        &[
+            "predict",
+            "--weights",
+            "w.safetensors",
+            "--top",
+            "0",
+            "x.png",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "--top must be at least 1");
+    assert!(!tmp.path().join("runs").exists());
+}
+
+#[test]
+fn resume_takes_no_other_training_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "train", "--resume", "runs/x", "--epochs", "4", "--lr", "0.5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "cannot be combined with --epochs, --lr");
+    // compare and curve have no --resume at all.
+    let out = cnn(
+        &["compare", "--resume", "x", "--vary", "lr=0.1,0.2"],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "--resume");
+}
+
+#[test]
+fn model_spec_files_refuse_the_built_in_model_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("net.toml"),
+        "[[nodes]]\nname = \"fc\"\ntype = \"linear\"\nout_features = 10\n",
+    )
+    .unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--model",
+            "net.toml",
+            "--activation",
+            "gelu",
+            "--dropout",
+            "0.5",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "activation, dropout apply to the built-in models");
+    assert!(!tmp.path().join("runs").exists());
+}
+
+#[test]
+fn non_finite_initial_weights_are_named() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/golden/lenet5_init_seed0.safetensors"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(golden).unwrap();
+    // safetensors: an 8-byte header length, the JSON header, then the data;
+    // make the first float of the data a NaN.
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + header..8 + header + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(tmp.path().join("nan.safetensors"), &bytes).unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--model",
+            "lenet5",
+            "--init-from",
+            "nan.safetensors",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "holds non-finite values");
+    assert!(!tmp.path().join("runs").exists());
+}

@@ -160,6 +160,22 @@ impl TrainConfig {
             .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
     }
 
+    /// This configuration with its file paths (a model spec file, the data
+    /// directory, the initial weights) made absolute against the current
+    /// directory: what a run directory's `config.toml` records, so that
+    /// `--resume` works from any directory.
+    pub fn with_absolute_paths(&self) -> TrainConfig {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut c = self.clone();
+        let model = Path::new(&c.model);
+        if c.model.ends_with(".toml") || model.is_file() {
+            c.model = absolute(model).display().to_string();
+        }
+        c.data_dir = c.data_dir.as_deref().map(absolute);
+        c.init_from = c.init_from.as_deref().map(absolute);
+        c
+    }
+
     /// Check values that serde's types do not.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Config(m));
@@ -220,6 +236,27 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn recorded_paths_are_absolute() {
+        let c = TrainConfig {
+            model: "specs/net.toml".into(),
+            data_dir: Some(PathBuf::from("data/mnist")),
+            init_from: Some(PathBuf::from("w.safetensors")),
+            ..TrainConfig::default()
+        };
+        let r = c.with_absolute_paths();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(Path::new(&r.model), cwd.join("specs/net.toml"));
+        assert_eq!(r.data_dir.unwrap(), cwd.join("data/mnist"));
+        assert_eq!(r.init_from.unwrap(), cwd.join("w.safetensors"));
+        // A built-in model's name stays a name.
+        assert_eq!(
+            TrainConfig::default().with_absolute_paths().model,
+            "article"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -53,6 +53,25 @@ pub struct EpochRecord {
     pub val_per_class: Vec<ClassMetrics>,
 }
 
+impl EpochRecord {
+    /// The line `cnn train` prints when the epoch ends.
+    pub fn summary_line(&self) -> String {
+        let val = self
+            .val
+            .as_ref()
+            .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
+            .unwrap_or_default();
+        format!(
+            "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
+            self.epoch,
+            self.train.loss,
+            self.train.accuracy * 100.0,
+            self.seconds,
+            self.images_per_sec
+        )
+    }
+}
+
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {

@@ -73,8 +73,14 @@ pub fn estimate(
     let f32_bytes = 4u64;
     let params = (spec.num_params()? as u64).saturating_mul(f32_bytes * (2 + OPTIMIZER_SLOTS));
     let per_sample = spec.activation_elements_per_sample()? as u64;
-    let batch = batch_size as u64;
-    let eval_batch = batch.max(256);
+    // A batch never holds more images than the data has.
+    let largest = [data.train.len(), data.val.len(), data.test.len()]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(1) as u64;
+    let batch = (batch_size as u64).min(data.train.len().max(1) as u64);
+    let eval_batch = (batch_size as u64).max(256).min(largest);
     let activations = per_sample
         .saturating_mul(f32_bytes * 2)
         .saturating_mul(batch.saturating_add(eval_batch))
@@ -267,6 +273,13 @@ mod tests {
         let one = estimate(&resnet, 64, &data, 1).unwrap();
         let two = estimate(&resnet, 64, &data, 2).unwrap();
         assert_eq!(two.params, one.params);
+        // A batch larger than the data (40 training images) holds only the
+        // data: the estimate is the same as for a batch of 40.
+        let huge = estimate(&lenet, 100_000, &data, 1).unwrap();
+        let forty = estimate(&lenet, 40, &data, 1).unwrap();
+        assert_eq!(huge.activations, forty.activations);
+        let smaller = estimate(&lenet, 39, &data, 1).unwrap();
+        assert!(smaller.activations < forty.activations);
     }
 
     #[test]

@@ -134,6 +134,21 @@ pub fn build_graph<B: Backend>(
 /// Load a safetensors state_dict into `graph`; errors name the file.
 pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()> {
     let (weights, _) = load_safetensors(path)?;
+    // Training from NaN or infinite weights would only diverge at step 0,
+    // blaming the optimizer: name the tensor instead.
+    for array in &weights {
+        if let cnn_core::ArrayData::F32(values) = &array.data
+            && values.iter().any(|v| !v.is_finite())
+        {
+            return Err(TrainError::bad_file(
+                path,
+                format!(
+                    "tensor `{}` holds non-finite values (NaN or inf); training cannot start from them",
+                    array.name
+                ),
+            ));
+        }
+    }
     graph
         .load_state_dict(&weights)
         .map_err(|e| TrainError::bad_file(path, e.to_string()))
@@ -172,14 +187,16 @@ pub fn run_training<B: Backend>(
         RunTarget::Resume(dir) => dir,
         RunTarget::Fresh { out, overwrite } => {
             let dir = RunDir::create(&out, overwrite)?;
-            write_atomic(&dir.config(), config.to_toml().as_bytes())?;
+            let recorded = config.with_absolute_paths().to_toml();
+            write_atomic(&dir.config(), recorded.as_bytes())?;
             dir
         }
     };
     let root = dir.root().to_path_buf();
     let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
         .with_run_dir(dir.clone())
-        .with_progress(opts.progress);
+        .with_progress(opts.progress)
+        .with_epoch_log(opts.log);
     if let Some(flag) = &opts.interrupt {
         trainer = trainer.with_interrupt(Arc::clone(flag));
     }
@@ -190,12 +207,22 @@ pub fn run_training<B: Backend>(
                 "has no checkpoint to resume from",
             ));
         }
-        if opts.log {
+        let state = trainer.state();
+        let finished = state.epochs_done >= config.epochs
+            || (config.max_steps > 0 && state.step >= config.max_steps);
+        if opts.log && finished {
+            eprintln!(
+                "{} already finished its training (step {}, {} epochs); nothing to resume",
+                root.display(),
+                state.step,
+                state.epochs_done
+            );
+        } else if opts.log {
             eprintln!(
                 "resuming {} at step {} (epoch {})",
                 root.display(),
-                trainer.state().step,
-                trainer.state().epochs_done + 1
+                state.step,
+                state.epochs_done + 1
             );
         }
     } else {
@@ -203,7 +230,7 @@ pub fn run_training<B: Backend>(
     }
     if opts.log {
         eprintln!(
-            "training {} ({} parameters) on {}: {} train / {} {} images, {} epochs, backend {}",
+            "training {} ({} parameters) on {}: {} train / {} {} images, {} epoch{}, backend {}",
             config.model,
             trainer.graph().num_params(),
             trainer.data().name,
@@ -215,6 +242,7 @@ pub fn run_training<B: Backend>(
                 "validation"
             },
             config.epochs,
+            if config.epochs == 1 { "" } else { "s" },
             trainer.graph().backend().name(),
         );
     }
@@ -246,23 +274,6 @@ pub fn run_training<B: Backend>(
         }
         Err(e) => return Err(e),
     };
-    if opts.log {
-        for e in &trainer.history().epochs {
-            let val = e
-                .val
-                .as_ref()
-                .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
-                .unwrap_or_default();
-            eprintln!(
-                "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
-                e.epoch,
-                e.train.loss,
-                e.train.accuracy * 100.0,
-                e.seconds,
-                e.images_per_sec
-            );
-        }
-    }
     let diverged = matches!(status, RunStatus::Diverged(_));
     let test_subset = trainer.data().test.clone();
     let test = if diverged || test_subset.is_empty() {

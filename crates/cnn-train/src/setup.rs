@@ -74,6 +74,23 @@ pub fn splits(dataset: Dataset, val_fraction: f64, limit_train: usize) -> Result
 pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result<GraphSpec> {
     let path = Path::new(&config.model);
     if config.model.ends_with(".toml") || path.is_file() {
+        // These shape the built-in models only; a spec file says its own.
+        let defaults = TrainConfig::default();
+        let given: Vec<&str> = [
+            ("activation", config.activation != defaults.activation),
+            ("dropout", config.dropout != defaults.dropout),
+            ("batch_norm", config.batch_norm != defaults.batch_norm),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} apply to the built-in models; {} defines its own layers",
+                given.join(", "),
+                path.display()
+            )));
+        }
         return load_model_spec(path, input);
     }
     let opts = ModelOptions {
@@ -101,8 +118,10 @@ pub fn load_model_spec(path: &Path, data_shape: &Shape) -> Result<GraphSpec> {
 
 /// Parse a TOML model spec (see [`load_model_spec`]).
 pub fn parse_model_spec(text: &str, origin: &Path, data_shape: &Shape) -> Result<GraphSpec> {
-    let file: ModelFile =
-        toml::from_str(text).map_err(|e| TrainError::bad_file(origin, e.message().to_string()))?;
+    let file: ModelFile = toml::from_str(text).map_err(|e| {
+        let message = node_error(text).unwrap_or_else(|| e.message().to_string());
+        TrainError::bad_file(origin, message)
+    })?;
     let spec = GraphSpec {
         input: file.input.unwrap_or_else(|| data_shape.clone()),
         nodes: file.nodes,
@@ -122,6 +141,34 @@ pub fn parse_model_spec(text: &str, origin: &Path, data_shape: &Shape) -> Result
         .map_err(|e| TrainError::bad_file(origin, e.to_string()))?;
     check_model_size(&spec, &resolved).map_err(|m| TrainError::bad_file(origin, m))?;
     Ok(spec)
+}
+
+/// What is wrong with the first node of a model spec that does not parse,
+/// named: serde reports an untagged node only as matching no variant.
+fn node_error(text: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let nodes = doc.get("nodes")?.as_array()?;
+    for (i, node) in nodes.iter().enumerate() {
+        let mut table = node.as_table()?.clone();
+        let name = match table.remove("name") {
+            Some(toml::Value::String(n)) => format!("node `{n}`"),
+            Some(_) => return Some(format!("node {}: `name` must be a string", i + 1)),
+            None => return Some(format!("node {} has no `name`", i + 1)),
+        };
+        table.remove("input");
+        if table.contains_key("add") {
+            if table.len() > 1 || !table["add"].is_str() {
+                return Some(format!(
+                    "{name}: a residual add takes only `add = \"<node>\"` (and `input`)"
+                ));
+            }
+            continue;
+        }
+        if let Err(e) = toml::Value::Table(table).try_into::<LayerSpec>() {
+            return Some(format!("{name}: {}", e.message()));
+        }
+    }
+    None
 }
 
 /// Largest channel or feature count a model spec may declare.
@@ -244,6 +291,11 @@ pub fn optimizer_config(config: &TrainConfig) -> Result<OptimizerConfig> {
     Ok(c)
 }
 
+/// The schedule names `--schedule` takes (each also under its torch name:
+/// constant, cosine_warm_restarts, sequential, reduce_on_plateau).
+pub const SCHEDULE_NAMES: &str = "none, step, multistep, exponential, cosine, cosine_restarts, \
+     warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau";
+
 /// The schedule for `total` steps (or epochs), `None` for `none`.
 pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<ScheduleConfig>> {
     let name = config.schedule.to_ascii_lowercase().replace('-', "_");
@@ -253,7 +305,14 @@ pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<Schedu
         "warmup_cosine" => "sequential",
         other => other,
     };
-    Ok(Some(ScheduleConfig::from_name(canonical, total)?))
+    match ScheduleConfig::from_name(canonical, total) {
+        Ok(s) => Ok(Some(s)),
+        Err(cnn_optim::OptimError::UnknownSchedule(_)) => Err(TrainError::Config(format!(
+            "unknown schedule `{}`; expected one of: {SCHEDULE_NAMES}",
+            config.schedule
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -331,10 +390,23 @@ out_features = 10
         )
         .unwrap_err();
         assert!(err.to_string().contains("differs from the data"), "{err}");
+        // A node that matches no layer names the node and what is wrong.
         let typo = DOC_EXAMPLE.replace("out_channels = 8", "out_channel = 8");
         let err =
             parse_model_spec(&typo, Path::new("net.toml"), &Shape::from([1, 28, 28])).unwrap_err();
-        assert!(err.to_string().starts_with("net.toml: "), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("net.toml: node `conv1`: ") && msg.contains("out_channels"),
+            "{msg}"
+        );
+        let kind = DOC_EXAMPLE.replace("type = \"conv2d\"", "type = \"conv3d\"");
+        let err =
+            parse_model_spec(&kind, Path::new("net.toml"), &Shape::from([1, 28, 28])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("node `conv1`: unknown variant `conv3d`"),
+            "{err}"
+        );
     }
 
     #[test]

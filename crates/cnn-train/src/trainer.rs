@@ -101,6 +101,8 @@ pub struct Trainer<B: Backend> {
     run_dir: Option<RunDir>,
     interrupt: Option<Arc<AtomicBool>>,
     quiet: bool,
+    /// Print each epoch's summary line on stderr when it ends.
+    log_epochs: bool,
     /// Per batch size: targets and loss-gradient buffers.
     scratch: HashMap<usize, LossScratch<B>>,
     /// The last step's predicted classes, kept for reuse.
@@ -191,6 +193,7 @@ impl<B: Backend> Trainer<B> {
             run_dir: None,
             interrupt: None,
             quiet: true,
+            log_epochs: false,
             scratch: HashMap::new(),
             host_preds: Vec::new(),
         })
@@ -211,6 +214,14 @@ impl<B: Backend> Trainer<B> {
     /// Show progress bars (when stderr is a terminal).
     pub fn with_progress(mut self, show: bool) -> Self {
         self.quiet = !show;
+        self
+    }
+
+    /// Print each epoch's [`EpochRecord::summary_line`] on stderr as the
+    /// epoch ends (not only once training is over), so that a log shows
+    /// progress and an interrupted run's finished epochs.
+    pub fn with_epoch_log(mut self, log: bool) -> Self {
+        self.log_epochs = log;
         self
     }
 
@@ -637,6 +648,9 @@ impl<B: Backend> Trainer<B> {
             val_per_class: val_cm.as_ref().map(|c| c.per_class()).unwrap_or_default(),
             val: val.clone(),
         };
+        if self.log_epochs {
+            eprintln!("{}", record.summary_line());
+        }
         self.history.epochs.push(record);
         // Callbacks: schedule per epoch / on plateau, early stopping, best weights.
         let monitored = val
