@@ -151,8 +151,8 @@ fn train(cmd: TrainCmd) -> CliResult {
         }
         .into());
     }
-    println!("curves: {}", root.join("curves.png").display());
-    println!("report: {}", root.join("report.html").display());
+    say!("curves: {}", root.join("curves.png").display());
+    say!("report: {}", root.join("report.html").display());
     Ok(())
 }
 
@@ -283,9 +283,9 @@ impl WithBackend for EvalJob {
                 "top5_accuracy": m.top5_accuracy,
                 "per_class": cm.per_class(),
             });
-            println!("{out}");
+            say!("{out}");
         } else {
-            println!(
+            say!(
                 "{} split: n = {}, loss {:.4}, accuracy {:.2}%, macro precision {:.4}, recall {:.4}, F1 {:.4}",
                 self.args.split,
                 m.n,
@@ -350,14 +350,14 @@ impl WithBackend for PredictJob {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(out));
+            say!("{}", serde_json::Value::Array(out));
         } else {
             for (p, r) in results {
                 let parts: Vec<String> = r
                     .iter()
                     .map(|(c, prob)| format!("{} {:.2}%", data.class_names[*c], prob * 100.0))
                     .collect();
-                println!("{}: {}", p.display(), parts.join(", "));
+                say!("{}: {}", p.display(), parts.join(", "));
             }
         }
         Ok(())
@@ -365,6 +365,9 @@ impl WithBackend for PredictJob {
 }
 
 fn list_models(args: ModelsArgs) -> CliResult {
+    if args.classes == 0 {
+        return Err(fail("--classes must be at least 1"));
+    }
     let dims: Vec<usize> = args
         .input
         .split(',')
@@ -377,9 +380,11 @@ fn list_models(args: ModelsArgs) -> CliResult {
             ))
         })?;
     let input = Shape::new(dims);
-    println!(
+    say!(
         "{:<10} {:>12}  description (input {input}, {} classes)",
-        "model", "parameters", args.classes
+        "model",
+        "parameters",
+        args.classes
     );
     for (name, description) in models::BUILTIN {
         let opts = ModelOptions::new(input.clone(), args.classes);
@@ -387,7 +392,7 @@ fn list_models(args: ModelsArgs) -> CliResult {
             Ok(n) => n.to_string(),
             Err(e) => format!("n/a ({e})"),
         };
-        println!("{name:<10} {count:>12}  {description}");
+        say!("{name:<10} {count:>12}  {description}");
     }
     Ok(())
 }

@@ -165,11 +165,11 @@ pub fn compare(args: CompareArgs) -> CliResult {
     let rows = compare::write_outputs(&root)?;
     let report = cnn::train::report::write_report(&root)?;
     print!("{}", compare::summary_md(&rows, metric));
-    println!();
-    println!("curves: {}", root.join(compare::OVERLAY_PNG).display());
-    println!("summary: {}", root.join(compare::SUMMARY_CSV).display());
-    println!("diagnosis: {}", root.join(compare::DIAGNOSIS_MD).display());
-    println!("report: {}", report.display());
+    say!();
+    say!("curves: {}", root.join(compare::OVERLAY_PNG).display());
+    say!("summary: {}", root.join(compare::SUMMARY_CSV).display());
+    say!("diagnosis: {}", root.join(compare::DIAGNOSIS_MD).display());
+    say!("report: {}", report.display());
     eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
     if failed > 0 {
         return Err(CliError::from(TrainError::Config(format!(

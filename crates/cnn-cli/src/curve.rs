@@ -103,13 +103,13 @@ pub fn curve(args: CurveArgs) -> CliResult {
         },
     )?;
     let report = cnn::train::report::write_report(&root)?;
-    println!(
+    say!(
         "{}",
         learning_curve::summary_csv(&learning_curve::score_vs_size(&manifest)).trim_end()
     );
-    println!("curve: {}", root.join(learning_curve::CURVE_PNG).display());
-    println!("table: {}", root.join(learning_curve::POINTS_CSV).display());
-    println!("report: {}", report.display());
+    say!("curve: {}", root.join(learning_curve::CURVE_PNG).display());
+    say!("table: {}", root.join(learning_curve::POINTS_CSV).display());
+    say!("report: {}", report.display());
     eprintln!(
         "{} fits in {:.1} s",
         manifest.points.len(),

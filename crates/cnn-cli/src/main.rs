@@ -2,6 +2,18 @@
 //!
 //! Every failure prints one line `error: ...` on stderr and exits non-zero.
 
+/// `println!` for the command's results. A closed pipe (`cnn models |
+/// head -1`) ends the command quietly, as it does other Unix tools, where
+/// `println!` would panic.
+macro_rules! say {
+    () => {
+        $crate::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod commands;
 mod compare;
@@ -53,4 +65,16 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Write one line of results to stdout (see `say!`).
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }

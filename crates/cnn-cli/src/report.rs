@@ -16,6 +16,6 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> CliResult {
     let path = cnn::train::report::write_report(&args.dir)?;
-    println!("report: {}", path.display());
+    say!("report: {}", path.display());
     Ok(())
 }

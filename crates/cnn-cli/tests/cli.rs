@@ -447,3 +447,29 @@ fn non_finite_initial_weights_are_named() {
     assert_one_line_error(&out, "holds non-finite values");
     assert!(!tmp.path().join("runs").exists());
 }
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .arg("models")
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `cnn models | head -0` would.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "status {status}, stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

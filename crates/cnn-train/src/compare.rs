@@ -226,8 +226,13 @@ pub fn expand(
         let mut next = Vec::with_capacity(variants.len() * spec.values.len());
         for v in &variants {
             for value in &spec.values {
-                let config = apply_text(&v.config, &spec.key, value)
-                    .map_err(|e| TrainError::Config(format!("--vary {}={value}: {e}", spec.key)))?;
+                let config = apply_text(&v.config, &spec.key, value).map_err(|e| {
+                    let e = match e {
+                        TrainError::Config(m) => m,
+                        other => other.to_string(),
+                    };
+                    TrainError::Config(format!("--vary {}={value}: {e}", spec.key))
+                })?;
                 let mut overrides = v.overrides.clone();
                 overrides.push((spec.key.clone(), value.clone()));
                 let label = if runs.is_none() {

@@ -81,8 +81,29 @@ pub struct TrainConfig {
     /// Check every layer's output and gradient for NaN/inf (slow).
     pub detect_anomaly: bool,
     /// Refuse to train when the memory estimate exceeds this many bytes
-    /// (default: the memory available when training starts).
+    /// (default: the memory available when training starts). A config
+    /// file may also write it as the flag does: `"512M"`, `"2G"`.
+    #[serde(deserialize_with = "bytes_or_size")]
     pub max_memory: Option<u64>,
+}
+
+/// A byte count as a number or as a size with a suffix (`"2G"`).
+fn bytes_or_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Bytes {
+        Count(u64),
+        Size(String),
+    }
+    match Option::<Bytes>::deserialize(d)? {
+        None => Ok(None),
+        Some(Bytes::Count(n)) => Ok(Some(n)),
+        Some(Bytes::Size(s)) => crate::memory::parse_bytes(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// When the learning-rate schedule advances.
@@ -255,6 +276,17 @@ mod tests {
             TrainConfig::default().with_absolute_paths().model,
             "article"
         );
+    }
+
+    #[test]
+    fn max_memory_takes_a_size_with_a_suffix() {
+        let at = Path::new("run.toml");
+        let c = TrainConfig::from_toml("max_memory = \"2G\"\n", at).unwrap();
+        assert_eq!(c.max_memory, Some(2 << 30));
+        let c = TrainConfig::from_toml("max_memory = 1000\n", at).unwrap();
+        assert_eq!(c.max_memory, Some(1000));
+        let err = TrainConfig::from_toml("max_memory = \"lots\"\n", at).unwrap_err();
+        assert!(err.to_string().contains("run.toml"), "{err}");
     }
 
     use super::*;

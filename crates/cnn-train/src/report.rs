@@ -67,6 +67,9 @@ pub fn escape(s: &str) -> String {
 /// comparison (`compare.json`), a learning curve (`curve.json`) or a run
 /// (`config.toml` and `history.jsonl`). Returns the report's path.
 pub fn write_report(dir: &Path) -> Result<std::path::PathBuf> {
+    if !dir.is_dir() {
+        return Err(TrainError::bad_file(dir, "no such directory"));
+    }
     let html = if compare::is_comparison(dir) {
         comparison_page(dir)?
     } else if dir.join(learning_curve::MANIFEST).is_file() {
