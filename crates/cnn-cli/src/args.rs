@@ -132,7 +132,8 @@ pub struct TrainArgs {
     /// Use only the first N training images.
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Keep the training data in file order.
+    /// Keep the training data in its stored order each epoch (an image
+    /// folder's is a fixed mix of its classes).
     #[arg(long)]
     pub no_shuffle: bool,
     /// Random crop and horizontal flip.
@@ -151,14 +152,16 @@ pub struct TrainArgs {
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
     pub max_memory: Option<u64>,
-    /// Output directory [default: runs/<model>-<data>, or the first free
-    /// runs/<model>-<data>-N].
+    /// Output directory [default: runs/<model>-<data> for train,
+    /// runs/compare-<model>-<data> and runs/curve-<model>-<data> for compare
+    /// and curve; -2, -3, ... when taken].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Replace an existing output directory (only one that cnn wrote).
     #[arg(long)]
     pub overwrite: bool,
-    /// No progress bars (the per-epoch and final lines still print).
+    /// No progress bars (train still prints a line per epoch and the
+    /// results).
     #[arg(long)]
     pub quiet: bool,
 }

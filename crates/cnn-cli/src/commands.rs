@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cnn::backends::{WithBackend, with_backend};
 use cnn::core::models::{self, ModelOptions};
 use cnn::core::{Backend, Graph, Mode, Shape, SoftmaxCrossEntropy};
-use cnn::train::checkpoint::load_safetensors;
 use cnn::train::setup::{self, DataSplits};
 use cnn::train::{
     RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
@@ -57,6 +56,21 @@ impl From<cnn::core::CnnError> for CliError {
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
+/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`,
+/// which have no `--resume` to suggest.
+pub(crate) fn prepare_output(root: &Path, overwrite: bool) -> CliResult {
+    RunDir::prepare_output(root, overwrite).map_err(|e| match e {
+        TrainError::RunDirExists(p) => CliError {
+            message: format!(
+                "{} already exists; pass --overwrite to replace it",
+                p.display()
+            ),
+            code: 1,
+        },
+        e => e.into(),
+    })
+}
+
 pub(crate) fn fail(message: impl Into<String>) -> CliError {
     CliError {
         message: message.into(),
@@ -77,28 +91,6 @@ pub fn run(command: Command) -> CliResult {
 }
 
 /// `runs/<model>-<data>`, or the first free `-2`, `-3`, ... variant.
-fn default_run_dir(config: &TrainConfig) -> PathBuf {
-    let stem = Path::new(&config.model)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .to_string();
-    let base = PathBuf::from("runs").join(format!("{stem}-{}", config.data));
-    let taken = |p: &Path| {
-        p.exists()
-            && std::fs::read_dir(p)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-    };
-    if !taken(&base) {
-        return base;
-    }
-    (2..)
-        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
-        .find(|p| !taken(p))
-        .expect("an unbounded range always finds a free name")
-}
-
 fn train(cmd: TrainCmd) -> CliResult {
     let TrainCmd {
         args,
@@ -123,7 +115,10 @@ fn train(cmd: TrainCmd) -> CliResult {
         }
         None => {
             let config = args.to_config()?;
-            let out = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| RunDir::default_out(None, &config));
             RunDir::check_free(&out, args.overwrite)?;
             let overwrite = args.overwrite;
             (config, RunTarget::Fresh { out, overwrite })
@@ -200,16 +195,6 @@ fn build_graph<B: Backend>(
     Ok(Graph::new(backend, spec, config.seed)?)
 }
 
-fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> CliResult {
-    let (weights, _) = load_safetensors(path)?;
-    // A file that does not fit the model is bad input data, as in `train`
-    // (exit status 1), not a usage error.
-    graph.load_state_dict(&weights).map_err(|e| CliError {
-        message: format!("{}: {e}", path.display()),
-        code: 1,
-    })
-}
-
 /// Config for eval/predict: defaults plus the shared flags.
 fn config_from(common: &crate::args::ModelDataArgs) -> TrainConfig {
     let mut c = TrainConfig::default();
@@ -247,7 +232,7 @@ impl WithBackend for EvalJob {
     fn run<B: Backend>(self, backend: B) -> CliResult {
         let data = setup::load_data(&self.config)?;
         let mut graph = build_graph(&backend, &self.config, &data)?;
-        load_weights(&mut graph, &self.args.weights)?;
+        cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
         let subset = match self.args.split.as_str() {
             "train" => data.train.clone(),
             "val" | "validation" => data.val.clone(),
@@ -324,7 +309,7 @@ impl WithBackend for PredictJob {
         // The dataset tells the input shape, classes and normalisation.
         let data = setup::load_data(&self.config)?;
         let mut graph = build_graph(&backend, &self.config, &data)?;
-        load_weights(&mut graph, &self.args.weights)?;
+        cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
         let shape = data.shape.clone();
         let classes = data.num_classes();
         let mut results = Vec::new();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
-use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
+use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
 
 use crate::args::TrainArgs;
 use crate::commands::{CliError, CliResult, TrainJob, fail, install_interrupt};
@@ -63,18 +63,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| compare::default_dir("compare", &base));
-    RunDir::check_free(&root, args.base.overwrite).map_err(|e| match e {
-        // There is no --resume here to suggest.
-        TrainError::RunDirExists(p) => fail(format!(
-            "{} already exists; pass --overwrite to replace it",
-            p.display()
-        )),
-        e => e.into(),
-    })?;
-    if root.exists() && args.base.overwrite {
-        RunDir::clear(&root)?;
-    }
-    std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    crate::commands::prepare_output(&root, args.base.overwrite)?;
     let mut manifest = Manifest {
         base: base.clone(),
         repeats: args.repeats,
@@ -164,7 +153,9 @@ pub fn compare(args: CompareArgs) -> CliResult {
     }
     let rows = compare::write_outputs(&root)?;
     let report = cnn::train::report::write_report(&root)?;
-    print!("{}", compare::summary_md(&rows, metric));
+    for line in compare::summary_md(&rows, metric).lines() {
+        say!("{line}");
+    }
     say!();
     say!("curves: {}", root.join(compare::OVERLAY_PNG).display());
     say!("summary: {}", root.join(compare::SUMMARY_CSV).display());

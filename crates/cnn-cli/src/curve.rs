@@ -7,7 +7,7 @@
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
-use cnn::train::{RunDir, RunOptions, RunTarget, TrainError, compare, setup};
+use cnn::train::{RunOptions, RunTarget, TrainError, compare, setup};
 
 use crate::args::TrainArgs;
 use crate::commands::{CliResult, TrainJob, fail, install_interrupt};
@@ -44,18 +44,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| compare::default_dir("curve", &config));
-    RunDir::check_free(&root, args.base.overwrite).map_err(|e| match e {
-        // There is no --resume here to suggest.
-        TrainError::RunDirExists(p) => fail(format!(
-            "{} already exists; pass --overwrite to replace it",
-            p.display()
-        )),
-        e => e.into(),
-    })?;
-    if root.exists() && args.base.overwrite {
-        RunDir::clear(&root)?;
-    }
-    std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    crate::commands::prepare_output(&root, args.base.overwrite)?;
     eprintln!(
         "learning curve of {} on {}: sizes {:?} of {} training images, {} repeats, {} validation images, in {}",
         config.model,

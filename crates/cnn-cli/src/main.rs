@@ -2,9 +2,10 @@
 //!
 //! Every failure prints one line `error: ...` on stderr and exits non-zero.
 
-/// `println!` for the command's results. A closed pipe (`cnn models |
-/// head -1`) ends the command quietly, as it does other Unix tools, where
-/// `println!` would panic.
+/// `println!` for the command's results. Once stdout is a closed pipe
+/// (`cnn models | head -1`) the rest of the results are dropped and the
+/// command finishes with its own exit status, where `println!` would
+/// panic.
 macro_rules! say {
     () => {
         $crate::print_line(format_args!(""))
@@ -27,16 +28,26 @@ use clap::{CommandFactory, FromArgMatches};
 fn main() {
     let matches = match args::Cli::command().try_get_matches() {
         Ok(m) => m,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             e.exit()
         }
         Err(e) => {
-            // One line, as for every other failure (clap adds usage lines).
+            // One line, as for every other failure: clap's first paragraph
+            // (the error and the arguments it names), without the usage.
             let message = e.render().to_string();
-            eprintln!(
-                "{}",
-                message.lines().next().unwrap_or("error: bad arguments")
-            );
+            let first: Vec<&str> = message
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{}", first.join(" "));
             std::process::exit(2);
         }
     };
@@ -70,9 +81,15 @@ fn main() {
 /// Write one line of results to stdout (see `say!`).
 pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            CLOSED.store(true, Ordering::Relaxed);
+            return;
         }
         eprintln!("error: cannot write to standard output: {e}");
         std::process::exit(1);

@@ -327,7 +327,7 @@ fn overwrite_refuses_the_current_directory_and_foreign_folders() {
     std::fs::create_dir(tmp.path().join("project")).unwrap();
     std::fs::write(tmp.path().join("project/main.rs"), b"fn main() {}").unwrap();
     let out = cnn(&["train", "--out", "project", "--overwrite"], tmp.path());
-    assert_one_line_error(&out, "is not a cnn output directory");
+    assert_one_line_error(&out, "is not a directory cnn wrote");
     assert_eq!(
         std::fs::read(tmp.path().join("notes.txt")).unwrap(),
         b"mine"
@@ -341,6 +341,9 @@ fn argument_errors_are_one_line_and_negative_numbers_reach_the_checks() {
     let out = cnn(&["train", "--bogus"], tmp.path());
     assert_one_line_error(&out, "--bogus");
     assert_eq!(out.status.code(), Some(2));
+    // A missing argument is named on the same line.
+    let out = cnn(&["eval"], tmp.path());
+    assert_one_line_error(&out, "not provided: --weights");
     // A negative value is a value, checked by the configuration.
     let out = cnn(&["train", "--lr", "-0.1"], tmp.path());
     assert_one_line_error(&out, "lr -0.1");
@@ -417,7 +420,10 @@ fn model_spec_files_refuse_the_built_in_model_flags() {
         ],
         tmp.path(),
     );
-    assert_one_line_error(&out, "activation, dropout apply to the built-in models");
+    assert_one_line_error(
+        &out,
+        "--activation and --dropout apply to the built-in models",
+    );
     assert!(!tmp.path().join("runs").exists());
 }
 
@@ -472,4 +478,32 @@ fn a_closed_pipe_ends_the_command_quietly() {
     let status = child.wait().unwrap();
     assert!(status.success(), "status {status}, stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn resuming_a_finished_run_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--out",
+        "run",
+    ];
+    let out = cnn(&args, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = std::fs::read(tmp.path().join("run/summary.json")).unwrap();
+    let out = cnn(&["train", "--resume", "run"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is already over (completed); nothing to resume"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("run/summary.json")).unwrap(),
+        summary
+    );
 }

@@ -115,17 +115,37 @@ struct Collected {
 const FOLDER_ORDER_SEED: u64 = 0x666f_6c64_6572; // "folder"
 
 impl Collected {
-    /// The images in the fixed pseudo-random order of the module docs.
-    fn mixed(self) -> Collected {
+    /// The images in the fixed pseudo-random order of the module docs,
+    /// permuted in place (one image of scratch, not a second copy of the
+    /// set).
+    fn mixed(mut self) -> Collected {
         let n = self.labels.len();
         let image = self.pixels.len().checked_div(n).unwrap_or(0);
+        // Image `i` of the result is image `order[i]` of the files.
         let order = crate::shuffle::epoch_order(FOLDER_ORDER_SEED, 0, n);
-        let mut pixels = Vec::with_capacity(self.pixels.len());
-        for &i in &order {
-            pixels.extend_from_slice(&self.pixels[i * image..(i + 1) * image]);
+        let mut placed = vec![false; n];
+        let mut saved = vec![0u8; image];
+        for start in 0..n {
+            if placed[start] {
+                continue;
+            }
+            // Follow the cycle through `start`, moving each image once.
+            saved.copy_from_slice(&self.pixels[start * image..(start + 1) * image]);
+            let mut to = start;
+            loop {
+                placed[to] = true;
+                let from = order[to];
+                if from == start {
+                    self.pixels[to * image..(to + 1) * image].copy_from_slice(&saved);
+                    break;
+                }
+                self.pixels
+                    .copy_within(from * image..(from + 1) * image, to * image);
+                to = from;
+            }
         }
-        let labels = order.iter().map(|&i| self.labels[i]).collect();
-        Collected { pixels, labels }
+        self.labels = order.iter().map(|&i| self.labels[i]).collect();
+        self
     }
 }
 

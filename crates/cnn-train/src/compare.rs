@@ -887,27 +887,9 @@ pub fn is_comparison(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file()
 }
 
-/// `runs/compare-<model>-<data>`, or the first free `-2`, `-3`, ...
+/// `runs/<prefix>-<model>-<data>`, or the first free `-2`, `-3`, ...
 pub fn default_dir(prefix: &str, config: &TrainConfig) -> PathBuf {
-    let stem = Path::new(&config.model)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .to_string();
-    let base = PathBuf::from("runs").join(format!("{prefix}-{stem}-{}", config.data));
-    let taken = |p: &Path| {
-        p.exists()
-            && std::fs::read_dir(p)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-    };
-    if !taken(&base) {
-        return base;
-    }
-    (2..)
-        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
-        .find(|p| !taken(p))
-        .expect("an unbounded range always finds a free name")
+    crate::run_dir::RunDir::default_out(Some(prefix), config)
 }
 
 #[cfg(test)]

@@ -91,19 +91,38 @@ pub struct TrainConfig {
 fn bytes_or_size<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Bytes {
-        Count(u64),
-        Size(String),
+    struct Bytes;
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte count, or a size such as \"512M\" or \"2G\"")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("max_memory {v}: must be a byte count >= 1")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+            crate::memory::parse_bytes(v).map(Some).map_err(E::custom)
+        }
+        // JSON (compare.json, curve.json) writes an unset value as null.
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
     }
-    match Option::<Bytes>::deserialize(d)? {
-        None => Ok(None),
-        Some(Bytes::Count(n)) => Ok(Some(n)),
-        Some(Bytes::Size(s)) => crate::memory::parse_bytes(&s)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-    }
+    d.deserialize_any(Bytes)
 }
 
 /// When the learning-rate schedule advances.
@@ -181,6 +200,12 @@ impl TrainConfig {
             .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
     }
 
+    /// Whether `model` names a TOML model spec file rather than a
+    /// built-in model.
+    pub fn model_is_spec_file(&self) -> bool {
+        self.model.ends_with(".toml") || Path::new(&self.model).is_file()
+    }
+
     /// This configuration with its file paths (a model spec file, the data
     /// directory, the initial weights) made absolute against the current
     /// directory: what a run directory's `config.toml` records, so that
@@ -188,9 +213,8 @@ impl TrainConfig {
     pub fn with_absolute_paths(&self) -> TrainConfig {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut c = self.clone();
-        let model = Path::new(&c.model);
-        if c.model.ends_with(".toml") || model.is_file() {
-            c.model = absolute(model).display().to_string();
+        if c.model_is_spec_file() {
+            c.model = absolute(Path::new(&c.model)).display().to_string();
         }
         c.data_dir = c.data_dir.as_deref().map(absolute);
         c.init_from = c.init_from.as_deref().map(absolute);
@@ -287,6 +311,10 @@ mod tests {
         assert_eq!(c.max_memory, Some(1000));
         let err = TrainConfig::from_toml("max_memory = \"lots\"\n", at).unwrap_err();
         assert!(err.to_string().contains("run.toml"), "{err}");
+        let err = TrainConfig::from_toml("max_memory = -1\n", at).unwrap_err();
+        assert!(err.to_string().contains("byte count"), "{err}");
+        let err = TrainConfig::from_toml("max_memory = 1.5e9\n", at).unwrap_err();
+        assert!(err.to_string().contains("a size such as"), "{err}");
     }
 
     use super::*;

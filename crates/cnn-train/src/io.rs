@@ -1,6 +1,7 @@
 //! Atomic file writes: every run file (checkpoint, CSV, JSONL, plot) is
 //! written to a temporary file beside its target, flushed to disk and renamed
 //! over the target, so a crash or Ctrl-C never leaves a half-written file.
+//! Also [`log_line`], the progress lines that a closed stderr cannot stop.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -61,6 +62,14 @@ fn sync_dir(dir: &Path) {
     {
         let _ = d.sync_all();
     }
+}
+
+/// Print one line of progress on stderr, ignoring a closed or failed
+/// stderr (`cnn train 2>&1 | head` must not stop training; `eprintln!`
+/// would panic).
+pub fn log_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
 }
 
 #[cfg(test)]

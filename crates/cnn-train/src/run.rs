@@ -134,8 +134,8 @@ pub fn build_graph<B: Backend>(
 /// Load a safetensors state_dict into `graph`; errors name the file.
 pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()> {
     let (weights, _) = load_safetensors(path)?;
-    // Training from NaN or infinite weights would only diverge at step 0,
-    // blaming the optimizer: name the tensor instead.
+    // NaN or infinite weights would only diverge at step 0 (blaming the
+    // optimizer) or evaluate to NaN: name the tensor instead.
     for array in &weights {
         if let cnn_core::ArrayData::F32(values) = &array.data
             && values.iter().any(|v| !v.is_finite())
@@ -143,7 +143,7 @@ pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()>
             return Err(TrainError::bad_file(
                 path,
                 format!(
-                    "tensor `{}` holds non-finite values (NaN or inf); training cannot start from them",
+                    "tensor `{}` holds non-finite values (NaN or inf)",
                     array.name
                 ),
             ));
@@ -164,6 +164,25 @@ pub fn run_training<B: Backend>(
     opts: RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
+    if let RunTarget::Resume(dir) = &target
+        && dir.summary_json().is_file()
+    {
+        // Its summary is written last: the run is over.
+        let summary = RunSummary::load(dir.root())?;
+        if opts.log {
+            crate::io::log_line(format_args!(
+                "{} is already over ({}); nothing to resume",
+                dir.root().display(),
+                match &summary.status {
+                    RunStatus::Completed => "completed".to_string(),
+                    RunStatus::EarlyStopped { epoch, .. } =>
+                        format!("stopped early after epoch {epoch}"),
+                    RunStatus::Diverged(d) => format!("diverged at step {}", d.step),
+                }
+            ));
+        }
+        return Ok(summary);
+    }
     config.validate()?;
     setup::optimizer_config(config)?;
     setup::schedule_config(config, 1)?;
@@ -211,25 +230,24 @@ pub fn run_training<B: Backend>(
         let finished = state.epochs_done >= config.epochs
             || (config.max_steps > 0 && state.step >= config.max_steps);
         if opts.log && finished {
-            eprintln!(
-                "{} already finished its training (step {}, {} epochs); nothing to resume",
+            crate::io::log_line(format_args!(
+                "{} finished its training (step {}) before it stopped; writing its results",
                 root.display(),
                 state.step,
-                state.epochs_done
-            );
+            ));
         } else if opts.log {
-            eprintln!(
+            crate::io::log_line(format_args!(
                 "resuming {} at step {} (epoch {})",
                 root.display(),
                 state.step,
                 state.epochs_done + 1
-            );
+            ));
         }
     } else {
         trainer.checkpoint()?;
     }
     if opts.log {
-        eprintln!(
+        crate::io::log_line(format_args!(
             "training {} ({} parameters) on {}: {} train / {} {} images, {} epoch{}, backend {}",
             config.model,
             trainer.graph().num_params(),
@@ -244,15 +262,15 @@ pub fn run_training<B: Backend>(
             config.epochs,
             if config.epochs == 1 { "" } else { "s" },
             trainer.graph().backend().name(),
-        );
+        ));
     }
     let status = match trainer.fit() {
         Ok(Outcome::Completed) => RunStatus::Completed,
         Ok(Outcome::EarlyStopped { epoch, best_epoch }) => {
             if opts.log {
-                eprintln!(
+                crate::io::log_line(format_args!(
                     "early stopping after epoch {epoch}; best validation loss at epoch {best_epoch}"
-                );
+                ));
             }
             RunStatus::EarlyStopped { epoch, best_epoch }
         }
@@ -281,12 +299,12 @@ pub fn run_training<B: Backend>(
     } else {
         let (m, _) = trainer.evaluate(&test_subset)?;
         if opts.log {
-            eprintln!(
+            crate::io::log_line(format_args!(
                 "test: loss {:.4} accuracy {:.2}% (n = {})",
                 m.loss,
                 m.accuracy * 100.0,
                 m.n
-            );
+            ));
         }
         Some(m)
     };

@@ -30,51 +30,89 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Create a fresh run directory. An existing non-empty directory is an
-    /// error unless `overwrite`, in which case its old contents are removed
-    /// (only if it is one that cnn wrote: see [`RunDir::clear`]).
+    /// Create a fresh run directory (see [`RunDir::prepare_output`]).
     pub fn create(root: &Path, overwrite: bool) -> Result<Self> {
-        Self::check_free(root, overwrite)?;
-        if root.exists() {
-            Self::clear(root)?;
-        }
+        Self::prepare_output(root, overwrite)?;
         std::fs::create_dir_all(root.join("checkpoint")).map_err(|e| TrainError::io(root, e))?;
         Ok(RunDir {
             root: root.to_path_buf(),
         })
     }
 
-    /// Fail early, before any work, if `create(root, overwrite)` would
-    /// refuse: `root` is a non-empty directory and either `overwrite` is
-    /// off or `root` is not one that [`RunDir::clear`] may delete.
+    /// Make `root` an empty output directory of cnn's (a run, comparison
+    /// or learning curve) and mark it with [`OUTPUT_MARKER`]. A missing or
+    /// empty directory is used as it is; a non-empty one is an error unless
+    /// `overwrite`, and then only one that cnn wrote is emptied (see
+    /// [`RunDir::check_free`]).
+    pub fn prepare_output(root: &Path, overwrite: bool) -> Result<()> {
+        Self::check_free(root, overwrite)?;
+        if is_non_empty_dir(root) {
+            // Empty it rather than delete it: `root` may be a mount point
+            // or sit in a directory the user cannot write to.
+            for entry in std::fs::read_dir(root).map_err(|e| TrainError::io(root, e))? {
+                let path = entry.map_err(|e| TrainError::io(root, e))?.path();
+                let removed = if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.map_err(|e| TrainError::io(&path, e))?;
+            }
+        }
+        std::fs::create_dir_all(root).map_err(|e| TrainError::io(root, e))?;
+        write_atomic(&root.join(OUTPUT_MARKER), MARKER_TEXT.as_bytes())
+    }
+
+    /// Fail early, before any work, if `prepare_output(root, overwrite)`
+    /// would refuse: `root` is a non-empty directory and either `overwrite`
+    /// is off, or `root` holds the current directory, or it is not one that
+    /// cnn wrote ([`is_cnn_output`]): a mistyped `--out` must not take a
+    /// user's files with it.
     pub fn check_free(root: &Path, overwrite: bool) -> Result<()> {
-        let non_empty = root.is_dir()
-            && std::fs::read_dir(root)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true);
-        if !non_empty {
+        if !is_non_empty_dir(root) {
             return Ok(());
         }
         if !overwrite {
             return Err(TrainError::RunDirExists(root.to_path_buf()));
         }
-        check_removable(root)
+        let canonical = root.canonicalize().map_err(|e| TrainError::io(root, e))?;
+        if let Ok(cwd) = std::env::current_dir()
+            && cwd.starts_with(&canonical)
+        {
+            return Err(TrainError::bad_file(
+                root,
+                "holds the current directory, so --overwrite will not empty it",
+            ));
+        }
+        if !is_cnn_output(root) {
+            return Err(TrainError::bad_file(
+                root,
+                "is not a directory cnn wrote, so --overwrite will not empty it",
+            ));
+        }
+        Ok(())
     }
 
-    /// Delete `root` and everything in it, for `--overwrite`. Only a
-    /// directory that a cnn run, comparison or learning curve wrote (it
-    /// holds one of [`OUTPUT_MARKERS`]), or an empty one, is deleted, and
-    /// never one that holds the current directory: a mistyped `--out`
-    /// must not take a user's files with it.
-    pub fn clear(root: &Path) -> Result<()> {
-        let non_empty = std::fs::read_dir(root)
-            .map_err(|e| TrainError::io(root, e))?
-            .next()
-            .is_some();
-        if non_empty {
-            check_removable(root)?;
+    /// The default output directory: `runs/<model>-<data>` (with `kind`:
+    /// `runs/<kind>-<model>-<data>`), or the first free `-2`, `-3`, ...
+    /// A model spec file counts by its file stem.
+    pub fn default_out(kind: Option<&str>, config: &crate::config::TrainConfig) -> PathBuf {
+        let stem = Path::new(&config.model)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("model");
+        let name = match kind {
+            Some(kind) => format!("{kind}-{stem}-{}", config.data),
+            None => format!("{stem}-{}", config.data),
+        };
+        let base = PathBuf::from("runs").join(name);
+        if !is_non_empty_dir(&base) {
+            return base;
         }
-        std::fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))
+        (2..)
+            .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+            .find(|p| !is_non_empty_dir(p))
+            .expect("an unbounded range always finds a free name")
     }
 
     /// Open an existing run for resuming; it must hold a config and a checkpoint.
@@ -238,35 +276,28 @@ impl RunDir {
     }
 }
 
-/// Entries of which at least one marks a directory as cnn's output (a
-/// run, a comparison or a learning curve), so that `--overwrite` may delete
-/// it.
-pub const OUTPUT_MARKERS: [&str; 4] = [
-    "config.toml",
-    "summary.json",
-    crate::compare::MANIFEST,
-    crate::learning_curve::MANIFEST,
-];
+/// The file that marks a directory as cnn's output.
+pub const OUTPUT_MARKER: &str = ".cnn-output";
+const MARKER_TEXT: &str = "Written by cnn; `--overwrite` may empty this directory.\n";
 
-/// Why `--overwrite` must not delete `root`, if it must not.
-fn check_removable(root: &Path) -> Result<()> {
-    let canonical = root.canonicalize().map_err(|e| TrainError::io(root, e))?;
-    if let Ok(cwd) = std::env::current_dir()
-        && cwd.starts_with(&canonical)
-    {
-        return Err(TrainError::bad_file(
-            root,
-            "holds the current directory, so --overwrite will not delete it",
-        ));
-    }
-    if !OUTPUT_MARKERS.iter().any(|m| root.join(m).exists()) {
-        return Err(TrainError::bad_file(
-            root,
-            "is not a cnn output directory (no config.toml, summary.json, compare.json \
-             or curve.json), so --overwrite will not delete it",
-        ));
-    }
-    Ok(())
+/// Whether `path` is a directory with something in it (an unreadable one
+/// counts as non-empty).
+pub fn is_non_empty_dir(path: &Path) -> bool {
+    path.is_dir()
+        && std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+}
+
+/// Whether cnn wrote `root`: it holds [`OUTPUT_MARKER`], or (directories
+/// written before the marker existed) a run's `config.toml` beside its
+/// `checkpoint/`, a comparison's `compare.json` or a learning curve's
+/// `curve.json`.
+pub fn is_cnn_output(root: &Path) -> bool {
+    root.join(OUTPUT_MARKER).is_file()
+        || (root.join("config.toml").is_file() && root.join("checkpoint").is_dir())
+        || root.join(crate::compare::MANIFEST).is_file()
+        || root.join(crate::learning_curve::MANIFEST).is_file()
 }
 
 /// Remove the `.<name>.tmp-*` files [`write_atomic`] leaves when killed

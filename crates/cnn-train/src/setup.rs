@@ -73,21 +73,22 @@ pub fn splits(dataset: Dataset, val_fraction: f64, limit_train: usize) -> Result
 /// `input` may be omitted and is then the data's image shape).
 pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result<GraphSpec> {
     let path = Path::new(&config.model);
-    if config.model.ends_with(".toml") || path.is_file() {
+    if config.model_is_spec_file() {
         // These shape the built-in models only; a spec file says its own.
         let defaults = TrainConfig::default();
         let given: Vec<&str> = [
-            ("activation", config.activation != defaults.activation),
-            ("dropout", config.dropout != defaults.dropout),
-            ("batch_norm", config.batch_norm != defaults.batch_norm),
+            ("--activation", config.activation != defaults.activation),
+            ("--dropout", config.dropout != defaults.dropout),
+            ("--batch-norm", config.batch_norm != defaults.batch_norm),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
         .collect();
         if !given.is_empty() {
             return Err(TrainError::Config(format!(
-                "{} apply to the built-in models; {} defines its own layers",
-                given.join(", "),
+                "{} {} to the built-in models only; {} defines its own layers",
+                given.join(" and "),
+                if given.len() == 1 { "applies" } else { "apply" },
                 path.display()
             )));
         }

@@ -649,7 +649,7 @@ impl<B: Backend> Trainer<B> {
             val: val.clone(),
         };
         if self.log_epochs {
-            eprintln!("{}", record.summary_line());
+            crate::io::log_line(format_args!("{}", record.summary_line()));
         }
         self.history.epochs.push(record);
         // Callbacks: schedule per epoch / on plateau, early stopping, best weights.

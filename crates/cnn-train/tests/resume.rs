@@ -158,32 +158,58 @@ fn an_existing_run_directory_is_not_overwritten() {
 }
 
 #[test]
-fn overwrite_deletes_only_directories_cnn_wrote() {
+fn overwrite_empties_only_directories_cnn_wrote() {
     let tmp = tempfile::tempdir().unwrap();
-    // A folder of the user's: --overwrite refuses it and keeps every file.
+    // Folders of the user's, one with a config.toml of its own (a static
+    // site, say): --overwrite refuses them and keeps every file.
     let user = tmp.path().join("project");
     std::fs::create_dir_all(user.join("src")).unwrap();
     std::fs::write(user.join("src/main.rs"), b"fn main() {}").unwrap();
-    for err in [
-        RunDir::check_free(&user, true).unwrap_err(),
-        RunDir::create(&user, true).unwrap_err(),
-    ] {
-        assert!(
-            err.to_string().contains("is not a cnn output directory"),
-            "{err}"
-        );
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("content")).unwrap();
+    std::fs::write(site.join("config.toml"), b"title = 'mine'\n").unwrap();
+    for dir in [&user, &site] {
+        for err in [
+            RunDir::check_free(dir, true).unwrap_err(),
+            RunDir::create(dir, true).unwrap_err(),
+        ] {
+            assert!(
+                err.to_string().contains("is not a directory cnn wrote"),
+                "{err}"
+            );
+        }
     }
     assert_eq!(
         std::fs::read(user.join("src/main.rs")).unwrap(),
         b"fn main() {}"
     );
-    // A run directory is replaced.
+    assert!(site.join("config.toml").is_file() && site.join("content").is_dir());
+    // A run directory (marked when created) is emptied and reused.
     let run = tmp.path().join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(run.join("config.toml"), b"epochs = 1\n").unwrap();
-    std::fs::write(run.join("steps.csv"), b"step\n").unwrap();
+    let dir = RunDir::create(&run, false).unwrap();
+    std::fs::write(dir.config(), b"epochs = 1\n").unwrap();
+    std::fs::write(dir.steps_csv(), b"step\n").unwrap();
     let dir = RunDir::create(&run, true).unwrap();
     assert!(!dir.config().exists() && !dir.steps_csv().exists());
+    assert!(run.join(cnn_train::run_dir::OUTPUT_MARKER).is_file());
+    // One written before the marker: config.toml beside checkpoint/.
+    let old = tmp.path().join("old-run");
+    std::fs::create_dir_all(old.join("checkpoint")).unwrap();
+    std::fs::write(old.join("config.toml"), b"epochs = 1\n").unwrap();
+    RunDir::create(&old, true).unwrap();
+    assert!(!old.join("config.toml").exists());
+}
+
+#[test]
+fn an_empty_directory_is_used_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dir = RunDir::create(&out, false).unwrap();
+    assert!(dir.root().join("checkpoint").is_dir());
+    // Without --overwrite, the now non-empty directory is refused.
+    let err = RunDir::create(&out, false).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
 }
 
 #[test]
