@@ -507,3 +507,25 @@ fn resuming_a_finished_run_changes_nothing() {
         summary
     );
 }
+
+#[test]
+fn an_empty_current_directory_takes_the_run() {
+    // An empty --out directory is used as it is, never removed and made
+    // again: here it is the current directory, which cannot be removed.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "train",
+            "--out",
+            ".",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "64",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("config.toml").is_file());
+    assert!(tmp.path().join(".cnn-output").is_file());
+}
