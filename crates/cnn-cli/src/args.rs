@@ -184,15 +184,18 @@ pub struct TrainCmd {
 pub struct EvalArgs {
     #[command(flatten)]
     pub common: ModelDataArgs,
-    /// The weights to evaluate (safetensors state_dict).
+    /// The weights to evaluate (safetensors state_dict). In a run
+    /// directory, its config.toml gives the model, data and seed (the
+    /// flags override it).
     #[arg(long)]
     pub weights: PathBuf,
     /// train, val or test.
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Validation fraction used to carve `val` out of the training data.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    pub val_fraction: f64,
+    /// Validation fraction used to carve `val` out of the training data
+    /// [default: the run's (see --weights), else 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub val_fraction: Option<f64>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -205,7 +208,8 @@ pub struct EvalArgs {
 pub struct PredictArgs {
     #[command(flatten)]
     pub common: ModelDataArgs,
-    /// The weights to use (safetensors state_dict).
+    /// The weights to use (safetensors state_dict). In a run directory,
+    /// its config.toml gives the model and data (the flags override it).
     #[arg(long)]
     pub weights: PathBuf,
     /// Image files (PNG or JPEG), resized to the model's input.

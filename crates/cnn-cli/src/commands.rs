@@ -195,24 +195,36 @@ fn build_graph<B: Backend>(
     Ok(Graph::new(backend, spec, config.seed)?)
 }
 
-/// Config for eval/predict: defaults plus the shared flags.
-fn config_from(common: &crate::args::ModelDataArgs) -> TrainConfig {
-    let mut c = TrainConfig::default();
+/// Config for eval/predict: the `config.toml` of the run the weights come
+/// from when they sit in a run directory (its model, data and seed, which
+/// fixes the synthetic set), else the defaults; then the flags given.
+fn config_for(common: &crate::args::ModelDataArgs, weights: &Path) -> CliResult<TrainConfig> {
+    let run_config = weights
+        .parent()
+        .map(|dir| dir.join("config.toml"))
+        .filter(|p| p.is_file());
+    let mut c = match &run_config {
+        Some(path) => TrainConfig::load(path)?,
+        None => TrainConfig::default(),
+    };
     common.apply(&mut c);
-    c
+    Ok(c)
 }
 
 fn eval(args: EvalArgs) -> CliResult {
     if args.batch_size == 0 {
         return Err(fail("--batch-size must be at least 1"));
     }
-    if matches!(args.split.as_str(), "val" | "validation") && args.val_fraction == 0.0 {
+    let mut config = config_for(&args.common, &args.weights)?;
+    if let Some(v) = args.val_fraction {
+        config.val_fraction = v;
+    }
+    if matches!(args.split.as_str(), "val" | "validation") && config.val_fraction == 0.0 {
         return Err(fail(
-            "--split val with --val-fraction 0 would be the test split; use --split test",
+            "the validation split with a validation fraction of 0 would be the test split; \
+             use --split test or give --val-fraction",
         ));
     }
-    let mut config = config_from(&args.common);
-    config.val_fraction = args.val_fraction;
     config.validate()?;
     let job = EvalJob {
         config: config.clone(),
@@ -289,7 +301,7 @@ fn predict(args: PredictArgs) -> CliResult {
     if args.top == 0 {
         return Err(fail("--top must be at least 1"));
     }
-    let config = config_from(&args.common);
+    let config = config_for(&args.common, &args.weights)?;
     let job = PredictJob {
         config: config.clone(),
         args,

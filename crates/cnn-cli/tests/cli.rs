@@ -529,3 +529,49 @@ fn an_empty_current_directory_takes_the_run() {
     assert!(tmp.path().join("config.toml").is_file());
     assert!(tmp.path().join(".cnn-output").is_file());
 }
+
+#[test]
+fn eval_takes_the_run_configuration_beside_the_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--out",
+        "bn",
+        "--batch-norm",
+        "on",
+        "--seed",
+        "5",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "128",
+        "--quiet",
+    ];
+    let out = cnn(&args, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // No --model, --data, --batch-norm or --seed: the run's config.toml
+    // gives them, so the test split and the loss are the run's own.
+    let out = cnn(
+        &["eval", "--weights", "bn/model.safetensors", "--json"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("bn/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(eval["loss"], summary["test"]["loss"]);
+    assert_eq!(eval["n"], summary["test"]["n"]);
+    // A flag still overrides it: without batch norm the weights do not fit.
+    let out = cnn(
+        &[
+            "eval",
+            "--weights",
+            "bn/model.safetensors",
+            "--batch-norm",
+            "off",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "model.safetensors");
+}
