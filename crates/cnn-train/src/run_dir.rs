@@ -8,6 +8,8 @@
 //! - `curves.png`, `curves.svg`, `confusion.png`
 //! - `checkpoint/step-N/` (`model.safetensors`, `optimizer.json`,
 //!   `trainer.json`) and `checkpoint/LATEST` naming the newest complete one.
+//! - `.cnn-output`: marks the directory as cnn's, the only kind
+//!   `--overwrite` empties.
 //!
 //! Every file is written atomically (temp file, fsync, rename). A checkpoint
 //! directory is complete before `LATEST` points at it, and the directory
