@@ -62,7 +62,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
         .base
         .out
         .clone()
-        .unwrap_or_else(|| compare::default_dir("compare", &base));
+        .unwrap_or_else(|| cnn::train::RunDir::default_out(Some("compare"), &base));
     crate::commands::prepare_output(&root, args.base.overwrite)?;
     let mut manifest = Manifest {
         base: base.clone(),

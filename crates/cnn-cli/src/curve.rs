@@ -7,7 +7,7 @@
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
-use cnn::train::{RunOptions, RunTarget, TrainError, compare, setup};
+use cnn::train::{RunOptions, RunTarget, TrainError, setup};
 
 use crate::args::TrainArgs;
 use crate::commands::{CliResult, TrainJob, fail, install_interrupt};
@@ -43,7 +43,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
         .base
         .out
         .clone()
-        .unwrap_or_else(|| compare::default_dir("curve", &config));
+        .unwrap_or_else(|| cnn::train::RunDir::default_out(Some("curve"), &config));
     crate::commands::prepare_output(&root, args.base.overwrite)?;
     eprintln!(
         "learning curve of {} on {}: sizes {:?} of {} training images, {} repeats, {} validation images, in {}",

@@ -17,7 +17,7 @@
 //!   `diagnosis.md` (the [`crate::diagnose`](mod@crate::diagnose) findings of every run).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -885,11 +885,6 @@ pub fn write_outputs(root: &Path) -> Result<Vec<SummaryRow>> {
 /// Whether `dir` is a comparison directory.
 pub fn is_comparison(dir: &Path) -> bool {
     dir.join(MANIFEST).is_file()
-}
-
-/// `runs/<prefix>-<model>-<data>`, or the first free `-2`, `-3`, ...
-pub fn default_dir(prefix: &str, config: &TrainConfig) -> PathBuf {
-    crate::run_dir::RunDir::default_out(Some(prefix), config)
 }
 
 #[cfg(test)]
