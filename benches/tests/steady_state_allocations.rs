@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use cnn_benches::workloads::{BATCH, SEED, synthetic_values};
 use cnn_core::models::{ModelOptions, lenet5};
 use cnn_core::{
-    Activation, ActivationOps, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams, ConvOps,
-    CrossEntropyParams, DataParallel, ElementwiseOps, GemmOps, GemmParams, Graph, GraphBuilder,
-    LossOps, MemoryOps, Mode, NormOps, OptimOps, Pool2dGeometry, Pool2dParams, PoolOps, SgdStep,
-    SoftmaxCrossEntropy, Tensor,
+    Activation, ActivationOps, Backend, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams,
+    ConvOps, CrossEntropyParams, DataParallel, ElementwiseOps, GemmOps, GemmParams, Graph,
+    GraphBuilder, LossOps, MemoryOps, Mode, NormOps, OptimOps, Pool2dGeometry, Pool2dParams,
+    PoolOps, SgdStep, SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
 use cnn_optim::{Optimizer, regularize};
@@ -443,16 +443,25 @@ fn data_parallel_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
         };
         let full = step(BATCH, &mut preds);
         let partial = step(half, &mut preds[..half]);
-        [
-            full,
-            partial,
-            count(|| opt.step_graph(be, &mut graph).unwrap()).0,
-        ]
+        let optimizer = count(|| opt.step_graph(be, &mut graph).unwrap()).0;
+        // As the trainers run it: the whole step inside `Backend::run`,
+        // whose team of workers takes the phases.
+        let in_run = count(|| {
+            be.run(|| {
+                parallel
+                    .forward_backward(&mut graph, &x, &y, &loss, Some(&mut preds))
+                    .unwrap();
+                opt.step_graph(be, &mut graph).unwrap();
+            })
+        })
+        .0;
+        [full, partial, optimizer, in_run]
     });
     [
         "data-parallel forward_backward, batch 64",
         "data-parallel forward_backward, batch 32",
         "optimizer.step_graph after a data-parallel step",
+        "data-parallel step and optimizer inside Backend::run",
     ]
     .into_iter()
     .zip(counts)

@@ -12,6 +12,9 @@
 //! - `pool_max2x2`: the 2x2 stride-2 max-pooling fast path (AVX2).
 //! - `cpu_features`: which SIMD instruction sets the CPU has (asked once).
 //! - `par`: chunked parallel loops and the shared scratch-buffer pools.
+//! - `team`: the pool's workers kept awake for the length of one
+//!   `Backend::run` call, so that data-parallel phases start and end
+//!   without futex wake-ups.
 //! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
 //!
@@ -36,6 +39,7 @@ mod optim;
 mod par;
 mod pool;
 mod pool_max2x2;
+mod team;
 
 use std::sync::Arc;
 
@@ -116,8 +120,13 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    /// Runs `f` on a worker with the pool's other workers as its team
+    /// (see `team`): they poll for `for_each_shard` work and steal the
+    /// rayon jobs of `f`'s ops until `f` returns.
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
+        let helpers = self.threads - 1;
+        self.pool
+            .install(|| team::run_as_team(&self.pool, helpers, f))
     }
 
     fn shards(&self) -> usize {
@@ -142,7 +151,10 @@ impl Backend for CpuBackend {
             }
             return;
         }
-        // One task per item (no adaptive splitting: each item is a whole
+        if team::for_each_shard(&self.pool, items, &f) {
+            return;
+        }
+        // Outside a `run` call: one task per item (no adaptive splitting: each item is a whole
         // step's worth of work).
         self.pool.install(|| {
             items

@@ -2,7 +2,9 @@
 //! threads equals the unsplit step bit for bit (loss, predictions, every
 //! parameter gradient), for several models, thread counts and batch sizes
 //! that do and do not divide evenly; graphs that mix samples are not split;
-//! bad input is an error that leaves the graph as it was.
+//! bad input is an error that leaves the graph as it was. Steps run both
+//! outside and inside `Backend::run` (where the CPU backend's team of
+//! workers takes the phases).
 //!
 //! "Bit for bit" is checked as f32 equality, which does not tell +0 from
 //! -0: a part whose gradient sums to -0 may give +0 once added to zero.
@@ -10,8 +12,8 @@
 use cnn_core::models::{ModelOptions, article, lenet5};
 use cnn_core::testing::strategies::values;
 use cnn_core::{
-    Conv2dGeometry, DataParallel, ElementwiseOps, Graph, GraphBuilder, GraphSpec, MemoryOps, Mode,
-    Pool2dGeometry, SoftmaxCrossEntropy, Tensor,
+    Backend, Conv2dGeometry, DataParallel, ElementwiseOps, Graph, GraphBuilder, GraphSpec,
+    MemoryOps, Mode, Pool2dGeometry, SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
 
@@ -126,15 +128,24 @@ fn split_step_equals_the_unsplit_step_bit_for_bit() {
                     let x = values(100 + step, 0, n * sample, -1.0, 1.0);
                     let y = labels(n, classes, 100 + step);
                     let mut preds = vec![u32::MAX; n];
-                    let loss = parallel
-                        .forward_backward(
-                            &mut split,
-                            &x,
-                            &y,
-                            &SoftmaxCrossEntropy::new(),
-                            Some(&mut preds),
-                        )
-                        .unwrap();
+                    let mut split_step = || {
+                        parallel
+                            .forward_backward(
+                                &mut split,
+                                &x,
+                                &y,
+                                &SoftmaxCrossEntropy::new(),
+                                Some(&mut preds),
+                            )
+                            .unwrap()
+                    };
+                    // The second step inside `run`, as the trainers call
+                    // it: the phases then go to the pool's team.
+                    let loss = if step == 0 {
+                        split_step()
+                    } else {
+                        be.run(split_step)
+                    };
                     let (want_loss, want_preds) = unsplit_step(&mut unsplit, &x, &y);
                     assert_eq!(loss.to_bits(), want_loss.to_bits(), "{what}: loss");
                     assert_eq!(preds, want_preds, "{what}: predictions");
