@@ -103,8 +103,10 @@ impl CpuBackend {
         self.threads
     }
 
-    /// Run `f` inside this backend's thread pool.
+    /// Run `f` inside this backend's thread pool (every parallel op forks
+    /// in here), waking the helpers of a `run` team that sleep.
     pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        team::nudge(&self.pool);
         self.pool.install(f)
     }
 }

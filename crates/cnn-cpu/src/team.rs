@@ -12,8 +12,9 @@
 //! How: [`run_as_team`] runs the body on the calling worker and a *helper*
 //! job on each other worker of the pool. A helper polls for posted work
 //! (running any rayon job it can steal meanwhile, so that the body's own
-//! parallel ops still get every thread) and only after [`LINGER`] without
-//! news waits on a condition variable. [`for_each_shard`] posts its items;
+//! parallel ops still get every thread) and only after [`LINGER`] with
+//! neither waits on a condition variable; the backend's parallel ops
+//! [`nudge`] a waiting helper awake. [`for_each_shard`] posts its items;
 //! the caller and the helpers claim them one at a time, and the caller
 //! polls until the last is done. Nothing here allocates: the team lives
 //! on the caller's stack and the helpers are `rayon::join` halves.
@@ -59,8 +60,8 @@ struct State {
     generation: u64,
     /// Helpers running the posted work right now.
     inside: usize,
-    /// Helpers waiting on `wake`.
-    sleeping: usize,
+    /// Bumped by every [`nudge`] that found a helper waiting.
+    nudges: u64,
     closed: bool,
 }
 
@@ -70,6 +71,8 @@ pub(crate) struct Team {
     pool: *const rayon::ThreadPool,
     /// `State::generation`, readable without the lock (helpers poll it).
     posted: AtomicU64,
+    /// Helpers waiting on `wake`.
+    sleeping: AtomicUsize,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -82,11 +85,12 @@ impl Team {
         Team {
             pool,
             posted: AtomicU64::new(0),
+            sleeping: AtomicUsize::new(0),
             state: Mutex::new(State {
                 work: None,
                 generation: 0,
                 inside: 0,
-                sleeping: 0,
+                nudges: 0,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -109,7 +113,16 @@ impl Team {
         state.work = Some(WorkRef(erased));
         state.generation += 1;
         self.posted.store(state.generation, Ordering::Release);
-        if state.sleeping > 0 {
+        if self.sleeping.load(Ordering::Acquire) > 0 {
+            self.wake.notify_all();
+        }
+    }
+
+    /// Wake the helpers that wait on `wake`, so that they steal the
+    /// rayon jobs the body is about to make.
+    fn nudge(&self) {
+        if self.sleeping.load(Ordering::Acquire) > 0 {
+            self.lock().nudges += 1;
             self.wake.notify_all();
         }
     }
@@ -148,32 +161,41 @@ impl Team {
     }
 
     /// Poll until a post newer than `seen` or the close, stealing rayon
-    /// jobs meanwhile; after [`LINGER`], sleep instead.
+    /// jobs meanwhile; after [`LINGER`] with neither, wait for a post, a
+    /// nudge or the close.
     fn wait_for_news(&self, pool: &rayon::ThreadPool, seen: u64) {
         let news = || self.posted.load(Ordering::Acquire) != seen;
-        let start = Instant::now();
         loop {
-            for _ in 0..SPINS_PER_CHECK {
-                if news() {
-                    return;
+            let mut last_busy = Instant::now();
+            loop {
+                for _ in 0..SPINS_PER_CHECK {
+                    if news() {
+                        return;
+                    }
+                    if pool.yield_now() == Some(rayon::Yield::Executed) {
+                        last_busy = Instant::now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
-                if pool.yield_now() != Some(rayon::Yield::Executed) {
-                    std::hint::spin_loop();
+                if last_busy.elapsed() >= LINGER {
+                    break;
                 }
             }
-            if start.elapsed() >= LINGER {
-                break;
+            let mut state = self.lock();
+            let nudges = state.nudges;
+            self.sleeping.fetch_add(1, Ordering::AcqRel);
+            while state.generation == seen && state.nudges == nudges && !state.closed {
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            self.sleeping.fetch_sub(1, Ordering::AcqRel);
+            if state.generation != seen || state.closed {
+                return;
             }
         }
-        let mut state = self.lock();
-        state.sleeping += 1;
-        while state.generation == seen && !state.closed {
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        state.sleeping -= 1;
     }
 }
 
@@ -257,6 +279,14 @@ fn current_team(pool: &rayon::ThreadPool) -> Option<&Team> {
     // the reference does not leave that body.
     let team = unsafe { team.as_ref() }?;
     std::ptr::eq(team.pool, pool).then_some(team)
+}
+
+/// Called by the backend's parallel ops before they fork: wakes the
+/// helpers of this thread's team (if any wait) to steal the halves.
+pub(crate) fn nudge(pool: &rayon::ThreadPool) {
+    if let Some(team) = current_team(pool) {
+        team.nudge();
+    }
 }
 
 /// The items of one `for_each_shard` call, claimed one at a time.
@@ -398,6 +428,27 @@ mod tests {
             });
         });
         assert_ne!(items[0], items[1], "both items ran on one thread");
+    }
+
+    /// A helper that has gone to sleep (no news for longer than
+    /// `LINGER`) is woken by the next parallel op and steals its half.
+    #[test]
+    fn a_sleeping_helper_wakes_for_the_next_parallel_op() {
+        let be = CpuBackend::with_threads(2).unwrap();
+        let started = AtomicUsize::new(0);
+        let wait_for_both = || {
+            started.fetch_add(1, Ordering::SeqCst);
+            let t0 = std::time::Instant::now();
+            while started.load(Ordering::SeqCst) < 2 && t0.elapsed().as_secs() < 2 {
+                std::hint::spin_loop();
+            }
+            std::thread::current().id()
+        };
+        let (a, b) = be.run(|| {
+            std::thread::sleep(super::LINGER * 20);
+            be.install(|| rayon::join(wait_for_both, wait_for_both))
+        });
+        assert_ne!(a, b, "the join's halves ran on one thread");
     }
 
     /// A panic in an item reaches the caller of `run` (the helpers end),
