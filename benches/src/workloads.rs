@@ -144,14 +144,19 @@ pub fn w1_lenet_mnist<B: Backend>(
         let mut t = Trainer::new(backend, spec.clone(), SEED, Trainer::<B>::sgd_config()?)?;
         let start = Instant::now();
         let mut loss = 0.0;
-        for chunk in order.chunks(BATCH) {
-            for (j, &i) in chunk.iter().enumerate() {
-                data.train
-                    .write_image(i, &norm, &mut x[j * numel..(j + 1) * numel]);
-                y[j] = data.train.labels()[i];
+        // The epoch inside one `run`, as cnn-train runs it: the CPU
+        // backend's workers stay a team across steps.
+        backend.run(|| -> Result<()> {
+            for chunk in order.chunks(BATCH) {
+                for (j, &i) in chunk.iter().enumerate() {
+                    data.train
+                        .write_image(i, &norm, &mut x[j * numel..(j + 1) * numel]);
+                    y[j] = data.train.labels()[i];
+                }
+                loss = t.step(&x[..chunk.len() * numel], &y[..chunk.len()])?;
             }
-            loss = t.step(&x[..chunk.len() * numel], &y[..chunk.len()])?;
-        }
+            Ok(())
+        })?;
         backend.synchronize()?;
         let secs = start.elapsed().as_secs_f64();
         let eval_start = Instant::now();
@@ -213,13 +218,16 @@ pub fn w2_article<B: Backend>(backend: &B, steps: usize, runs: usize) -> Result<
         t.step(&x[..BATCH * numel], &labels[..BATCH])?;
         let start = Instant::now();
         let mut loss = 0.0;
-        for s in 0..steps {
-            let b = s % pool;
-            loss = t.step(
-                &x[b * BATCH * numel..(b + 1) * BATCH * numel],
-                &labels[b * BATCH..(b + 1) * BATCH],
-            )?;
-        }
+        backend.run(|| -> Result<()> {
+            for s in 0..steps {
+                let b = s % pool;
+                loss = t.step(
+                    &x[b * BATCH * numel..(b + 1) * BATCH * numel],
+                    &labels[b * BATCH..(b + 1) * BATCH],
+                )?;
+            }
+            Ok(())
+        })?;
         backend.synchronize()?;
         let secs = start.elapsed().as_secs_f64();
         let images = (steps * BATCH) as f64;

@@ -285,41 +285,10 @@ impl<B: Backend> Trainer<B> {
                 self.data.normalization.clone(),
                 self.loader_config(),
             )?;
-            let started = Instant::now();
-            let seconds_before = self.state.epoch_seconds;
-            for batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
-                self.train_step(epoch, &batch.images, &batch.labels)?;
-                loader.recycle(batch);
-                self.state.batch_in_epoch += 1;
-                self.state.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
-                progress.step(
-                    self.history.steps.last().map_or(f64::NAN, |s| s.loss),
-                    self.running_accuracy(),
-                );
-                let budget_done =
-                    self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
-                if budget_done {
-                    break;
-                }
-                if self.interrupted() {
-                    progress.finish();
-                    self.checkpoint()?;
-                    let dir = self
-                        .run_dir
-                        .as_ref()
-                        .map(|d| d.root().to_path_buf())
-                        .unwrap_or_default();
-                    return Err(TrainError::Interrupted {
-                        step: self.state.step,
-                        dir,
-                    });
-                }
-                if self.config.checkpoint_every > 0
-                    && self.state.step.is_multiple_of(self.config.checkpoint_every)
-                {
-                    self.checkpoint()?;
-                }
-            }
+            // The whole batch loop inside one `run`: the CPU backend's
+            // workers then stay a team across steps (no wake-up per step).
+            let backend = self.backend.clone();
+            backend.run(|| self.train_batches(epoch, &loader, &mut progress))?;
             progress.finish();
             let budget_done = self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
             if self.state.batch_in_epoch < steps_per_epoch && !budget_done {
@@ -331,6 +300,51 @@ impl<B: Backend> Trainer<B> {
             }
         }
         Ok(Outcome::Completed)
+    }
+
+    /// The batches of `epoch` from where the run stands: a step each,
+    /// then progress, the step budget, an interrupt, periodic checkpoints.
+    fn train_batches(
+        &mut self,
+        epoch: usize,
+        loader: &cnn_data::Loader,
+        progress: &mut Progress,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let seconds_before = self.state.epoch_seconds;
+        for batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
+            self.train_step(epoch, &batch.images, &batch.labels)?;
+            loader.recycle(batch);
+            self.state.batch_in_epoch += 1;
+            self.state.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
+            progress.step(
+                self.history.steps.last().map_or(f64::NAN, |s| s.loss),
+                self.running_accuracy(),
+            );
+            let budget_done = self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
+            if budget_done {
+                break;
+            }
+            if self.interrupted() {
+                progress.finish();
+                self.checkpoint()?;
+                let dir = self
+                    .run_dir
+                    .as_ref()
+                    .map(|d| d.root().to_path_buf())
+                    .unwrap_or_default();
+                return Err(TrainError::Interrupted {
+                    step: self.state.step,
+                    dir,
+                });
+            }
+            if self.config.checkpoint_every > 0
+                && self.state.step.is_multiple_of(self.config.checkpoint_every)
+            {
+                self.checkpoint()?;
+            }
+        }
+        Ok(())
     }
 
     fn loader_config(&self) -> cnn_data::LoaderConfig {
