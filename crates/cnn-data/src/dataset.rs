@@ -134,6 +134,7 @@ impl ImageSet {
             let range = base + c * plane..base + (c + 1) * plane;
             match &self.pixels {
                 Pixels::U8(v) => {
+                    touch_lines(&v[range.clone()]);
                     let scale = inv_std / 255.0;
                     for (o, &p) in out_plane.iter_mut().zip(&v[range]) {
                         *o = f32::from(p) * scale + offset;
@@ -147,6 +148,21 @@ impl ImageSet {
             }
         }
     }
+}
+
+/// Read one byte per cache line of `bytes`, all before any is used.
+///
+/// Why: images are read in shuffled order from a set far larger than the
+/// caches, so every line of an image misses. The normalising loop has too
+/// many instructions per line for the CPU to run ahead to the next lines'
+/// loads, and pays the misses one after another; these loads, a few
+/// instructions each, overlap them.
+fn touch_lines(bytes: &[u8]) {
+    let mut any = 0u8;
+    for line in bytes.chunks(64) {
+        any |= line[0];
+    }
+    std::hint::black_box(any);
 }
 
 /// A contiguous range of an [`ImageSet`], sharing its data.
