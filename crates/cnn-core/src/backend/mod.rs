@@ -64,8 +64,11 @@ pub trait Backend:
     /// A training step wrapped in this runs its ops without handing each
     /// one to the backend's workers and waiting for them to finish: the CPU
     /// backend runs `f` on one of its own worker threads, so every op's
-    /// parallel section starts from inside the pool. The default runs `f`
-    /// where it is called.
+    /// parallel section starts from inside the pool, and keeps its other
+    /// workers polling for work until `f` returns (they sleep after 1 ms
+    /// with none), so that forks and joins inside `f` wake nobody. A
+    /// training loop should therefore run a whole epoch's steps inside one
+    /// call; calls nest. The default runs `f` where it is called.
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
     }
