@@ -809,28 +809,31 @@ pub fn evaluate<B: Backend>(
     let mut scratch: HashMap<usize, LossScratch<B>> = HashMap::new();
     let mut top5 = 0usize;
     let mut host_logits = Vec::new();
-    for batch in loader.epoch(0) {
-        let n = batch.labels.len();
-        let LossScratch {
-            targets,
-            dlogits,
-            preds,
-        } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
-        // One hand-over to the backend's workers per batch, not per op.
-        let (batch_loss, batch_preds) = b.run(|| -> Result<(f32, Vec<u32>)> {
+    // The whole loop in one hand-over to the backend's workers (see
+    // `Backend::run`), not one per batch or per op.
+    b.run(|| -> Result<()> {
+        for batch in loader.epoch(0) {
+            let n = batch.labels.len();
+            let LossScratch {
+                targets,
+                dlogits,
+                preds,
+            } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
             b.upload_indices_into(&batch.labels, targets)?;
             let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
             let batch_loss = loss.forward_backward(&b, logits, targets, dlogits)?;
             b.argmax_rows(n, classes, logits.buffer(), preds)?;
             host_logits.resize(n * classes, 0.0);
             b.download_into(logits.buffer(), &mut host_logits)?;
-            Ok((batch_loss, b.download_indices(preds)?))
-        })?;
-        loss_sum += f64::from(batch_loss) * n as f64;
-        top5 += crate::metrics::topk_correct(&host_logits, classes, &batch.labels, 5.min(classes));
-        cm.add_batch(&batch.labels, &batch_preds);
-        loader.recycle(batch);
-    }
+            let batch_preds = b.download_indices(preds)?;
+            loss_sum += f64::from(batch_loss) * n as f64;
+            top5 +=
+                crate::metrics::topk_correct(&host_logits, classes, &batch.labels, 5.min(classes));
+            cm.add_batch(&batch.labels, &batch_preds);
+            loader.recycle(batch);
+        }
+        Ok(())
+    })?;
     let n = cm.total().max(1) as f64;
     let mut metrics = cm.split_metrics(loss_sum / n);
     metrics.top5_accuracy = Some(top5 as f64 / n);
