@@ -18,6 +18,12 @@
 //! the caller and the helpers claim them one at a time, and the caller
 //! polls until the last is done. Nothing here allocates: the team lives
 //! on the caller's stack and the helpers are `rayon::join` halves.
+//!
+//! Rayon may give a helper job to any thread that waits, including one
+//! whose stack already holds a team's body or helper loop; such a thread
+//! declines it (the team is one member short, nothing blocks). Helpers
+//! steal no rayon job until every helper has started (or for `LINGER`),
+//! so that none swallows a sibling's helper job.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -37,6 +43,8 @@ const SPINS_PER_CHECK: u32 = 64;
 thread_local! {
     /// The team whose body runs on this thread, if any.
     static CURRENT: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+    /// Whether this thread runs a helper loop (of any team).
+    static HELPING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Work posted to a team: the claim loop of one `for_each_shard` call.
@@ -56,10 +64,8 @@ unsafe impl Send for WorkRef {}
 /// What the body shares with its helpers.
 struct State {
     work: Option<WorkRef>,
-    /// Bumped by every post.
+    /// Bumped by every post (and by a retract that restores an outer post).
     generation: u64,
-    /// Helpers running the posted work right now.
-    inside: usize,
     /// Bumped by every [`nudge`] that found a helper waiting.
     nudges: u64,
     closed: bool,
@@ -73,6 +79,14 @@ pub(crate) struct Team {
     posted: AtomicU64,
     /// Helpers waiting on `wake`.
     sleeping: AtomicUsize,
+    /// Helpers running posted work right now (they enter under the lock,
+    /// while the work is posted).
+    inside: AtomicUsize,
+    /// Helper loops started, and how many were asked for: until all have
+    /// started, a helper steals no rayon job (it could be a sibling's
+    /// helper loop, which would then never reach its own worker).
+    arrived: AtomicUsize,
+    helpers: usize,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -81,15 +95,17 @@ pub(crate) struct Team {
 unsafe impl Sync for Team {}
 
 impl Team {
-    fn new(pool: &rayon::ThreadPool) -> Self {
+    fn new(pool: &rayon::ThreadPool, helpers: usize) -> Self {
         Team {
             pool,
             posted: AtomicU64::new(0),
             sleeping: AtomicUsize::new(0),
+            inside: AtomicUsize::new(0),
+            arrived: AtomicUsize::new(0),
+            helpers,
             state: Mutex::new(State {
                 work: None,
                 generation: 0,
-                inside: 0,
                 nudges: 0,
                 closed: false,
             }),
@@ -101,16 +117,23 @@ impl Team {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Offer `work` to the helpers. The caller must call
-    /// [`Team::retract`] before `work` is dropped.
-    fn post(&self, work: &dyn Work) {
+    /// Offer `work` to the helpers, returning the work it replaces (a
+    /// `for_each_shard` inside an item of another). The caller must call
+    /// [`Team::retract`] with that before `work` is dropped.
+    fn post(&self, work: &dyn Work) -> Option<WorkRef> {
         // SAFETY: only the lifetime is erased; `retract` waits until no
         // helper holds the pointer.
         let erased = unsafe {
             std::mem::transmute::<*const (dyn Work + '_), *const (dyn Work + 'static)>(work)
         };
         let mut state = self.lock();
-        state.work = Some(WorkRef(erased));
+        let outer = state.work.replace(WorkRef(erased));
+        self.publish(&mut state);
+        outer
+    }
+
+    /// Tell the helpers that the posted work changed.
+    fn publish(&self, state: &mut State) {
         state.generation += 1;
         self.posted.store(state.generation, Ordering::Release);
         if self.sleeping.load(Ordering::Acquire) > 0 {
@@ -127,10 +150,18 @@ impl Team {
         }
     }
 
-    /// Withdraw the posted work and wait until no helper is inside it.
-    fn retract(&self) {
-        self.lock().work = None;
-        spin_until(|| self.lock().inside == 0);
+    /// Withdraw the posted work (putting `outer` back, if any) and wait
+    /// until no helper is inside it. With an outer work, this also waits
+    /// for the helpers inside that one, which is slow but sound.
+    fn retract(&self, outer: Option<WorkRef>) {
+        {
+            let mut state = self.lock();
+            state.work = outer;
+            if outer.is_some() {
+                self.publish(&mut state);
+            }
+        }
+        spin_until(|| self.inside.load(Ordering::Acquire) == 0);
     }
 
     /// End the team: every helper returns.
@@ -142,21 +173,33 @@ impl Team {
     }
 
     /// A helper's loop: run each posted work until the team closes.
+    ///
+    /// Rayon may hand this job to any thread that waits, including one
+    /// that runs a team's body or helper loop further down its stack
+    /// (waiting in a `join`, or for another pool): blocking there would
+    /// never let that frame resume. Such a thread returns at once and is
+    /// simply not part of the team.
     fn help(&self, pool: &rayon::ThreadPool) {
+        if HELPING.with(Cell::get) || !CURRENT.with(Cell::get).is_null() {
+            return;
+        }
+        HELPING.with(|h| h.set(true));
+        let _not_helping = NotHelping;
+        self.arrived.fetch_add(1, Ordering::AcqRel);
         let mut seen = 0;
         loop {
             self.wait_for_news(pool, seen);
-            let mut state = self.lock();
+            let state = self.lock();
             if state.closed {
                 return;
             }
             seen = state.generation;
             let Some(work) = state.work else { continue };
-            state.inside += 1;
+            self.inside.fetch_add(1, Ordering::AcqRel);
             drop(state);
             // SAFETY: `retract` cannot return while `inside` counts us.
             unsafe { (*work.0).work() };
-            self.lock().inside -= 1;
+            self.inside.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -165,6 +208,9 @@ impl Team {
     /// nudge or the close.
     fn wait_for_news(&self, pool: &rayon::ThreadPool, seen: u64) {
         let news = || self.posted.load(Ordering::Acquire) != seen;
+        let started = Instant::now();
+        let may_steal =
+            || self.arrived.load(Ordering::Acquire) >= self.helpers || started.elapsed() >= LINGER;
         loop {
             let mut last_busy = Instant::now();
             loop {
@@ -172,7 +218,7 @@ impl Team {
                     if news() {
                         return;
                     }
-                    if pool.yield_now() == Some(rayon::Yield::Executed) {
+                    if may_steal() && pool.yield_now() == Some(rayon::Yield::Executed) {
                         last_busy = Instant::now();
                     } else {
                         std::hint::spin_loop();
@@ -181,28 +227,48 @@ impl Team {
                 if last_busy.elapsed() >= LINGER {
                     break;
                 }
+                // Another thread may need this core more than a poll does
+                // (more threads than cores); with none, this returns at once.
+                std::thread::yield_now();
             }
+            // Asleep until a post, a nudge or the close. The timeout covers
+            // a nudge that raced with falling asleep: every LINGER the
+            // helper looks once for a rayon job to steal.
             let mut state = self.lock();
             let nudges = state.nudges;
             self.sleeping.fetch_add(1, Ordering::AcqRel);
-            while state.generation == seen && state.nudges == nudges && !state.closed {
-                state = self
+            let got_news = loop {
+                if state.generation != seen || state.closed {
+                    break true;
+                }
+                if state.nudges != nudges {
+                    break false;
+                }
+                let (next, timeout) = self
                     .wake
-                    .wait(state)
+                    .wait_timeout(state, LINGER)
                     .unwrap_or_else(PoisonError::into_inner);
-            }
+                state = next;
+                if timeout.timed_out() {
+                    drop(state);
+                    let stole = pool.yield_now() == Some(rayon::Yield::Executed);
+                    state = self.lock();
+                    if stole {
+                        break false;
+                    }
+                }
+            };
             self.sleeping.fetch_sub(1, Ordering::AcqRel);
-            if state.generation != seen || state.closed {
+            if got_news {
                 return;
             }
         }
     }
 }
 
-/// Spin until `done()`, yielding the CPU after [`LINGER`] (the other
-/// party may have been descheduled).
+/// Spin until `done()`, offering the CPU to the operating system between
+/// rounds (the party being waited for may need this core).
 fn spin_until(done: impl Fn() -> bool) {
-    let start = Instant::now();
     loop {
         for _ in 0..SPINS_PER_CHECK {
             if done() {
@@ -210,9 +276,16 @@ fn spin_until(done: impl Fn() -> bool) {
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= LINGER {
-            std::thread::yield_now();
-        }
+        std::thread::yield_now();
+    }
+}
+
+/// Clears [`HELPING`] when a helper loop ends.
+struct NotHelping;
+
+impl Drop for NotHelping {
+    fn drop(&mut self) {
+        HELPING.with(|h| h.set(false));
     }
 }
 
@@ -246,7 +319,7 @@ pub(crate) fn run_as_team<R: Send>(
     if helpers == 0 || current_team(pool).is_some() {
         return body();
     }
-    let team = Team::new(pool);
+    let team = Team::new(pool, helpers);
     with_helpers(pool, &team, helpers, || {
         let _close = CloseOnDrop(&team);
         let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(&team)));
@@ -337,11 +410,11 @@ impl<T: Send, F: Fn(usize, &mut T) + Sync> Work for Items<'_, T, F> {
 
 /// Retracts the posted items when the caller's part ends, by return or by
 /// panic, before they are dropped.
-struct RetractOnDrop<'a>(&'a Team);
+struct RetractOnDrop<'a>(&'a Team, Option<WorkRef>);
 
 impl Drop for RetractOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.retract();
+        self.0.retract(self.1);
     }
 }
 
@@ -363,8 +436,8 @@ pub(crate) fn for_each_shard<T: Send>(
         panic: Mutex::new(None),
     };
     {
-        team.post(&work);
-        let _retract = RetractOnDrop(team);
+        let outer = team.post(&work);
+        let _retract = RetractOnDrop(team, outer);
         work.claim_and_run();
         spin_until(|| work.remaining.load(Ordering::Acquire) == 0);
     }
@@ -449,6 +522,99 @@ mod tests {
             be.install(|| rayon::join(wait_for_both, wait_for_both))
         });
         assert_ne!(a, b, "the join's halves ran on one thread");
+    }
+
+    /// Run `f` on its own thread; fail if it has not finished in `secs`.
+    fn finishes_within(secs: u64, what: &str, f: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            f();
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(std::time::Duration::from_secs(secs)) {
+            Ok(()) => worker.join().unwrap(),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::panic::resume_unwind(worker.join().unwrap_err())
+            }
+            Err(_) => panic!("{what}: still running after {secs} s (a hang)"),
+        }
+    }
+
+    /// A team's body that uses a second pool: the body's thread waits for
+    /// the other pool and may pick up its own team's helper job meanwhile,
+    /// which must not block it.
+    #[test]
+    fn a_body_using_another_pool_does_not_hang() {
+        finishes_within(20, "two pools", || {
+            let a = CpuBackend::with_threads(2).unwrap();
+            let b = CpuBackend::with_threads(2).unwrap();
+            for i in 0..50 {
+                let mut items = vec![0usize; 3];
+                a.run(|| {
+                    b.run(|| b.for_each_shard(&mut items, |j, v| *v = i + j));
+                    a.for_each_shard(&mut items, |_, v| *v += 1);
+                });
+                assert_eq!(items, vec![i + 1, i + 2, i + 3]);
+            }
+        });
+    }
+
+    /// Items that fork on the team's own pool (here a `for_each_shard`
+    /// inside an item, which on a helper's thread is rayon's) must not
+    /// hang: a thread waiting in such a join may be handed another helper
+    /// job of the team.
+    #[test]
+    fn items_that_fork_on_a_three_thread_pool_do_not_hang() {
+        finishes_within(30, "forking items", || {
+            let be = CpuBackend::with_threads(3).unwrap();
+            for _ in 0..300 {
+                // Idle workers fall asleep, so that helper jobs wait in the
+                // body's queue for a while.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let mut items = vec![vec![0u32; 64]; 4];
+                be.run(|| {
+                    be.for_each_shard(&mut items, |_, v| {
+                        be.for_each_shard(v, |j, x| *x = j as u32);
+                    });
+                });
+                for v in &items {
+                    assert!(v.iter().enumerate().all(|(j, &x)| x == j as u32));
+                }
+            }
+        });
+    }
+
+    /// Every worker of a four-thread pool joins the team: four items that
+    /// each wait for the others to start run on four threads (a helper
+    /// that stole a sibling's helper job would leave one worker out; the
+    /// gate on stealing holds for `LINGER`, so the body posts at once).
+    #[test]
+    fn a_four_thread_team_uses_four_threads() {
+        let be = CpuBackend::with_threads(4).unwrap();
+        for round in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            let mut items = vec![None; 4];
+            let started = AtomicUsize::new(0);
+            be.run(|| {
+                be.for_each_shard(&mut items, |_, t| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let t0 = std::time::Instant::now();
+                    while started.load(Ordering::SeqCst) < 4 && t0.elapsed().as_secs() < 2 {
+                        std::thread::yield_now();
+                    }
+                    *t = Some(std::thread::current().id());
+                });
+            });
+            let mut ids: Vec<_> = items.iter().map(|t| format!("{t:?}")).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(
+                ids.len(),
+                4,
+                "round {round}: items ran on {} threads",
+                ids.len()
+            );
+        }
     }
 
     /// A panic in an item reaches the caller of `run` (the helpers end),
