@@ -459,6 +459,18 @@ mod tests {
 
     use crate::CpuBackend;
 
+    /// Count this thread in `started`, wait (at most 2 s) until `n` threads
+    /// have, and return this thread's id: items or join halves that call
+    /// it run on `n` threads at once whenever that many take part.
+    fn start_together(started: &AtomicUsize, n: usize) -> std::thread::ThreadId {
+        started.fetch_add(1, Ordering::SeqCst);
+        let t0 = std::time::Instant::now();
+        while started.load(Ordering::SeqCst) < n && t0.elapsed().as_secs() < 2 {
+            std::thread::yield_now();
+        }
+        std::thread::current().id()
+    }
+
     /// Every item is visited exactly once, inside and outside a team, for
     /// more items than threads, phase after phase.
     #[test]
@@ -491,14 +503,7 @@ mod tests {
         let mut items = vec![None; 2];
         let started = AtomicUsize::new(0);
         be.run(|| {
-            be.for_each_shard(&mut items, |_, t| {
-                started.fetch_add(1, Ordering::SeqCst);
-                let t0 = std::time::Instant::now();
-                while started.load(Ordering::SeqCst) < 2 && t0.elapsed().as_secs() < 2 {
-                    std::hint::spin_loop();
-                }
-                *t = Some(std::thread::current().id());
-            });
+            be.for_each_shard(&mut items, |_, t| *t = Some(start_together(&started, 2)));
         });
         assert_ne!(items[0], items[1], "both items ran on one thread");
     }
@@ -509,14 +514,7 @@ mod tests {
     fn a_sleeping_helper_wakes_for_the_next_parallel_op() {
         let be = CpuBackend::with_threads(2).unwrap();
         let started = AtomicUsize::new(0);
-        let wait_for_both = || {
-            started.fetch_add(1, Ordering::SeqCst);
-            let t0 = std::time::Instant::now();
-            while started.load(Ordering::SeqCst) < 2 && t0.elapsed().as_secs() < 2 {
-                std::hint::spin_loop();
-            }
-            std::thread::current().id()
-        };
+        let wait_for_both = || start_together(&started, 2);
         let (a, b) = be.run(|| {
             std::thread::sleep(super::LINGER * 20);
             be.install(|| rayon::join(wait_for_both, wait_for_both))
@@ -596,14 +594,7 @@ mod tests {
             let mut items = vec![None; 4];
             let started = AtomicUsize::new(0);
             be.run(|| {
-                be.for_each_shard(&mut items, |_, t| {
-                    started.fetch_add(1, Ordering::SeqCst);
-                    let t0 = std::time::Instant::now();
-                    while started.load(Ordering::SeqCst) < 4 && t0.elapsed().as_secs() < 2 {
-                        std::thread::yield_now();
-                    }
-                    *t = Some(std::thread::current().id());
-                });
+                be.for_each_shard(&mut items, |_, t| *t = Some(start_together(&started, 4)));
             });
             let mut ids: Vec<_> = items.iter().map(|t| format!("{t:?}")).collect();
             ids.sort();
