@@ -1,7 +1,8 @@
 //! Whole-pipeline check against PyTorch: from the same initial LeNet-5
 //! weights and the same batches (the first 6400 MNIST training images in
 //! file order, batches of 64, SGD lr 0.05 momentum 0.9), the per-step loss
-//! curve equals PyTorch's within 2e-3 relative.
+//! curve equals PyTorch's to roundings for the first 60 steps, and its
+//! median over all 100 steps is within 2e-3 relative.
 
 mod common;
 
@@ -12,13 +13,13 @@ use cnn_data::{DatasetKind, LoadOptions};
 use cnn_train::checkpoint::load_safetensors;
 use cnn_train::{TrainConfig, Trainer, setup};
 
-/// Steps over which the two f32 trajectories stay together to rounding.
-/// Later, training enters a region where a difference of one rounding in
-/// the weights grows about tenfold every few steps (measured: 2e-5 at step
-/// 63, 7e-4 at step 66, 2e-2 at step 79), as for any two f32
+/// Steps over which the two f32 trajectories stay together to rounding
+/// (measured: 83). Then a max-pool choice or ReLU sign comes out the other
+/// way in one of them, the gradients jump apart, and so do the curves
+/// (measured: 7.8e-4 at step 83, 3.2e-2 at worst), as for any two f32
 /// implementations that sum in a different order; see docs/validation.md.
 const EXACT_STEPS: usize = 60;
-/// Bound on every one of the first `EXACT_STEPS` steps (measured: 9e-7).
+/// Bound on every one of the first `EXACT_STEPS` steps (measured: 2.2e-6).
 const EARLY_REL: f64 = 1e-4;
 /// The bound, applied to the median over all 100 steps.
 const LOSS_REL: f64 = 2e-3;
