@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use cnn::backends::{WithBackend, with_backend};
 use cnn::core::models::{self, ModelOptions};
-use cnn::core::{Backend, Graph, Mode, Shape, SoftmaxCrossEntropy};
-use cnn::train::setup::{self, DataSplits};
+use cnn::core::{Backend, Mode, Shape, SoftmaxCrossEntropy};
+use cnn::train::setup;
 use cnn::train::{
     RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
 };
@@ -56,11 +56,16 @@ impl From<cnn::core::CnnError> for CliError {
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
-/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`,
-/// which have no `--resume` to suggest.
+/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`.
 pub(crate) fn prepare_output(root: &Path, overwrite: bool) -> CliResult {
-    RunDir::prepare_output(root, overwrite).map_err(|e| match e {
-        TrainError::RunDirExists(p) => CliError {
+    RunDir::prepare_output(root, overwrite).map_err(existing_output)
+}
+
+/// A refusal to replace an existing directory suggests `--resume` only
+/// for a run, which is the only thing `--resume` continues.
+fn existing_output(e: TrainError) -> CliError {
+    match e {
+        TrainError::RunDirExists(p) if !p.join("config.toml").is_file() => CliError {
             message: format!(
                 "{} already exists; pass --overwrite to replace it",
                 p.display()
@@ -68,7 +73,7 @@ pub(crate) fn prepare_output(root: &Path, overwrite: bool) -> CliResult {
             code: 1,
         },
         e => e.into(),
-    })
+    }
 }
 
 pub(crate) fn fail(message: impl Into<String>) -> CliError {
@@ -118,8 +123,8 @@ fn train(cmd: TrainCmd) -> CliResult {
             let out = args
                 .out
                 .clone()
-                .unwrap_or_else(|| RunDir::default_out(None, &config));
-            RunDir::check_free(&out, args.overwrite)?;
+                .unwrap_or_else(|| RunDir::default_out(None, &config, args.overwrite));
+            RunDir::check_free(&out, args.overwrite).map_err(existing_output)?;
             let overwrite = args.overwrite;
             (config, RunTarget::Fresh { out, overwrite })
         }
@@ -186,15 +191,6 @@ impl WithBackend for TrainJob {
     }
 }
 
-fn build_graph<B: Backend>(
-    backend: &B,
-    config: &TrainConfig,
-    data: &DataSplits,
-) -> CliResult<Graph<B>> {
-    let spec = setup::model_spec(config, &data.shape, data.num_classes())?;
-    Ok(Graph::new(backend, spec, config.seed)?)
-}
-
 /// Config for eval/predict: the `config.toml` of the run the weights come
 /// from when they sit in a run directory (its model, data and seed, which
 /// fixes the synthetic set), else the defaults; then the flags given.
@@ -243,7 +239,7 @@ impl WithBackend for EvalJob {
 
     fn run<B: Backend>(self, backend: B) -> CliResult {
         let data = setup::load_data(&self.config)?;
-        let mut graph = build_graph(&backend, &self.config, &data)?;
+        let mut graph = cnn::train::run::build_graph(&backend, &self.config, &data)?;
         cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
         let subset = match self.args.split.as_str() {
             "train" => data.train.clone(),
@@ -320,7 +316,7 @@ impl WithBackend for PredictJob {
     fn run<B: Backend>(self, backend: B) -> CliResult {
         // The dataset tells the input shape, classes and normalisation.
         let data = setup::load_data(&self.config)?;
-        let mut graph = build_graph(&backend, &self.config, &data)?;
+        let mut graph = cnn::train::run::build_graph(&backend, &self.config, &data)?;
         cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
         let shape = data.shape.clone();
         let classes = data.num_classes();

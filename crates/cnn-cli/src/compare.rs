@@ -58,11 +58,10 @@ pub fn compare(args: CompareArgs) -> CliResult {
         .collect::<Result<Vec<_>, _>>()?;
     let runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
     let variants = compare::expand(&base, runs_file.as_ref(), &vary)?;
-    let root = args
-        .base
-        .out
-        .clone()
-        .unwrap_or_else(|| cnn::train::RunDir::default_out(Some("compare"), &base));
+    let root = args.base.out.clone().unwrap_or_else(|| {
+        cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
+    });
+    compare::preflight(&variants)?;
     crate::commands::prepare_output(&root, args.base.overwrite)?;
     let mut manifest = Manifest {
         base: base.clone(),

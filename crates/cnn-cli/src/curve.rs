@@ -39,11 +39,9 @@ pub fn curve(args: CurveArgs) -> CliResult {
     };
     let data = setup::load_data(&config)?;
     let sizes = learning_curve::sizes(data.train.len(), &fractions)?;
-    let root = args
-        .base
-        .out
-        .clone()
-        .unwrap_or_else(|| cnn::train::RunDir::default_out(Some("curve"), &config));
+    let root = args.base.out.clone().unwrap_or_else(|| {
+        cnn::train::RunDir::default_out(Some("curve"), &config, args.base.overwrite)
+    });
     crate::commands::prepare_output(&root, args.base.overwrite)?;
     eprintln!(
         "learning curve of {} on {}: sizes {:?} of {} training images, {} repeats, {} validation images, in {}",

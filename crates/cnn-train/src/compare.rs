@@ -393,6 +393,50 @@ impl Manifest {
 // Running
 // ---------------------------------------------------------------------------
 
+/// Check every variant as a run checks itself before it writes anything:
+/// its configuration, optimizer and schedule, its data (each distinct
+/// dataset loaded once), its model on that data, the memory it needs and
+/// that its `init_from` file reads. Call it before the comparison
+/// directory is prepared, so that a comparison that cannot start fails
+/// with its first error and leaves an existing directory as it was.
+pub fn preflight(variants: &[Variant]) -> Result<()> {
+    let mut loaded: Vec<(String, crate::setup::DataSplits)> = Vec::new();
+    for variant in variants {
+        let config = &variant.config;
+        config.validate()?;
+        crate::setup::optimizer_config(config)?;
+        crate::setup::schedule_config(config, 1)?;
+        // The synthetic set is drawn from the seed; files are not.
+        let key = format!(
+            "{}|{:?}|{}|{}|{}",
+            config.data,
+            config.data_dir,
+            config.val_fraction,
+            config.limit_train,
+            if config.data == "synthetic" {
+                config.seed
+            } else {
+                0
+            }
+        );
+        let index = match loaded.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                loaded.push((key, crate::setup::load_data(config)?));
+                loaded.len() - 1
+            }
+        };
+        let data = &loaded[index].1;
+        let spec = crate::setup::model_spec(config, &data.shape, data.num_classes())?;
+        let memory = crate::memory::estimate(&spec, config.batch_size, data, config.threads)?;
+        crate::memory::check(&memory, config.max_memory)?;
+        if let Some(init) = &config.init_from {
+            crate::checkpoint::load_safetensors(init)?;
+        }
+    }
+    Ok(())
+}
+
 /// Run every planned run with `run`, `jobs` at a time (1 = one after
 /// another), in plan order as far as a queue allows. `done` is called as
 /// each finishes (from the worker thread). Results are in plan order.

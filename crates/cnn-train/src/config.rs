@@ -208,13 +208,18 @@ impl TrainConfig {
 
     /// This configuration with its file paths (a model spec file, the data
     /// directory, the initial weights) made absolute against the current
-    /// directory: what a run directory's `config.toml` records, so that
-    /// `--resume` works from any directory.
+    /// directory, and an MNIST directory taken from `CNN_MNIST_DIR` written
+    /// in: what a run directory's `config.toml` records, so that `--resume`
+    /// and `cnn eval` find the same data from any directory and whatever
+    /// the environment says then.
     pub fn with_absolute_paths(&self) -> TrainConfig {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut c = self.clone();
         if c.model_is_spec_file() {
             c.model = absolute(Path::new(&c.model)).display().to_string();
+        }
+        if c.data_dir.is_none() && matches!(c.data.parse(), Ok(cnn_data::DatasetKind::Mnist)) {
+            c.data_dir = cnn_data::mnist::resolve_mnist_dir(None).ok();
         }
         c.data_dir = c.data_dir.as_deref().map(absolute);
         c.init_from = c.init_from.as_deref().map(absolute);

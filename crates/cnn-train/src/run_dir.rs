@@ -71,6 +71,9 @@ impl RunDir {
     /// cnn wrote ([`is_cnn_output`]): a mistyped `--out` must not take a
     /// user's files with it.
     pub fn check_free(root: &Path, overwrite: bool) -> Result<()> {
+        if root.exists() && !root.is_dir() {
+            return Err(TrainError::bad_file(root, "exists and is not a directory"));
+        }
         if !is_non_empty_dir(root) {
             return Ok(());
         }
@@ -96,9 +99,14 @@ impl RunDir {
     }
 
     /// The default output directory: `runs/<model>-<data>` (with `kind`:
-    /// `runs/<kind>-<model>-<data>`), or the first free `-2`, `-3`, ...
-    /// A model spec file counts by its file stem.
-    pub fn default_out(kind: Option<&str>, config: &crate::config::TrainConfig) -> PathBuf {
+    /// `runs/<kind>-<model>-<data>`), or, unless `overwrite` (which then
+    /// replaces it), the first free `-2`, `-3`, ... A model spec file
+    /// counts by its file stem.
+    pub fn default_out(
+        kind: Option<&str>,
+        config: &crate::config::TrainConfig,
+        overwrite: bool,
+    ) -> PathBuf {
         let stem = Path::new(&config.model)
             .file_stem()
             .and_then(|s| s.to_str())
@@ -108,7 +116,7 @@ impl RunDir {
             None => format!("{stem}-{}", config.data),
         };
         let base = PathBuf::from("runs").join(name);
-        if !is_non_empty_dir(&base) {
+        if overwrite || !is_non_empty_dir(&base) {
             return base;
         }
         (2..)

@@ -70,7 +70,8 @@ pub fn splits(dataset: Dataset, val_fraction: f64, limit_train: usize) -> Result
 }
 
 /// The model: a built-in name, or a TOML model spec file (a `GraphSpec`:
-/// `input` may be omitted and is then the data's image shape).
+/// `input` may be omitted and is then the data's image shape; its output
+/// must have one value per class).
 pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result<GraphSpec> {
     let path = Path::new(&config.model);
     if config.model_is_spec_file() {
@@ -92,7 +93,18 @@ pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result
                 path.display()
             )));
         }
-        return load_model_spec(path, input);
+        let spec = load_model_spec(path, input)?;
+        let outputs = spec
+            .output_shape()
+            .map_err(|e| TrainError::bad_file(path, e.to_string()))?
+            .numel();
+        if outputs != classes {
+            return Err(TrainError::bad_file(
+                path,
+                format!("the model has {outputs} outputs but the data has {classes} classes"),
+            ));
+        }
+        return Ok(spec);
     }
     let opts = ModelOptions {
         input: input.clone(),
