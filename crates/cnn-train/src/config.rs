@@ -184,14 +184,55 @@ impl TrainConfig {
         let config: TrainConfig = toml::from_str(text).map_err(|e| {
             TrainError::bad_file(origin, e.message().to_string() + &line_of(text, e.span()))
         })?;
-        config.validate()?;
+        config.check_names().map_err(|e| {
+            let message = match e {
+                TrainError::Config(m) => m,
+                e => e.to_string(),
+            };
+            TrainError::bad_file(origin, message)
+        })?;
         Ok(config)
     }
 
-    /// Read and parse a config file.
+    /// Read and parse a config file. Relative paths in it (a model spec
+    /// file, `data_dir`, `init_from`) are relative to the file's directory,
+    /// as Cargo reads paths in `Cargo.toml`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        if let Some(base) = path.parent().filter(|b| !b.as_os_str().is_empty()) {
+            let beside = |p: &Path| {
+                if p.is_relative() {
+                    base.join(p)
+                } else {
+                    p.to_path_buf()
+                }
+            };
+            if config.model.ends_with(".toml") {
+                config.model = beside(Path::new(&config.model)).display().to_string();
+            }
+            config.data_dir = config.data_dir.as_deref().map(beside);
+            config.init_from = config.init_from.as_deref().map(beside);
+        }
+        Ok(config)
+    }
+
+    /// [`validate`](Self::validate), and that every name (model, data,
+    /// optimizer, schedule, activation) is one cnn knows, so that a config
+    /// file's mistakes are reported against the file before anything runs.
+    pub fn check_names(&self) -> Result<()> {
+        self.validate()?;
+        crate::setup::optimizer_config(self)?;
+        crate::setup::schedule_config(self, 1)?;
+        self.data.parse::<cnn_data::DatasetKind>()?;
+        cnn_core::Activation::from_name(&self.activation)?;
+        if !self.model_is_spec_file() {
+            // Every built-in model takes CIFAR-sized images; only the name
+            // can fail here.
+            let probe = cnn_core::models::ModelOptions::new([3, 32, 32], 10);
+            cnn_core::models::builtin(&self.model, &probe)?;
+        }
+        Ok(())
     }
 
     /// The resolved TOML text.
@@ -351,7 +392,7 @@ mod tests {
     #[test]
     fn invalid_values_are_rejected() {
         let err = TrainConfig::from_toml("batch_size = 0\n", Path::new("c.toml")).unwrap_err();
-        assert_eq!(err.to_string(), "config: batch_size must be at least 1");
+        assert_eq!(err.to_string(), "c.toml: batch_size must be at least 1");
         let err = TrainConfig::from_toml("dropout = 1.5\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("dropout 1.5"), "{err}");
         let err =
@@ -362,5 +403,43 @@ mod tests {
         );
         let err = TrainConfig::from_toml("epochs = \"many\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_unknown_name_is_reported_against_the_file() {
+        for (line, needle) in [
+            ("lr = -1", "lr -1"),
+            ("val_fraction = 1.5", "val_fraction 1.5"),
+            ("optimizer = \"sgdd\"", "sgdd"),
+            ("schedule = \"cosin\"", "cosin"),
+            ("data = \"imagenet\"", "imagenet"),
+            ("model = \"alexnet\"", "alexnet"),
+        ] {
+            let err = TrainConfig::from_toml(line, Path::new("c.toml")).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("c.toml: ") && msg.contains(needle),
+                "{line}: {msg}"
+            );
+        }
+        assert!(TrainConfig::from_toml("model = \"lenet\"\n", Path::new("c.toml")).is_ok());
+    }
+
+    #[test]
+    fn relative_paths_in_a_config_file_are_relative_to_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("specs").join("run.toml");
+        std::fs::create_dir(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            "model = \"net.toml\"\ndata = \"mnist\"\ndata_dir = \"../mnist\"\n\
+             init_from = \"/abs/w.safetensors\"\n",
+        )
+        .unwrap();
+        let c = TrainConfig::load(&path).unwrap();
+        let specs = tmp.path().join("specs");
+        assert_eq!(c.model, specs.join("net.toml").display().to_string());
+        assert_eq!(c.data_dir.unwrap(), specs.join("../mnist"));
+        assert_eq!(c.init_from.unwrap(), PathBuf::from("/abs/w.safetensors"));
     }
 }
