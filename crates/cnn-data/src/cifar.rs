@@ -4,7 +4,8 @@
 //! (0..=9) then 3072 pixel bytes, 1024 red, 1024 green, 1024 blue, each a
 //! 32x32 row-major plane (already `[C, H, W]`). Training data is
 //! `data_batch_1.bin`..`data_batch_5.bin`, test data `test_batch.bin`, in
-//! the given directory or its `cifar-10-batches-bin` subfolder.
+//! the given directory or its `cifar-10-batches-bin` subfolder, whichever
+//! holds all six (the directory itself when both do).
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use cnn_core::Shape;
 
 use crate::dataset::{Dataset, ImageSet, Pixels};
 use crate::error::{DataError, ParseError, Result};
-use crate::files::{find_first, read_file, require_dir};
+use crate::files::{read_file, require_dir};
 use crate::normalize::Normalization;
 
 /// Bytes of pixel data per image (3 x 32 x 32).
@@ -72,32 +73,62 @@ pub fn parse_cifar_batch(bytes: &[u8]) -> Result<CifarBatch, ParseError> {
     Ok(CifarBatch { pixels, labels })
 }
 
-/// Load CIFAR-10 from `dir` (or `dir/cifar-10-batches-bin`).
+/// The six batch files, training data first.
+const BATCH_NAMES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
+/// Load CIFAR-10 from `dir` or `dir/cifar-10-batches-bin`, whichever holds
+/// all six batch files (`dir` when both do).
 pub fn load_cifar10_dir(dir: &Path) -> Result<Dataset> {
     require_dir(dir)?;
-    let sub = dir.join(CIFAR_SUBDIR);
-    let root = if !dir.join("test_batch.bin").is_file() && sub.is_dir() {
-        sub
-    } else {
-        dir.to_path_buf()
-    };
-    let train_files: Vec<PathBuf> = (1..=5)
-        .map(|i| find_batch(dir, &root, &format!("data_batch_{i}.bin")))
-        .collect::<Result<_>>()?;
-    let test_file = find_batch(dir, &root, "test_batch.bin")?;
+    let root = batch_dir(dir)?;
+    let [train_files @ .., test_file] = BATCH_NAMES.map(|n| root.join(n));
     let train = load_batches(&train_files)?;
     let test = load_batches(&[test_file])?;
     let classes = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
     Dataset::new("cifar10", classes, train, test, Normalization::cifar10())
 }
 
-/// Find `name` in `root`; the error lists it in both `dir` and the
-/// subfolder.
-fn find_batch(dir: &Path, root: &Path, name: &str) -> Result<PathBuf> {
-    find_first(root, name, &[name.to_string()]).map_err(|_| DataError::NotFound {
+/// The directory, `dir` or its subfolder, that holds every batch file.
+/// Completeness decides, not any one file: a stray `test_batch.bin` next to
+/// a complete subfolder must not hide it. When neither is complete the
+/// error names the first file missing from the more complete one, and
+/// lists only the paths looked at where it is absent.
+fn batch_dir(dir: &Path) -> Result<PathBuf> {
+    let roots = [dir.to_path_buf(), dir.join(CIFAR_SUBDIR)];
+    let missing = roots
+        .each_ref()
+        .map(|root| BATCH_NAMES.map(|n| !root.join(n).is_file()));
+    let missing_count = |m: &[bool; 6]| m.iter().filter(|&&x| x).count();
+    let best = if missing_count(&missing[1]) < missing_count(&missing[0]) {
+        1
+    } else {
+        0
+    };
+    let Some(first) = missing[best].iter().position(|&m| m) else {
+        return Ok(roots[best].clone());
+    };
+    let name = BATCH_NAMES[first];
+    let tried: Vec<PathBuf> = roots
+        .iter()
+        .zip(&missing)
+        .filter(|(_, m)| m[first])
+        .map(|(root, _)| root.join(name))
+        .collect();
+    Err(DataError::NotFound {
         what: name.to_string(),
-        dir: dir.to_path_buf(),
-        tried: vec![dir.join(name), dir.join(CIFAR_SUBDIR).join(name)],
+        dir: if tried.len() == roots.len() {
+            dir.to_path_buf()
+        } else {
+            roots[best].clone()
+        },
+        tried,
     })
 }
 

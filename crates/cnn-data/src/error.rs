@@ -27,14 +27,32 @@ pub enum ParseError {
     },
     /// The header's dimensions disagree with the number of data bytes
     /// (a wrong count, a truncated file, or trailing garbage).
-    #[error("{}", DataLengthMsg { dims, expected_bytes: *expected_bytes, actual_bytes: *actual_bytes })]
+    #[error("{}", DataLengthMsg { dims, expected_bytes: *expected_bytes, actual_bytes: *actual_bytes, more: *more })]
     DataLength {
         /// The dimensions the header declares, outermost (the count) first.
         dims: Vec<u64>,
         /// Bytes of data the header implies; `None` when that overflows.
         expected_bytes: Option<u64>,
-        /// Bytes of data actually present after the header.
+        /// Bytes of data actually present after the header (with `more`,
+        /// only those read before reading stopped).
         actual_bytes: usize,
+        /// More data follows `actual_bytes`, left unread: a gzip file is
+        /// decompressed no further than its header declares.
+        more: bool,
+    },
+    /// A gzip file whose header declares more data than a gzip file may
+    /// decompress to; rejected before its data is decompressed.
+    #[error(
+        "header declares dimensions {dims:?}{}, more than the {limit} bytes a gzip file may decompress to",
+        declared_bytes(*expected_bytes)
+    )]
+    TooLarge {
+        /// The dimensions the header declares, outermost (the count) first.
+        dims: Vec<u64>,
+        /// Bytes of data the header implies; `None` when that overflows.
+        expected_bytes: Option<u64>,
+        /// The decompression limit.
+        limit: u64,
     },
     /// A record-based file whose length is not a whole number of records.
     #[error("{len} bytes is not a whole, non-zero number of {record}-byte records")]
@@ -52,12 +70,29 @@ struct DataLengthMsg<'a> {
     dims: &'a [u64],
     expected_bytes: Option<u64>,
     actual_bytes: usize,
+    more: bool,
+}
+
+fn declared_bytes(expected: Option<u64>) -> String {
+    match expected {
+        Some(e) => format!(" = {e} bytes of data"),
+        None => " whose byte count overflows".to_string(),
+    }
 }
 
 impl fmt::Display for DataLengthMsg<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "header declares dimensions {:?}", self.dims)?;
+        let actual = self.actual_bytes;
         match self.expected_bytes {
+            Some(e) if self.more => write!(
+                f,
+                " = {e} bytes of data, but more than {actual} bytes follow the header (trailing bytes or wrong count)"
+            ),
+            None if self.more => write!(
+                f,
+                " whose byte count overflows, and more than {actual} bytes follow the header"
+            ),
             Some(e) => {
                 let kind = if (self.actual_bytes as u64) < e {
                     "truncated or wrong count"

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 
-/// Most bytes [`read_file`] will decompress from one gzip file (16 GiB):
-/// far above any real dataset file, and a bound on what a decompression
-/// bomb can make the process allocate.
+/// Most bytes one gzip file may decompress to (16 GiB): far above any real
+/// dataset file, and a bound on what a decompression bomb can make the
+/// process allocate. IDX files are cut off sooner, at their declared size.
 pub const MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
 
 /// The whole content of `path`, gunzipped when it is gzip data.
@@ -48,17 +48,25 @@ pub fn decode_maybe_gzip(bytes: &[u8], limit: u64) -> std::io::Result<Cow<'_, [u
 
 /// Decompress all gzip members of `bytes`, at most `limit` bytes of output.
 fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
-    let guess = bytes.len().saturating_mul(4).min(limit as usize);
-    let mut out = Vec::with_capacity(guess);
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)?;
+    let out = gunzip_prefix(bytes, limit.saturating_add(1))?;
     if out.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("decompresses to more than {limit} bytes"),
         ));
     }
+    Ok(out)
+}
+
+/// The first `limit` bytes that the gzip data `bytes` decompress to (all of
+/// them when fewer). Decompression stops there, so a caller that knows how
+/// much it needs pays nothing for what follows.
+pub fn gunzip_prefix(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit_usize));
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -84,5 +92,28 @@ pub fn find_first(dir: &Path, what: &str, names: &[String]) -> Result<PathBuf> {
             dir: dir.to_path_buf(),
             tried,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_prefix_stops_at_the_limit() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let gz = gzip(&data);
+        // Declared 784 data bytes + 16 header + 1: exactly that much comes out.
+        assert_eq!(gunzip_prefix(&gz, 801).unwrap(), &data[..801]);
+        assert_eq!(gunzip_prefix(&gz, 1 << 30).unwrap(), data);
+        assert!(gunzip_prefix(&gz[..gz.len() / 2], 1 << 30).is_err());
     }
 }

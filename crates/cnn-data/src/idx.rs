@@ -32,7 +32,7 @@ pub struct IdxImages {
 
 /// Parse an `idx3-ubyte` image buffer (already decompressed).
 pub fn parse_idx_images(bytes: &[u8]) -> Result<IdxImages, ParseError> {
-    let (dims, data) = parse_idx_u8(bytes, IDX3_UBYTE_MAGIC, "idx3-ubyte images")?;
+    let (dims, data) = parse_idx_u8(bytes, IDX3_UBYTE_MAGIC)?;
     Ok(IdxImages {
         count: dims[0],
         rows: dims[1],
@@ -44,7 +44,7 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<IdxImages, ParseError> {
 /// Parse an `idx1-ubyte` label buffer (already decompressed). Labels are
 /// not range-checked here; see [`check_labels`].
 pub fn parse_idx_labels(bytes: &[u8]) -> Result<Vec<u8>, ParseError> {
-    let (_, data) = parse_idx_u8(bytes, IDX1_UBYTE_MAGIC, "idx1-ubyte labels")?;
+    let (_, data) = parse_idx_u8(bytes, IDX1_UBYTE_MAGIC)?;
     Ok(data.to_vec())
 }
 
@@ -61,20 +61,38 @@ pub fn check_labels(labels: &[u8], classes: usize) -> Result<(), ParseError> {
     }
 }
 
-/// Validate the header of an unsigned-byte IDX buffer with the given magic
-/// and return its dimensions and data slice. Nothing is allocated until the
-/// header's byte count matches the data actually present.
-fn parse_idx_u8<'a>(
-    bytes: &'a [u8],
-    magic: u32,
-    what: &'static str,
-) -> Result<(Vec<usize>, &'a [u8]), ParseError> {
-    let ndim = (magic & 0xff) as usize;
-    let header_len = 4 + 4 * ndim;
-    if bytes.len() < header_len {
+/// A checked unsigned-byte IDX header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxHeader {
+    /// Bytes the header takes: 4, plus 4 per dimension.
+    pub len: usize,
+    /// The declared dimensions, outermost (the count) first.
+    pub dims: Vec<u64>,
+}
+
+impl IdxHeader {
+    /// Bytes of data the dimensions imply; `None` when that overflows.
+    pub fn data_bytes(&self) -> Option<u64> {
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+}
+
+/// Length of the header of an unsigned-byte IDX file with this magic.
+pub fn idx_header_len(magic: u32) -> usize {
+    4 + 4 * (magic & 0xff) as usize
+}
+
+/// Check the header of an unsigned-byte IDX buffer against `magic`
+/// ([`IDX3_UBYTE_MAGIC`] or [`IDX1_UBYTE_MAGIC`]). Only the header is
+/// read, so `bytes` may be just the first [`idx_header_len`] bytes.
+pub fn parse_idx_header(bytes: &[u8], magic: u32) -> Result<IdxHeader, ParseError> {
+    let len = idx_header_len(magic);
+    if bytes.len() < len {
         return Err(ParseError::TruncatedHeader {
             len: bytes.len(),
-            needed: header_len,
+            needed: len,
         });
     }
     let found = read_u32_be(bytes, 0);
@@ -82,23 +100,36 @@ fn parse_idx_u8<'a>(
         return Err(ParseError::BadMagic {
             found,
             expected: magic,
-            what,
+            what: match magic {
+                IDX3_UBYTE_MAGIC => "idx3-ubyte images",
+                IDX1_UBYTE_MAGIC => "idx1-ubyte labels",
+                _ => "unsigned-byte idx",
+            },
         });
     }
-    let dims_u64: Vec<u64> = (0..ndim)
+    let dims = (0..(len - 4) / 4)
         .map(|i| u64::from(read_u32_be(bytes, 4 + 4 * i)))
         .collect();
-    let data = &bytes[header_len..];
-    let expected = dims_u64.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    Ok(IdxHeader { len, dims })
+}
+
+/// Validate the header of an unsigned-byte IDX buffer with the given magic
+/// and return its dimensions and data slice. Nothing is allocated until the
+/// header's byte count matches the data actually present.
+fn parse_idx_u8(bytes: &[u8], magic: u32) -> Result<(Vec<usize>, &[u8]), ParseError> {
+    let header = parse_idx_header(bytes, magic)?;
+    let data = &bytes[header.len..];
+    let expected = header.data_bytes();
     if expected != Some(data.len() as u64) {
         return Err(ParseError::DataLength {
-            dims: dims_u64,
+            dims: header.dims,
             expected_bytes: expected,
             actual_bytes: data.len(),
+            more: false,
         });
     }
     // The product equals a slice length, so every dimension fits in usize.
-    let dims = dims_u64.iter().map(|&d| d as usize).collect();
+    let dims = header.dims.iter().map(|&d| d as usize).collect();
     Ok((dims, data))
 }
 

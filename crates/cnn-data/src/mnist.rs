@@ -3,16 +3,20 @@
 //! Each file is looked up under both naming styles, with and without `.gz`
 //! (gzip is detected from the content, not the name):
 //! `train-images-idx3-ubyte[.gz]`, `train-images.idx3-ubyte[.gz]`, and the
-//! same for `train-labels` (`idx1`), `t10k-images`, `t10k-labels`.
+//! same for `train-labels` (`idx1`), `t10k-images`, `t10k-labels`. A gzip
+//! file is decompressed no further than its header declares.
 
 use std::path::{Path, PathBuf};
 
 use cnn_core::Shape;
 
 use crate::dataset::{Dataset, ImageSet, Pixels};
-use crate::error::{DataError, Result};
-use crate::files::{find_first, read_file, require_dir};
-use crate::idx::{check_labels, parse_idx_images, parse_idx_labels};
+use crate::error::{DataError, ParseError, Result};
+use crate::files::{MAX_DECOMPRESSED_BYTES, find_first, gunzip_prefix, is_gzip, require_dir};
+use crate::idx::{
+    IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, check_labels, idx_header_len, parse_idx_header,
+    parse_idx_images, parse_idx_labels,
+};
 use crate::normalize::Normalization;
 
 /// Environment variable naming the MNIST directory when none is given.
@@ -99,9 +103,9 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
         &format!("{prefix}-labels file"),
         &idx_candidates(&format!("{prefix}-labels"), "idx1"),
     )?;
-    let images = parse_idx_images(&read_file(&images_path)?)
+    let images = parse_idx_images(&read_idx(&images_path, IDX3_UBYTE_MAGIC)?)
         .map_err(|e| DataError::parse(&images_path, e))?;
-    let labels = parse_idx_labels(&read_file(&labels_path)?)
+    let labels = parse_idx_labels(&read_idx(&labels_path, IDX1_UBYTE_MAGIC)?)
         .map_err(|e| DataError::parse(&labels_path, e))?;
     check_labels(&labels, 10).map_err(|e| DataError::parse(&labels_path, e))?;
     if images.count != labels.len() {
@@ -126,6 +130,52 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
     let shape = Shape::from([1, images.rows, images.cols]);
     let labels = labels.into_iter().map(u32::from).collect();
     ImageSet::new(shape, Pixels::U8(images.pixels), labels)
+}
+
+/// The content of the IDX file `path` with magic `magic`, gunzipped when
+/// gzip. A gzip file is decompressed no further than its header declares,
+/// plus one byte to tell that more follows: trailing data, however much it
+/// inflates to, is never decompressed.
+fn read_idx(path: &Path, magic: u32) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if !is_gzip(&raw) {
+        return Ok(raw);
+    }
+    let gunzip = |limit| {
+        gunzip_prefix(&raw, limit).map_err(|error| DataError::Gzip {
+            path: path.to_path_buf(),
+            error,
+        })
+    };
+    let head = gunzip(idx_header_len(magic) as u64)?;
+    let header = parse_idx_header(&head, magic).map_err(|e| DataError::parse(path, e))?;
+    let expected = header.data_bytes();
+    let Some(total) = expected
+        .and_then(|e| e.checked_add(header.len as u64))
+        .filter(|&t| t <= MAX_DECOMPRESSED_BYTES)
+    else {
+        return Err(DataError::parse(
+            path,
+            ParseError::TooLarge {
+                dims: header.dims,
+                expected_bytes: expected,
+                limit: MAX_DECOMPRESSED_BYTES,
+            },
+        ));
+    };
+    let content = gunzip(total + 1)?;
+    if content.len() as u64 > total {
+        return Err(DataError::parse(
+            path,
+            ParseError::DataLength {
+                dims: header.dims,
+                expected_bytes: expected,
+                actual_bytes: content.len() - header.len - 1,
+                more: true,
+            },
+        ));
+    }
+    Ok(content)
 }
 
 /// The MNIST directory: `dir` if given, else `$CNN_MNIST_DIR`.

@@ -388,6 +388,52 @@ fn cifar_errors_name_the_file() {
     );
 }
 
+#[test]
+fn cifar_complete_subfolder_wins_over_a_stray_top_level_file() {
+    let dir = TempDir::new("cifar-stray");
+    write(dir.path(), "test_batch.bin", &cifar_bytes(1, 7));
+    write_cifar(&dir.path().join("cifar-10-batches-bin"), 4);
+    let ds = load_cifar10_dir(dir.path()).unwrap();
+    assert_eq!((ds.train.len(), ds.test.len()), (20, 4));
+    // Both complete: the top level is preferred.
+    write_cifar(dir.path(), 2);
+    let ds = load_cifar10_dir(dir.path()).unwrap();
+    assert_eq!((ds.train.len(), ds.test.len()), (10, 2));
+}
+
+#[test]
+fn cifar_incomplete_dirs_report_the_more_complete_one() {
+    let dir = TempDir::new("cifar-partial");
+    let sub = dir.path().join("cifar-10-batches-bin");
+    write_cifar(&sub, 1);
+    std::fs::remove_file(sub.join("data_batch_3.bin")).unwrap();
+    // Two files at the top, one of them the subfolder's missing one.
+    write(dir.path(), "test_batch.bin", &cifar_bytes(1, 0));
+    let top_copy = write(dir.path(), "data_batch_3.bin", &cifar_bytes(1, 0));
+    let err = load_cifar10_dir(dir.path()).unwrap_err();
+    let DataError::NotFound { what, tried, .. } = &err else {
+        panic!("expected NotFound, got {err}");
+    };
+    assert_eq!(what, "data_batch_3.bin");
+    // The top-level copy exists, so it must not be listed as tried in vain.
+    assert_eq!(tried, &[sub.join("data_batch_3.bin")]);
+
+    std::fs::remove_file(top_copy).unwrap();
+    let err = load_cifar10_dir(dir.path()).unwrap_err();
+    let DataError::NotFound { what, tried, .. } = &err else {
+        panic!("expected NotFound, got {err}");
+    };
+    assert_eq!(what, "data_batch_3.bin");
+    assert_eq!(
+        tried,
+        &[
+            dir.path().join("data_batch_3.bin"),
+            sub.join("data_batch_3.bin")
+        ]
+    );
+    assert_names(&err, dir.path());
+}
+
 // ---------------------------------------------------------------- folders
 
 /// Write a `w x h` RGB (or gray) PNG whose pixels encode `seed`.

@@ -3,12 +3,17 @@
 //! only) records the largest single allocation made while parsing, on the
 //! measuring thread only (tests run in parallel threads of one process).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cnn_data::idx::{encode_idx_images, encode_idx_labels};
-use cnn_data::{ParseError, parse_cifar_batch, parse_idx_images, parse_idx_labels};
+use cnn_data::{
+    IdxFlavor, ParseError, load_mnist_dir, parse_cifar_batch, parse_idx_images, parse_idx_labels,
+};
+use common::{TempDir, write, write_mnist};
 
 struct Counting;
 
@@ -137,4 +142,45 @@ fn huge_image_headers_and_gzip_bombs_are_bounded() {
     // Within the limit the bytes come back whole.
     let ok = cnn_data::decode_maybe_gzip(&bomb_src, 8 << 20).unwrap();
     assert_eq!(ok.len(), 8 << 20);
+}
+
+/// A small gzip IDX file whose header declares one 28x28 image (784 bytes)
+/// but which inflates to 4 MiB more: the error says more data follows, and
+/// decompression stops just past the declared size instead of inflating
+/// the rest. Likewise a header declaring more than a gzip file may
+/// decompress to is refused before its data is inflated.
+#[test]
+fn gzip_idx_is_decompressed_no_further_than_its_header_declares() {
+    let dir = TempDir::new("idx-bomb");
+    write_mnist(dir.path(), false, true, 6, 2);
+    let mut trailing = encode_idx_images(1, 28, 28, &[0; 784]);
+    trailing.resize(trailing.len() + (4 << 20), 0);
+    let path = write(dir.path(), "train-images-idx3-ubyte.gz", &trailing);
+    let (err, largest) =
+        largest_allocation(|| load_mnist_dir(dir.path(), IdxFlavor::Mnist).unwrap_err());
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("[1, 28, 28] = 784 bytes of data, but more than 784 bytes follow"),
+        "{msg}"
+    );
+    assert!(
+        largest < 1 << 20,
+        "an allocation of {largest} bytes was made while loading"
+    );
+
+    let mut huge = trailing;
+    huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    write(dir.path(), "train-images-idx3-ubyte.gz", &huge);
+    let (err, largest) =
+        largest_allocation(|| load_mnist_dir(dir.path(), IdxFlavor::Mnist).unwrap_err());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("= 3367254359280 bytes of data, more than the 17179869184 bytes"),
+        "{msg}"
+    );
+    assert!(
+        largest < 1 << 20,
+        "an allocation of {largest} bytes was made while loading"
+    );
 }
