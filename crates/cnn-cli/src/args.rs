@@ -75,10 +75,12 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub common: ModelDataArgs,
-    /// Passes over the training data [default: 20].
+    /// Passes over the training data [default: 20, or as many as
+    /// --max-steps takes when only that is given].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Stop after this many optimizer steps.
+    /// Stop after this many optimizer steps (with --epochs too, whichever
+    /// ends first).
     #[arg(long)]
     pub max_steps: Option<u64>,
     /// Images per optimizer step [default: 64].
@@ -325,6 +327,10 @@ impl TrainArgs {
         c.detect_anomaly |= self.detect_anomaly;
         if self.no_shuffle {
             c.shuffle = false;
+        }
+        // A step budget given alone decides the length, as in Lightning.
+        if self.max_steps.is_some() && self.epochs.is_none() && self.config.is_none() {
+            c.epochs = 0;
         }
         c.validate()?;
         Ok(c)

@@ -262,7 +262,10 @@ impl WithBackend for EvalJob {
             &subset,
             &data.normalization,
             self.args.batch_size,
-            SoftmaxCrossEntropy::new(),
+            // The run's own loss, so the numbers match its metrics.csv.
+            SoftmaxCrossEntropy {
+                label_smoothing: self.config.label_smoothing,
+            },
         )?;
         if self.args.json {
             let out = serde_json::json!({

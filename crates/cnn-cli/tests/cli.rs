@@ -539,6 +539,8 @@ fn eval_takes_the_run_configuration_beside_the_weights() {
         "bn",
         "--batch-norm",
         "on",
+        "--label-smoothing",
+        "0.2",
         "--seed",
         "5",
         "--epochs",
@@ -549,8 +551,9 @@ fn eval_takes_the_run_configuration_beside_the_weights() {
     ];
     let out = cnn(&args, tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    // No --model, --data, --batch-norm or --seed: the run's config.toml
-    // gives them, so the test split and the loss are the run's own.
+    // No --model, --data, --batch-norm, --label-smoothing or --seed: the
+    // run's config.toml gives them, so the test split and the loss are the
+    // run's own.
     let out = cnn(
         &["eval", "--weights", "bn/model.safetensors", "--json"],
         tmp.path(),

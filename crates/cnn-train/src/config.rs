@@ -18,9 +18,10 @@ pub struct TrainConfig {
     pub data: String,
     /// Where the data files are (not needed for `synthetic`).
     pub data_dir: Option<PathBuf>,
-    /// Epochs to train.
+    /// Epochs to train (0 = as many as `max_steps` takes).
     pub epochs: usize,
-    /// Stop after this many optimizer steps (0 = no step budget).
+    /// Stop after this many optimizer steps (0 = no step budget); with
+    /// `epochs` too, whichever ends first.
     pub max_steps: u64,
     pub batch_size: usize,
     /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`, `adadelta`, `nadam`,
@@ -239,6 +240,34 @@ impl TrainConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+    }
+
+    /// Epochs the run will take with `steps_per_epoch` steps each:
+    /// `epochs`, or fewer when the step budget ends sooner; with `epochs =
+    /// 0` the budget alone decides (as `max_epochs = -1` with `max_steps`
+    /// does in PyTorch Lightning).
+    pub fn planned_epochs(&self, steps_per_epoch: u64) -> usize {
+        let by_budget = match self.max_steps {
+            0 => usize::MAX,
+            n => usize::try_from(n.div_ceil(steps_per_epoch.max(1))).unwrap_or(usize::MAX),
+        };
+        match self.epochs {
+            0 => by_budget,
+            e => e.min(by_budget),
+        }
+    }
+
+    /// Optimizer steps the run will take: the step budget, or fewer when
+    /// the epochs end sooner.
+    pub fn planned_steps(&self, steps_per_epoch: u64) -> u64 {
+        let by_epochs = match self.epochs {
+            0 => u64::MAX,
+            e => steps_per_epoch.saturating_mul(e as u64),
+        };
+        match self.max_steps {
+            0 => by_epochs,
+            n => n.min(by_epochs),
+        }
     }
 
     /// Whether `model` names a TOML model spec file rather than a

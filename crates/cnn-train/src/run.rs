@@ -121,6 +121,24 @@ impl RunSummary {
     }
 }
 
+/// "3 epochs", "500 steps (8 epochs)" or "20 epochs or 500 steps,
+/// whichever ends first (20 epochs)": how long a run trains.
+fn length(config: &TrainConfig, train_images: usize) -> String {
+    let per_epoch = train_images.div_ceil(config.batch_size) as u64;
+    let epochs = config.planned_epochs(per_epoch);
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (config.epochs, config.max_steps) {
+        (e, 0) => plural(e as u64, "epoch"),
+        (0, s) => format!("{} ({})", plural(s, "step"), plural(epochs as u64, "epoch")),
+        (e, s) => format!(
+            "{} or {}, whichever ends first ({})",
+            plural(e as u64, "epoch"),
+            plural(s, "step"),
+            plural(config.planned_steps(per_epoch), "step")
+        ),
+    }
+}
+
 /// Build the configured model on `backend` for `data`.
 pub fn build_graph<B: Backend>(
     backend: &B,
@@ -227,8 +245,9 @@ pub fn run_training<B: Backend>(
             ));
         }
         let state = trainer.state();
-        let finished = state.epochs_done >= config.epochs
-            || (config.max_steps > 0 && state.step >= config.max_steps);
+        let per_epoch = trainer.data().train.len().div_ceil(config.batch_size) as u64;
+        let finished = state.epochs_done >= config.planned_epochs(per_epoch)
+            || state.early_stopping.should_stop();
         if opts.log && finished {
             crate::io::log_line(format_args!(
                 "{} finished its training (step {}) before it stopped; writing its results",
@@ -248,7 +267,7 @@ pub fn run_training<B: Backend>(
     }
     if opts.log {
         crate::io::log_line(format_args!(
-            "training {} ({} parameters) on {}: {} train / {} {} images, {} epoch{}, backend {}",
+            "training {} ({} parameters) on {}: {} train / {} {} images, {}, backend {}",
             config.model,
             trainer.graph().num_params(),
             trainer.data().name,
@@ -259,8 +278,7 @@ pub fn run_training<B: Backend>(
             } else {
                 "validation"
             },
-            config.epochs,
-            if config.epochs == 1 { "" } else { "s" },
+            length(config, trainer.data().train.len()),
             trainer.graph().backend().name(),
         ));
     }

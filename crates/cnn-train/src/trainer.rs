@@ -153,9 +153,8 @@ impl<B: Backend> Trainer<B> {
         optimizer.add_group(no_decay.with_weight_decay(0.0))?;
         let steps_per_epoch = data.train.len().div_ceil(config.batch_size) as u64;
         let total = match config.schedule_per {
-            SchedulePer::Step if config.max_steps > 0 => config.max_steps,
-            SchedulePer::Step => steps_per_epoch * config.epochs as u64,
-            SchedulePer::Epoch => config.epochs as u64,
+            SchedulePer::Step => config.planned_steps(steps_per_epoch),
+            SchedulePer::Epoch => config.planned_epochs(steps_per_epoch) as u64,
         };
         let scheduler = crate::setup::schedule_config(&config, total)?
             .map(Scheduler::new)
@@ -268,17 +267,18 @@ impl<B: Backend> Trainer<B> {
     /// stopping triggers, or the interrupt flag is set.
     pub fn fit(&mut self) -> Result<Outcome> {
         let steps_per_epoch = self.steps_per_epoch();
-        while self.state.epochs_done < self.config.epochs {
+        let epochs = self.config.planned_epochs(steps_per_epoch as u64);
+        // A run resumed from the checkpoint of the epoch that stopped it
+        // (killed before its results were written) stays stopped.
+        if self.state.epochs_done > 0 && self.state.early_stopping.should_stop() {
+            return self.stop_early(self.state.epochs_done);
+        }
+        while self.state.epochs_done < epochs {
             if self.config.max_steps > 0 && self.state.step >= self.config.max_steps {
                 break;
             }
             let epoch = self.state.epochs_done + 1;
-            let mut progress = Progress::new(
-                !self.quiet,
-                epoch,
-                self.config.epochs,
-                steps_per_epoch as u64,
-            );
+            let mut progress = Progress::new(!self.quiet, epoch, epochs, steps_per_epoch as u64);
             progress.set_position(self.state.batch_in_epoch as u64);
             let loader = cnn_data::Loader::new(
                 self.data.train.clone(),
@@ -699,19 +699,25 @@ impl<B: Backend> Trainer<B> {
         }
         self.checkpoint()?;
         if self.state.early_stopping.should_stop() {
-            if self.config.restore_best
-                && let Some(dir) = &self.run_dir
-            {
-                let (best, _) = load_safetensors(&dir.best_model())?;
-                self.graph.load_state_dict(&best)?;
-                save_safetensors(&dir.model(), &best, &HashMap::new())?;
-            }
-            return Ok(Some(Outcome::EarlyStopped {
-                epoch,
-                best_epoch: self.state.early_stopping.best_epoch,
-            }));
+            return self.stop_early(epoch).map(Some);
         }
         Ok(None)
+    }
+
+    /// End the run after `epoch` by early stopping: the best weights back
+    /// in the graph and in `model.safetensors` when `restore_best`.
+    fn stop_early(&mut self, epoch: usize) -> Result<Outcome> {
+        if self.config.restore_best
+            && let Some(dir) = &self.run_dir
+        {
+            let (best, _) = load_safetensors(&dir.best_model())?;
+            self.graph.load_state_dict(&best)?;
+            save_safetensors(&dir.model(), &best, &HashMap::new())?;
+        }
+        Ok(Outcome::EarlyStopped {
+            epoch,
+            best_epoch: self.state.early_stopping.best_epoch,
+        })
     }
 
     /// Write the learning-curve files and plots.
