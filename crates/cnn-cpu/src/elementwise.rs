@@ -240,6 +240,30 @@ mod tests {
         }
     }
 
+    /// Long reductions add the partial sums of fixed chunks in a fixed
+    /// tree: the same bits on any thread count and on every call (rayon's
+    /// own `sum` groups the partials as the work happened to be split).
+    #[test]
+    fn long_reductions_do_not_depend_on_the_thread_count() {
+        // Ten orders of magnitude, so that the grouping shows in the last bits.
+        let x: Vec<f32> = (0..300_007usize)
+            .map(|i| {
+                let t = (i as f32 * 0.618_034).fract();
+                (t - 0.4) * 10f32.powi((i % 11) as i32 - 5)
+            })
+            .collect();
+        let run = |be: &CpuBackend| {
+            [be.sum(&x), be.sum_squares(&x), be.sum_abs(&x)].map(|r| r.unwrap().to_bits())
+        };
+        let want = run(&CpuBackend::with_threads(1).unwrap());
+        for threads in [2, 3, 4] {
+            let be = CpuBackend::with_threads(threads).unwrap();
+            for call in 0..5 {
+                assert_eq!(run(&be), want, "{threads} threads, call {call}");
+            }
+        }
+    }
+
     #[test]
     fn long_sums_are_exact_in_f64() {
         let be = CpuBackend::with_threads(2).unwrap();

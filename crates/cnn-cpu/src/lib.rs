@@ -24,7 +24,9 @@
 //! on a one-thread handle of the same pool (`Backend::shard_handle`), and
 //! the convolution weight gradient is summed per contiguous part of
 //! `ceil(n / threads)` images in every case, so that split and unsplit
-//! steps agree bit for bit.
+//! steps agree bit for bit. That partition is why results depend on the
+//! thread count (to rounding); every other sum runs in an order fixed by
+//! the shapes. A pool has at most `CpuBackend::max_threads()` workers.
 
 mod activation;
 mod conv;
@@ -44,6 +46,13 @@ mod team;
 use std::sync::Arc;
 
 use cnn_core::{Backend, CnnError, Result};
+
+/// Thread counts up to this are always granted, whatever the core count: a
+/// few threads more than cores cost little (on two cores, 4 threads train
+/// the default model about 10% slower than 2), and the 2- to 4-thread
+/// paths (teams, data-parallel splits) then run, and give the same bits,
+/// on every machine.
+pub const MIN_THREAD_CAP: usize = 4;
 
 /// The CPU backend. Cloning is cheap (the thread pool is shared).
 #[derive(Clone)]
@@ -69,9 +78,11 @@ impl CpuBackend {
         Self::with_threads(threads).unwrap_or_else(|_| CpuBackend::single_threaded())
     }
 
-    /// A backend with its own pool of `threads` worker threads (at least 1).
+    /// A backend with its own pool of `threads` worker threads: at least 1,
+    /// at most [`CpuBackend::max_threads`] (a larger count is accepted and
+    /// gives that many).
     pub fn with_threads(threads: usize) -> Result<Self> {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, Self::max_threads());
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("cnn-cpu-{i}"))
@@ -96,6 +107,21 @@ impl CpuBackend {
             pool: Arc::new(pool),
             threads: 1,
         }
+    }
+
+    /// The most worker threads a backend starts: one per core, but at least
+    /// [`MIN_THREAD_CAP`].
+    ///
+    /// Why a cap: threads beyond the cores cannot run at once, yet each one
+    /// would join the polling team of `run` and add a data-parallel replica
+    /// (up to 64), a scratch buffer in each `par::BufPool` and a piece to
+    /// every rayon split; at 1000 threads on two cores a step made no
+    /// progress. The cap leaves the results of the counts below it as they
+    /// were, and a larger count gives the cap's results.
+    pub fn max_threads() -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(MIN_THREAD_CAP)
     }
 
     /// Number of worker threads.
@@ -165,5 +191,25 @@ impl Backend for CpuBackend {
                 .enumerate()
                 .for_each(|(i, item)| f(i, item))
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread count far above the cores starts no more workers than the
+    /// cap, and the team and the data-parallel shards follow the pool.
+    #[test]
+    fn thread_counts_above_the_cores_are_capped() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cap = cores.clamp(MIN_THREAD_CAP, 1000);
+        assert_eq!(CpuBackend::max_threads().min(1000), cap);
+        let be = CpuBackend::with_threads(1000).unwrap();
+        assert_eq!(be.threads(), cap);
+        assert_eq!(be.shards(), cap);
+        assert_eq!(be.pool.current_num_threads(), cap);
+        // Up to the cap, the count asked for is kept.
+        assert_eq!(CpuBackend::with_threads(3).unwrap().threads(), 3);
     }
 }

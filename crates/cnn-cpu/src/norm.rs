@@ -440,6 +440,66 @@ mod tests {
         }
     }
 
+    /// Every output of the batch-norm ops, as bits, on `threads` threads.
+    fn batch_norm_bits(threads: usize, p: &BatchNormParams) -> Vec<Vec<u32>> {
+        let be = CpuBackend::with_threads(threads).unwrap();
+        let (c, len) = (p.c, p.n * p.c * p.hw);
+        // Values over eight orders of magnitude: their sums are not exact
+        // in f64, so a change of order could show.
+        let spread = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| {
+                    let t = ((i + seed) as f32 * 0.618_034).fract();
+                    (t - 0.4) * 10f32.powi(((i * 7 + seed) % 9) as i32 - 4)
+                })
+                .collect()
+        };
+        let x = spread(len, 0);
+        let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
+        let beta: Vec<f32> = (0..c).map(|i| i as f32 - 1.0).collect();
+        let (mut rm, mut rv) = (vec![0.25; c], vec![1.5; c]);
+        let (mut y, mut sm, mut si) = (vec![0.0; len], vec![0.0; c], vec![0.0; c]);
+        be.batch_norm2d_forward_train(
+            p, &x, &gamma, &beta, &mut rm, &mut rv, &mut y, &mut sm, &mut si,
+        )
+        .unwrap();
+        let mut ye = vec![0.0; len];
+        be.batch_norm2d_forward_eval(p, &x, &gamma, &beta, &rm, &rv, &mut ye)
+            .unwrap();
+        let dy = spread(len, 5);
+        let (mut dx, mut dg, mut db) = (vec![0.0; len], vec![1.0; c], vec![2.0; c]);
+        be.batch_norm2d_backward(p, &x, &gamma, &sm, &si, &dy, &mut dx, &mut dg, &mut db)
+            .unwrap();
+        [y, sm, si, rm, rv, ye, dx, dg, db]
+            .iter()
+            .map(|v| v.iter().map(|f| f.to_bits()).collect())
+            .collect()
+    }
+
+    /// The statistics, the output and the gradients of batch norm do not
+    /// depend on the thread count: each channel sums its planes in one
+    /// order, whichever thread runs it. (The larger shape takes the
+    /// parallel paths.)
+    #[test]
+    fn batch_norm_gives_the_same_bits_on_any_thread_count() {
+        for (n, c, hw) in [(3, 4, 7), (8, 5, 1031)] {
+            let p = BatchNormParams {
+                n,
+                c,
+                hw,
+                eps: 1e-5,
+                momentum: 0.1,
+            };
+            let want = batch_norm_bits(1, &p);
+            for threads in [2, 3] {
+                assert!(
+                    batch_norm_bits(threads, &p) == want,
+                    "({n}, {c}, {hw}) on {threads} threads differs from 1 thread"
+                );
+            }
+        }
+    }
+
     #[test]
     fn batch_norm_bad_lengths() {
         let be = CpuBackend::with_threads(1).unwrap();

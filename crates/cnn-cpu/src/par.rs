@@ -4,8 +4,6 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rayon::prelude::*;
-
 use crate::CpuBackend;
 
 /// Elementwise loops shorter than this run on the calling thread: below it,
@@ -86,15 +84,48 @@ fn split_run<const M: usize, const R: usize, F>(
 }
 
 /// Sum `f(chunk)` over chunks of `x` in f64, in parallel when long.
+///
+/// A long `x` is cut as [`split_run`] cuts it, into the chunks
+/// `[i PAR_CHUNK, (i + 1) PAR_CHUNK)`, and each split adds its halves'
+/// sums: a tree fixed by the length, so the bits do not depend on the
+/// thread count or on which thread ran what (rayon's own `sum` groups the
+/// partials as the work happened to be split and stolen).
 pub(crate) fn reduce_f64(
     be: &CpuBackend,
     x: &[f32],
     f: impl Fn(&[f32]) -> f64 + Sync + Send,
 ) -> f64 {
-    if be.threads <= 1 || x.len() < PAR_MIN_ELEMS {
+    if x.len() < PAR_MIN_ELEMS {
         return f(x);
     }
-    be.install(|| x.par_chunks(PAR_CHUNK).map(&f).sum())
+    let parallel = be.threads > 1;
+    if parallel {
+        be.install(|| reduce_tree(x, &f, parallel))
+    } else {
+        reduce_tree(x, &f, parallel)
+    }
+}
+
+/// The tree of [`reduce_f64`], its halves forked when `parallel`.
+fn reduce_tree<F>(x: &[f32], f: &F, parallel: bool) -> f64
+where
+    F: Fn(&[f32]) -> f64 + Sync + Send,
+{
+    if x.len() <= PAR_CHUNK {
+        return f(x);
+    }
+    // A multiple of PAR_CHUNK strictly inside (0, len), as in `split_run`.
+    let half = (x.len() / 2).div_ceil(PAR_CHUNK).max(1) * PAR_CHUNK;
+    let (lo, hi) = x.split_at(half);
+    let (a, b) = if parallel {
+        rayon::join(
+            || reduce_tree(lo, f, parallel),
+            || reduce_tree(hi, f, parallel),
+        )
+    } else {
+        (reduce_tree(lo, f, parallel), reduce_tree(hi, f, parallel))
+    };
+    a + b
 }
 
 /// Buffers shared by every thread of the process, handed out one per user
