@@ -45,6 +45,13 @@ pub struct ModelDataArgs {
     /// Directory holding the dataset files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Image folders: resize every image to HxW (e.g. 64x64, or 64 for a
+    /// square) [default: every image must have the first one's size].
+    #[arg(long, value_name = "HxW", value_parser = parse_image_size)]
+    pub image_size: Option<[usize; 2]>,
+    /// Image folders: 1 (grayscale) or 3 (RGB) [default: the first image's].
+    #[arg(long)]
+    pub channels: Option<usize>,
     /// Hidden activation of the built-in models (relu, leaky_relu, sigmoid,
     /// tanh, gelu, gelu_tanh, elu, silu, softplus) [default: relu].
     #[arg(long)]
@@ -131,7 +138,7 @@ pub struct TrainArgs {
     /// [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
-    /// Use only the first N training images.
+    /// Use only the first N training images (0 = all of them) [default: 0].
     #[arg(long)]
     pub limit_train: Option<usize>,
     /// Keep the training data in its stored order each epoch (an image
@@ -239,6 +246,16 @@ fn parse_max_memory(s: &str) -> Result<u64, String> {
     cnn::train::memory::parse_bytes(s)
 }
 
+/// `64x48` (height x width) or `64` (square).
+fn parse_image_size(s: &str) -> Result<[usize; 2], String> {
+    let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    let size = match s.split_once(['x', 'X']) {
+        Some((h, w)) => parse(h).zip(parse(w)).map(|(h, w)| [h, w]),
+        None => parse(s).map(|n| [n, n]),
+    };
+    size.ok_or_else(|| format!("expected HxW like 64x64 (or 64), got `{s}`"))
+}
+
 fn parse_on_off(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "on" | "true" | "yes" | "1" => Ok(true),
@@ -258,6 +275,12 @@ impl ModelDataArgs {
         }
         if self.data_dir.is_some() {
             c.data_dir = self.data_dir.clone();
+        }
+        if self.image_size.is_some() {
+            c.image_size = self.image_size;
+        }
+        if self.channels.is_some() {
+            c.channels = self.channels;
         }
         if let Some(v) = &self.activation {
             c.activation = v.clone();

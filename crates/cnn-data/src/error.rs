@@ -162,7 +162,7 @@ pub enum DataError {
     NotAnImage { path: PathBuf, reason: String },
     /// An image whose size differs from the first image of the folder.
     #[error(
-        "{}: image is {}x{} (WxH) but {} is {}x{}; all images must have one size unless a target size is given",
+        "{}: image is {}x{} (WxH) but {} is {}x{}; all images must have one size, or give a target size (`--image-size HxW`)",
         path.display(), found.0, found.1, first.display(), expected.0, expected.1
     )]
     SizeMismatch {

@@ -18,6 +18,12 @@ pub struct TrainConfig {
     pub data: String,
     /// Where the data files are (not needed for `synthetic`).
     pub data_dir: Option<PathBuf>,
+    /// Image folders: resize every image to `[height, width]` (default:
+    /// every image must have the first one's size).
+    pub image_size: Option<[usize; 2]>,
+    /// Image folders: 1 (grayscale) or 3 (RGB) channels (default: the
+    /// first image's).
+    pub channels: Option<usize>,
     /// Epochs to train (0 = as many as `max_steps` takes).
     pub epochs: usize,
     /// Stop after this many optimizer steps (0 = no step budget); with
@@ -142,6 +148,8 @@ impl Default for TrainConfig {
             model: "article".into(),
             data: "synthetic".into(),
             data_dir: None,
+            image_size: None,
+            channels: None,
             epochs: 20,
             max_steps: 0,
             batch_size: 64,
@@ -301,6 +309,19 @@ impl TrainConfig {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.epochs == 0 && self.max_steps == 0 {
             return bad("epochs must be at least 1 (or give max_steps)".into());
+        }
+        if self.data == "synthetic" && self.data_dir.is_some() {
+            return bad(
+                "a data directory is given, but the synthetic set (the default data) reads no \
+                 files; choose mnist, fashion-mnist, cifar10 or folder"
+                    .into(),
+            );
+        }
+        if (self.image_size.is_some() || self.channels.is_some()) && self.data != "folder" {
+            return bad(format!(
+                "image_size and channels apply to image folders (data = \"folder\"), not to `{}`",
+                self.data
+            ));
         }
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());

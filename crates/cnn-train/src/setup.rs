@@ -37,7 +37,19 @@ pub fn load_data(config: &TrainConfig) -> Result<DataSplits> {
     let kind: DatasetKind = config.data.parse()?;
     let mut options = LoadOptions::default();
     options.synthetic.seed = config.seed;
+    options.folder.size = config.image_size.map(|[h, w]| (h, w));
+    options.folder.channels = config.channels;
     let dataset = cnn_data::load(kind, config.data_dir.as_deref(), &options)?;
+    if config.val_fraction == 0.0 && dataset.test.is_empty() {
+        // Training on without validation would call the training loss
+        // "validation" in early stopping and in the best checkpoint.
+        let message = "has no test images, and a validation fraction of 0 validates on them; \
+                       give --val-fraction above 0";
+        return Err(match &config.data_dir {
+            Some(dir) => TrainError::bad_file(dir, message),
+            None => TrainError::Config(format!("dataset `{}` {message}", dataset.name)),
+        });
+    }
     splits(dataset, config.val_fraction, config.limit_train)
 }
 
