@@ -116,6 +116,11 @@ pub struct TrainArgs {
     /// [default: none].
     #[arg(long)]
     pub schedule: Option<String>,
+    /// KEY=VALUE: a schedule parameter by PyTorch's name, over the
+    /// schedule's defaults (e.g. --schedule plateau --schedule-param
+    /// patience=3 --schedule-param factor=0.5); repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_schedule_param)]
+    pub schedule_param: Vec<(String, toml::Value)>,
     /// L1 penalty coefficient.
     #[arg(long, allow_negative_numbers = true)]
     pub l1: Option<f64>,
@@ -134,6 +139,14 @@ pub struct TrainArgs {
     /// Stop after N epochs without validation-loss improvement.
     #[arg(long)]
     pub early_stopping: Option<usize>,
+    /// An improvement of the validation loss smaller than this does not
+    /// count for --early-stopping [default: 0].
+    #[arg(long)]
+    pub min_delta: Option<f64>,
+    /// Whether early stopping puts the best epoch's weights back (on/off)
+    /// [default: on].
+    #[arg(long, value_parser = parse_on_off)]
+    pub restore_best: Option<bool>,
     /// Fraction of the training data used for validation (0 = test split)
     /// [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
@@ -246,6 +259,20 @@ fn parse_max_memory(s: &str) -> Result<u64, String> {
     cnn::train::memory::parse_bytes(s)
 }
 
+/// `patience=3`: the value as TOML (a number, boolean, array or quoted
+/// string), else as a bare string (`mode=max`).
+fn parse_schedule_param(s: &str) -> Result<(String, toml::Value), String> {
+    let (key, value) = s
+        .split_once('=')
+        .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE like patience=3, got `{s}`"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.trim().to_string()));
+    Ok((key.trim().to_string(), value))
+}
+
 /// `64x48` (height x width) or `64` (square).
 fn parse_image_size(s: &str) -> Result<[usize; 2], String> {
     let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n > 0);
@@ -326,6 +353,8 @@ impl TrainArgs {
             clip_grad_norm,
             clip_value,
             early_stopping,
+            min_delta,
+            restore_best,
             val_fraction,
             limit_train,
             checkpoint_every
@@ -345,6 +374,8 @@ impl TrainArgs {
         if self.max_memory.is_some() {
             c.max_memory = self.max_memory;
         }
+        c.schedule_params
+            .extend(self.schedule_param.iter().cloned());
         c.nesterov |= self.nesterov;
         c.augment |= self.augment;
         c.detect_anomaly |= self.detect_anomaly;

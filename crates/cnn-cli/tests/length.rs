@@ -101,3 +101,106 @@ fn an_early_stopped_run_resumed_before_its_results_stays_stopped() {
         "{summary}"
     );
 }
+
+/// Column `name` of a run's CSV file, as numbers.
+fn column(file: &Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines = text.lines();
+    let index = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name} in {}", file.display()));
+    lines
+        .map(|l| l.split(',').nth(index).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn schedule_parameters_and_early_stopping_flags_reach_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Validation loss first fails to improve at epoch 5 of this run; with
+    // patience 0 the rate halves for epoch 6 (torch's default patience of
+    // 10 would keep it).
+    ok(
+        &[
+            "train",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "3e-3",
+            "--schedule",
+            "plateau",
+            "--schedule-param",
+            "patience=0",
+            "--schedule-param",
+            "factor=0.5",
+            "--epochs",
+            "6",
+            "--limit-train",
+            "300",
+            "--min-delta",
+            "0.001",
+            "--restore-best",
+            "off",
+            "--out",
+            "plateau",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    let dir = tmp.path().join("plateau");
+    let lr = column(&dir.join("metrics.csv"), "lr");
+    assert!(lr.iter().any(|&r| (r - 0.0015).abs() < 1e-12), "{lr:?}");
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    for line in [
+        "patience = 0",
+        "factor = 0.5",
+        "min_delta = 0.001",
+        "restore_best = false",
+    ] {
+        assert!(config.contains(line), "`{line}` not in:\n{config}");
+    }
+    let out = cnn(
+        &[
+            "train",
+            "--schedule",
+            "plateau",
+            "--schedule-param",
+            "patiense=1",
+        ],
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown field `patiense`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_epochs_rate_is_the_one_its_last_step_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        &[
+            "train",
+            "--schedule",
+            "cosine",
+            "--epochs",
+            "2",
+            "--limit-train",
+            "256",
+            "--out",
+            "cos",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    let dir = tmp.path().join("cos");
+    let per_step = column(&dir.join("steps.csv"), "lr");
+    let per_epoch = column(&dir.join("metrics.csv"), "lr");
+    assert_eq!(per_step.len(), 8);
+    assert_eq!(per_epoch, vec![per_step[3], per_step[7]]);
+    assert!(per_epoch[1] > 0.0, "cosine's final rate 0 is never used");
+}

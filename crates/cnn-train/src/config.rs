@@ -48,6 +48,11 @@ pub struct TrainConfig {
     pub schedule: String,
     /// Whether the schedule advances per optimizer step or per epoch.
     pub schedule_per: SchedulePer,
+    /// The schedule's parameters by PyTorch's names, over its defaults:
+    /// `schedule_params = { patience = 3, factor = 0.5 }` for `plateau`,
+    /// `{ step_size = 10, gamma = 0.5 }` for `step`.
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub schedule_params: toml::Table,
     /// L1 penalty coefficient (added to the loss; subgradient to the gradients).
     pub l1: f64,
     /// L2 penalty coefficient through the gradient (`g += l2 * w`) on weights.
@@ -160,6 +165,7 @@ impl Default for TrainConfig {
             nesterov: false,
             schedule: "none".into(),
             schedule_per: SchedulePer::Step,
+            schedule_params: toml::Table::new(),
             l1: 0.0,
             l2: 0.0,
             dropout: 0.0,

@@ -42,7 +42,7 @@ pub struct EpochRecord {
     pub train: SplitMetrics,
     /// Metrics on the validation split, evaluated after the epoch.
     pub val: Option<SplitMetrics>,
-    /// Learning rate at the end of the epoch.
+    /// Learning rate of the epoch's last step (steps.csv has every step's).
     pub lr: f64,
     /// Wall-clock seconds of the epoch's training (not evaluation).
     pub seconds: f64,

@@ -330,14 +330,35 @@ pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<Schedu
         "warmup_cosine" => "sequential",
         other => other,
     };
-    match ScheduleConfig::from_name(canonical, total) {
-        Ok(s) => Ok(Some(s)),
-        Err(cnn_optim::OptimError::UnknownSchedule(_)) => Err(TrainError::Config(format!(
-            "unknown schedule `{}`; expected one of: {SCHEDULE_NAMES}",
-            config.schedule
-        ))),
-        Err(e) => Err(e.into()),
+    let schedule = match ScheduleConfig::from_name(canonical, total) {
+        Ok(s) => s,
+        Err(cnn_optim::OptimError::UnknownSchedule(_)) => {
+            return Err(TrainError::Config(format!(
+                "unknown schedule `{}`; expected one of: {SCHEDULE_NAMES}",
+                config.schedule
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if config.schedule_params.is_empty() {
+        return Ok(Some(schedule));
     }
+    // The given parameters over the named schedule's defaults, checked by
+    // the schedule's own (deny-unknown-fields) deserialiser.
+    let bad =
+        |m: String| TrainError::Config(format!("schedule_params for `{}`: {m}", config.schedule));
+    let mut table = toml::Table::try_from(&schedule).map_err(|e| bad(e.to_string()))?;
+    for (key, value) in &config.schedule_params {
+        if key == "kind" {
+            return Err(bad("`kind` is set by the schedule's name".into()));
+        }
+        table.insert(key.clone(), value.clone());
+    }
+    let schedule: ScheduleConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    schedule.validate()?;
+    Ok(Some(schedule))
 }
 
 #[cfg(test)]

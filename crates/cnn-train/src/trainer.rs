@@ -656,7 +656,13 @@ impl<B: Backend> Trainer<B> {
         let record = EpochRecord {
             epoch,
             train,
-            lr: self.current_lr(),
+            // The rate the epoch's last step used (not the next step's, which
+            // a per-step schedule has already moved on to).
+            lr: self
+                .history
+                .steps
+                .last()
+                .map_or_else(|| self.current_lr(), |s| s.lr),
             seconds,
             images_per_sec: self.state.epoch_seen as f64 / seconds.max(1e-9),
             val_per_class: val_cm.as_ref().map(|c| c.per_class()).unwrap_or_default(),
