@@ -127,7 +127,7 @@ pub struct TrainArgs {
     /// L2 penalty coefficient (through the gradient, weights only).
     #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
-    /// Label smoothing of the cross-entropy loss, in [0, 1).
+    /// Label smoothing of the cross-entropy loss, in [0, 1] (as torch allows) [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f32>,
     /// Clip the global gradient norm.

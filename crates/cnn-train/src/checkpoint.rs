@@ -94,15 +94,42 @@ pub fn load_safetensors(path: &Path) -> Result<(Vec<NamedArray>, Metadata)> {
     parse_safetensors(&bytes, path)
 }
 
+/// What is wrong with a safetensors file, in words (the crate's `Display`
+/// is its variant names: `InvalidOffset("conv1.bias")`).
+fn describe(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::InvalidHeader => "its header is not UTF-8 text".into(),
+        E::InvalidHeaderStart => "its header does not start with `{`".into(),
+        E::InvalidHeaderDeserialization | E::JsonError(_) => "its header is not valid JSON".into(),
+        E::HeaderTooLarge => "its header is larger than 100 MB".into(),
+        E::HeaderTooSmall | E::InvalidHeaderLength => {
+            "its header length does not fit the file (truncated?)".into()
+        }
+        E::TensorNotFound(name) => format!("tensor `{name}` is missing"),
+        E::TensorInvalidInfo => "a tensor's shape, dtype and offsets disagree".into(),
+        E::InvalidOffset(name) => format!("tensor `{name}` has invalid data offsets"),
+        E::IoError(io) => io.to_string(),
+        E::InvalidTensorView(dtype, shape, bytes) => {
+            format!("a {dtype:?} tensor of shape {shape:?} cannot hold {bytes} bytes")
+        }
+        E::MetadataIncompleteBuffer => {
+            "its tensors do not cover the data that follows the header (truncated or padded?)"
+                .into()
+        }
+        E::ValidationOverflow => "a tensor's size overflows".into(),
+    }
+}
+
 /// Parse the bytes of a safetensors file; `origin` names it in errors.
 /// Never panics, whatever the bytes.
 pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<(Vec<NamedArray>, Metadata)> {
     let bad = |m: String| TrainError::bad_file(origin, m);
     precheck(bytes).map_err(bad)?;
     let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| bad(format!("not a valid safetensors file: {}", describe(&e))))?;
     let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| bad(format!("not a valid safetensors file: {}", describe(&e))))?;
     let metadata = header.metadata().clone().unwrap_or_default();
 
     let mut views: Vec<(String, TensorView<'_>)> = st.tensors();

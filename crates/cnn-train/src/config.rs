@@ -58,11 +58,13 @@ pub struct TrainConfig {
     /// L2 penalty coefficient through the gradient (`g += l2 * w`) on weights.
     pub l2: f64,
     /// Dropout probability in the built-in models.
+    #[serde(serialize_with = "shortest_f32")]
     pub dropout: f32,
     /// Hidden activation of the built-in models.
     pub activation: String,
     /// Batch norm after each convolution in the built-in models.
     pub batch_norm: bool,
+    #[serde(serialize_with = "shortest_f32")]
     pub label_smoothing: f32,
     /// Clip the global gradient norm to this value (0 = off).
     pub clip_grad_norm: f64,
@@ -97,6 +99,12 @@ pub struct TrainConfig {
     /// file may also write it as the flag does: `"512M"`, `"2G"`.
     #[serde(deserialize_with = "bytes_or_size")]
     pub max_memory: Option<u64>,
+}
+
+/// An f32 as the shortest decimal that reads back to it: `0.1`, not the
+/// `0.10000000149011612` its widening to f64 would print.
+fn shortest_f32<S: serde::Serializer>(v: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(v.to_string().parse().unwrap_or(f64::from(*v)))
 }
 
 /// A byte count as a number or as a size with a suffix (`"2G"`).
@@ -293,9 +301,11 @@ impl TrainConfig {
     /// This configuration with its file paths (a model spec file, the data
     /// directory, the initial weights) made absolute against the current
     /// directory, and an MNIST directory taken from `CNN_MNIST_DIR` written
-    /// in: what a run directory's `config.toml` records, so that `--resume`
-    /// and `cnn eval` find the same data from any directory and whatever
-    /// the environment says then.
+    /// in, and the learning rate (and SGD's momentum) the optimizer takes
+    /// by default filled in: what a run directory's `config.toml` records,
+    /// so that `--resume` and `cnn eval` find the same data from any
+    /// directory and whatever the environment says then, and a reader sees
+    /// every value the run used.
     pub fn with_absolute_paths(&self) -> TrainConfig {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut c = self.clone();
@@ -307,6 +317,12 @@ impl TrainConfig {
         }
         c.data_dir = c.data_dir.as_deref().map(absolute);
         c.init_from = c.init_from.as_deref().map(absolute);
+        if let Ok(optimizer) = crate::setup::optimizer_config(&c) {
+            c.lr = Some(optimizer.lr());
+            if c.momentum.is_none() && optimizer.name() == "sgd" {
+                c.momentum = Some(0.9);
+            }
+        }
         c
     }
 
@@ -402,6 +418,36 @@ mod tests {
             TrainConfig::default().with_absolute_paths().model,
             "article"
         );
+    }
+
+    #[test]
+    fn the_record_holds_every_value_the_run_used_as_written() {
+        let c = TrainConfig {
+            dropout: 0.1,
+            label_smoothing: 0.3,
+            ..TrainConfig::default()
+        };
+        let r = c.with_absolute_paths();
+        assert_eq!((r.lr, r.momentum), (Some(0.05), Some(0.9)));
+        let text = r.to_toml();
+        for line in [
+            "lr = 0.05",
+            "momentum = 0.9",
+            "dropout = 0.1",
+            "label_smoothing = 0.3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "`{line}` not in:\n{text}");
+        }
+        assert_eq!(
+            TrainConfig::from_toml(&text, Path::new("c.toml")).unwrap(),
+            r
+        );
+        let adam = TrainConfig {
+            optimizer: "adam".into(),
+            ..TrainConfig::default()
+        };
+        let r = adam.with_absolute_paths();
+        assert_eq!((r.lr, r.momentum), (Some(1e-3), None));
     }
 
     #[test]

@@ -332,3 +332,22 @@ fn missing_file_is_an_io_error_naming_it() {
     assert!(matches!(err, TrainError::Io { .. }));
     assert!(err.to_string().contains("w.safetensors"));
 }
+
+#[test]
+fn broken_files_are_described_in_words() {
+    let bytes =
+        serialize_safetensors(&sample(), &HashMap::new(), Path::new("w.safetensors")).unwrap();
+    let origin = Path::new("w.safetensors");
+    // Bytes after the last tensor: the crate reports MetadataIncompleteBuffer.
+    let mut padded = bytes.clone();
+    padded.extend([0; 3]);
+    let err = parse_safetensors(&padded, origin).unwrap_err().to_string();
+    assert!(
+        err.starts_with("w.safetensors: not a valid safetensors file: "),
+        "{err}"
+    );
+    // Words, not the safetensors crate's variant names.
+    for debug_name in ["Invalid", "Metadata", "Tensor", "Header", "Overflow"] {
+        assert!(!err.contains(debug_name), "{err}");
+    }
+}
