@@ -61,12 +61,17 @@ impl EpochRecord {
             .as_ref()
             .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
             .unwrap_or_default();
+        // Milliseconds below a second (a short epoch is not "0.0s").
+        let time = match self.seconds {
+            s if s < 0.01 => format!("{:.1} ms", s * 1e3),
+            s if s < 0.9995 => format!("{:.0} ms", s * 1e3),
+            s => format!("{s:.1}s"),
+        };
         format!(
-            "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({:.1}s, {:.0} img/s)",
+            "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({time}, {:.0} img/s)",
             self.epoch,
             self.train.loss,
             self.train.accuracy * 100.0,
-            self.seconds,
             self.images_per_sec
         )
     }

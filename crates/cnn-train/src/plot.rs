@@ -2,17 +2,19 @@
 //!
 //! This module is the one call site of `plotters`. Text uses DejaVu Sans,
 //! embedded in the binary and registered once, so plots render on machines
-//! without system fonts. Every figure is drawn by one generic function for
-//! both backends (`Figure::draw`), rendered in memory and written with
-//! [`write_atomic`]. Non-finite values are skipped (lines break there),
-//! axis ranges are always finite and non-empty, and a panic inside
-//! plotters becomes a [`TrainError::Plot`]: a plot never stops a run.
+//! without system fonts; the PNG-only confusion matrix places its glyphs
+//! itself (plotters crowds them, see `Bearings`). Every figure is drawn by
+//! one generic function for both backends (`Figure::draw`), rendered in
+//! memory and written with [`write_atomic`]. Non-finite values are skipped
+//! (lines break there), axis ranges are always finite and non-empty, and a
+//! panic inside plotters becomes a [`TrainError::Plot`]: a plot never stops
+//! a run.
 
 use std::fmt::Display;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use image::ImageEncoder;
 use plotters::coord::Shift;
@@ -35,6 +37,95 @@ fn ensure_font() {
         // missing and drawing would report an error.
         let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
     });
+}
+
+/// Left side bearings of the embedded font's glyphs, read with `ab_glyph`
+/// (the library plotters rasterizes with).
+///
+/// plotters 0.3.7 draws a string's glyphs (through `ab_glyph`) at the pen
+/// position without their left side bearing (it drops the outline's
+/// `px_bounds().min.x`), so a glyph with a wide bearing crowds the one
+/// before it: at 14 px "class0" reads "dass0", "epoch" reads "ep och".
+/// [`draw_glyphs`] puts each glyph back at pen + bearing.
+struct Bearings {
+    font: ab_glyph::FontRef<'static>,
+    /// Ascender - descender, the height `ab_glyph` scales to the font size
+    /// in pixels.
+    height: f64,
+}
+
+impl Bearings {
+    fn parse(font: &'static [u8]) -> Option<Self> {
+        use ab_glyph::Font as _;
+        let font = ab_glyph::FontRef::try_from_slice(font).ok()?;
+        let height = f64::from(font.height_unscaled());
+        Some(Bearings { font, height }).filter(|b| b.height > 0.0)
+    }
+
+    /// The left side bearing of `c` in font units (0 when unknown).
+    fn units(&self, c: char) -> f64 {
+        use ab_glyph::Font as _;
+        match self.font.glyph_id(c) {
+            ab_glyph::GlyphId(0) => 0.0,
+            glyph => f64::from(self.font.h_side_bearing_unscaled(glyph)),
+        }
+    }
+
+    /// The left side bearing of `c` in pixels at `size`, as `ab_glyph`
+    /// rasterizes it (the outline's pixel bounds start at its floor).
+    fn pixels(&self, c: char, size: f64) -> i32 {
+        (self.units(c) * size / self.height).floor() as i32
+    }
+}
+
+fn bearings() -> Option<&'static Bearings> {
+    static BEARINGS: OnceLock<Option<Bearings>> = OnceLock::new();
+    BEARINGS
+        .get_or_init(|| Bearings::parse(FONT_BYTES))
+        .as_ref()
+}
+
+/// A text style in the embedded font.
+fn text_style(size: f64, color: &RGBColor) -> TextStyle<'static> {
+    let mut style = TextStyle::from((FONT, size).into_font());
+    style.color = color.to_backend_color();
+    style
+}
+
+/// Draw horizontal `text` anchored at `pos` like a [`Text`] element, one
+/// glyph at a time at its left side bearing (see [`Bearings`]). For
+/// bitmaps only: an SVG viewer lays text out itself and needs no help.
+fn draw_glyphs<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    (x, y): (i32, i32),
+    size: f64,
+    color: &RGBColor,
+    anchor: Pos,
+) -> DrawResult {
+    let Some(bearings) = bearings() else {
+        let style = text_style(size, color).pos(anchor);
+        return area.draw(&Text::new(text.to_string(), (x, y), style)).ctx();
+    };
+    let style = text_style(size, color).pos(Pos::new(HPos::Left, anchor.v_pos));
+    let width = |s: &str| area.estimate_text_size(s, &style).map(|(w, _)| w as i32);
+    let total = width(text).ctx()?;
+    let left = match anchor.h_pos {
+        HPos::Left => x,
+        HPos::Center => x - total / 2,
+        HPos::Right => x - total,
+    };
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            continue;
+        }
+        // The prefix's width is the pen position, kerning included.
+        let pen = width(&text[..i]).ctx()?;
+        let at = (left + pen + bearings.pixels(c, size), y);
+        area.draw(&Text::new(c.to_string(), at, style.clone()))
+            .ctx()?;
+    }
+    Ok(())
 }
 
 /// Matplotlib's "tab10" colours, one per series.
@@ -62,8 +153,30 @@ const GRID: RGBColor = RGBColor(232, 232, 232);
 /// and the per-step training loss, faint, against fractional epoch),
 /// accuracy per epoch, and learning rate per step (log scale when it spans
 /// more than 10x). An empty history gives empty panels.
+///
+/// The k-th step of an epoch sits at epoch - 1 + k / n, n being the steps
+/// of a full epoch: the most steps any epoch of `history` has (a partial
+/// last epoch, cut short by a step budget, covers only part of its epoch).
+/// A history whose only epoch is partial cannot tell n; see
+/// [`draw_curves_with_steps_per_epoch`].
 pub fn draw_curves(history: &History, title: &str, png: &Path, svg: &Path) -> Result<()> {
-    let fig = CurvesFigure { history, title };
+    draw_curves_with_steps_per_epoch(history, 0, title, png, svg)
+}
+
+/// [`draw_curves`] with the number of steps of a full epoch when the
+/// caller knows it (0 when not), for a run stopped within its first epoch.
+pub fn draw_curves_with_steps_per_epoch(
+    history: &History,
+    steps_per_epoch: usize,
+    title: &str,
+    png: &Path,
+    svg: &Path,
+) -> Result<()> {
+    let fig = CurvesFigure {
+        history,
+        title,
+        steps_per_epoch,
+    };
     save_png(&fig, png)?;
     save_svg(&fig, svg)
 }
@@ -252,8 +365,10 @@ fn clamp_unit(r: Range<f64>) -> Range<f64> {
     if lo < hi { lo..hi } else { 0.0..1.02 }
 }
 
-/// Tick labels: integers as integers, small or large numbers in scientific
-/// notation, the rest with up to 4 decimals.
+/// Tick labels: integers below 1e5 as integers, small or large numbers in
+/// scientific notation with up to 4 significant digits ("1.08e6", so that
+/// neighbouring ticks stay distinct and the label stays narrow), the rest
+/// with up to 4 decimals.
 fn fmt_tick(v: &f64) -> String {
     let v = *v;
     let a = v.abs();
@@ -261,14 +376,38 @@ fn fmt_tick(v: &f64) -> String {
     if a < 1e-12 {
         return "0".into();
     }
-    if v.fract() == 0.0 && a < 1e7 {
+    if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.3e}");
+        match s.split_once('e') {
+            Some((mantissa, exp)) if mantissa.contains('.') => {
+                let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+                format!("{mantissa}e{exp}")
+            }
+            _ => s,
+        }
+    } else if v.fract() == 0.0 {
         format!("{v:.0}")
-    } else if !(1e-3..1e5).contains(&a) {
-        format!("{v:.1e}")
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
+}
+
+/// Width of the y label area: room for the widest tick label of `y` (as
+/// [`chart`]'s mesh places them), the tick marks and the rotated axis
+/// title, at least 65 pixels.
+fn y_label_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, y: &Range<f64>) -> u32 {
+    use plotters::coord::ranged1d::BoldPoints;
+    use plotters::coord::types::RangedCoordf64;
+    let style = TextStyle::from((FONT, 13).into_font());
+    let widest = RangedCoordf64::from(y.clone())
+        .key_points(BoldPoints(11))
+        .iter()
+        .filter_map(|v| area.estimate_text_size(&fmt_tick(v), &style).ok())
+        .map(|(w, _)| w)
+        .max()
+        .unwrap_or(0);
+    (widest + 30).max(65)
 }
 
 /// Runs of consecutive finite points.
@@ -446,7 +585,7 @@ fn chart<'a, DB: DrawingBackend>(
         .caption(caption, (FONT, 18))
         .margin(12)
         .x_label_area_size(45)
-        .y_label_area_size(65)
+        .y_label_area_size(y_label_area(area, &y))
         .build_cartesian_2d(x, y)
         .ctx()?;
     chart
@@ -487,26 +626,32 @@ fn no_data<DB: DrawingBackend>(chart: &Chart<'_, DB>, what: &str) -> DrawResult 
 struct CurvesFigure<'a> {
     history: &'a History,
     title: &'a str,
+    /// Steps of a full epoch, 0 when unknown.
+    steps_per_epoch: usize,
 }
 
 impl CurvesFigure<'_> {
-    /// Per-step losses at fractional epochs: the k-th of c steps of epoch e
-    /// sits at e - 1 + k / c, so the last step of an epoch meets its epoch
-    /// point.
+    /// Per-step losses at fractional epochs: the k-th step of epoch e sits
+    /// at e - 1 + k / n, so the last step of a full epoch meets its epoch
+    /// point and a partial epoch's steps cover only its part. n, the steps
+    /// of a full epoch, is the given count or else the most steps of any
+    /// epoch (only the last epoch of a run can be partial).
     fn step_losses(&self) -> Vec<(f64, f64)> {
         let steps = &self.history.steps;
-        let mut out = Vec::with_capacity(steps.len());
-        let mut i = 0;
-        while i < steps.len() {
-            let e = steps[i].epoch;
-            let run = steps[i..].iter().take_while(|s| s.epoch == e).count();
-            for (k, s) in steps[i..i + run].iter().enumerate() {
-                let x = e as f64 - 1.0 + (k + 1) as f64 / run as f64;
-                out.push((x, s.loss));
-            }
-            i += run;
-        }
-        out
+        let runs: Vec<&[crate::history::StepRecord]> =
+            steps.chunk_by(|a, b| a.epoch == b.epoch).collect();
+        let full = runs
+            .iter()
+            .map(|r| r.len())
+            .fold(self.steps_per_epoch, usize::max);
+        runs.iter()
+            .flat_map(|run| {
+                run.iter().enumerate().map(move |(k, s)| {
+                    let x = s.epoch as f64 - 1.0 + (k + 1) as f64 / full as f64;
+                    (x, s.loss)
+                })
+            })
+            .collect()
     }
 
     fn loss_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
@@ -547,7 +692,10 @@ impl CurvesFigure<'_> {
         if train.is_empty() && steps.is_empty() {
             return no_data(&chart, "no data yet");
         }
-        draw_line(&mut chart, &train, TRAIN_COLOR, "train")?;
+        // A run that diverged in its first epoch has steps only.
+        if !train.is_empty() {
+            draw_line(&mut chart, &train, TRAIN_COLOR, "train")?;
+        }
         if !val.is_empty() {
             draw_line(&mut chart, &val, VAL_COLOR, "validation")?;
         }
@@ -761,30 +909,24 @@ impl Figure for ConfusionFigure<'_> {
         let grid = k as i32 * cell;
         let (w, _) = root.dim_in_pixel();
         let center = Pos::new(HPos::Center, VPos::Center);
-        fn text(size: f64, color: &RGBColor) -> TextStyle<'static> {
-            let mut style = TextStyle::from((FONT, size).into_font());
-            style.color = color.to_backend_color();
-            style
-        }
-
-        root.draw(&Text::new(
-            self.title.to_string(),
-            (w as i32 / 2, 24),
-            text(22.0, &BLACK).pos(center),
-        ))
-        .ctx()?;
-        root.draw(&Text::new(
-            "predicted class".to_string(),
+        // This figure is only ever a PNG: text goes glyph by glyph.
+        draw_glyphs(root, self.title, (w as i32 / 2, 24), 22.0, &BLACK, center)?;
+        draw_glyphs(
+            root,
+            "predicted class",
             (left + grid / 2, top + grid + 55),
-            text(16.0, &BLACK).pos(center),
-        ))
-        .ctx()?;
-        root.draw(&Text::new(
-            "true class ↓".to_string(),
+            16.0,
+            &BLACK,
+            center,
+        )?;
+        draw_glyphs(
+            root,
+            "true class ↓",
             (left - 10, top - 30),
-            text(16.0, &BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
-        ))
-        .ctx()?;
+            16.0,
+            &BLACK,
+            Pos::new(HPos::Right, VPos::Center),
+        )?;
 
         let label_size = (cell as f64 * 0.45).clamp(8.0, 14.0);
         for c in 0..k {
@@ -809,28 +951,34 @@ impl Figure for ConfusionFigure<'_> {
                         .min(16.0)
                         .min(cell as f64 * 1.6 / digits.len() as f64);
                     let color = if frac > 0.5 { WHITE } else { BLACK };
-                    root.draw(&Text::new(
-                        digits,
+                    draw_glyphs(
+                        root,
+                        &digits,
                         (x0 + cell / 2, y0 + cell / 2),
-                        text(size, &color).pos(center),
-                    ))
-                    .ctx()?;
+                        size,
+                        &color,
+                        center,
+                    )?;
                 }
             }
             if cell >= 10 {
-                root.draw(&Text::new(
-                    self.name(c, 18),
+                draw_glyphs(
+                    root,
+                    &self.name(c, 18),
                     (left - 8, y0 + cell / 2),
-                    text(label_size, &BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
-                ))
-                .ctx()?;
+                    label_size,
+                    &BLACK,
+                    Pos::new(HPos::Right, VPos::Center),
+                )?;
                 let max_chars = ((cell as f64 / (label_size * 0.6)).floor() as usize).max(1);
-                root.draw(&Text::new(
-                    self.name(c, max_chars),
+                draw_glyphs(
+                    root,
+                    &self.name(c, max_chars),
                     (left + c as i32 * cell + cell / 2, top + grid + 8),
-                    text(label_size, &BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
-                ))
-                .ctx()?;
+                    label_size,
+                    &BLACK,
+                    Pos::new(HPos::Center, VPos::Top),
+                )?;
             }
         }
         root.draw(&Rectangle::new(
@@ -1009,7 +1157,97 @@ mod tests {
     fn ticks() {
         assert_eq!(fmt_tick(&3.0), "3");
         assert_eq!(fmt_tick(&0.25), "0.25");
-        assert_eq!(fmt_tick(&0.0001), "1.0e-4");
+        assert_eq!(fmt_tick(&0.0001), "1e-4");
+        assert_eq!(fmt_tick(&0.000125), "1.25e-4");
         assert_eq!(fmt_tick(&-2.2e-16), "0");
+        assert_eq!(fmt_tick(&20000.0), "20000");
+        // A diverged run's learning rate of 1e6 (ticks 20000 apart).
+        assert_eq!(fmt_tick(&1_000_000.0), "1e6");
+        assert_eq!(fmt_tick(&1_080_000.0), "1.08e6");
+        assert_eq!(fmt_tick(&1_100_000.0), "1.1e6");
+        assert_eq!(fmt_tick(&-6e20), "-6e20");
+    }
+
+    fn steps(epochs: &[usize]) -> History {
+        let steps = epochs
+            .iter()
+            .enumerate()
+            .map(|(i, &epoch)| crate::history::StepRecord {
+                step: i as u64 + 1,
+                epoch,
+                loss: 1.0,
+                lr: 0.1,
+            })
+            .collect();
+        History {
+            steps,
+            epochs: vec![],
+        }
+    }
+
+    fn step_xs(history: &History, steps_per_epoch: usize) -> Vec<f64> {
+        let fig = CurvesFigure {
+            history,
+            title: "",
+            steps_per_epoch,
+        };
+        fig.step_losses().iter().map(|p| p.0).collect()
+    }
+
+    #[test]
+    fn partial_epoch_steps_sit_at_their_fraction() {
+        // 4 steps per epoch, the third stopped after 2 (`--max-steps 10`).
+        let h = steps(&[1, 1, 1, 1, 2, 2, 2, 2, 3, 3]);
+        let xs = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5];
+        assert_eq!(step_xs(&h, 0), xs);
+        assert_eq!(step_xs(&h, 4), xs);
+        // A lone partial epoch needs the count: 2 of 4 steps.
+        let h = steps(&[1, 1]);
+        assert_eq!(step_xs(&h, 4), [0.25, 0.5]);
+        // Without it the steps fill the epoch.
+        assert_eq!(step_xs(&h, 0), [0.5, 1.0]);
+        // Full epochs only (and a resumed history starting at epoch 2).
+        assert_eq!(step_xs(&steps(&[2, 2, 3, 3]), 0), [1.5, 2.0, 2.5, 3.0]);
+        assert!(step_xs(&History::default(), 0).is_empty());
+    }
+
+    /// Columns with ink of `text` drawn by `draw` on a small bitmap, as
+    /// runs of consecutive inked columns: one run per glyph when glyphs
+    /// do not touch.
+    fn ink_runs(draw: impl Fn(&DrawingArea<BitMapBackend<'_>, Shift>)) -> usize {
+        ensure_font();
+        let (w, h) = (120u32, 30u32);
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            draw(&root);
+            root.present().unwrap();
+        }
+        let inked = |x: u32| (0..h).any(|y| rgb[((y * w + x) * 3) as usize] < 128);
+        (0..w)
+            .filter(|&x| inked(x) && (x == 0 || !inked(x - 1)))
+            .count()
+    }
+
+    #[test]
+    fn glyphs_keep_their_side_bearings() {
+        let b = bearings().expect("the embedded font parses");
+        assert_eq!(b.units('c'), 113.0);
+        assert_eq!(b.units('l'), 193.0);
+        assert_eq!(b.units(' '), 0.0);
+        assert_eq!(b.units('\u{10FFFF}'), 0.0);
+        let anchor = Pos::new(HPos::Left, VPos::Center);
+        for text in ["class0", "epoch"] {
+            let fixed = ink_runs(|a| draw_glyphs(a, text, (5, 15), 14.0, &BLACK, anchor).unwrap());
+            assert_eq!(fixed, text.len(), "{text}");
+        }
+        // plotters draws "cl" touching ("dass"). Should a release place
+        // bearings itself, this fails: `draw_glyphs` would then add them
+        // twice and can go.
+        let naive = ink_runs(|a| {
+            let style = text_style(14.0, &BLACK).pos(anchor);
+            a.draw(&Text::new("cl", (5, 15), style)).unwrap();
+        });
+        assert_eq!(naive, 1);
     }
 }

@@ -732,7 +732,13 @@ impl<B: Backend> Trainer<B> {
         crate::records::write_metrics_csv(&dir.metrics_csv(), &self.history.epochs)?;
         crate::records::write_history_jsonl(&dir.history_jsonl(), &self.history.epochs)?;
         let title = format!("{} on {}", self.config.model, self.data.name);
-        crate::plot::draw_curves(&self.history, &title, &dir.curves_png(), &dir.curves_svg())?;
+        crate::plot::draw_curves_with_steps_per_epoch(
+            &self.history,
+            self.steps_per_epoch(),
+            &title,
+            &dir.curves_png(),
+            &dir.curves_svg(),
+        )?;
         if let Some(cm) = confusion {
             crate::plot::draw_confusion(
                 cm,

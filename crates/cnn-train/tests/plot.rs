@@ -5,7 +5,8 @@ use std::path::Path;
 
 use cnn_train::metrics::ConfusionMatrix;
 use cnn_train::plot::{
-    OverlaySeries, ScoreVsSize, draw_confusion, draw_curves, draw_overlay, draw_score_vs_size,
+    OverlaySeries, ScoreVsSize, draw_confusion, draw_curves, draw_curves_with_steps_per_epoch,
+    draw_overlay, draw_score_vs_size,
 };
 use cnn_train::{EpochRecord, History, SplitMetrics, StepRecord};
 
@@ -174,6 +175,71 @@ fn curves_degenerate_inputs_do_not_panic() {
     h.epochs[0].train.loss = -1e300;
     draw_curves(&h, "huge", &png, &svg).unwrap();
     no_temp_files(dir.path());
+}
+
+#[test]
+fn curves_of_partial_and_diverged_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (png, svg) = (dir.path().join("c.png"), dir.path().join("c.svg"));
+
+    // Stopped by a step budget within epoch 3 (2 of its 4 steps); the
+    // steps' x positions are checked by plot.rs's unit tests.
+    let mut h = history(3, 4, true);
+    h.steps.truncate(10);
+    draw_curves(&h, "partial", &png, &svg).unwrap();
+    check_png(&png, (1200, 900));
+    keep_as(&png, "curves-partial.png");
+    // Stopped within epoch 1: the caller knows the full count.
+    let mut h = history(1, 4, true);
+    h.steps.truncate(2);
+    draw_curves_with_steps_per_epoch(&h, 4, "partial first epoch", &png, &svg).unwrap();
+    check_png(&png, (1200, 900));
+
+    // Diverged at step 2 with a learning rate of 1e6: steps only, a
+    // constant rate far above 1, a loss of 1e20.
+    let mut h = history(1, 2, false);
+    h.epochs.clear();
+    for s in &mut h.steps {
+        s.lr = 1e6;
+    }
+    h.steps[1].loss = 5.8e20;
+    draw_curves(&h, "diverged", &png, &svg).unwrap();
+    check_png(&png, (1200, 900));
+    keep_as(&png, "curves-diverged.png");
+    keep_as(&svg, "curves-diverged.svg");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    // Short tick labels in scientific notation, not "1100000" (the SVG
+    // backend puts each text on a line of its own).
+    assert!(text.contains("\n1e6\n"), "no 1e6 tick label");
+    assert!(text.contains("\n1.08e6\n"), "no 1.08e6 tick label");
+    assert!(!text.contains("1100000"), "long tick label");
+    // No legend entry for the per-epoch line that has no point yet.
+    assert!(
+        text.contains("\ntrain (per step)\n"),
+        "no per-step legend entry"
+    );
+    assert!(!text.contains("\ntrain\n"), "legend entry without a line");
+    no_temp_files(dir.path());
+}
+
+#[test]
+fn epoch_summary_line_shows_short_epochs_in_ms() {
+    let mut e = history(1, 1, true).epochs.remove(0);
+    let line = |e: &EpochRecord| e.summary_line();
+    e.seconds = 0.0313;
+    e.images_per_sec = 18075.0;
+    assert!(line(&e).ends_with("  (31 ms, 18075 img/s)"), "{}", line(&e));
+    e.seconds = 0.0042;
+    assert!(line(&e).contains("(4.2 ms, "), "{}", line(&e));
+    e.seconds = 0.9996;
+    assert!(line(&e).contains("(1.0s, "), "{}", line(&e));
+    e.seconds = 12.34;
+    let l = line(&e);
+    assert!(
+        l.starts_with("epoch   1: train loss 1.0000 acc 50.00%  val loss"),
+        "{l}"
+    );
+    assert!(l.ends_with("  (12.3s, 18075 img/s)"), "{l}");
 }
 
 #[test]
