@@ -1,38 +1,10 @@
 //! The `cnn` command end to end: a short training run writes every file of
 //! a run directory; bad input gives one clear line and a non-zero exit.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Assert a failure printed exactly one `error:` line containing `needle`.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    assert!(
-        !o.status.success(),
-        "expected failure, stderr: {}",
-        stderr(o)
-    );
-    let err = stderr(o);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "nothing but the error line expected: {err}"
-    );
-    assert!(lines[0].contains(needle), "`{needle}` not in: {}", lines[0]);
-}
+mod common;
+use common::{assert_one_line_error, cnn, stderr};
 
 #[test]
 fn train_writes_a_complete_run_directory_and_eval_reads_it() {

@@ -1,20 +1,10 @@
 //! `cnn compare`, `cnn curve` and `cnn report` end to end on tiny
 //! synthetic runs: the files they write, and one-line errors on bad input.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cnn, stderr};
 
 fn assert_one_line_error(o: &Output, needle: &str) {
     assert!(!o.status.success(), "expected failure: {}", stderr(o));

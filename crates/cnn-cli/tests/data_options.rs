@@ -4,33 +4,9 @@
 //! validation on a test split that does not exist).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "expected failure: {}", stderr(o));
-    let err = stderr(o);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(
-        err.starts_with("error:") && err.contains(needle),
-        "`{needle}` not in: {err}"
-    );
-}
+mod common;
+use common::{assert_one_line_error, cnn, stderr};
 
 /// `root/<split>/<class>/<i>.png`: RGB images, `per_class` per class, of
 /// the sizes given in turn.

@@ -4,21 +4,12 @@
 //! above `--max-memory` is refused before training.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cnn::core::ArrayData;
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cnn, stderr};
 
 const SMALL: &[&str] = &[
     "train",

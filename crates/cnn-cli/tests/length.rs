@@ -2,15 +2,9 @@
 //! and a run stopped early stays stopped when it is resumed.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
+mod common;
+use common::cnn;
 
 fn ok(args: &[&str], cwd: &Path) -> String {
     let out = cnn(args, cwd);

@@ -3,37 +3,9 @@
 //! and a run records the data it trained on.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn cnn(args: &[&str], cwd: &Path, env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cnn"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CNN_MNIST_DIR");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the cnn binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "expected failure: {}", stderr(o));
-    let err = stderr(o);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(
-        err.starts_with("error:") && err.contains(needle),
-        "`{needle}` not in: {err}"
-    );
-}
+mod common;
+use common::{assert_one_line_error, cnn_with_env as cnn, stderr};
 
 const TINY: &[&str] = &[
     "--epochs",

@@ -8,15 +8,10 @@
 //! on PATH; `CNN_REQUIRE_CHROMIUM=1` turns the skip into a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn cnn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the cnn binary runs")
-}
+mod common;
+use common::cnn;
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
