@@ -20,7 +20,8 @@
 //!   fraction of the training data (Keras's `validation_split`), fraction 0
 //!   validates on test; [`Splits::limit_train`] keeps the first N images.
 //! - [`normalize`]: per-channel [`Normalization`] and the standard
-//!   statistics.
+//!   statistics; `stats.rs` computes a set's own
+//!   ([`Normalization::compute`]).
 //! - [`shuffle`]: seeded generators and [`epoch_order`].
 //! - [`augment`]: random crop with zero padding and horizontal flip.
 //! - [`loader`]: [`Loader`], which prepares [`Batch`]es on a background
@@ -66,6 +67,7 @@ pub mod normalize;
 pub mod shuffle;
 pub mod source;
 pub mod split;
+mod stats;
 pub mod synthetic;
 
 pub use augment::{Augment, AugmentParams};
