@@ -7,15 +7,20 @@
 //! - `memory`: buffers are plain `Vec<f32>` / `Vec<u32>`.
 //! - `gemm`: the only GEMM entry point: a packed AVX-512/AVX2 GEMM chosen
 //!   at run time, `matrixmultiply::sgemm` elsewhere.
-//! - `conv`: im2col/col2im + GEMM, parallel over the batch.
-//! - `conv_direct`: direct convolution kernels for small layers (LeNet).
-//! - `pool_max2x2`: the 2x2 stride-2 max-pooling fast path (AVX2).
+//! - `conv`: im2col + GEMM, parallel over the batch (`conv::columns`:
+//!   the column matrix packed straight from the input, and col2im);
+//!   `conv::direct`: direct convolution kernels for small layers (LeNet),
+//!   portable code and dispatch, with the `avx2` and `avx512` kernels in
+//!   files of their own.
+//! - `pool`: max, average and global-average pooling; `pool::max2x2`: the
+//!   2x2 stride-2 max-pooling fast path (scalar, with `avx2` and `avx512`
+//!   versions in files of their own).
 //! - `cpu_features`: which SIMD instruction sets the CPU has (asked once).
 //! - `par`: chunked parallel loops and the shared scratch-buffer pools.
 //! - `team`: the pool's workers kept awake for the length of one
 //!   `Backend::run` call, so that data-parallel phases start and end
 //!   without futex wake-ups.
-//! - `pool`, `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
+//! - `activation`, `norm`, `loss`, `elementwise`, `optim`: plain
 //!   loops the compiler vectorises, parallelised with rayon where large.
 //!
 //! Parallelism uses the backend's own rayon pool (`CpuBackend::with_threads`);
@@ -30,7 +35,6 @@
 
 mod activation;
 mod conv;
-mod conv_direct;
 mod cpu_features;
 mod elementwise;
 mod gemm;
@@ -40,7 +44,6 @@ mod norm;
 mod optim;
 mod par;
 mod pool;
-mod pool_max2x2;
 mod team;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! 2-D convolution as im2col + GEMM, parallel over the batch.
 //!
 //! Small stride-1 layers (LeNet-5's) take the direct kernels of
-//! `conv_direct` instead (`conv_direct::use_direct` decides per shape).
+//! [`direct`] instead ([`direct::use_direct`] decides per shape).
 //!
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
 //! channels, `cog = c_out / groups` output channels, `K = cg kh kw`,
@@ -32,11 +32,11 @@ use cnn_core::{CnnError, Conv2dParams, ConvOps, Result};
 use rayon::prelude::*;
 
 mod columns;
+mod direct;
 
 use columns::{Columns, col2im};
 
 use crate::CpuBackend;
-use crate::conv_direct;
 use crate::gemm::{MatRef, gemm_rows_par, gemm_rows_par_packed};
 use crate::par::{PAR_MIN_ELEMS, sum_f64, with_scratch};
 
@@ -428,8 +428,8 @@ impl ConvOps for CpuBackend {
         if y.is_empty() {
             return Ok(());
         }
-        if conv_direct::use_direct(p) {
-            conv_direct::forward(self, p, x, w, b, y);
+        if direct::use_direct(p) {
+            direct::forward(self, p, x, w, b, y);
         } else {
             forward_gemm(self, p, x, w, b, y);
         }
@@ -448,8 +448,8 @@ impl ConvOps for CpuBackend {
         if dx.is_empty() {
             return Ok(());
         }
-        if conv_direct::use_direct(p) {
-            conv_direct::backward_input(self, p, dy, w, dx);
+        if direct::use_direct(p) {
+            direct::backward_input(self, p, dy, w, dx);
             return Ok(());
         }
         if let Some(t) = transposed_params(p).filter(|_| !d.pointwise) {
@@ -486,17 +486,17 @@ impl ConvOps for CpuBackend {
         if p.n == 0 || dw.is_empty() {
             return Ok(());
         }
-        if conv_direct::use_direct(p) {
-            conv_direct::backward_weight(self, p, x, dy, dw);
+        if direct::use_direct(p) {
+            direct::backward_weight(self, p, x, dy, dw);
             return Ok(());
         }
         let (xi, yi) = (d.x_image(), d.y_image());
         if self.threads > 1 && p.n > 1 {
             // Summed per contiguous part of the batch, like the direct
             // kernels (see `sum_weight_parts`).
-            let per = p.n.div_ceil(conv_direct::weight_parts(self, p));
+            let per = p.n.div_ceil(direct::weight_parts(self, p));
             let nb = TARGET_COLS.div_ceil(d.pos.max(1)).clamp(1, per);
-            conv_direct::sum_weight_parts(self, p, d.parallel(self), dw, |first, last, out| {
+            direct::sum_weight_parts(self, p, d.parallel(self), dw, |first, last, out| {
                 let xs = &x[first * xi..last * xi];
                 let dys = &dy[first * yi..last * yi];
                 with_scratch(d.stage_len(nb), |s| {

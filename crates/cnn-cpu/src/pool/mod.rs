@@ -3,13 +3,15 @@
 //! The window arithmetic follows PyTorch's CPU kernels
 //! (`aten/src/ATen/native/cpu/MaxPoolKernel.cpp`, `AvgPoolKernel.cpp`).
 
+mod max2x2;
+
 use cnn_core::error::check_len;
 use cnn_core::{CnnError, Pool2dParams, PoolOps, Result};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::par::{PAR_MIN_ELEMS, sum_f64};
-use crate::pool_max2x2::{is_2x2, max_pool_backward_plane_2x2, max_pool_plane_2x2};
+use max2x2::{is_2x2, max_pool_backward_plane_2x2, max_pool_plane_2x2};
 
 /// Run `f(plane_in, plane_out, plane_idx)` over matching planes.
 fn planes<A: Send, B: Sync>(
