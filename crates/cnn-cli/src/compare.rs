@@ -11,7 +11,9 @@ use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
 use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
 
 use crate::args::TrainArgs;
-use crate::commands::{CliError, CliResult, TrainJob, fail, install_interrupt};
+use crate::error::{CliError, CliResult, fail};
+use crate::interrupt::install_interrupt;
+use crate::job::{TrainJob, prepare_output};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CompareArgs {
@@ -62,7 +64,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
         cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
     });
     compare::preflight(&variants)?;
-    crate::commands::prepare_output(&root, args.base.overwrite)?;
+    prepare_output(&root, args.base.overwrite)?;
     let mut manifest = Manifest {
         base: base.clone(),
         repeats: args.repeats,
