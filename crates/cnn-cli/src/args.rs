@@ -151,6 +151,9 @@ pub struct TrainArgs {
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
     pub max_memory: Option<u64>,
+    // The doc comment below is the help text: plain text for clap, where
+    // rustdoc would read `<model>` as an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     /// Output directory [default: runs/<model>-<data> for train,
     /// runs/compare-<model>-<data> and runs/curve-<model>-<data> for compare
     /// and curve; -2, -3, ... when taken].

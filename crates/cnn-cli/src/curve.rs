@@ -17,7 +17,7 @@ use crate::job::{TrainJob, prepare_output};
 #[derive(Debug, Args, Clone, Default)]
 pub struct CurveArgs {
     /// The configuration of every fit: every `cnn train` flag; `--out`
-    /// names the curve directory (default runs/curve-<model>-<data>).
+    /// names the curve directory (default `runs/curve-<model>-<data>`).
     #[command(flatten)]
     pub base: TrainArgs,
     /// Fractions of the training data, comma-separated

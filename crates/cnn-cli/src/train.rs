@@ -26,7 +26,8 @@ pub struct TrainCmd {
     pub given: Vec<String>,
 }
 
-/// `runs/<model>-<data>`, or the first free `-2`, `-3`, ... variant.
+/// `cnn train`: a fresh run (in `--out`, else `runs/<model>-<data>` or the
+/// first free `-2`, `-3`, ... variant), or `--resume` of an interrupted one.
 pub fn train(cmd: TrainCmd) -> CliResult {
     let TrainCmd {
         args,
