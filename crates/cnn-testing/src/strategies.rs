@@ -8,8 +8,8 @@
 
 use proptest::prelude::*;
 
-use crate::backend::{Conv2dGeometry, Conv2dParams, Pool2dGeometry, Pool2dParams};
-use crate::rng::CounterRng;
+use cnn_core::backend::{Conv2dGeometry, Conv2dParams, Pool2dGeometry, Pool2dParams};
+use cnn_core::rng::CounterRng;
 
 /// `len` values uniform in `[lo, hi)`, a pure function of `(seed, stream)`.
 pub fn values(seed: u64, stream: u64, len: usize, lo: f32, hi: f32) -> Vec<f32> {

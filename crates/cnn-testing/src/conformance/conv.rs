@@ -1,11 +1,11 @@
 //! Conformance of `conv2d_forward` and its three backward ops.
 
-use super::{HEAVY_CASES, all_ok, plus_times, run_cases};
-use crate::backend::Backend;
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, filled, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::{ConvCase, conv_case, values};
+use crate::assert::check_close;
+use crate::conformance::runner::{HEAVY_CASES, all_ok, plus_times, run_cases};
+use crate::host::{ctx, down, filled, up};
+use crate::reference as r;
+use crate::strategies::{ConvCase, conv_case, values};
+use cnn_core::backend::Backend;
 
 /// Absolute tolerance for convolutions: f32 sums of up to a few hundred
 /// products of values in [-1, 1] (the weight gradient sums over batch and

@@ -1,6 +1,6 @@
 //! Reference losses with their gradients.
 
-use crate::backend::CrossEntropyParams;
+use cnn_core::backend::CrossEntropyParams;
 
 /// Mean softmax cross-entropy over the rows of `logits` (N, classes) and
 /// its gradient `(softmax - q) / N`, where the target distribution is

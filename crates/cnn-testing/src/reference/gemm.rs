@@ -1,6 +1,6 @@
 //! Reference general matrix multiply.
 
-use crate::backend::GemmParams;
+use cnn_core::backend::GemmParams;
 
 /// `alpha * op(A) op(B) + beta * C` (C is m x n, row-major; see
 /// [`GemmParams`] for the storage of A and B). With `beta == 0` the old C

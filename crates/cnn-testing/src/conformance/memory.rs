@@ -2,12 +2,12 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, run_cases};
-use crate::backend::Backend;
-use crate::rng::CounterRng;
-use crate::testing::host::{ctx, down, down_indices, up, up_indices};
-use crate::testing::reference as r;
-use crate::testing::strategies::values;
+use crate::conformance::runner::{CASES, run_cases};
+use crate::host::{ctx, down, down_indices, up, up_indices};
+use crate::reference as r;
+use crate::strategies::values;
+use cnn_core::backend::Backend;
+use cnn_core::rng::CounterRng;
 
 /// Round trips must be bit-exact: upload/download, upload_into,
 /// download_into, copy, fill, alloc_zeros, and the index-buffer twins.

@@ -3,7 +3,7 @@
 //! x and y are (N, C, HW); statistics are per channel over the `M = N * HW`
 //! values of that channel.
 
-use crate::backend::{BatchNormParams, DropoutParams};
+use cnn_core::backend::{BatchNormParams, DropoutParams};
 
 /// Element `(n, c, i)` of an (N, C, HW) tensor.
 fn at(p: &BatchNormParams, x: &[f32], n: usize, c: usize, i: usize) -> f64 {

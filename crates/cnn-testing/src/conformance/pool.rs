@@ -2,12 +2,12 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, run_cases};
-use crate::backend::Backend;
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, down_indices, filled, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::{PoolCase, pool_case, tied_values, values};
+use crate::assert::check_close;
+use crate::conformance::runner::{CASES, all_ok, run_cases};
+use crate::host::{ctx, down, down_indices, filled, up};
+use crate::reference as r;
+use crate::strategies::{PoolCase, pool_case, tied_values, values};
+use cnn_core::backend::Backend;
 
 /// Absolute tolerance for average pooling: a sum of at most 16 values in
 /// [-1, 1] and one division, in f32.

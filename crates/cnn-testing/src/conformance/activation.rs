@@ -2,12 +2,12 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, run_cases};
-use crate::backend::{Activation, Backend};
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, filled, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::values;
+use crate::assert::check_close;
+use crate::conformance::runner::{CASES, all_ok, run_cases};
+use crate::host::{ctx, down, filled, up};
+use crate::reference as r;
+use crate::strategies::values;
+use cnn_core::backend::{Activation, Backend};
 
 /// Absolute tolerance for activations: f32 `exp`/`tanh`/`erf` of inputs up
 /// to |x| = 30; an f32 erf approximation may be off by ~2e-7, times |x|.

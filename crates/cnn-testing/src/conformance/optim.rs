@@ -7,16 +7,16 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, run_cases};
-use crate::backend::{
+use crate::assert::check_close;
+use crate::conformance::runner::{CASES, all_ok, run_cases};
+use crate::host::{ctx, down, up};
+use crate::reference::{self as r, OptimOut};
+use crate::strategies::values;
+use cnn_core::backend::{
     AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, Backend, NadamStep, RadamStep, RmspropStep,
     SgdStep,
 };
-use crate::rng::CounterRng;
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, up};
-use crate::testing::reference::{self as r, OptimOut};
-use crate::testing::strategies::values;
+use cnn_core::rng::CounterRng;
 
 /// Absolute tolerance for optimizer steps: weights and state of order 1
 /// after a handful of f32 operations (f32 rounding of a value near 1 is 6e-8).
@@ -30,7 +30,7 @@ const RULES: [&str; 8] = [
     "sgd", "adam", "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax",
 ];
 
-/// One step of every update rule of [`OptimOps`](crate::backend::OptimOps),
+/// One step of every update rule of [`OptimOps`](cnn_core::backend::OptimOps),
 /// with and without weight decay and with every flag combination.
 pub fn check_optim_updates<B: Backend>(backend: &B) {
     for rule in RULES {

@@ -39,12 +39,12 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::backend::Backend;
-use crate::graph::{Graph, GraphSpec, INPUT, NodeOp, NodeSpec};
-use crate::layers::{LayerSpec, Mode};
-use crate::losses::SoftmaxCrossEntropy;
-use crate::rng::CounterRng;
-use crate::tensor::Tensor;
+use cnn_core::backend::Backend;
+use cnn_core::graph::{Graph, GraphSpec, INPUT, NodeOp, NodeSpec};
+use cnn_core::layers::{LayerSpec, Mode};
+use cnn_core::losses::SoftmaxCrossEntropy;
+use cnn_core::rng::CounterRng;
+use cnn_core::tensor::Tensor;
 
 /// Default perturbation `h`. The f32 forward's rounding moves `L` by
 /// `~1e-8` (logits of order 0.1), i.e. `~1e-5` in a difference at this `h`,
@@ -562,7 +562,7 @@ pub fn analytic_gradients<B: Backend>(
         .params()
         .iter()
         .map(|p| Ok((p.name.clone(), p.grad.to_vec(&backend)?)))
-        .collect::<crate::Result<_>>()
+        .collect::<cnn_core::Result<_>>()
         .map_err(err("download gradients"))?;
     restore(graph, &saved_state, step0)?;
     Ok(AnalyticGradients {
@@ -622,7 +622,7 @@ pub fn check_gradients<B: Backend>(
         .params()
         .iter()
         .map(|p| p.value.to_vec(&backend))
-        .collect::<crate::Result<Vec<_>>>()
+        .collect::<cnn_core::Result<Vec<_>>>()
         .map_err(err("download parameters"))?;
     if values.len() != analytic.params.len()
         || values
@@ -761,7 +761,7 @@ pub fn check_gradients<B: Backend>(
 
 fn restore<B: Backend>(
     graph: &mut Graph<B>,
-    state: &[crate::graph::NamedArray],
+    state: &[cnn_core::graph::NamedArray],
     step: u64,
 ) -> Result<(), String> {
     graph
@@ -806,7 +806,7 @@ mod tests {
     #[test]
     fn input_probe_redirects_every_input_reference() {
         let spec = GraphSpec {
-            input: crate::Shape::from([2, 4, 4]),
+            input: cnn_core::Shape::from([2, 4, 4]),
             nodes: vec![
                 NodeSpec {
                     name: "a".into(),

@@ -4,7 +4,7 @@
 //! padded rows `oh * stride_h - pad_h ..` (kh of them) and likewise for
 //! columns; max pooling only looks at real input elements.
 
-use crate::backend::Pool2dParams;
+use cnn_core::backend::Pool2dParams;
 
 /// The window of one output position along one axis, in padded
 /// coordinates: `(start, end)` with `end` clipped to the padded input
@@ -165,7 +165,7 @@ pub fn global_avg_pool_backward(n: usize, c: usize, hw: usize, dy: &[f32]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Pool2dGeometry;
+    use cnn_core::backend::Pool2dGeometry;
 
     #[test]
     fn max_pool_picks_first_maximum() {

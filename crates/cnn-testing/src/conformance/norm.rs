@@ -2,12 +2,12 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, plus_times, run_cases};
-use crate::backend::{Backend, BatchNormParams, DropoutParams};
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, filled, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::values;
+use crate::assert::check_close;
+use crate::conformance::runner::{CASES, all_ok, plus_times, run_cases};
+use crate::host::{ctx, down, filled, up};
+use crate::reference as r;
+use crate::strategies::values;
+use cnn_core::backend::{Backend, BatchNormParams, DropoutParams};
 
 /// Absolute tolerance for batch norm: f32 mean and variance over up to 80
 /// values, then `invstd` (up to ~3 here) multiplies every error; the input

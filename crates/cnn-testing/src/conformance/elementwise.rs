@@ -2,13 +2,13 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, plus_times, run_cases};
-use crate::backend::{Backend, BiasParams};
-use crate::rng::CounterRng;
-use crate::testing::assert::{check_close, check_close_scalar};
-use crate::testing::host::{ctx, down, filled, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::values;
+use crate::assert::{check_close, check_close_scalar};
+use crate::conformance::runner::{CASES, all_ok, plus_times, run_cases};
+use crate::host::{ctx, down, filled, up};
+use crate::reference as r;
+use crate::strategies::values;
+use cnn_core::backend::{Backend, BiasParams};
+use cnn_core::rng::CounterRng;
 
 /// Absolute tolerance for one f32 operation on values of order 1 (a fused
 /// multiply-add may round once less).

@@ -1,10 +1,10 @@
 //! Moving test data to and from a backend, with errors as strings that
 //! name the op (the runners collect them rather than panic).
 
-use crate::backend::Backend;
+use cnn_core::backend::Backend;
 
 /// Attach the op name to a backend error.
-pub(crate) fn ctx<T>(r: crate::Result<T>, op: &str) -> Result<T, String> {
+pub(crate) fn ctx<T>(r: cnn_core::Result<T>, op: &str) -> Result<T, String> {
     r.map_err(|e| format!("{op} returned an error: {e}"))
 }
 

@@ -1,11 +1,11 @@
 //! Conformance of `gemm`.
 
-use super::{HEAVY_CASES, run_cases};
-use crate::backend::{Backend, GemmParams};
-use crate::testing::assert::check_close;
-use crate::testing::host::{ctx, down, up};
-use crate::testing::reference as r;
-use crate::testing::strategies::{GemmCase, gemm_case, values};
+use crate::assert::check_close;
+use crate::conformance::runner::{HEAVY_CASES, run_cases};
+use crate::host::{ctx, down, up};
+use crate::reference as r;
+use crate::strategies::{GemmCase, gemm_case, values};
+use cnn_core::backend::{Backend, GemmParams};
 
 /// Absolute tolerance for GEMM: f32 dot products of up to 40 terms in
 /// [-1, 1], scaled by |alpha| <= 2, summed in any order.

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::assert::check_close;
 use super::host::{ctx, down, filled, up, up_indices, widen};
 use super::reference as r;
-use crate::backend::{
+use cnn_core::backend::{
     Activation, Backend, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams,
     CrossEntropyParams, GemmParams, Pool2dGeometry, Pool2dParams,
 };
@@ -405,7 +405,7 @@ fn mean_reduction(cfg: &Map<String, Value>) -> Result<(), String> {
     }
 }
 
-fn geometry_error(e: crate::CnnError) -> String {
+fn geometry_error(e: cnn_core::CnnError) -> String {
     format!("the case's geometry is rejected: {e}")
 }
 

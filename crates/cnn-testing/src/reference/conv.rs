@@ -9,7 +9,7 @@
 //! `oh * stride_h + i * dil_h - pad_h` and column
 //! `ow * stride_w + j * dil_w - pad_w`; taps outside the input read zero.
 
-use crate::backend::Conv2dParams;
+use cnn_core::backend::Conv2dParams;
 
 /// The input position a kernel tap reads, or `None` in the zero padding.
 fn input_pos(
@@ -110,7 +110,7 @@ pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Conv2dGeometry;
+    use cnn_core::backend::Conv2dGeometry;
 
     #[test]
     fn hand_example_3x3_input_2x2_kernel() {

@@ -1,6 +1,6 @@
 //! Naive reference kernels: the oracle every backend is tested against.
 //!
-//! One file per op family, mirroring [`crate::backend`]. Every kernel is a
+//! One file per op family, mirroring [`cnn_core::backend`]. Every kernel is a
 //! plain loop over the definition, reads f32 host slices and the same
 //! params structs as the backend op, accumulates in f64 and returns f64
 //! (or exact f32/u32 where the op only selects values). Nothing here is

@@ -6,7 +6,7 @@
 //! [`OptimOut`]. `g` is first replaced by `g + weight_decay * w` (coupled
 //! L2) unless noted.
 
-use crate::backend::{
+use cnn_core::backend::{
     AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RadamStep, RmspropStep, SgdStep,
 };
 

@@ -2,13 +2,13 @@
 
 use proptest::prelude::*;
 
-use super::{CASES, all_ok, run_cases};
-use crate::backend::{Backend, CrossEntropyParams};
-use crate::rng::CounterRng;
-use crate::testing::assert::{check_close, check_close_scalar};
-use crate::testing::host::{ctx, down, down_indices, filled, up, up_indices};
-use crate::testing::reference as r;
-use crate::testing::strategies::{tied_values, values};
+use crate::assert::{check_close, check_close_scalar};
+use crate::conformance::runner::{CASES, all_ok, run_cases};
+use crate::host::{ctx, down, down_indices, filled, up, up_indices};
+use crate::reference as r;
+use crate::strategies::{tied_values, values};
+use cnn_core::backend::{Backend, CrossEntropyParams};
+use cnn_core::rng::CounterRng;
 
 /// Absolute tolerance for cross-entropy, per unit of the largest |logit|:
 /// f32 log-softmax loses about one ulp of the largest logit (1e-7 relative),

@@ -6,7 +6,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::backend::{
+use cnn_core::backend::{
     Activation, AdamStep, Backend, BatchNormParams, BiasParams, Conv2dGeometry, Conv2dParams,
     CrossEntropyParams, DropoutParams, GemmParams, Pool2dGeometry, Pool2dParams, SgdStep,
 };
@@ -54,23 +54,30 @@ enum Expect {
     NoPanic,
 }
 
-type Case<B> = (&'static str, Expect, Box<dyn Fn(&B) -> crate::Result<()>>);
+type Case<B> = (
+    &'static str,
+    Expect,
+    Box<dyn Fn(&B) -> cnn_core::Result<()>>,
+);
 
 /// A call that must return `Err`.
-fn case<B: Backend>(what: &'static str, f: impl Fn(&B) -> crate::Result<()> + 'static) -> Case<B> {
+fn case<B: Backend>(
+    what: &'static str,
+    f: impl Fn(&B) -> cnn_core::Result<()> + 'static,
+) -> Case<B> {
     (what, Expect::Err, Box::new(f))
 }
 
 /// A call that must not panic.
 fn no_panic<B: Backend>(
     what: &'static str,
-    f: impl Fn(&B) -> crate::Result<()> + 'static,
+    f: impl Fn(&B) -> cnn_core::Result<()> + 'static,
 ) -> Case<B> {
     (what, Expect::NoPanic, Box::new(f))
 }
 
 /// Buffers of the given lengths, filled with ones.
-fn bufs<B: Backend, const N: usize>(be: &B, lens: [usize; N]) -> crate::Result<[B::Buffer; N]> {
+fn bufs<B: Backend, const N: usize>(be: &B, lens: [usize; N]) -> cnn_core::Result<[B::Buffer; N]> {
     let mut out = Vec::with_capacity(N);
     for len in lens {
         out.push(be.upload(&vec![1.0; len])?);
@@ -82,7 +89,7 @@ fn bufs<B: Backend, const N: usize>(be: &B, lens: [usize; N]) -> crate::Result<[
 
 /// Run `conv2d_forward` with `p` and buffers of the lengths `p` asks for
 /// (so only the geometry is wrong).
-fn conv_forward_with<B: Backend>(be: &B, p: &Conv2dParams) -> crate::Result<()> {
+fn conv_forward_with<B: Backend>(be: &B, p: &Conv2dParams) -> cnn_core::Result<()> {
     let cin_g = (p.c_in / p.groups.max(1)).max(1);
     let [x, w, mut y] = bufs(
         be,
@@ -95,7 +102,7 @@ fn conv_forward_with<B: Backend>(be: &B, p: &Conv2dParams) -> crate::Result<()> 
     be.conv2d_forward(p, &x, &w, None, &mut y)
 }
 
-fn pool_with<B: Backend>(be: &B, p: &Pool2dParams, max: bool) -> crate::Result<()> {
+fn pool_with<B: Backend>(be: &B, p: &Pool2dParams, max: bool) -> cnn_core::Result<()> {
     let [x, mut y] = bufs(
         be,
         [
@@ -111,7 +118,7 @@ fn pool_with<B: Backend>(be: &B, p: &Pool2dParams, max: bool) -> crate::Result<(
     }
 }
 
-fn dropout_with<B: Backend>(be: &B, prob: f32) -> crate::Result<()> {
+fn dropout_with<B: Backend>(be: &B, prob: f32) -> cnn_core::Result<()> {
     let [x, mut y] = bufs(be, [10, 10])?;
     be.dropout_forward(
         &DropoutParams {

@@ -1,6 +1,6 @@
 //! Reference elementwise ops, bias broadcast and reductions.
 
-use crate::backend::BiasParams;
+use cnn_core::backend::BiasParams;
 
 /// `a + b`.
 pub fn add(a: &[f32], b: &[f32]) -> Vec<f64> {

@@ -1,7 +1,7 @@
 //! Reference activations and their derivatives, with PyTorch's formulas
 //! (including which side of a kink gets which slope).
 
-use crate::backend::Activation;
+use cnn_core::backend::Activation;
 
 /// The error function in f64, accurate to about 1e-15 absolute.
 ///
