@@ -6,12 +6,12 @@
 //! passes its backend to these generic functions).
 //!
 //! Where things live:
-//! - [`reference`]: naive f64 reference kernels for every op of the
+//! - [`reference`](mod@reference): naive f64 reference kernels for every op of the
 //!   [`Backend`](cnn_core::Backend) trait, one file per op family, the
 //!   oracle of all the checks. `cargo test -p cnn-testing` runs their own
 //!   tests (hand-computed cases) and checks them against PyTorch's golden
 //!   values.
-//! - [`assert`]: [`assert_close`] / [`check_close`], closeness with an
+//! - [`assert`](mod@assert): [`assert_close`] / [`check_close`], closeness with an
 //!   absolute plus a relative tolerance and a report of the worst elements.
 //! - [`strategies`]: proptest strategies for op shapes and a seeded value
 //!   generator.
