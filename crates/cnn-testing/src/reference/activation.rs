@@ -239,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn slices_apply_the_scalar_rules_elementwise() {
+        let x = [-1.0, 0.0, 2.0];
+        assert_eq!(
+            activation_forward(Activation::Relu, &x),
+            vec![0.0, 0.0, 2.0]
+        );
+        assert_eq!(
+            activation_backward(Activation::Relu, &x, &[3.0, 4.0, 5.0]),
+            vec![0.0, 0.0, 5.0]
+        );
+        // Leaky slope -0.5 (exact in f32): f(-1) = 0.5, f'(-1) dy = -0.5 * 3.
+        let leaky = Activation::LeakyRelu {
+            negative_slope: -0.5,
+        };
+        assert_eq!(activation_forward(leaky, &x), vec![0.5, 0.0, 2.0]);
+        assert_eq!(
+            activation_backward(leaky, &x, &[3.0, 4.0, 5.0]),
+            vec![-1.5, -2.0, 5.0]
+        );
+    }
+
+    #[test]
     fn pytorch_conventions_at_kinks_and_thresholds() {
         assert_eq!(activation_derivative(Activation::Relu, 0.0), 0.0);
         assert_eq!(

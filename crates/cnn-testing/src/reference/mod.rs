@@ -55,3 +55,24 @@ pub fn to_f64(x: &[f32]) -> Vec<f64> {
 pub fn to_f32(x: &[f64]) -> Vec<f32> {
     x.iter().map(|&v| v as f32).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_is_exact_and_narrowing_rounds_to_nearest() {
+        // 0.1f32 is 13421773 * 2^-27 exactly.
+        assert_eq!(
+            to_f64(&[0.1, -2.0]),
+            vec![13_421_773.0 / 134_217_728.0, -2.0]
+        );
+        // 1 + 2^-30 is below half an f32 ulp of 1 (2^-24); 1 + 3 * 2^-24 rounds to even, up.
+        let third_ulp = 1.0 + 2f64.powi(-30);
+        let tie = 1.0 + 3.0 * 2f64.powi(-24);
+        assert_eq!(
+            to_f32(&[third_ulp, tie]),
+            vec![1.0, 1.0 + 4.0 * 2f32.powi(-24)]
+        );
+    }
+}

@@ -227,6 +227,8 @@ mod tests {
         for (v, k) in y.iter().zip(&mask) {
             assert_eq!(*v, if *k { 2.0 * f64::from(p.scale()) } else { 0.0 });
         }
+        // Backward drops the same elements and scales the rest the same way.
+        assert_eq!(dropout_backward(&p, &[2.0; 8]), y);
         let p0 = DropoutParams { prob: 0.0, ..p };
         assert!(dropout_mask(&p0, 1000).iter().all(|&k| k));
     }

@@ -336,4 +336,166 @@ mod tests {
         assert_eq!(out.state, vec![vec![25.0]]);
         assert_eq!(out.w, vec![-0.6]);
     }
+
+    /// `a` within 1e-15 relative of `b`, element by element.
+    fn near(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-15 * y.abs().max(1.0))
+    }
+
+    // The decay rates below are not 0.5, so that a kernel mixing up a rate
+    // and its complement (or beta1 and beta2) fails.
+
+    #[test]
+    fn adamw_and_amsgrad_by_hand() {
+        // Decoupled decay: w = 2 (1 - 0.5 * 0.5) = 1.5 and g stays 2;
+        // m = 0.25 * 2 = 0.5, v = 0.5 * 4 = 2, denominator sqrt(2) / sqrt(0.5) = 2,
+        // w = 1.5 - 0.5 / 0.5 * 0.5 / 2.
+        let s = AdamStep {
+            lr: 0.5,
+            beta1: 0.75,
+            beta2: 0.5,
+            eps: 0.0,
+            weight_decay: 0.5,
+            decoupled: true,
+            amsgrad: false,
+            bias_correction1: 0.5,
+            bias_correction2: 0.5,
+        };
+        let out = adam_update(&s, &[2.0], &[2.0], &[0.0], &[0.0], Some(&[8.0]));
+        assert!(near(&out.w, &[1.25]), "{:?}", out.w);
+        // Without AMSGrad the max buffer passes through untouched.
+        assert_eq!(out.state, vec![vec![0.5], vec![2.0], vec![8.0]]);
+        // AMSGrad divides by the max of v and v_max: sqrt(8) / sqrt(0.5) = 4.
+        let out = adam_update(
+            &AdamStep { amsgrad: true, ..s },
+            &[2.0],
+            &[2.0],
+            &[0.0],
+            &[0.0],
+            Some(&[8.0]),
+        );
+        assert!(near(&out.w, &[1.5 - 0.125]), "{:?}", out.w);
+        assert_eq!(out.state, vec![vec![0.5], vec![2.0], vec![8.0]]);
+        // Coupled decay instead adds 0.5 * w to g: g = 3, m = 0.75, v = 4.5,
+        // denominator sqrt(4.5) / sqrt(0.5) = 3, w = 2 - 1 * 0.75 / 3.
+        let out = adam_update(
+            &AdamStep {
+                decoupled: false,
+                ..s
+            },
+            &[2.0],
+            &[2.0],
+            &[0.0],
+            &[0.0],
+            None,
+        );
+        assert!(near(&out.w, &[1.75]), "{:?}", out.w);
+        assert_eq!(out.state, vec![vec![0.75], vec![4.5]]);
+    }
+
+    #[test]
+    fn rmsprop_plain_centered_and_momentum_by_hand() {
+        // g = 1 + 1 * 1 = 2 (weight decay 1); square_avg = 0.75 * 20 + 0.25 * 4 = 16;
+        // w = 1 - 0.5 * 2 / sqrt(16).
+        let s = RmspropStep {
+            lr: 0.5,
+            alpha: 0.75,
+            eps: 0.0,
+            weight_decay: 1.0,
+            momentum: 0.0,
+            centered: false,
+        };
+        let out = rmsprop_update(&s, &[1.0], &[1.0], &[20.0], None, None);
+        assert_eq!(out.w, vec![0.75]);
+        assert_eq!(out.state, vec![vec![16.0]]);
+        // Centered with momentum, g = 2: square_avg = 0.75 * 44 + 0.25 * 4 = 34,
+        // grad_avg = 0.75 * 6 + 0.25 * 2 = 5, denominator sqrt(34 - 5^2) = 3,
+        // buf = 0.5 * 2 + 2 / 3 = 5/3, w = 1 - 0.5 * 5/3 = 1/6.
+        let s = RmspropStep {
+            weight_decay: 0.0,
+            momentum: 0.5,
+            centered: true,
+            ..s
+        };
+        let out = rmsprop_update(&s, &[1.0], &[2.0], &[44.0], Some(&[2.0]), Some(&[6.0]));
+        assert!(near(&out.w, &[1.0 / 6.0]), "{:?}", out.w);
+        assert_eq!(out.state[0], vec![34.0]);
+        assert!(near(&out.state[1], &[5.0 / 3.0]), "{:?}", out.state);
+        assert_eq!(out.state[2], vec![5.0]);
+    }
+
+    #[test]
+    fn adadelta_by_hand() {
+        // square_avg = 0.75 * 3 + 0.25 * 1 = 2.5;
+        // delta = sqrt(11.5 + 0.5) / sqrt(2.5 + 0.5) * 1 = 2;
+        // acc_delta = 0.75 * 11.5 + 0.25 * 4 = 9.625; w = 0 - 0.5 * 2.
+        let s = AdadeltaStep {
+            lr: 0.5,
+            rho: 0.75,
+            eps: 0.5,
+            weight_decay: 0.0,
+        };
+        let out = adadelta_update(&s, &[0.0], &[1.0], &[3.0], &[11.5]);
+        assert!(near(&out.w, &[-1.0]), "{:?}", out.w);
+        assert_eq!(out.state[0], vec![2.5]);
+        assert!(near(&out.state[1], &[9.625]), "{:?}", out.state);
+    }
+
+    #[test]
+    fn nadam_by_hand() {
+        // m = 0.25 * 2 = 0.5, v = 0.5 * 4 = 2, denominator sqrt(2 / 0.5) = 2;
+        // the gradient term (1 - 0.75) / (1 - 0.5) * 2 / 2 = 0.5 and the
+        // momentum term 0.5 / (1 - 0.75) * 0.5 / 2 = 0.5 are both subtracted.
+        let s = NadamStep {
+            lr: 1.0,
+            beta1: 0.75,
+            beta2: 0.5,
+            eps: 0.0,
+            weight_decay: 0.0,
+            mu_t: 0.75,
+            mu_next: 0.5,
+            mu_product: 0.5,
+            mu_product_next: 0.75,
+            bias_correction2: 0.5,
+        };
+        let out = nadam_update(&s, &[1.0], &[2.0], &[0.0], &[0.0]);
+        assert_eq!(out.w, vec![1.0 - 0.5 - 0.5]);
+        assert_eq!(out.state, vec![vec![0.5], vec![2.0]]);
+    }
+
+    #[test]
+    fn radam_rectified_and_not_by_hand() {
+        // m = 0.25 * 2 = 0.5, v = 0.5 * 4 + 0.5 * 4 = 4, m_hat = 0.5 / 0.25 = 2.
+        let s = RadamStep {
+            lr: 1.0,
+            beta1: 0.75,
+            beta2: 0.5,
+            eps: 0.0,
+            weight_decay: 0.0,
+            bias_correction1: 0.25,
+            bias_correction2: 0.25,
+            rectify: true,
+            rect: 0.5,
+        };
+        // Rectified: step = 2 * 0.5 * sqrt(0.25) / sqrt(4) = 0.25.
+        let out = radam_update(&s, &[1.0], &[2.0], &[0.0], &[4.0]);
+        assert_eq!(out.w, vec![0.75]);
+        assert_eq!(out.state, vec![vec![0.5], vec![4.0]]);
+        // Not rectified (early steps): plain momentum, step = m_hat.
+        let out = radam_update(
+            &RadamStep {
+                rectify: false,
+                ..s
+            },
+            &[1.0],
+            &[2.0],
+            &[0.0],
+            &[4.0],
+        );
+        assert_eq!(out.w, vec![-1.0]);
+        assert_eq!(out.state, vec![vec![0.5], vec![4.0]]);
+    }
 }
