@@ -29,7 +29,8 @@
 //! [`backend`] for the conventions every backend follows.
 //!
 //! cnn-core depends on no backend library: backends live in `cnn-cpu` and
-//! `cnn-cuda`.
+//! `cnn-cuda`. The reference kernels, conformance suite and golden harness
+//! the backends are tested against live in the `cnn-testing` crate.
 
 pub mod backend;
 pub mod error;
@@ -43,8 +44,6 @@ mod per_size;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use backend::*;
 pub use error::{CnnError, Result};

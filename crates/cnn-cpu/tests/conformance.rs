@@ -1,9 +1,9 @@
-//! The shared conformance suite (cnn-core's `testing` feature) on the CPU
+//! The shared conformance suite (the `cnn-testing` crate) on the CPU
 //! backend: one test per op family, two worker threads so the parallel
 //! paths run.
 
-use cnn_core::testing::conformance;
 use cnn_cpu::CpuBackend;
+use cnn_testing::conformance;
 
 fn backend() -> CpuBackend {
     CpuBackend::with_threads(2).expect("a two-thread pool")

@@ -10,12 +10,12 @@
 //! -0: a part whose gradient sums to -0 may give +0 once added to zero.
 
 use cnn_core::models::{ModelOptions, article, lenet5};
-use cnn_core::testing::strategies::values;
 use cnn_core::{
     Backend, Conv2dGeometry, DataParallel, ElementwiseOps, Graph, GraphBuilder, GraphSpec,
     MemoryOps, Mode, Pool2dGeometry, SoftmaxCrossEntropy, Tensor,
 };
 use cnn_cpu::CpuBackend;
+use cnn_testing::strategies::values;
 
 /// A small residual net: the add sums two branches, so the backward meets
 /// a node with two consumers; the strided convolution takes the CPU

@@ -1,8 +1,8 @@
 //! The PyTorch golden cases (`testdata/golden/layers.json`, or the directory
 //! in `$CNN_GOLDEN_DIR`) through the CPU backend.
 
-use cnn_core::testing::golden::{golden_dir, golden_layer_case_count, run_golden_layers};
 use cnn_cpu::CpuBackend;
+use cnn_testing::golden::{golden_dir, golden_layer_case_count, run_golden_layers};
 
 #[test]
 fn golden_layers_match_pytorch() {

@@ -5,20 +5,20 @@
 //! that the checker itself catches wrong gradients and leaves the graph as
 //! it found it.
 //!
-//! Step, tolerances and kink handling are `cnn_core::testing::gradcheck`'s
+//! Step, tolerances and kink handling are `cnn_testing::gradcheck`'s
 //! (see its constants); each test prints its report (`--nocapture`).
 
 use cnn_core::models::{ModelOptions, lenet5};
-use cnn_core::testing::gradcheck::{
-    GradCheckConfig, GradCheckReport, analytic_gradients, check_gradients, gradcheck,
-    with_input_probe,
-};
-use cnn_core::testing::strategies::values;
 use cnn_core::{
     Activation, Conv2dGeometry, Graph, GraphBuilder, GraphSpec, LayerSpec, Pool2dGeometry,
     SoftmaxCrossEntropy,
 };
 use cnn_cpu::CpuBackend;
+use cnn_testing::gradcheck::{
+    GradCheckConfig, GradCheckReport, analytic_gradients, check_gradients, gradcheck,
+    with_input_probe,
+};
+use cnn_testing::strategies::values;
 
 fn backend() -> CpuBackend {
     CpuBackend::with_threads(2).expect("a 2-thread CPU backend")

@@ -4,13 +4,13 @@
 
 use cnn_core::graph::{INPUT, NamedArray};
 use cnn_core::models::{BUILTIN, ModelOptions, builtin, lenet5};
-use cnn_core::testing::assert_close;
-use cnn_core::testing::strategies::values;
 use cnn_core::{
     Activation, ArrayData, CnnError, Graph, GraphBuilder, LayerSpec, Mode, SoftmaxCrossEntropy,
     Tensor,
 };
 use cnn_cpu::CpuBackend;
+use cnn_testing::assert_close;
+use cnn_testing::strategies::values;
 
 fn backend() -> CpuBackend {
     CpuBackend::with_threads(2).expect("a 2-thread CPU backend")

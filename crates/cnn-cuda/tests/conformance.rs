@@ -1,10 +1,10 @@
-//! The shared conformance suite (cnn-core's `testing` feature) on the CUDA
+//! The shared conformance suite (the `cnn-testing` crate) on the CUDA
 //! backend, one test per op family. Skips without a GPU (printing why)
 //! unless `CNN_REQUIRE_CUDA=1`.
 
 mod common;
 
-use cnn_core::testing::conformance;
+use cnn_testing::conformance;
 
 #[test]
 fn memory() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cnn_core::testing::golden::{golden_dir, golden_layer_case_count, run_golden_layers};
+use cnn_testing::golden::{golden_dir, golden_layer_case_count, run_golden_layers};
 
 #[test]
 fn golden_layers_match_pytorch_on_cuda() {

@@ -24,12 +24,12 @@ mod common;
 
 use cnn_core::backend::*;
 use cnn_core::rng::CounterRng;
-use cnn_core::testing::check_close;
-use cnn_core::testing::strategies::{
-    ConvCase, GemmCase, PoolCase, conv_case, gemm_case, len_and_seed, pool_case, values,
-};
 use cnn_cpu::CpuBackend;
 use cnn_cuda::CudaBackend;
+use cnn_testing::check_close;
+use cnn_testing::strategies::{
+    ConvCase, GemmCase, PoolCase, conv_case, gemm_case, len_and_seed, pool_case, values,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
@@ -141,7 +141,7 @@ fn conv_ex<B: Backend>(be: &B, c: &ConvCase) -> Outputs {
 fn pool_ex<B: Backend>(be: &B, c: &PoolCase) -> Outputs {
     let p = c.params();
     let xs = if c.tied {
-        cnn_core::testing::strategies::tied_values(c.seed, 0, p.x_len())
+        cnn_testing::strategies::tied_values(c.seed, 0, p.x_len())
     } else {
         values(c.seed, 0, p.x_len(), -1.0, 1.0)
     };

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use cnn_core::testing::{check_close, golden_dir};
 use cnn_core::{Param, ParamKind, Tensor};
 use cnn_cpu::CpuBackend;
 use cnn_optim::{Optimizer, OptimizerConfig, ScheduleConfig, Scheduler};
+use cnn_testing::{check_close, golden_dir};
 use serde_json::Value;
 
 const ABS: f64 = 1e-5;

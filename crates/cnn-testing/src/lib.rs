@@ -1,0 +1,41 @@
+//! # cnn-testing
+//!
+//! The test support of the `cnn` workspace: what every backend's and
+//! crate's tests check against. A dev-dependency only; no library crate
+//! depends on it, and it depends on no backend (a backend's test file
+//! passes its backend to these generic functions).
+//!
+//! Where things live:
+//! - [`reference`](mod@reference): naive f64 reference kernels for every op of the
+//!   [`Backend`](cnn_core::Backend) trait, one file per op family, the
+//!   oracle of all the checks. `cargo test -p cnn-testing` runs their own
+//!   tests (hand-computed cases) and checks them against PyTorch's golden
+//!   values.
+//! - [`assert`](mod@assert): [`assert_close`] / [`check_close`], closeness with an
+//!   absolute plus a relative tolerance and a report of the worst elements.
+//! - [`strategies`]: proptest strategies for op shapes and a seeded value
+//!   generator.
+//! - [`conformance`]: `check_conv2d::<B>(&backend)`-style functions, one per
+//!   op family, that run a backend's ops on random shapes and values and
+//!   compare them with the reference; each backend's `tests/conformance.rs`
+//!   has one `#[test]` per family.
+//! - [`golden`]: runs the PyTorch golden cases of `testdata/golden/layers.json`
+//!   through a backend ([`golden::run_golden_layers`]) or through the
+//!   reference kernels; one table lists the ops, each described once.
+//! - [`gradcheck`]: finite-difference gradient checks of whole graphs.
+//! - `host` (private): moving test data to and from a backend, with errors
+//!   as strings naming the op.
+//!
+//! Everything here is plain generic functions (no macros), so a backend's
+//! test file is one `#[test]` per check calling it with its backend.
+
+pub mod assert;
+pub mod conformance;
+pub mod golden;
+pub mod gradcheck;
+mod host;
+pub mod reference;
+pub mod strategies;
+
+pub use assert::{assert_close, check_close, check_close_scalar};
+pub use golden::{golden_dir, run_golden_layers};
