@@ -60,6 +60,12 @@ fn memory_one<B: Backend>(be: &B, len: usize, seed: u64) -> Result<(), String> {
     same("copy", &down(be, &dst)?, &a)?;
     ctx(be.fill(&mut dst, 2.5), "fill")?;
     same("fill", &down(be, &dst)?, &r::fill(len, 2.5))?;
+    // Queued work has finished, and is visible, once synchronize returns.
+    ctx(be.fill(&mut dst, -1.5), "fill")?;
+    ctx(be.synchronize(), "synchronize")?;
+    let mut after = vec![f32::NAN; len];
+    ctx(be.download_into(&dst, &mut after), "download_into")?;
+    same("synchronize", &after, &r::fill(len, -1.5))?;
 
     let mut rng = CounterRng::new(seed, 2);
     let idx: Vec<u32> = (0..len).map(|_| rng.next_u32()).collect();
