@@ -1,8 +1,4 @@
-//! The confusion matrix as a heat map (PNG only), its text placed glyph by
-//! glyph at each glyph's left side bearing (plotters crowds glyphs, see
-//! `Bearings`).
-
-use std::sync::OnceLock;
+//! The confusion matrix as a heat map (PNG only).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -10,89 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::metrics::ConfusionMatrix;
 use crate::plot::render::{Ctx, DrawResult, Figure};
-use crate::plot::text::{FONT_BYTES, text_style};
-
-/// Left side bearings of the embedded font's glyphs, read with `ab_glyph`
-/// (the library plotters rasterizes with).
-///
-/// plotters 0.3.7 draws a string's glyphs (through `ab_glyph`) at the pen
-/// position without their left side bearing (it drops the outline's
-/// `px_bounds().min.x`), so a glyph with a wide bearing crowds the one
-/// before it: at 14 px "class0" reads "dass0", "epoch" reads "ep och".
-/// [`draw_glyphs`] puts each glyph back at pen + bearing.
-struct Bearings {
-    font: ab_glyph::FontRef<'static>,
-    /// Ascender - descender, the height `ab_glyph` scales to the font size
-    /// in pixels.
-    height: f64,
-}
-
-impl Bearings {
-    fn parse(font: &'static [u8]) -> Option<Self> {
-        use ab_glyph::Font as _;
-        let font = ab_glyph::FontRef::try_from_slice(font).ok()?;
-        let height = f64::from(font.height_unscaled());
-        Some(Bearings { font, height }).filter(|b| b.height > 0.0)
-    }
-
-    /// The left side bearing of `c` in font units (0 when unknown).
-    fn units(&self, c: char) -> f64 {
-        use ab_glyph::Font as _;
-        match self.font.glyph_id(c) {
-            ab_glyph::GlyphId(0) => 0.0,
-            glyph => f64::from(self.font.h_side_bearing_unscaled(glyph)),
-        }
-    }
-
-    /// The left side bearing of `c` in pixels at `size`, as `ab_glyph`
-    /// rasterizes it (the outline's pixel bounds start at its floor).
-    fn pixels(&self, c: char, size: f64) -> i32 {
-        (self.units(c) * size / self.height).floor() as i32
-    }
-}
-
-fn bearings() -> Option<&'static Bearings> {
-    static BEARINGS: OnceLock<Option<Bearings>> = OnceLock::new();
-    BEARINGS
-        .get_or_init(|| Bearings::parse(FONT_BYTES))
-        .as_ref()
-}
-
-/// Draw horizontal `text` anchored at `pos` like a [`Text`] element, one
-/// glyph at a time at its left side bearing (see [`Bearings`]). For
-/// bitmaps only: an SVG viewer lays text out itself and needs no help.
-fn draw_glyphs<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    text: &str,
-    (x, y): (i32, i32),
-    size: f64,
-    color: &RGBColor,
-    anchor: Pos,
-) -> DrawResult {
-    let Some(bearings) = bearings() else {
-        let style = text_style(size, color).pos(anchor);
-        return area.draw(&Text::new(text.to_string(), (x, y), style)).ctx();
-    };
-    let style = text_style(size, color).pos(Pos::new(HPos::Left, anchor.v_pos));
-    let width = |s: &str| area.estimate_text_size(s, &style).map(|(w, _)| w as i32);
-    let total = width(text).ctx()?;
-    let left = match anchor.h_pos {
-        HPos::Left => x,
-        HPos::Center => x - total / 2,
-        HPos::Right => x - total,
-    };
-    for (i, c) in text.char_indices() {
-        if c.is_whitespace() {
-            continue;
-        }
-        // The prefix's width is the pen position, kerning included.
-        let pen = width(&text[..i]).ctx()?;
-        let at = (left + pen + bearings.pixels(c, size), y);
-        area.draw(&Text::new(c.to_string(), at, style.clone()))
-            .ctx()?;
-    }
-    Ok(())
-}
+use crate::plot::text::text_style;
 
 pub(super) struct ConfusionFigure<'a> {
     pub(super) matrix: &'a ConfusionMatrix,
@@ -154,9 +68,8 @@ impl Figure for ConfusionFigure<'_> {
         let grid = k as i32 * cell;
         let (w, _) = root.dim_in_pixel();
         let center = Pos::new(HPos::Center, VPos::Center);
-        // This figure is only ever a PNG: text goes glyph by glyph.
-        draw_glyphs(root, self.title, (w as i32 / 2, 24), 22.0, &BLACK, center)?;
-        draw_glyphs(
+        label(root, self.title, (w as i32 / 2, 24), 22.0, &BLACK, center)?;
+        label(
             root,
             "predicted class",
             (left + grid / 2, top + grid + 55),
@@ -164,7 +77,7 @@ impl Figure for ConfusionFigure<'_> {
             &BLACK,
             center,
         )?;
-        draw_glyphs(
+        label(
             root,
             "true class ↓",
             (left - 10, top - 30),
@@ -196,7 +109,7 @@ impl Figure for ConfusionFigure<'_> {
                         .min(16.0)
                         .min(cell as f64 * 1.6 / digits.len() as f64);
                     let color = if frac > 0.5 { WHITE } else { BLACK };
-                    draw_glyphs(
+                    label(
                         root,
                         &digits,
                         (x0 + cell / 2, y0 + cell / 2),
@@ -207,7 +120,7 @@ impl Figure for ConfusionFigure<'_> {
                 }
             }
             if cell >= 10 {
-                draw_glyphs(
+                label(
                     root,
                     &self.name(c, 18),
                     (left - 8, y0 + cell / 2),
@@ -216,7 +129,7 @@ impl Figure for ConfusionFigure<'_> {
                     Pos::new(HPos::Right, VPos::Center),
                 )?;
                 let max_chars = ((cell as f64 / (label_size * 0.6)).floor() as usize).max(1);
-                draw_glyphs(
+                label(
                     root,
                     &self.name(c, max_chars),
                     (left + c as i32 * cell + cell / 2, top + grid + 8),
@@ -234,48 +147,15 @@ impl Figure for ConfusionFigure<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plot::text::ensure_font;
-
-    /// Columns with ink of `text` drawn by `draw` on a small bitmap, as
-    /// runs of consecutive inked columns: one run per glyph when glyphs
-    /// do not touch.
-    fn ink_runs(draw: impl Fn(&DrawingArea<BitMapBackend<'_>, Shift>)) -> usize {
-        ensure_font();
-        let (w, h) = (120u32, 30u32);
-        let mut rgb = vec![255u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            draw(&root);
-            root.present().unwrap();
-        }
-        let inked = |x: u32| (0..h).any(|y| rgb[((y * w + x) * 3) as usize] < 128);
-        (0..w)
-            .filter(|&x| inked(x) && (x == 0 || !inked(x - 1)))
-            .count()
-    }
-
-    #[test]
-    fn glyphs_keep_their_side_bearings() {
-        let b = bearings().expect("the embedded font parses");
-        assert_eq!(b.units('c'), 113.0);
-        assert_eq!(b.units('l'), 193.0);
-        assert_eq!(b.units(' '), 0.0);
-        assert_eq!(b.units('\u{10FFFF}'), 0.0);
-        let anchor = Pos::new(HPos::Left, VPos::Center);
-        for text in ["class0", "epoch"] {
-            let fixed = ink_runs(|a| draw_glyphs(a, text, (5, 15), 14.0, &BLACK, anchor).unwrap());
-            assert_eq!(fixed, text.len(), "{text}");
-        }
-        // plotters draws "cl" touching ("dass"). Should a release place
-        // bearings itself, this fails: `draw_glyphs` would then add them
-        // twice and can go.
-        let naive = ink_runs(|a| {
-            let style = text_style(14.0, &BLACK).pos(anchor);
-            a.draw(&Text::new("cl", (5, 15), style)).unwrap();
-        });
-        assert_eq!(naive, 1);
-    }
+/// Draw `text` anchored at `at` in the embedded font.
+fn label<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    at: (i32, i32),
+    size: f64,
+    color: &RGBColor,
+    anchor: Pos,
+) -> DrawResult {
+    let style = text_style(size, color).pos(anchor);
+    area.draw(&Text::new(text.to_string(), at, style)).ctx()
 }

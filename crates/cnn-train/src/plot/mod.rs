@@ -2,18 +2,20 @@
 //!
 //! This module is the one call site of `plotters`. Text uses DejaVu Sans,
 //! embedded in the binary and registered once, so plots render on machines
-//! without system fonts; the PNG-only confusion matrix places its glyphs
-//! itself (plotters crowds them, see `text`). Every figure is drawn by
-//! one generic function for both backends (`Figure::draw`), rendered in
-//! memory and written with [`write_atomic`](crate::io::write_atomic).
-//! Non-finite values are skipped (lines break there), axis ranges are
-//! always finite and non-empty, and a panic inside plotters becomes a
-//! [`TrainError::Plot`](crate::TrainError::Plot): a plot never stops a run.
+//! without system fonts; bitmaps get their text from `text::Typeset`,
+//! which places each glyph itself (plotters crowds them: "ep och"). Every
+//! figure is drawn by one generic function for both backends
+//! (`Figure::draw`), rendered in memory and written with
+//! [`write_atomic`](crate::io::write_atomic). Non-finite values are skipped
+//! (lines break there), axis ranges are always finite and non-empty, and a
+//! panic inside plotters becomes a [`TrainError::Plot`](crate::TrainError::Plot):
+//! a plot never stops a run.
 //!
 //! Files: `render` (the `Figure` trait, PNG and SVG output), `text` (font
-//! and glyph-by-glyph drawing), `axis` (ranges and tick labels), `chart`
-//! (a panel's chart, lines, bands, legends), and one file per figure:
-//! `curves`, `confusion`, `overlay`, `score`.
+//! and the glyph-placing backend), `axis` (ranges and tick labels), `chart`
+//! (a panel's chart, lines, bands, legends), one file per figure
+//! (`curves`, `confusion`, `overlay`, `score`), and `tests`, which
+//! measures where chart text's glyphs land in a bitmap.
 
 mod axis;
 mod chart;
@@ -23,6 +25,9 @@ mod overlay;
 mod render;
 mod score;
 mod text;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 

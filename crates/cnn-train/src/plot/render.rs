@@ -12,7 +12,7 @@ use plotters::prelude::*;
 
 use crate::error::{Result, TrainError};
 use crate::io::write_atomic;
-use crate::plot::text::ensure_font;
+use crate::plot::text::{Typeset, ensure_font};
 
 pub(super) type DrawResult<T = ()> = std::result::Result<T, String>;
 
@@ -60,7 +60,7 @@ pub(super) fn save_png(fig: &impl Figure, path: &Path) -> Result<()> {
     let (w, h) = fig.size();
     let mut rgb = vec![255u8; w as usize * h as usize * 3];
     guarded(|| {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let root = Typeset::new(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
         root.fill(&WHITE).ctx()?;
         fig.draw(&root)?;
         root.present().ctx()
