@@ -132,10 +132,11 @@ fn attr(tag: &str, name: &str) -> usize {
 #[test]
 fn reports_render_in_headless_chromium() {
     let Some(browser) = chromium() else {
-        if std::env::var_os("CNN_REQUIRE_CHROMIUM").is_some_and(|v| v == "1") {
-            panic!("CNN_REQUIRE_CHROMIUM=1 but chromium is not on PATH");
-        }
-        eprintln!("skipping: chromium (or chromium-browser) is not on PATH");
+        cnn_testing::skip(
+            "reports_render_in_headless_chromium",
+            "CNN_REQUIRE_CHROMIUM",
+            "chromium (or chromium-browser) is not on PATH",
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

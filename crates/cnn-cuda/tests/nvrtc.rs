@@ -11,11 +11,11 @@ const ARCHS: [&str; 2] = ["sm_80", "sm_90"];
 #[test]
 fn nvrtc_compiles_all_kernels() {
     let Some((major, minor)) = nvrtc_version() else {
-        let msg = "libnvrtc cannot be loaded (set LD_LIBRARY_PATH to a folder with libnvrtc.so.13)";
-        if std::env::var("CNN_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
-            panic!("CNN_REQUIRE_NVRTC=1 but {msg}");
-        }
-        println!("SKIPPED nvrtc_compiles_all_kernels: {msg}");
+        cnn_testing::skip(
+            "nvrtc_compiles_all_kernels",
+            "CNN_REQUIRE_NVRTC",
+            "libnvrtc cannot be loaded (set LD_LIBRARY_PATH to a folder with libnvrtc.so.13)",
+        );
         return;
     };
     for arch in ARCHS {

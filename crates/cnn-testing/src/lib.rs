@@ -23,6 +23,9 @@
 //!   through a backend ([`golden::run_golden_layers`]) or through the
 //!   reference kernels; one table lists the ops, each described once.
 //! - [`gradcheck`]: finite-difference gradient checks of whole graphs.
+//! - [`skip`](mod@skip): skips that print past the harness's capture, are
+//!   logged for CI (`CNN_SKIP_LOG`) and fail under `CNN_REQUIRE_*=1`; the
+//!   real MNIST directory ([`mnist_dir`]).
 //! - `host` (private): moving test data to and from a backend, with errors
 //!   as strings naming the op.
 //!
@@ -35,7 +38,9 @@ pub mod golden;
 pub mod gradcheck;
 mod host;
 pub mod reference;
+pub mod skip;
 pub mod strategies;
 
 pub use assert::{assert_close, check_close, check_close_scalar};
 pub use golden::{golden_dir, run_golden_layers};
+pub use skip::{mnist_dir, skip};

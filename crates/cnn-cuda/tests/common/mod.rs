@@ -4,19 +4,17 @@
 
 use cnn_cuda::CudaBackend;
 
-/// Whether `CNN_REQUIRE_CUDA=1` turns a missing GPU into a failure.
-pub fn cuda_required() -> bool {
-    std::env::var("CNN_REQUIRE_CUDA").is_ok_and(|v| v == "1")
-}
-
 /// The CUDA backend on device 0, or `None` after printing why `test`
 /// skips (a panic instead when `CNN_REQUIRE_CUDA=1`).
 pub fn cuda(test: &str) -> Option<CudaBackend> {
     match CudaBackend::new() {
         Ok(be) => Some(be),
-        Err(e) if cuda_required() => panic!("CNN_REQUIRE_CUDA=1 but {test} has no GPU: {e}"),
         Err(e) => {
-            println!("SKIPPED {test}: no usable CUDA device ({e})");
+            cnn_testing::skip(
+                test,
+                "CNN_REQUIRE_CUDA",
+                &format!("no usable CUDA device ({e})"),
+            );
             None
         }
     }
