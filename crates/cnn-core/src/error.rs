@@ -53,6 +53,15 @@ pub enum CnnError {
         target: u32,
         classes: usize,
     },
+    /// A size computed from shapes or a model spec (elements, parameters, a
+    /// window's span) that does not fit in `usize`: an error, never a
+    /// wrapped-around value.
+    #[error("{}too large: {what} overflows {}-bit sizes", layer_prefix(.layer), usize::BITS)]
+    SizeOverflow {
+        layer: Option<String>,
+        /// The quantity and the operands that overflow it.
+        what: String,
+    },
     /// A state_dict entry that is missing, unexpected or of the wrong shape.
     #[error("state_dict: {0}")]
     StateDict(String),
@@ -65,6 +74,13 @@ pub enum CnnError {
         backend: &'static str,
         message: String,
     },
+}
+
+fn layer_prefix(layer: &Option<String>) -> String {
+    match layer {
+        Some(name) => format!("layer `{name}`: "),
+        None => String::new(),
+    }
 }
 
 fn layer_suffix(layer: &Option<String>) -> String {
@@ -91,7 +107,15 @@ impl CnnError {
         }
     }
 
-    /// Attach a layer name to a geometry error that has none.
+    /// Shorthand for [`CnnError::SizeOverflow`] in `layer`.
+    pub fn overflow(layer: Option<&str>, what: impl Into<String>) -> Self {
+        CnnError::SizeOverflow {
+            layer: layer.map(str::to_string),
+            what: what.into(),
+        }
+    }
+
+    /// Attach a layer name to a geometry or size error that has none.
     pub fn in_layer(self, name: &str) -> Self {
         match self {
             CnnError::InvalidGeometry {
@@ -100,6 +124,10 @@ impl CnnError {
             } => CnnError::InvalidGeometry {
                 layer: Some(name.to_string()),
                 message,
+            },
+            CnnError::SizeOverflow { layer: None, what } => CnnError::SizeOverflow {
+                layer: Some(name.to_string()),
+                what,
             },
             other => other,
         }

@@ -25,9 +25,15 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a rank-0 shape).
+    /// Number of elements (1 for a rank-0 shape). Unchecked: for shapes
+    /// already validated (see [`Shape::checked_numel`]).
     pub fn numel(&self) -> usize {
         self.0.iter().product()
+    }
+
+    /// Number of elements, or `None` when the product overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// This shape with a batch dimension `n` in front.
@@ -97,5 +103,9 @@ mod tests {
         assert_eq!(s.with_batch(8).dims(), &[8, 3, 32, 32]);
         assert_eq!(s.with_batch(8).without_batch(), s);
         assert_eq!(format!("{s}"), "[3, 32, 32]");
+        assert_eq!(s.checked_numel(), Some(3072));
+        let huge = Shape::from([3, (1 << 63) + 1, 2]);
+        // 3 x (2^64 + 2) wraps to 6: the checked count refuses it.
+        assert_eq!(huge.checked_numel(), None);
     }
 }

@@ -41,7 +41,7 @@ pub enum ParseError {
         more: bool,
     },
     /// A gzip file whose header declares more data than a gzip file may
-    /// decompress to; rejected before its data is decompressed.
+    /// decompress to; rejected before its data is decompressed into memory.
     #[error(
         "header declares dimensions {dims:?}{}, more than the {limit} bytes a gzip file may decompress to",
         declared_bytes(*expected_bytes)
@@ -71,6 +71,13 @@ struct DataLengthMsg<'a> {
     expected_bytes: Option<u64>,
     actual_bytes: usize,
     more: bool,
+}
+
+fn decoded_size(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) => format!(" = {:.1} MiB decoded", b as f64 / f64::from(1 << 20)),
+        None => String::new(),
+    }
 }
 
 fn declared_bytes(expected: Option<u64>) -> String {
@@ -160,6 +167,25 @@ pub enum DataError {
     /// A file in an image folder that is not a decodable PNG/JPEG image.
     #[error("{}: not an image ({reason})", path.display())]
     NotAnImage { path: PathBuf, reason: String },
+    /// An image file larger than an image may be: more pixels a side than
+    /// [`MAX_IMAGE_SIDE`](crate::folder::MAX_IMAGE_SIDE), or more bytes
+    /// decoded than [`MAX_IMAGE_ALLOC`](crate::folder::MAX_IMAGE_ALLOC).
+    /// Refused from its header, before its pixels are decoded.
+    #[error(
+        "{}: image is {width}x{height} (WxH){}, too large to load: at most {max_side} pixels a side and {} MiB decoded; shrink the file",
+        path.display(),
+        decoded_size(*decoded_bytes),
+        max_bytes >> 20
+    )]
+    ImageTooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        /// Bytes the decoded image takes (`None` when that overflows).
+        decoded_bytes: Option<u64>,
+        max_side: u32,
+        max_bytes: u64,
+    },
     /// An image whose size differs from the first image of the folder.
     #[error(
         "{}: image is {}x{} (WxH) but {} is {}x{}; all images must have one size, or give a target size (`--image-size HxW`)",
@@ -212,6 +238,7 @@ impl DataError {
             | DataError::Parse { path, .. }
             | DataError::MissingDir { path }
             | DataError::NotAnImage { path, .. }
+            | DataError::ImageTooLarge { path, .. }
             | DataError::SizeMismatch { path, .. }
             | DataError::Empty { path, .. } => Some(path),
             DataError::CountMismatch { labels, .. } => Some(labels),

@@ -70,6 +70,23 @@ pub fn gunzip_prefix(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Most bytes [`gzip_damage`] inflates (and discards) beyond what a caller
+/// already read, when a gzip file's content has been found wrong: enough
+/// to reach the checksum of any real dataset file, and a bound on the time
+/// a bomb can take.
+pub const MAX_CHECKED_BYTES: u64 = 1 << 30;
+
+/// The error that inflating the gzip data `bytes` to their end meets — a
+/// checksum that does not match, a corrupt deflate stream, a truncated
+/// member — or `None` when they inflate cleanly, or run past `limit`
+/// bytes of output first. The output is discarded as it comes (memory use
+/// is a fixed buffer): this tells a damaged file from one whose content is
+/// intact but wrong, whose checksum a reader that stops early never meets.
+pub fn gzip_damage(bytes: &[u8], limit: u64) -> Option<std::io::Error> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit);
+    std::io::copy(&mut decoder, &mut std::io::sink()).err()
+}
+
 /// Check that `dir` is an existing directory.
 pub fn require_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {

@@ -235,12 +235,16 @@ pub const MAX_IMAGE_SIDE: u32 = 1 << 14;
 /// file whose header claims a huge image is refused, not allocated.
 pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
 
-/// Decode with [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`] as limits; an
-/// unknown format or a decoding failure is [`DataError::NotAnImage`].
+/// Decode with [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`] as limits. The
+/// size is read from the header first: an image beyond the limits is
+/// [`DataError::ImageTooLarge`], with its size, before any pixel is
+/// decoded; an unknown format or a decoding failure is
+/// [`DataError::NotAnImage`].
 fn decode_limited<R: std::io::BufRead + std::io::Seek>(
     mut reader: image::ImageReader<R>,
     path: &Path,
 ) -> Result<DynamicImage> {
+    use image::ImageDecoder;
     let not_image = |reason: String| DataError::NotAnImage {
         path: path.to_path_buf(),
         reason,
@@ -250,12 +254,41 @@ fn decode_limited<R: std::io::BufRead + std::io::Seek>(
             "unrecognised format; PNG and JPEG are supported".into(),
         ));
     }
+    // The header is read under the allocation limit alone, so that the side
+    // limit does not refuse the image before its size is known.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(header_limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| not_image(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    let bytes = decoder.total_bytes();
+    let too_large = || DataError::ImageTooLarge {
+        path: path.to_path_buf(),
+        width,
+        height,
+        // `total_bytes` saturates.
+        decoded_bytes: (bytes < u64::MAX).then_some(bytes),
+        max_side: MAX_IMAGE_SIDE,
+        max_bytes: MAX_IMAGE_ALLOC,
+    };
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || bytes > MAX_IMAGE_ALLOC {
+        return Err(too_large());
+    }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_IMAGE_ALLOC);
-    reader.limits(limits);
-    reader.decode().map_err(|e| not_image(e.to_string()))
+    // As `ImageReader::decode` does: the image itself counts against the
+    // allocation limit, what remains bounds the decoder's own buffers.
+    limits.reserve(bytes).map_err(|_| too_large())?;
+    let limited = |e: image::ImageError| match e {
+        image::ImageError::Limits(_) => too_large(),
+        e => not_image(e.to_string()),
+    };
+    decoder.set_limits(limits).map_err(limited)?;
+    DynamicImage::from_decoder(decoder).map_err(limited)
 }
 
 /// Append `img` as `channels` planes of bytes.

@@ -4,7 +4,11 @@
 //! (gzip is detected from the content, not the name):
 //! `train-images-idx3-ubyte[.gz]`, `train-images.idx3-ubyte[.gz]`, and the
 //! same for `train-labels` (`idx1`), `t10k-images`, `t10k-labels`. A gzip
-//! file is decompressed no further than its header declares.
+//! file is decompressed no further than its header declares; when what it
+//! holds disagrees with its header, the rest of the stream is inflated and
+//! discarded (at most [`MAX_CHECKED_BYTES`] more) to find out whether the
+//! file is damaged, which is then what the error says. A training set
+//! needs at least one image; a test set may be empty.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +16,10 @@ use cnn_core::Shape;
 
 use crate::dataset::{Dataset, ImageSet, Pixels};
 use crate::error::{DataError, ParseError, Result};
-use crate::files::{MAX_DECOMPRESSED_BYTES, find_first, gunzip_prefix, is_gzip, require_dir};
+use crate::files::{
+    MAX_CHECKED_BYTES, MAX_DECOMPRESSED_BYTES, find_first, gunzip_prefix, gzip_damage, is_gzip,
+    require_dir,
+};
 use crate::idx::{
     IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, check_labels, idx_header_len, parse_idx_header,
     parse_idx_images, parse_idx_labels,
@@ -116,6 +123,13 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
             n_labels: labels.len(),
         });
     }
+    if images.count == 0 && prefix == "train" {
+        return Err(DataError::Empty {
+            path: images_path,
+            message: "holds no images (its header's count is 0); training needs at least one"
+                .into(),
+        });
+    }
     if images.rows == 0 || images.cols == 0 {
         return Err(DataError::value(
             "images",
@@ -134,45 +148,57 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
 
 /// The content of the IDX file `path` with magic `magic`, gunzipped when
 /// gzip. A gzip file is decompressed no further than its header declares,
-/// plus one byte to tell that more follows: trailing data, however much it
-/// inflates to, is never decompressed.
+/// plus one byte to tell that more follows: trailing data is never
+/// decompressed into memory.
+///
+/// Reading stops before the end of the stream, where its checksum is, in
+/// two cases: a header found wrong, and more data than the header
+/// declares. A bit flipped in the compressed data gives either, so both
+/// inflate the rest to a sink first and report a damaged stream as
+/// [`DataError::Gzip`]; only an intact file is blamed on its content.
 fn read_idx(path: &Path, magic: u32) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if !is_gzip(&raw) {
         return Ok(raw);
     }
-    let gunzip = |limit| {
-        gunzip_prefix(&raw, limit).map_err(|error| DataError::Gzip {
-            path: path.to_path_buf(),
-            error,
-        })
+    let corrupt = |error| DataError::Gzip {
+        path: path.to_path_buf(),
+        error,
     };
-    let head = gunzip(idx_header_len(magic) as u64)?;
-    let header = parse_idx_header(&head, magic).map_err(|e| DataError::parse(path, e))?;
+    let gunzip = |limit| gunzip_prefix(&raw, limit).map_err(corrupt);
+    // `problem` with content read up to `read` bytes of output.
+    let wrong = |problem, read: u64| match gzip_damage(&raw, read.saturating_add(MAX_CHECKED_BYTES))
+    {
+        Some(error) => corrupt(error),
+        None => DataError::parse(path, problem),
+    };
+    let header_len = idx_header_len(magic) as u64;
+    let head = gunzip(header_len)?;
+    let header = parse_idx_header(&head, magic).map_err(|e| wrong(e, header_len))?;
     let expected = header.data_bytes();
     let Some(total) = expected
         .and_then(|e| e.checked_add(header.len as u64))
         .filter(|&t| t <= MAX_DECOMPRESSED_BYTES)
     else {
-        return Err(DataError::parse(
-            path,
+        return Err(wrong(
             ParseError::TooLarge {
                 dims: header.dims,
                 expected_bytes: expected,
                 limit: MAX_DECOMPRESSED_BYTES,
             },
+            header_len,
         ));
     };
     let content = gunzip(total + 1)?;
     if content.len() as u64 > total {
-        return Err(DataError::parse(
-            path,
+        return Err(wrong(
             ParseError::DataLength {
                 dims: header.dims,
                 expected_bytes: expected,
                 actual_bytes: content.len() - header.len - 1,
                 more: true,
             },
+            total + 1,
         ));
     }
     Ok(content)

@@ -1,5 +1,7 @@
 //! `LayerSpec`: what a layer is, independent of any backend, with its shape
-//! inference and parameter count.
+//! inference and parameter count (every size checked: an overflow is a
+//! [`CnnError::SizeOverflow`], never a wrapped value), and its strict
+//! deserialization (every layer kind rejects keys it does not take).
 
 use crate::backend::{Activation, Conv2dGeometry, Conv2dParams, Pool2dGeometry, Pool2dParams};
 use crate::error::{CnnError, Result};
@@ -8,26 +10,20 @@ use crate::shape::Shape;
 /// One layer's configuration. Shapes here are per sample (no batch
 /// dimension): images `[C, H, W]`, features `[F]`.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)
-)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 pub enum LayerSpec {
     /// `Conv2d` with optional bias. Weight `[out, in/groups, kh, kw]`.
     Conv2d {
         #[cfg_attr(feature = "serde", serde(flatten))]
         geometry: Conv2dGeometry,
-        #[cfg_attr(feature = "serde", serde(default = "yes"))]
         bias: bool,
     },
     /// `Linear`: weight `[out, in]`. `in_features`, when given, is checked
     /// against what reaches the layer at build time.
     Linear {
-        #[cfg_attr(feature = "serde", serde(default))]
         in_features: Option<usize>,
         out_features: usize,
-        #[cfg_attr(feature = "serde", serde(default = "yes"))]
         bias: bool,
     },
     MaxPool2d(Pool2dGeometry),
@@ -47,11 +43,6 @@ pub enum LayerSpec {
     /// `[C, H, W] -> [C * H * W]`.
     Flatten,
     Activation(Activation),
-}
-
-#[cfg(feature = "serde")]
-fn yes() -> bool {
-    true
 }
 
 impl LayerSpec {
@@ -90,10 +81,21 @@ impl LayerSpec {
                 }),
             }
         };
+        let numel = |shape: &Shape| {
+            shape.checked_numel().ok_or_else(|| {
+                CnnError::overflow(
+                    Some(layer),
+                    format!("the element count of its input shape {shape}"),
+                )
+            })
+        };
         match self {
-            LayerSpec::Conv2d { geometry, .. } => {
+            LayerSpec::Conv2d { geometry: g, .. } => {
                 let (c, h, w) = image(input)?;
-                let p = Conv2dParams::new(1, c, h, w, geometry).map_err(|e| e.in_layer(layer))?;
+                for (axis, len, i) in [("height", h, 0), ("width", w, 1)] {
+                    check_window(layer, axis, len, g.kernel[i], g.padding[i], g.dilation[i])?;
+                }
+                let p = Conv2dParams::new(1, c, h, w, g).map_err(|e| e.in_layer(layer))?;
                 Ok(Shape::from([p.c_out, p.h_out, p.w_out]))
             }
             LayerSpec::Linear {
@@ -109,7 +111,7 @@ impl LayerSpec {
                         ),
                     });
                 }
-                let actual = input.numel();
+                let actual = numel(input)?;
                 if let Some(expected) = in_features
                     && *expected != actual
                 {
@@ -130,6 +132,19 @@ impl LayerSpec {
             }
             LayerSpec::MaxPool2d(g) | LayerSpec::AvgPool2d(g) => {
                 let (c, h, w) = image(input)?;
+                for (axis, len, i) in [("height", h, 0), ("width", w, 1)] {
+                    check_window(layer, axis, len, g.kernel[i], g.padding[i], 1)?;
+                    // Ceil mode steps one stride past the padded input.
+                    if g.ceil_mode && (len + 2 * g.padding[i]).checked_add(g.stride[i]).is_none() {
+                        return Err(CnnError::overflow(
+                            Some(layer),
+                            format!(
+                                "the padded input {axis} ({len} + 2 x {}) plus the stride {}",
+                                g.padding[i], g.stride[i]
+                            ),
+                        ));
+                    }
+                }
                 let p = Pool2dParams::new(1, c, h, w, g).map_err(|e| e.in_layer(layer))?;
                 Ok(Shape::from([c, p.h_out, p.w_out]))
             }
@@ -162,7 +177,7 @@ impl LayerSpec {
                 }
                 Ok(input.clone())
             }
-            LayerSpec::Flatten => Ok(Shape::from([input.numel()])),
+            LayerSpec::Flatten => Ok(Shape::from([numel(input)?])),
             LayerSpec::Activation(a) => {
                 a.validate()?;
                 Ok(input.clone())
@@ -170,20 +185,256 @@ impl LayerSpec {
         }
     }
 
-    /// Number of trainable parameters for the given per-sample input shape.
-    pub fn num_params(&self, input: &Shape) -> usize {
-        match self {
-            LayerSpec::Conv2d { geometry, bias } => {
-                let c_in = input.dim(0).unwrap_or(0);
-                let g = geometry.groups.max(1);
-                geometry.out_channels * (c_in / g) * geometry.kernel[0] * geometry.kernel[1]
-                    + if *bias { geometry.out_channels } else { 0 }
+    /// Number of trainable parameters for the given per-sample input shape,
+    /// or a [`CnnError::SizeOverflow`] naming `layer` when it does not fit
+    /// in `usize`.
+    pub fn num_params(&self, layer: &str, input: &Shape) -> Result<usize> {
+        let (factors, biases) = match self {
+            LayerSpec::Conv2d { geometry: g, bias } => {
+                let c_in = input.dim(0).unwrap_or(0) / g.groups.max(1);
+                (
+                    vec![g.out_channels, c_in, g.kernel[0], g.kernel[1]],
+                    if *bias { g.out_channels } else { 0 },
+                )
             }
             LayerSpec::Linear {
                 out_features, bias, ..
-            } => out_features * input.numel() + if *bias { *out_features } else { 0 },
-            LayerSpec::BatchNorm2d { .. } => 2 * input.dim(0).unwrap_or(0),
-            _ => 0,
+            } => {
+                let features = input.checked_numel().ok_or_else(|| {
+                    CnnError::overflow(
+                        Some(layer),
+                        format!("the element count of its input shape {input}"),
+                    )
+                })?;
+                (
+                    vec![*out_features, features],
+                    if *bias { *out_features } else { 0 },
+                )
+            }
+            LayerSpec::BatchNorm2d { .. } => (vec![2, input.dim(0).unwrap_or(0)], 0),
+            _ => return Ok(0),
+        };
+        factors
+            .iter()
+            .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+            .and_then(|w| w.checked_add(biases))
+            .ok_or_else(|| {
+                let mut count = factors
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" x ");
+                if biases > 0 {
+                    count += &format!(" + {biases}");
+                }
+                CnnError::overflow(Some(layer), format!("its parameter count ({count})"))
+            })
+    }
+}
+
+/// Check that a window's dilated span and the padded input length along
+/// `axis` fit in `usize` (the shape arithmetic after this cannot overflow).
+fn check_window(
+    layer: &str,
+    axis: &str,
+    input: usize,
+    kernel: usize,
+    padding: usize,
+    dilation: usize,
+) -> Result<()> {
+    if kernel
+        .saturating_sub(1)
+        .checked_mul(dilation)
+        .and_then(|s| s.checked_add(1))
+        .is_none()
+    {
+        return Err(CnnError::overflow(
+            Some(layer),
+            format!("the dilated kernel {axis} (dilation {dilation} x (kernel {kernel} - 1) + 1)"),
+        ));
+    }
+    if padding
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(input))
+        .is_none()
+    {
+        return Err(CnnError::overflow(
+            Some(layer),
+            format!("the padded input {axis} ({input} + 2 x {padding})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `LayerSpec`'s deserialization, through mirrors of it and of
+/// [`Activation`] in which every layer kind — parameterless ones and
+/// activations included — rejects a key it does not take, naming it. (The
+/// derive would let the unit variants of an internally tagged enum, and
+/// the structs inside newtype variants, ignore unknown keys.)
+#[cfg(feature = "serde")]
+mod strict {
+    use super::LayerSpec;
+    use crate::backend::{Activation, Conv2dGeometry, Pool2dGeometry};
+
+    fn yes() -> bool {
+        true
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum Layer {
+        Conv2d {
+            out_channels: usize,
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            padding: [usize; 2],
+            dilation: [usize; 2],
+            groups: usize,
+            #[serde(default = "yes")]
+            bias: bool,
+        },
+        Linear {
+            #[serde(default)]
+            in_features: Option<usize>,
+            out_features: usize,
+            #[serde(default = "yes")]
+            bias: bool,
+        },
+        MaxPool2d(Pool),
+        AvgPool2d(Pool),
+        GlobalAvgPool {},
+        BatchNorm2d {
+            eps: f32,
+            momentum: f32,
+        },
+        Dropout {
+            p: f32,
+        },
+        Flatten {},
+        Activation(Act),
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Pool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        ceil_mode: bool,
+        count_include_pad: bool,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+    pub(super) enum Act {
+        Relu {},
+        LeakyRelu { negative_slope: f32 },
+        Sigmoid {},
+        Tanh {},
+        Gelu {},
+        GeluTanh {},
+        Elu { alpha: f32 },
+        Silu {},
+        Softplus { beta: f32, threshold: f32 },
+    }
+
+    impl From<Pool> for Pool2dGeometry {
+        fn from(p: Pool) -> Self {
+            Pool2dGeometry {
+                kernel: p.kernel,
+                stride: p.stride,
+                padding: p.padding,
+                ceil_mode: p.ceil_mode,
+                count_include_pad: p.count_include_pad,
+            }
+        }
+    }
+
+    impl From<Act> for Activation {
+        fn from(a: Act) -> Self {
+            match a {
+                Act::Relu {} => Activation::Relu,
+                Act::LeakyRelu { negative_slope } => Activation::LeakyRelu { negative_slope },
+                Act::Sigmoid {} => Activation::Sigmoid,
+                Act::Tanh {} => Activation::Tanh,
+                Act::Gelu {} => Activation::Gelu,
+                Act::GeluTanh {} => Activation::GeluTanh,
+                Act::Elu { alpha } => Activation::Elu { alpha },
+                Act::Silu {} => Activation::Silu,
+                Act::Softplus { beta, threshold } => Activation::Softplus { beta, threshold },
+            }
+        }
+    }
+
+    impl From<Layer> for LayerSpec {
+        fn from(layer: Layer) -> Self {
+            match layer {
+                Layer::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    bias,
+                } => LayerSpec::Conv2d {
+                    geometry: Conv2dGeometry {
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                        groups,
+                    },
+                    bias,
+                },
+                Layer::Linear {
+                    in_features,
+                    out_features,
+                    bias,
+                } => LayerSpec::Linear {
+                    in_features,
+                    out_features,
+                    bias,
+                },
+                Layer::MaxPool2d(p) => LayerSpec::MaxPool2d(p.into()),
+                Layer::AvgPool2d(p) => LayerSpec::AvgPool2d(p.into()),
+                Layer::GlobalAvgPool {} => LayerSpec::GlobalAvgPool,
+                Layer::BatchNorm2d { eps, momentum } => LayerSpec::BatchNorm2d { eps, momentum },
+                Layer::Dropout { p } => LayerSpec::Dropout { p },
+                Layer::Flatten {} => LayerSpec::Flatten,
+                Layer::Activation(a) => LayerSpec::Activation(a.into()),
+            }
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for LayerSpec {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Layer::deserialize(d).map(Into::into)
+        }
+    }
+
+    /// Every activation has its mirror: this match stops compiling when
+    /// one is added to [`Activation`] and not to [`Act`].
+    #[cfg(test)]
+    #[test]
+    fn every_activation_is_mirrored() {
+        for a in [
+            Activation::Relu,
+            Activation::LEAKY_RELU,
+            Activation::SOFTPLUS,
+        ] {
+            let _: Act = match a {
+                Activation::Relu => Act::Relu {},
+                Activation::LeakyRelu { negative_slope } => Act::LeakyRelu { negative_slope },
+                Activation::Sigmoid => Act::Sigmoid {},
+                Activation::Tanh => Act::Tanh {},
+                Activation::Gelu => Act::Gelu {},
+                Activation::GeluTanh => Act::GeluTanh {},
+                Activation::Elu { alpha } => Act::Elu { alpha },
+                Activation::Silu => Act::Silu {},
+                Activation::Softplus { beta, threshold } => Act::Softplus { beta, threshold },
+            };
         }
     }
 }
