@@ -1,7 +1,7 @@
 //! Project chores: `cargo xtask <command>`.
 //!
 //! - `ci`: what `.ci/run` runs: format check, clippy with `-D warnings`,
-//!   and the README's test command.
+//!   the API docs with `-D warnings`, and the README's test command.
 //! - `test`: the README's test command alone.
 //! - `bench`: criterion benches, the end-to-end workloads W1-W4 (and
 //!   optionally PyTorch on the same workloads), report in `target/bench/`
@@ -19,7 +19,7 @@ const HELP: &str = "\
 cargo xtask <command>
 
 commands:
-  ci      exactly what CI runs (.ci/run): format check, clippy -D warnings, tests, quick bench, fuzz build
+  ci      exactly what CI runs (.ci/run): format check, clippy -D warnings, docs, tests, quick bench, fuzz build
   test    the whole test suite (the README's test command)
   bench   benchmarks and the report in target/bench/ (`cargo xtask bench --help`)
   fuzz    run the cargo-fuzz targets (`--seconds N`) or only build them (`--build`)
@@ -69,7 +69,8 @@ fn test() -> Result<(), String> {
 }
 
 /// Exactly what CI runs: `.ci/run` (format check, clippy -D warnings, the
-/// test suite with its set-up, the quick bench and the fuzz-target build).
+/// API docs with -D warnings, the test suite with its set-up, the quick
+/// bench and the fuzz-target build).
 fn ci() -> Result<(), String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     eprintln!("$ bash .ci/run");

@@ -1,35 +1,12 @@
-//! Command-line flags (clap) and their mapping onto `TrainConfig`.
+//! Argument groups shared by several subcommands (model and data flags,
+//! training flags) and their mapping onto `TrainConfig`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use cnn::train::TrainConfig;
 
-/// Train convolutional networks and study their learning curves.
-#[derive(Debug, Parser)]
-#[command(name = "cnn", version, about, propagate_version = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Train a model and write its learning curves to a run directory.
-    Train(Box<TrainCmd>),
-    /// Evaluate saved weights on a data split.
-    Eval(EvalArgs),
-    /// Class probabilities for image files.
-    Predict(PredictArgs),
-    /// List the built-in architectures with their parameter counts.
-    Models(ModelsArgs),
-    /// Train variants of one configuration and compare their learning curves.
-    Compare(Box<crate::compare::CompareArgs>),
-    /// Score against training-set size (scikit-learn's learning_curve).
-    Curve(Box<crate::curve::CurveArgs>),
-    /// Write report.html for a run, comparison or learning-curve directory.
-    Report(crate::report::ReportArgs),
-}
+use crate::error::CliResult;
 
 /// Flags shared by everything that builds a model and loads data.
 #[derive(Debug, Args, Clone, Default)]
@@ -174,6 +151,9 @@ pub struct TrainArgs {
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
     pub max_memory: Option<u64>,
+    // The doc comment below is the help text: plain text for clap, where
+    // rustdoc would read `<model>` as an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     /// Output directory [default: runs/<model>-<data> for train,
     /// runs/compare-<model>-<data> and runs/curve-<model>-<data> for compare
     /// and curve; -2, -3, ... when taken].
@@ -186,73 +166,6 @@ pub struct TrainArgs {
     /// results).
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// `cnn train`: the training flags, or `--resume` of an interrupted run.
-#[derive(Debug, Args, Clone, Default)]
-pub struct TrainCmd {
-    #[command(flatten)]
-    pub args: TrainArgs,
-    /// Continue an interrupted run from its last checkpoint, with the
-    /// configuration in its config.toml (only --quiet may be added).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// The flags given on the command line (filled in by `main`).
-    #[arg(skip)]
-    pub given: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub common: ModelDataArgs,
-    /// The weights to evaluate (safetensors state_dict). In a run
-    /// directory, its config.toml gives the model, data and seed (the
-    /// flags override it).
-    #[arg(long)]
-    pub weights: PathBuf,
-    /// train, val or test.
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    /// Validation fraction used to carve `val` out of the training data
-    /// [default: the run's (see --weights), else 0.1].
-    #[arg(long, allow_negative_numbers = true)]
-    pub val_fraction: Option<f64>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    #[command(flatten)]
-    pub common: ModelDataArgs,
-    /// The weights to use (safetensors state_dict). In a run directory,
-    /// its config.toml gives the model and data (the flags override it).
-    #[arg(long)]
-    pub weights: PathBuf,
-    /// Image files (PNG or JPEG), resized to the model's input.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
-    /// How many classes to show per image.
-    #[arg(long, default_value_t = 3)]
-    pub top: usize,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ModelsArgs {
-    /// Input shape C,H,W for the parameter counts.
-    #[arg(long, default_value = "3,32,32")]
-    pub input: String,
-    /// Number of classes of the output layer.
-    #[arg(long, default_value_t = 10)]
-    pub classes: usize,
 }
 
 fn parse_max_memory(s: &str) -> Result<u64, String> {
@@ -389,4 +302,20 @@ impl TrainArgs {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// Config for eval/predict: the `config.toml` of the run the weights come
+/// from when they sit in a run directory (its model, data and seed, which
+/// fixes the synthetic set), else the defaults; then the flags given.
+pub(crate) fn config_for(common: &ModelDataArgs, weights: &Path) -> CliResult<TrainConfig> {
+    let run_config = weights
+        .parent()
+        .map(|dir| dir.join("config.toml"))
+        .filter(|p| p.is_file());
+    let mut c = match &run_config {
+        Some(path) => TrainConfig::load(path)?,
+        None => TrainConfig::default(),
+    };
+    common.apply(&mut c);
+    Ok(c)
 }

@@ -11,12 +11,14 @@ use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
 use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
 
 use crate::args::TrainArgs;
-use crate::commands::{CliError, CliResult, TrainJob, fail, install_interrupt};
+use crate::error::{CliError, CliResult, fail};
+use crate::interrupt::install_interrupt;
+use crate::job::{TrainJob, prepare_output};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CompareArgs {
     /// The base configuration: every `cnn train` flag; `--out` names the
-    /// comparison directory (default runs/compare-<model>-<data>).
+    /// comparison directory (default `runs/compare-<model>-<data>`).
     #[command(flatten)]
     pub base: TrainArgs,
     /// KEY=V1,V2,...: one variant per value of a configuration key
@@ -24,6 +26,9 @@ pub struct CompareArgs {
     /// Several --vary make a grid.
     #[arg(long, value_name = "KEY=V1,V2,...")]
     pub vary: Vec<String>,
+    // The doc comment below is the help text: plain text for clap, where
+    // rustdoc would read `[base]` and `[[run]]` as links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// A TOML file of runs: an optional [base] table and [[run]] tables of
     /// the keys each variant changes (and an optional label).
     #[arg(long, value_name = "FILE")]
@@ -62,7 +67,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
         cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
     });
     compare::preflight(&variants)?;
-    crate::commands::prepare_output(&root, args.base.overwrite)?;
+    prepare_output(&root, args.base.overwrite)?;
     let mut manifest = Manifest {
         base: base.clone(),
         repeats: args.repeats,

@@ -10,12 +10,14 @@ use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
 use cnn::train::{RunOptions, RunTarget, TrainError, setup};
 
 use crate::args::TrainArgs;
-use crate::commands::{CliResult, TrainJob, fail, install_interrupt};
+use crate::error::{CliResult, fail};
+use crate::interrupt::install_interrupt;
+use crate::job::{TrainJob, prepare_output};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CurveArgs {
     /// The configuration of every fit: every `cnn train` flag; `--out`
-    /// names the curve directory (default runs/curve-<model>-<data>).
+    /// names the curve directory (default `runs/curve-<model>-<data>`).
     #[command(flatten)]
     pub base: TrainArgs,
     /// Fractions of the training data, comma-separated
@@ -42,7 +44,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
     let root = args.base.out.clone().unwrap_or_else(|| {
         cnn::train::RunDir::default_out(Some("curve"), &config, args.base.overwrite)
     });
-    crate::commands::prepare_output(&root, args.base.overwrite)?;
+    prepare_output(&root, args.base.overwrite)?;
     eprintln!(
         "learning curve of {} on {}: sizes {:?} of {} training images, {} repeats, {} validation images, in {}",
         config.model,

@@ -1,32 +1,58 @@
 //! The `cnn` command: train a CNN, evaluate it, and draw its learning curves.
 //!
-//! Every failure prints one line `error: ...` on stderr and exits non-zero.
+//! `main` parses the command line and hands the subcommand to its module,
+//! which owns its flags and its handler. Every failure prints one line
+//! `error: ...` on stderr and exits non-zero (see `error`).
 
-/// `println!` for the command's results. Once stdout is a closed pipe
-/// (`cnn models | head -1`) the rest of the results are dropped and the
-/// command finishes with its own exit status, where `println!` would
-/// panic.
-macro_rules! say {
-    () => {
-        $crate::print_line(format_args!(""))
-    };
-    ($($arg:tt)*) => {
-        $crate::print_line(format_args!($($arg)*))
-    };
-}
+#[macro_use]
+mod output;
 
 mod args;
-mod commands;
 mod compare;
 mod curve;
+mod error;
+mod eval;
+mod interrupt;
+mod job;
+mod models;
+mod predict;
 mod report;
+mod train;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use error::CliResult;
+
+/// Train convolutional networks and study their learning curves.
+#[derive(Debug, Parser)]
+#[command(name = "cnn", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model and write its learning curves to a run directory.
+    Train(Box<train::TrainCmd>),
+    /// Evaluate saved weights on a data split.
+    Eval(eval::EvalArgs),
+    /// Class probabilities for image files.
+    Predict(predict::PredictArgs),
+    /// List the built-in architectures with their parameter counts.
+    Models(models::ModelsArgs),
+    /// Train variants of one configuration and compare their learning curves.
+    Compare(Box<compare::CompareArgs>),
+    /// Score against training-set size (scikit-learn's learning_curve).
+    Curve(Box<curve::CurveArgs>),
+    /// Write report.html for a run, comparison or learning-curve directory.
+    Report(report::ReportArgs),
+}
 
 fn main() {
-    let matches = match args::Cli::command().try_get_matches() {
+    let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
         Err(e)
             if matches!(
@@ -51,14 +77,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut cli = match args::Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let (args::Command::Train(train), Some(("train", sub))) =
-        (&mut cli.command, matches.subcommand())
+    if let (Command::Train(train), Some(("train", sub))) = (&mut cli.command, matches.subcommand())
     {
-        let command = args::Cli::command();
+        let command = Cli::command();
         let flags = command
             .find_subcommand("train")
             .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
@@ -68,7 +93,7 @@ fn main() {
             .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
             .collect();
     }
-    let code = match commands::run(cli.command) {
+    let code = match run(cli.command) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
@@ -78,20 +103,15 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Write one line of results to stdout (see `say!`).
-pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CLOSED: AtomicBool = AtomicBool::new(false);
-    if CLOSED.load(Ordering::Relaxed) {
-        return;
-    }
-    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            CLOSED.store(true, Ordering::Relaxed);
-            return;
-        }
-        eprintln!("error: cannot write to standard output: {e}");
-        std::process::exit(1);
+/// Hand the subcommand to its handler.
+fn run(command: Command) -> CliResult {
+    match command {
+        Command::Train(a) => train::train(*a),
+        Command::Eval(a) => eval::eval(a),
+        Command::Predict(a) => predict::predict(a),
+        Command::Models(a) => models::list_models(a),
+        Command::Compare(a) => compare::compare(*a),
+        Command::Curve(a) => curve::curve(*a),
+        Command::Report(a) => report::report(a),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::commands::CliResult;
+use crate::error::CliResult;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -1,0 +1,68 @@
+//! A command's failure: the one line it prints and its exit code (1 a
+//! failure, 2 a usage error, 3 a diverged run, 130 an interrupted one).
+
+use cnn::train::TrainError;
+
+/// A command failure: the one line to print and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    code: i32,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // One line, always.
+        f.write_str(&self.message.replace('\n', " "))
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        self.code
+    }
+}
+
+impl From<TrainError> for CliError {
+    fn from(e: TrainError) -> Self {
+        let code = match e {
+            TrainError::Interrupted { .. } => 130,
+            TrainError::Diverged { .. } => 3,
+            _ => 1,
+        };
+        CliError {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+impl From<cnn::core::CnnError> for CliError {
+    fn from(e: cnn::core::CnnError) -> Self {
+        TrainError::from(e).into()
+    }
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+/// A refusal to replace an existing directory suggests `--resume` only
+/// for a run, which is the only thing `--resume` continues.
+pub(crate) fn existing_output(e: TrainError) -> CliError {
+    match e {
+        TrainError::RunDirExists(p) if !p.join("config.toml").is_file() => CliError {
+            message: format!(
+                "{} already exists; pass --overwrite to replace it",
+                p.display()
+            ),
+            code: 1,
+        },
+        e => e.into(),
+    }
+}
+
+pub(crate) fn fail(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 2,
+    }
+}

@@ -1,0 +1,38 @@
+//! The training job that `train`, `compare` and `curve` run on the chosen
+//! backend, and the output directory of a comparison or curve.
+
+use std::path::{Path, PathBuf};
+
+use cnn::backends::WithBackend;
+use cnn::core::Backend;
+use cnn::train::{
+    RunDir, RunOptions, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
+};
+
+use crate::error::{CliResult, existing_output};
+
+/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`.
+pub(crate) fn prepare_output(root: &Path, overwrite: bool) -> CliResult {
+    RunDir::prepare_output(root, overwrite).map_err(existing_output)
+}
+
+/// One training job (`cnn::train::run_training`) on the chosen backend;
+/// gives the summary and the run directory.
+pub(crate) struct TrainJob {
+    pub config: TrainConfig,
+    pub target: RunTarget,
+    pub opts: RunOptions,
+}
+
+impl WithBackend for TrainJob {
+    type Output = Result<(RunSummary, PathBuf), TrainError>;
+
+    fn run<B: Backend>(self, backend: B) -> Self::Output {
+        let root = match &self.target {
+            RunTarget::Fresh { out, .. } => out.clone(),
+            RunTarget::Resume(dir) => dir.root().to_path_buf(),
+        };
+        let summary = run_training(backend, &self.config, self.target, self.opts)?;
+        Ok((summary, root))
+    }
+}

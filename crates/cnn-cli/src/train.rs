@@ -1,0 +1,89 @@
+//! `cnn train`: train one model into a run directory, or `--resume` an
+//! interrupted run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cnn::backends::with_backend;
+use cnn::train::{RunDir, RunOptions, RunStatus, RunTarget, TrainConfig, TrainError};
+
+use crate::args::TrainArgs;
+use crate::error::{CliResult, existing_output, fail};
+use crate::interrupt::install_interrupt;
+use crate::job::TrainJob;
+
+/// `cnn train`: the training flags, or `--resume` of an interrupted run.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub args: TrainArgs,
+    /// Continue an interrupted run from its last checkpoint, with the
+    /// configuration in its config.toml (only --quiet may be added).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// The flags given on the command line (filled in by `main`).
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+/// `cnn train`: a fresh run (in `--out`, else `runs/<model>-<data>` or the
+/// first free `-2`, `-3`, ... variant), or `--resume` of an interrupted one.
+pub fn train(cmd: TrainCmd) -> CliResult {
+    let TrainCmd {
+        args,
+        resume,
+        given,
+    } = cmd;
+    let (config, target) = match &resume {
+        Some(path) => {
+            let extra: Vec<String> = given
+                .iter()
+                .filter(|f| !matches!(f.as_str(), "resume" | "quiet"))
+                .map(|f| format!("--{}", f.replace('_', "-")))
+                .collect();
+            if !extra.is_empty() {
+                return Err(fail(format!(
+                    "--resume continues the run with its own config.toml; it cannot be combined with {}",
+                    extra.join(", ")
+                )));
+            }
+            let dir = RunDir::open(path)?;
+            (TrainConfig::load(&dir.config())?, RunTarget::Resume(dir))
+        }
+        None => {
+            let config = args.to_config()?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| RunDir::default_out(None, &config, args.overwrite));
+            RunDir::check_free(&out, args.overwrite).map_err(existing_output)?;
+            let overwrite = args.overwrite;
+            (config, RunTarget::Fresh { out, overwrite })
+        }
+    };
+    let job = TrainJob {
+        config: config.clone(),
+        target,
+        opts: RunOptions {
+            progress: !args.quiet,
+            log: true,
+            interrupt: Some(install_interrupt()),
+            report: true,
+            ..RunOptions::default()
+        },
+    };
+    let (summary, root) = with_backend(&config.backend, config.threads, job)??;
+    if let RunStatus::Diverged(d) = summary.status {
+        eprintln!("report: {}", root.join("report.html").display());
+        return Err(TrainError::Diverged {
+            step: d.step,
+            epoch: d.epoch,
+            loss: d.loss.parse().unwrap_or(f64::NAN),
+            location: d.location,
+        }
+        .into());
+    }
+    say!("curves: {}", root.join("curves.png").display());
+    say!("report: {}", root.join("report.html").display());
+    Ok(())
+}
