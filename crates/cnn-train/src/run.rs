@@ -172,6 +172,7 @@ pub fn run_training<B: Backend>(
         }
     };
     let root = dir.root().to_path_buf();
+    let steps_per_epoch = plan.steps_per_epoch();
     let mut trainer = Trainer::from_plan(backend, &plan, graph)?
         .with_run_dir(dir.clone())
         .with_progress(opts.progress)
@@ -179,6 +180,8 @@ pub fn run_training<B: Backend>(
     if let Some(flag) = &opts.interrupt {
         trainer = trainer.with_interrupt(Arc::clone(flag));
     }
+    // The trainer holds what it needs; the initial weights' copy goes.
+    drop(plan);
     if resume {
         if !trainer.restore_latest()? {
             return Err(TrainError::bad_file(
@@ -187,7 +190,7 @@ pub fn run_training<B: Backend>(
             ));
         }
         let state = trainer.state();
-        let finished = state.epochs_done >= config.planned_epochs(plan.steps_per_epoch())
+        let finished = state.epochs_done >= config.planned_epochs(steps_per_epoch)
             || state.early_stopping.should_stop();
         if opts.log && finished {
             crate::io::log_line(format_args!(
@@ -219,7 +222,7 @@ pub fn run_training<B: Backend>(
             } else {
                 "validation"
             },
-            length(config, plan.steps_per_epoch()),
+            length(config, steps_per_epoch),
             trainer.graph().backend().name(),
         ));
     }

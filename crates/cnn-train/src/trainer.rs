@@ -1,8 +1,7 @@
 //! The training loop: epochs of optimizer steps, evaluation after each
 //! epoch, the history, callbacks (early stopping, reduce-on-plateau,
-//! checkpoints) and resume. A [`Trainer`] trains from a
-//! [`RunPlan`](crate::plan::RunPlan), which has checked and resolved
-//! everything before.
+//! checkpoints) and resume. A [`Trainer`] trains from a [`RunPlan`], which
+//! has checked and resolved everything before.
 
 use std::collections::HashMap;
 use std::sync::Arc;
