@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = TrainConfig::from_toml(text, Path::new("fuzz.toml")) else {
         return;
     };
-    let _ = cnn_train::setup::optimizer_config(&config);
-    let _ = cnn_train::setup::schedule_config(&config, 1000);
+    let _ = config.optimizer_config();
+    let _ = config.schedule_config(1000);
     let _ = config.to_toml();
 });

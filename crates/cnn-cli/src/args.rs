@@ -169,7 +169,7 @@ pub struct TrainArgs {
 }
 
 fn parse_max_memory(s: &str) -> Result<u64, String> {
-    cnn::train::memory::parse_bytes(s)
+    cnn::train::config::parse_bytes(s)
 }
 
 /// `patience=3`: the value as TOML (a number, boolean, array or quoted

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
+use cnn::train::run_dir::comparison;
 use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
 
 use crate::args::TrainArgs;
@@ -118,9 +119,9 @@ pub fn compare(args: CompareArgs) -> CliResult {
                 opts: RunOptions {
                     progress: !args.base.quiet && jobs == 1,
                     interrupt: Some(interrupt.clone()),
-                    report: true,
                     ..RunOptions::default()
                 },
+                report: true,
                 config: config.clone(),
             };
             with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
@@ -161,15 +162,18 @@ pub fn compare(args: CompareArgs) -> CliResult {
         say!("{line}");
     }
     say!();
-    say!("curves: {}", root.join(compare::OVERLAY_PNG).display());
-    say!("summary: {}", root.join(compare::SUMMARY_CSV).display());
-    say!("diagnosis: {}", root.join(compare::DIAGNOSIS_MD).display());
+    say!("curves: {}", root.join(comparison::OVERLAY_PNG).display());
+    say!("summary: {}", root.join(comparison::SUMMARY_CSV).display());
+    say!(
+        "diagnosis: {}",
+        root.join(comparison::DIAGNOSIS_MD).display()
+    );
     say!("report: {}", report.display());
     eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
     if failed > 0 {
         return Err(CliError::from(TrainError::Config(format!(
             "{failed} of {total} runs failed (see {})",
-            root.join(compare::DIAGNOSIS_MD).display()
+            root.join(comparison::DIAGNOSIS_MD).display()
         ))));
     }
     Ok(())

@@ -7,6 +7,7 @@
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
+use cnn::train::run_dir;
 use cnn::train::{RunOptions, RunTarget, TrainError, setup};
 
 use crate::args::TrainArgs;
@@ -77,6 +78,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
                     eval_train: true,
                     ..RunOptions::default()
                 },
+                report: false,
             };
             with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
         },
@@ -96,8 +98,8 @@ pub fn curve(args: CurveArgs) -> CliResult {
         "{}",
         learning_curve::summary_csv(&learning_curve::score_vs_size(&manifest)).trim_end()
     );
-    say!("curve: {}", root.join(learning_curve::CURVE_PNG).display());
-    say!("table: {}", root.join(learning_curve::POINTS_CSV).display());
+    say!("curve: {}", root.join(run_dir::curve::CURVE_PNG).display());
+    say!("table: {}", root.join(run_dir::curve::POINTS_CSV).display());
     say!("report: {}", report.display());
     eprintln!(
         "{} fits in {:.1} s",
@@ -113,7 +115,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
         return Err(TrainError::Config(format!(
             "{failed} of {} fits failed (see {})",
             manifest.points.len(),
-            root.join(learning_curve::MANIFEST).display()
+            root.join(run_dir::curve::MANIFEST).display()
         ))
         .into());
     }

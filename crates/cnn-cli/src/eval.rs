@@ -66,8 +66,8 @@ impl WithBackend for EvalJob {
 
     fn run<B: Backend>(self, backend: B) -> CliResult {
         let data = setup::load_data(&self.config)?;
-        let mut graph = cnn::train::run::build_graph(&backend, &self.config, &data)?;
-        cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
+        let mut graph = setup::build_graph(&backend, &self.config, &data)?;
+        setup::load_weights(&mut graph, &self.args.weights)?;
         let subset = match self.args.split.as_str() {
             "train" => data.train.clone(),
             "val" | "validation" => data.val.clone(),

@@ -1,10 +1,12 @@
 //! The training job that `train`, `compare` and `curve` run on the chosen
-//! backend, and the output directory of a comparison or curve.
+//! backend (and the report of its run, written by the job that finishes
+//! it), and the output directory of a comparison or curve.
 
 use std::path::{Path, PathBuf};
 
 use cnn::backends::WithBackend;
 use cnn::core::Backend;
+use cnn::train::report::write_report;
 use cnn::train::{
     RunDir, RunOptions, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
 };
@@ -22,17 +24,23 @@ pub(crate) struct TrainJob {
     pub config: TrainConfig,
     pub target: RunTarget,
     pub opts: RunOptions,
+    /// Write the run's `report.html` when the job ends it (not for a
+    /// resumed run that was over before).
+    pub report: bool,
 }
 
 impl WithBackend for TrainJob {
     type Output = Result<(RunSummary, PathBuf), TrainError>;
 
     fn run<B: Backend>(self, backend: B) -> Self::Output {
-        let root = match &self.target {
-            RunTarget::Fresh { out, .. } => out.clone(),
-            RunTarget::Resume(dir) => dir.root().to_path_buf(),
+        let (root, over) = match &self.target {
+            RunTarget::Fresh { out, .. } => (out.clone(), false),
+            RunTarget::Resume(dir) => (dir.root().to_path_buf(), dir.is_over()),
         };
         let summary = run_training(backend, &self.config, self.target, self.opts)?;
+        if self.report && !over {
+            write_report(&root)?;
+        }
         Ok((summary, root))
     }
 }

@@ -52,8 +52,8 @@ impl WithBackend for PredictJob {
     fn run<B: Backend>(self, backend: B) -> CliResult {
         // The dataset tells the input shape, classes and normalisation.
         let data = setup::load_data(&self.config)?;
-        let mut graph = cnn::train::run::build_graph(&backend, &self.config, &data)?;
-        cnn::train::run::load_weights(&mut graph, &self.args.weights)?;
+        let mut graph = setup::build_graph(&backend, &self.config, &data)?;
+        setup::load_weights(&mut graph, &self.args.weights)?;
         let shape = data.shape.clone();
         let classes = data.num_classes();
         let mut results = Vec::new();

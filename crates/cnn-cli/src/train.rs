@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnn::backends::with_backend;
+use cnn::train::run_dir::{CURVES_PNG, REPORT_HTML};
 use cnn::train::{RunDir, RunOptions, RunStatus, RunTarget, TrainConfig, TrainError};
 
 use crate::args::TrainArgs;
@@ -68,13 +69,13 @@ pub fn train(cmd: TrainCmd) -> CliResult {
             progress: !args.quiet,
             log: true,
             interrupt: Some(install_interrupt()),
-            report: true,
             ..RunOptions::default()
         },
+        report: true,
     };
     let (summary, root) = with_backend(&config.backend, config.threads, job)??;
     if let RunStatus::Diverged(d) = summary.status {
-        eprintln!("report: {}", root.join("report.html").display());
+        eprintln!("report: {}", root.join(REPORT_HTML).display());
         return Err(TrainError::Diverged {
             step: d.step,
             epoch: d.epoch,
@@ -83,7 +84,7 @@ pub fn train(cmd: TrainCmd) -> CliResult {
         }
         .into());
     }
-    say!("curves: {}", root.join("curves.png").display());
-    say!("report: {}", root.join("report.html").display());
+    say!("curves: {}", root.join(CURVES_PNG).display());
+    say!("report: {}", root.join(REPORT_HTML).display());
     Ok(())
 }

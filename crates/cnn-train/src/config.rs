@@ -1,11 +1,29 @@
 //! `TrainConfig`: everything that defines a run, as the CLI flags and the
 //! `config.toml` of a run directory spell it. Unknown keys are errors.
+//!
+//! Also what its names mean: the optimizer and learning-rate schedule they
+//! give, with cnn's defaults over PyTorch's ([`SGD_LR`], [`SGD_MOMENTUM`]),
+//! and the byte sizes `max_memory` takes ([`parse_bytes`]).
 
 use std::path::{Path, PathBuf};
 
+use cnn_optim::{OptimizerConfig, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+
+/// SGD's learning rate when none is given. PyTorch's SGD has no default
+/// rate and plain SGD is rarely what a CNN recipe uses: SGD defaults to lr
+/// 0.05 with momentum 0.9 (the LeNet-5 workload's settings); the other
+/// optimizers keep PyTorch's defaults.
+pub const SGD_LR: f64 = 0.05;
+/// SGD's momentum when none is given (see [`SGD_LR`]).
+pub const SGD_MOMENTUM: f64 = 0.9;
+
+/// The schedule names `--schedule` takes (each also under its torch name:
+/// constant, cosine_warm_restarts, sequential, reduce_on_plateau).
+pub const SCHEDULE_NAMES: &str = "none, step, multistep, exponential, cosine, cosine_restarts, \
+     warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau";
 
 /// A complete, resolved run configuration (the `config.toml` of a run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +144,7 @@ fn bytes_or_size<'de, D: serde::Deserializer<'de>>(
                 .map_err(|_| E::custom(format!("max_memory {v}: must be a byte count >= 1")))
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-            crate::memory::parse_bytes(v).map(Some).map_err(E::custom)
+            parse_bytes(v).map(Some).map_err(E::custom)
         }
         // JSON (compare.json, curve.json) writes an unset value as null.
         fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
@@ -143,6 +161,32 @@ fn bytes_or_size<'de, D: serde::Deserializer<'de>>(
         }
     }
     d.deserialize_any(Bytes)
+}
+
+/// Parse a byte count: a whole number with an optional suffix `K`, `M`,
+/// `G` or `T` (powers of 1024, an optional trailing `B` or `iB`), like
+/// `512M`, `2G`, `1.5GiB` or `1000000`.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (number, scale) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('M') => (&body[..body.len() - 1], 1 << 20),
+        Some('G') => (&body[..body.len() - 1], 1 << 30),
+        Some('T') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let bad = || format!("`{text}` is not a byte count (like 512M, 2G or 1000000)");
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    let bytes = value * scale as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 /// When the learning-rate schedule advances.
@@ -240,13 +284,11 @@ impl TrainConfig {
         Ok(config)
     }
 
-    /// [`validate`](Self::validate), and that every name (model, data,
-    /// optimizer, schedule, activation) is one cnn knows, so that a config
+    /// [`checked_optimizer`](Self::checked_optimizer), and that every name
+    /// (model, data, optimizer, schedule, activation) is one cnn knows, so that a config
     /// file's mistakes are reported against the file before anything runs.
     pub fn check_names(&self) -> Result<()> {
-        self.validate()?;
-        crate::setup::optimizer_config(self)?;
-        crate::setup::schedule_config(self, 1)?;
+        self.checked_optimizer()?;
         self.data.parse::<cnn_data::DatasetKind>()?;
         cnn_core::Activation::from_name(&self.activation)?;
         if !self.model_is_spec_file() {
@@ -301,11 +343,9 @@ impl TrainConfig {
     /// This configuration with its file paths (a model spec file, the data
     /// directory, the initial weights) made absolute against the current
     /// directory, and an MNIST directory taken from `CNN_MNIST_DIR` written
-    /// in, and the learning rate (and SGD's momentum) the optimizer takes
-    /// by default filled in: what a run directory's `config.toml` records,
-    /// so that `--resume` and `cnn eval` find the same data from any
-    /// directory and whatever the environment says then, and a reader sees
-    /// every value the run used.
+    /// in: what a run directory's `config.toml` records, so that `--resume`
+    /// and `cnn eval` find the same data from any directory and whatever
+    /// the environment says then.
     pub fn with_absolute_paths(&self) -> TrainConfig {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut c = self.clone();
@@ -317,13 +357,102 @@ impl TrainConfig {
         }
         c.data_dir = c.data_dir.as_deref().map(absolute);
         c.init_from = c.init_from.as_deref().map(absolute);
-        if let Ok(optimizer) = crate::setup::optimizer_config(&c) {
-            c.lr = Some(optimizer.lr());
-            if c.momentum.is_none() && optimizer.name() == "sgd" {
-                c.momentum = Some(0.9);
-            }
+        c
+    }
+
+    /// This configuration with the learning rate (and SGD's momentum) of
+    /// `optimizer`, the optimizer it resolves to, written in: a run
+    /// directory's `config.toml` shows every value the run used, defaults
+    /// included.
+    pub fn with_optimizer_defaults(&self, optimizer: &OptimizerConfig) -> TrainConfig {
+        let mut c = self.clone();
+        c.lr = Some(optimizer.lr());
+        if let OptimizerConfig::Sgd(sgd) = optimizer {
+            c.momentum.get_or_insert(sgd.momentum);
         }
         c
+    }
+
+    /// The optimizer the configuration names, with its learning rate,
+    /// momentum, weight decay and Nesterov flag; SGD without a rate or
+    /// momentum takes [`SGD_LR`] and [`SGD_MOMENTUM`], the other
+    /// optimizers PyTorch's defaults.
+    pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
+        let mut c = OptimizerConfig::from_name(&self.optimizer)?;
+        let is_sgd = c.name() == "sgd";
+        let lr = self.lr.unwrap_or(if is_sgd { SGD_LR } else { c.lr() });
+        c = c.with_lr(lr);
+        match self.momentum {
+            Some(m) => c = c.with_momentum(m)?,
+            None if is_sgd => c = c.with_momentum(SGD_MOMENTUM)?,
+            None => {}
+        }
+        if let Some(wd) = self.weight_decay {
+            c = c.with_weight_decay(wd);
+        }
+        if self.nesterov {
+            match &mut c {
+                OptimizerConfig::Sgd(sgd) => sgd.nesterov = true,
+                other => {
+                    return Err(TrainError::Config(format!(
+                        "nesterov applies to sgd, not {}",
+                        other.name()
+                    )));
+                }
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The schedule for `total` steps (or epochs), `None` for `none`.
+    pub fn schedule_config(&self, total: u64) -> Result<Option<ScheduleConfig>> {
+        let name = self.schedule.to_ascii_lowercase().replace('-', "_");
+        let canonical = match name.as_str() {
+            "none" | "" => return Ok(None),
+            "cosine_restarts" => "cosine_warm_restarts",
+            "warmup_cosine" => "sequential",
+            other => other,
+        };
+        let schedule = match ScheduleConfig::from_name(canonical, total) {
+            Ok(s) => s,
+            Err(cnn_optim::OptimError::UnknownSchedule(_)) => {
+                return Err(TrainError::Config(format!(
+                    "unknown schedule `{}`; expected one of: {SCHEDULE_NAMES}",
+                    self.schedule
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if self.schedule_params.is_empty() {
+            return Ok(Some(schedule));
+        }
+        // The given parameters over the named schedule's defaults, checked by
+        // the schedule's own (deny-unknown-fields) deserialiser.
+        let bad =
+            |m: String| TrainError::Config(format!("schedule_params for `{}`: {m}", self.schedule));
+        let mut table = toml::Table::try_from(&schedule).map_err(|e| bad(e.to_string()))?;
+        for (key, value) in &self.schedule_params {
+            if key == "kind" {
+                return Err(bad("`kind` is set by the schedule's name".into()));
+            }
+            table.insert(key.clone(), value.clone());
+        }
+        let schedule: ScheduleConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        schedule.validate()?;
+        Ok(Some(schedule))
+    }
+
+    /// What a run checks from its configuration alone, before it reads
+    /// any data: [`validate`](Self::validate), then the optimizer (its
+    /// config is returned) and the schedule's name and parameters.
+    pub fn checked_optimizer(&self) -> Result<OptimizerConfig> {
+        self.validate()?;
+        let optimizer = self.optimizer_config()?;
+        self.schedule_config(1)?;
+        Ok(optimizer)
     }
 
     /// Check values that serde's types do not.
@@ -427,7 +556,11 @@ mod tests {
             label_smoothing: 0.3,
             ..TrainConfig::default()
         };
-        let r = c.with_absolute_paths();
+        let recorded = |c: &TrainConfig| {
+            c.with_absolute_paths()
+                .with_optimizer_defaults(&c.optimizer_config().unwrap())
+        };
+        let r = recorded(&c);
         assert_eq!((r.lr, r.momentum), (Some(0.05), Some(0.9)));
         let text = r.to_toml();
         for line in [
@@ -446,8 +579,21 @@ mod tests {
             optimizer: "adam".into(),
             ..TrainConfig::default()
         };
-        let r = adam.with_absolute_paths();
+        let r = recorded(&adam);
         assert_eq!((r.lr, r.momentum), (Some(1e-3), None));
+    }
+
+    #[test]
+    fn byte_counts_with_suffixes() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert_eq!(parse_bytes("2gb"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes(" 4k "), Ok(4096));
+        for bad in ["", "M", "-1G", "0", "lots", "1e400", "NaN"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,11 @@
 //! A curve directory holds one run directory per fit (`n<size>-seed<s>/`),
 //! `curve.json` (the [`CurveManifest`]), `learning_curve.csv` (one row per
 //! fit), `learning_curve_summary.csv` (mean and std per size) and
-//! `learning_curve.png`/`.svg` (mean ± one standard deviation).
+//! `learning_curve.png`/`.svg` (mean ± one standard deviation); the names
+//! are in [`crate::run_dir::curve`]. Each fit is a run of the caller's
+//! (`cnn curve`: [`crate::run::run_training`], which makes the fit's own
+//! [`RunPlan`](crate::plan::RunPlan)); a fit that cannot start is recorded
+//! as failed and the curve goes on.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,22 +27,17 @@ use std::sync::Arc;
 use cnn_data::{ImageSet, Pixels, Subset};
 use serde::{Deserialize, Serialize};
 
-use crate::compare::mean_std;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::io::write_atomic;
 use crate::plot::{ScoreVsSize, draw_score_vs_size};
 use crate::run::{RunStatus, RunSummary};
+use crate::run_dir::curve::{CURVE_PNG, CURVE_SVG, MANIFEST, POINTS_CSV, SUMMARY_CSV};
 use crate::setup::DataSplits;
+use crate::stats::{mean_std, num};
 
 /// scikit-learn's default `train_sizes = np.linspace(0.1, 1.0, 5)`.
 pub const DEFAULT_FRACTIONS: [f64; 5] = [0.1, 0.325, 0.55, 0.775, 1.0];
-
-pub const MANIFEST: &str = "curve.json";
-pub const POINTS_CSV: &str = "learning_curve.csv";
-pub const SUMMARY_CSV: &str = "learning_curve_summary.csv";
-pub const CURVE_PNG: &str = "learning_curve.png";
-pub const CURVE_SVG: &str = "learning_curve.svg";
 
 /// Stream tag of the subset shuffles ("LCRV").
 const STREAM_CURVE: u64 = 0x4c43_5256;
@@ -279,14 +278,6 @@ pub fn score_vs_size(manifest: &CurveManifest) -> ScoreVsSize {
         s.val_std.push(vs);
     }
     s
-}
-
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        v.to_string()
-    } else {
-        String::new()
-    }
 }
 
 /// The text of `learning_curve.csv`.

@@ -4,24 +4,33 @@
 //! checkpoints and resume.
 //!
 //! Where things live:
-//! - [`config`]: `TrainConfig`, a run's whole configuration (`config.toml`).
-//! - [`setup`]: from a config to data splits, model spec, optimizer, schedule.
+//! - [`config`]: `TrainConfig`, a run's whole configuration (`config.toml`),
+//!   and what its names resolve to: the optimizer with cnn's defaults, the
+//!   schedule, byte sizes.
+//! - [`setup`]: from a config to data splits, the model spec and graph,
+//!   initial weights.
+//! - [`plan`]: `RunPlan`, everything decided before a run trains, checked
+//!   once (configuration, output directory, data, model, memory, initial
+//!   weights, schedule, regularizers); [`memory`]: its memory estimate
+//!   (`--max-memory`).
 //! - [`trainer`]: `Trainer` (the loop, evaluation, callbacks, checkpoints,
-//!   resume) and `evaluate`.
+//!   resume), made from a plan, and `evaluate`.
 //! - [`history`], [`records`]: the learning-curve records and their files
 //!   (`steps.csv`, `metrics.csv`, `history.jsonl`).
 //! - [`metrics`]: confusion matrix, accuracy, precision/recall/F1, top-k.
 //! - [`plot`]: curves and confusion-matrix pictures (plotters).
-//! - [`run_dir`], [`checkpoint`], [`io`]: the run directory, safetensors
-//!   state_dicts, atomic writes.
+//! - [`run_dir`], [`checkpoint`], [`io`]: every output file name, the run
+//!   directory, safetensors state_dicts, atomic writes.
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
-//! - [`memory`]: the memory estimate checked before training (`--max-memory`).
 //! - [`run`]: one training job into a run directory (`cnn train`).
 //! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
 //!   words with figures, from a history.
 //! - [`compare`]: variants of one configuration run side by side
-//!   (`cnn compare`); [`learning_curve`]: score against training-set size
-//!   (`cnn curve`); [`report`]: the self-contained `report.html`.
+//!   (`cnn compare`: variants, execution, manifest, outputs);
+//!   [`learning_curve`]: score against training-set size (`cnn curve`);
+//!   [`stats`]: their means, deviations and number formats;
+//!   [`report`]: the self-contained `report.html`, written by whoever
+//!   finishes a run, comparison or curve.
 
 pub mod checkpoint;
 pub mod config;
@@ -31,6 +40,7 @@ pub mod history;
 pub mod io;
 pub mod memory;
 pub mod metrics;
+pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod records;
@@ -44,13 +54,15 @@ pub mod diagnose;
 pub mod learning_curve;
 pub mod report;
 pub mod run;
+pub mod stats;
 
 pub use config::{SchedulePer, TrainConfig};
 pub use error::{Result, TrainError};
 pub use history::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord};
-pub use run_dir::RunDir;
+pub use plan::RunPlan;
+pub use run_dir::{RunDir, RunTarget};
 pub use setup::DataSplits;
 pub use trainer::{Outcome, Trainer, TrainerState, evaluate};
 
 pub use diagnose::{Finding, FindingKind, diagnose};
-pub use run::{RunOptions, RunStatus, RunSummary, RunTarget, run_training};
+pub use run::{RunOptions, RunStatus, RunSummary, run_training};

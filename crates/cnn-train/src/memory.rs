@@ -162,32 +162,6 @@ pub fn available_memory() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
-/// Parse a byte count: a whole number with an optional suffix `K`, `M`,
-/// `G` or `T` (powers of 1024, an optional trailing `B` or `iB`), like
-/// `512M`, `2G`, `1.5GiB` or `1000000`.
-pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let upper = t.to_ascii_uppercase();
-    let body = upper
-        .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
-    let (number, scale) = match body.chars().last() {
-        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
-        Some('M') => (&body[..body.len() - 1], 1 << 20),
-        Some('G') => (&body[..body.len() - 1], 1 << 30),
-        Some('T') => (&body[..body.len() - 1], 1 << 40),
-        _ => (body, 1),
-    };
-    let bad = || format!("`{text}` is not a byte count (like 512M, 2G or 1000000)");
-    let value: f64 = number.trim().parse().map_err(|_| bad())?;
-    let bytes = value * scale as f64;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
-}
-
 /// Bytes as a short human-readable size (`1.5 GiB`).
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -234,19 +208,6 @@ pub fn check(estimate: &MemoryEstimate, max_memory: Option<u64>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_counts_with_suffixes() {
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
-        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
-        assert_eq!(parse_bytes("2gb"), Ok(2 << 30));
-        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_bytes(" 4k "), Ok(4096));
-        for bad in ["", "M", "-1G", "0", "lots", "1e400", "NaN"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
 
     /// On several threads, a sample-independent model counts one replica
     /// (weights and gradients) per thread; a model with batch norm does not.

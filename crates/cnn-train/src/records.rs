@@ -18,13 +18,7 @@ use std::path::Path;
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
 use crate::io::write_atomic;
-
-/// File name of the per-step log.
-pub const STEPS_CSV: &str = "steps.csv";
-/// File name of the per-epoch table.
-pub const METRICS_CSV: &str = "metrics.csv";
-/// File name of the per-epoch JSON lines.
-pub const HISTORY_JSONL: &str = "history.jsonl";
+use crate::run_dir::{HISTORY_JSONL, METRICS_CSV, STEPS_CSV};
 
 /// Header of `steps.csv`.
 pub const STEPS_HEADER: &str = "step,epoch,loss,lr";

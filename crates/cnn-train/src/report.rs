@@ -1,6 +1,6 @@
 //! `report.html`: one self-contained page for a run, a comparison or a
-//! learning curve (`cnn report DIR`; `train` and `compare` write it
-//! themselves).
+//! learning curve (`cnn report DIR`; `cnn train`, `cnn compare` and
+//! `cnn curve` write it when their run, comparison or curve is over).
 //!
 //! The page holds the curves (the PNGs, embedded as base64 `data:` URIs),
 //! the summary table, the confusion matrix, the configuration and the
@@ -21,9 +21,11 @@ use crate::history::EpochRecord;
 use crate::io::write_atomic;
 use crate::learning_curve::{self, CurveManifest};
 use crate::run::RunSummary;
-
-/// File name of the report.
-pub const REPORT_HTML: &str = "report.html";
+use crate::run_dir::{
+    CONFIG_TOML, CONFUSION_PNG, CURVES_PNG, HISTORY_JSONL, REPORT_HTML, SUMMARY_JSON, comparison,
+    curve,
+};
+use crate::stats::{fixed, pct};
 
 /// Standard base64 (RFC 4648, with padding).
 pub fn base64(bytes: &[u8]) -> String {
@@ -72,9 +74,9 @@ pub fn write_report(dir: &Path) -> Result<std::path::PathBuf> {
     }
     let html = if compare::is_comparison(dir) {
         comparison_page(dir)?
-    } else if dir.join(learning_curve::MANIFEST).is_file() {
+    } else if dir.join(curve::MANIFEST).is_file() {
         curve_page(dir)?
-    } else if dir.join("config.toml").is_file() {
+    } else if dir.join(CONFIG_TOML).is_file() {
         run_page(dir)?
     } else {
         return Err(TrainError::bad_file(
@@ -239,22 +241,6 @@ impl Page {
     }
 }
 
-fn pct(v: f64) -> String {
-    if v.is_finite() {
-        format!("{:.2}%", v * 100.0)
-    } else {
-        "—".into()
-    }
-}
-
-fn fixed(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.4}")
-    } else {
-        "—".into()
-    }
-}
-
 fn epoch_table(page: &mut Page, epochs: &[EpochRecord]) {
     let rows: Vec<Vec<String>> = epochs
         .iter()
@@ -297,12 +283,11 @@ fn read_text(path: &Path) -> Result<String> {
 // ---------------------------------------------------------------------------
 
 fn run_page(dir: &Path) -> Result<String> {
-    let config_text = read_text(&dir.join("config.toml"))?;
-    let config = TrainConfig::from_toml(&config_text, &dir.join("config.toml"))?;
-    let history =
-        crate::records::read_history_jsonl(&dir.join("history.jsonl")).unwrap_or_default();
+    let config_text = read_text(&dir.join(CONFIG_TOML))?;
+    let config = TrainConfig::from_toml(&config_text, &dir.join(CONFIG_TOML))?;
+    let history = crate::records::read_history_jsonl(&dir.join(HISTORY_JSONL)).unwrap_or_default();
     let summary = dir
-        .join(crate::run::SUMMARY_JSON)
+        .join(SUMMARY_JSON)
         .is_file()
         .then(|| RunSummary::load(dir))
         .transpose()?;
@@ -379,7 +364,7 @@ fn run_page(dir: &Path) -> Result<String> {
     page.findings(&findings);
     page.h2("Learning curves");
     page.png(
-        &dir.join("curves.png"),
+        &dir.join(CURVES_PNG),
         "learning curves",
         "Loss and accuracy per epoch (training and validation) and the learning rate per step.",
     )?;
@@ -387,7 +372,7 @@ fn run_page(dir: &Path) -> Result<String> {
     epoch_table(&mut page, &history);
     page.h2("Confusion matrix");
     page.png(
-        &dir.join("confusion.png"),
+        &dir.join(CONFUSION_PNG),
         "confusion matrix",
         "Validation confusion matrix after the last epoch (rows: true class, columns: predicted).",
     )?;
@@ -419,7 +404,7 @@ fn comparison_page(dir: &Path) -> Result<String> {
     page.p("Sorted best first; accuracies are means over repeats (± one standard deviation).");
     page.h2("Learning curves");
     page.png(
-        &dir.join(compare::OVERLAY_PNG),
+        &dir.join(comparison::OVERLAY_PNG),
         "overlaid learning curves",
         "Training and validation loss and accuracy per epoch, one colour per variant: the mean over repeats with a band of ± one standard deviation.",
     )?;
@@ -432,11 +417,11 @@ fn comparison_page(dir: &Path) -> Result<String> {
     let best_label = rows.first().map(|r| r.label.clone()).unwrap_or_default();
     let best_run = manifest.runs.iter().find(|r| {
         manifest.variants[r.variant].label == best_label
-            && dir.join(&r.dir).join("confusion.png").is_file()
+            && dir.join(&r.dir).join(CONFUSION_PNG).is_file()
     });
     match best_run {
         Some(r) => page.png(
-            &dir.join(&r.dir).join("confusion.png"),
+            &dir.join(&r.dir).join(CONFUSION_PNG),
             "confusion matrix of the best variant",
             &format!(
                 "Validation confusion matrix of the best variant ({best_label}, seed {}) after its last epoch.",
@@ -497,7 +482,7 @@ fn curve_page(dir: &Path) -> Result<String> {
     );
     page.h2("Learning curve");
     page.png(
-        &dir.join(learning_curve::CURVE_PNG),
+        &dir.join(curve::CURVE_PNG),
         "score against training-set size",
         "Training and validation accuracy of the final model against the number of training images: mean with a band of ± one standard deviation over repeats.",
     )?;

@@ -1,42 +1,32 @@
 //! One training job into one run directory, as `cnn train`, `cnn compare`
-//! and `cnn curve` all run it: load the data (or take it given), build the
-//! model, create or reopen the run directory, train, evaluate on the test
-//! split, and write `summary.json` and `report.html`.
+//! and `cnn curve` all run it: plan it ([`RunPlan`]: configuration, data,
+//! model, memory), build the model, create or reopen the run directory,
+//! train, evaluate on the test split, and write `summary.json`. Whoever
+//! runs the job writes its `report.html` ([`crate::report`]) when it is
+//! over.
 //!
 //! A run that stops on a non-finite loss is not an error here: its files
 //! are written up to the last complete epoch and the [`RunSummary`] says
 //! [`RunStatus::Diverged`], so a comparison carries on with its other runs
 //! (`cnn train` turns it back into an error with exit code 3).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use cnn_core::{Backend, Graph};
+use cnn_core::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::load_safetensors;
 use crate::config::TrainConfig;
 use crate::diagnose::{Divergence, Finding, diagnose};
 use crate::error::{Result, TrainError};
 use crate::history::{History, SplitMetrics};
 use crate::io::write_atomic;
-use crate::run_dir::RunDir;
+use crate::plan::RunPlan;
+use crate::run_dir::{RunDir, RunTarget, SUMMARY_JSON};
 use crate::setup::{self, DataSplits};
 use crate::trainer::{Outcome, Trainer};
-
-/// File name of a run's summary.
-pub const SUMMARY_JSON: &str = "summary.json";
-
-/// Where a run writes.
-#[derive(Debug, Clone)]
-pub enum RunTarget {
-    /// A new directory (`overwrite` replaces a non-empty one).
-    Fresh { out: PathBuf, overwrite: bool },
-    /// Continue the newest checkpoint of an existing run.
-    Resume(RunDir),
-}
 
 /// How to run a job.
 #[derive(Debug, Clone, Default)]
@@ -53,8 +43,6 @@ pub struct RunOptions {
     /// Also evaluate the final model on its training data (eval mode), as
     /// scikit-learn's `learning_curve` scores it.
     pub eval_train: bool,
-    /// Write `report.html` at the end.
-    pub report: bool,
 }
 
 /// How a run ended.
@@ -123,8 +111,7 @@ impl RunSummary {
 
 /// "3 epochs", "500 steps (8 epochs)" or "20 epochs or 500 steps,
 /// whichever ends first (20 epochs)": how long a run trains.
-fn length(config: &TrainConfig, train_images: usize) -> String {
-    let per_epoch = train_images.div_ceil(config.batch_size) as u64;
+fn length(config: &TrainConfig, per_epoch: u64) -> String {
     let epochs = config.planned_epochs(per_epoch);
     let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     match (config.epochs, config.max_steps) {
@@ -139,53 +126,21 @@ fn length(config: &TrainConfig, train_images: usize) -> String {
     }
 }
 
-/// Build the configured model on `backend` for `data`.
-pub fn build_graph<B: Backend>(
-    backend: &B,
-    config: &TrainConfig,
-    data: &DataSplits,
-) -> Result<Graph<B>> {
-    let spec = setup::model_spec(config, &data.shape, data.num_classes())?;
-    Ok(Graph::new(backend, spec, config.seed)?)
-}
-
-/// Load a safetensors state_dict into `graph`; errors name the file.
-pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()> {
-    let (weights, _) = load_safetensors(path)?;
-    // NaN or infinite weights would only diverge at step 0 (blaming the
-    // optimizer) or evaluate to NaN: name the tensor instead.
-    for array in &weights {
-        if let cnn_core::ArrayData::F32(values) = &array.data
-            && values.iter().any(|v| !v.is_finite())
-        {
-            return Err(TrainError::bad_file(
-                path,
-                format!(
-                    "tensor `{}` holds non-finite values (NaN or inf)",
-                    array.name
-                ),
-            ));
-        }
-    }
-    graph
-        .load_state_dict(&weights)
-        .map_err(|e| TrainError::bad_file(path, e.to_string()))
-}
-
 /// Run one training job (see the module docs). Everything that can be
-/// checked (configuration, data, model, initial weights) is checked before
-/// a fresh run directory is created.
+/// checked (configuration, data, model, memory, initial weights: its
+/// [`RunPlan`]) is checked before a fresh run directory is created. A
+/// resumed run that is over already ([`RunDir::is_over`]) gives its
+/// summary and does nothing.
 pub fn run_training<B: Backend>(
     backend: B,
     config: &TrainConfig,
     target: RunTarget,
-    opts: RunOptions,
+    mut opts: RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
     if let RunTarget::Resume(dir) = &target
-        && dir.summary_json().is_file()
+        && dir.is_over()
     {
-        // Its summary is written last: the run is over.
         let summary = RunSummary::load(dir.root())?;
         if opts.log {
             crate::io::log_line(format_args!(
@@ -201,42 +156,32 @@ pub fn run_training<B: Backend>(
         }
         return Ok(summary);
     }
-    config.validate()?;
-    setup::optimizer_config(config)?;
-    setup::schedule_config(config, 1)?;
-    if let RunTarget::Fresh { out, overwrite } = &target {
-        RunDir::check_free(out, *overwrite)?;
+    let plan = RunPlan::new(config, Some(&target), opts.data.take())?;
+    let mut graph = plan.build_graph(&backend)?;
+    if let (Some(weights), Some(path)) = (plan.init_weights(), &config.init_from) {
+        setup::apply_weights(&mut graph, weights, path)?;
     }
-    let data = match opts.data.clone() {
-        Some(d) => d,
-        None => setup::load_data(config)?,
-    };
-    let mut graph = build_graph(&backend, config, &data)?;
-    let memory = crate::memory::estimate(graph.spec(), config.batch_size, &data, config.threads)?;
-    crate::memory::check(&memory, config.max_memory)?;
     let resume = matches!(target, RunTarget::Resume(_));
-    if let Some(init) = &config.init_from
-        && !resume
-    {
-        load_weights(&mut graph, init)?;
-    }
     let dir = match target {
         RunTarget::Resume(dir) => dir,
         RunTarget::Fresh { out, overwrite } => {
             let dir = RunDir::create(&out, overwrite)?;
-            let recorded = config.with_absolute_paths().to_toml();
+            let recorded = plan.recorded_config().to_toml();
             write_atomic(&dir.config(), recorded.as_bytes())?;
             dir
         }
     };
     let root = dir.root().to_path_buf();
-    let mut trainer = Trainer::new(backend, config.clone(), graph, data)?
+    let steps_per_epoch = plan.steps_per_epoch();
+    let mut trainer = Trainer::from_plan(backend, &plan, graph)?
         .with_run_dir(dir.clone())
         .with_progress(opts.progress)
         .with_epoch_log(opts.log);
     if let Some(flag) = &opts.interrupt {
         trainer = trainer.with_interrupt(Arc::clone(flag));
     }
+    // The trainer holds what it needs; the initial weights' copy goes.
+    drop(plan);
     if resume {
         if !trainer.restore_latest()? {
             return Err(TrainError::bad_file(
@@ -245,8 +190,7 @@ pub fn run_training<B: Backend>(
             ));
         }
         let state = trainer.state();
-        let per_epoch = trainer.data().train.len().div_ceil(config.batch_size) as u64;
-        let finished = state.epochs_done >= config.planned_epochs(per_epoch)
+        let finished = state.epochs_done >= config.planned_epochs(steps_per_epoch)
             || state.early_stopping.should_stop();
         if opts.log && finished {
             crate::io::log_line(format_args!(
@@ -278,7 +222,7 @@ pub fn run_training<B: Backend>(
             } else {
                 "validation"
             },
-            length(config, trainer.data().train.len()),
+            length(config, steps_per_epoch),
             trainer.graph().backend().name(),
         ));
     }
@@ -351,8 +295,5 @@ pub fn run_training<B: Backend>(
     let json = serde_json::to_vec_pretty(&summary)
         .map_err(|e| TrainError::bad_file(root.join(SUMMARY_JSON), e.to_string()))?;
     write_atomic(&root.join(SUMMARY_JSON), &json)?;
-    if opts.report {
-        crate::report::write_report(&root)?;
-    }
     Ok(summary)
 }

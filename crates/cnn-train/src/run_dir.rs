@@ -1,13 +1,18 @@
-//! The run directory: where a run's files live, and its checkpoints.
+//! The output directories: every file name cnn writes (a run's, a
+//! comparison's in [`comparison`], a learning curve's in [`curve`]), where
+//! a run writes ([`RunTarget`]), and the run directory ([`RunDir`]) with
+//! its checkpoints.
 //!
-//! Layout:
+//! A run directory's layout:
 //! - `config.toml`: the resolved configuration
 //! - `steps.csv`, `metrics.csv`, `history.jsonl`: the learning curves
 //! - `model.safetensors`: the latest weights (PyTorch state_dict names);
 //!   `best.safetensors`: the weights of the best validation loss
 //! - `curves.png`, `curves.svg`, `confusion.png`
+//! - `summary.json` (written last, once the run is over) and `report.html`
 //! - `checkpoint/step-N/` (`model.safetensors`, `optimizer.json`,
-//!   `trainer.json`) and `checkpoint/LATEST` naming the newest complete one.
+//!   `trainer.json`, `steps.csv`, `history.jsonl`) and `checkpoint/LATEST`
+//!   naming the newest complete one.
 //! - `.cnn-output`: marks the directory as cnn's, the only kind
 //!   `--overwrite` empties.
 //!
@@ -25,6 +30,64 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, TrainError};
 use crate::io::write_atomic;
 
+/// The resolved configuration of a run.
+pub const CONFIG_TOML: &str = "config.toml";
+/// The per-step log.
+pub const STEPS_CSV: &str = "steps.csv";
+/// The per-epoch table.
+pub const METRICS_CSV: &str = "metrics.csv";
+/// The per-epoch JSON lines.
+pub const HISTORY_JSONL: &str = "history.jsonl";
+/// The latest weights (also the weights file of a checkpoint).
+pub const MODEL_SAFETENSORS: &str = "model.safetensors";
+/// The weights of the best validation loss.
+pub const BEST_SAFETENSORS: &str = "best.safetensors";
+/// The learning curves.
+pub const CURVES_PNG: &str = "curves.png";
+pub const CURVES_SVG: &str = "curves.svg";
+/// The validation confusion matrix after the last epoch.
+pub const CONFUSION_PNG: &str = "confusion.png";
+/// What a run did, written last: a run with one is over.
+pub const SUMMARY_JSON: &str = "summary.json";
+/// The self-contained page of a run, comparison or learning curve.
+pub const REPORT_HTML: &str = "report.html";
+/// The checkpoints' directory, and the file in it naming the newest one.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+pub const LATEST: &str = "LATEST";
+/// A checkpoint's optimizer state and trainer state.
+pub const OPTIMIZER_JSON: &str = "optimizer.json";
+pub const TRAINER_JSON: &str = "trainer.json";
+
+/// File names of a comparison directory (`cnn compare`).
+pub mod comparison {
+    /// What the comparison ran: base configuration, variants, runs.
+    pub const MANIFEST: &str = "compare.json";
+    pub const OVERLAY_PNG: &str = "overlay.png";
+    pub const OVERLAY_SVG: &str = "overlay.svg";
+    pub const SUMMARY_CSV: &str = "summary.csv";
+    pub const SUMMARY_MD: &str = "summary.md";
+    pub const DIAGNOSIS_MD: &str = "diagnosis.md";
+}
+
+/// File names of a learning-curve directory (`cnn curve`).
+pub mod curve {
+    /// What the curve ran: base configuration and one point per fit.
+    pub const MANIFEST: &str = "curve.json";
+    pub const POINTS_CSV: &str = "learning_curve.csv";
+    pub const SUMMARY_CSV: &str = "learning_curve_summary.csv";
+    pub const CURVE_PNG: &str = "learning_curve.png";
+    pub const CURVE_SVG: &str = "learning_curve.svg";
+}
+
+/// Where a run writes.
+#[derive(Debug, Clone)]
+pub enum RunTarget {
+    /// A new directory (`overwrite` replaces a non-empty one).
+    Fresh { out: PathBuf, overwrite: bool },
+    /// Continue the newest checkpoint of an existing run.
+    Resume(RunDir),
+}
+
 /// Paths of one run.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -35,7 +98,7 @@ impl RunDir {
     /// Create a fresh run directory (see [`RunDir::prepare_output`]).
     pub fn create(root: &Path, overwrite: bool) -> Result<Self> {
         Self::prepare_output(root, overwrite)?;
-        std::fs::create_dir_all(root.join("checkpoint")).map_err(|e| TrainError::io(root, e))?;
+        std::fs::create_dir_all(root.join(CHECKPOINT_DIR)).map_err(|e| TrainError::io(root, e))?;
         Ok(RunDir {
             root: root.to_path_buf(),
         })
@@ -180,7 +243,7 @@ impl RunDir {
 
     /// The checkpoint name in `LATEST`, if there is one.
     fn latest_name(&self) -> Result<Option<String>> {
-        let latest = self.checkpoints().join("LATEST");
+        let latest = self.checkpoints().join(LATEST);
         if !latest.exists() {
             return Ok(None);
         }
@@ -191,38 +254,45 @@ impl RunDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// Whether the run is over: its summary, written last, exists.
+    pub fn is_over(&self) -> bool {
+        self.summary_json().is_file()
+    }
     pub fn config(&self) -> PathBuf {
-        self.root.join("config.toml")
+        self.root.join(CONFIG_TOML)
     }
     pub fn steps_csv(&self) -> PathBuf {
-        self.root.join("steps.csv")
+        self.root.join(STEPS_CSV)
     }
     pub fn metrics_csv(&self) -> PathBuf {
-        self.root.join("metrics.csv")
+        self.root.join(METRICS_CSV)
     }
     pub fn history_jsonl(&self) -> PathBuf {
-        self.root.join("history.jsonl")
+        self.root.join(HISTORY_JSONL)
     }
     pub fn model(&self) -> PathBuf {
-        self.root.join("model.safetensors")
+        self.root.join(MODEL_SAFETENSORS)
     }
     pub fn best_model(&self) -> PathBuf {
-        self.root.join("best.safetensors")
+        self.root.join(BEST_SAFETENSORS)
     }
     pub fn curves_png(&self) -> PathBuf {
-        self.root.join("curves.png")
+        self.root.join(CURVES_PNG)
     }
     pub fn curves_svg(&self) -> PathBuf {
-        self.root.join("curves.svg")
+        self.root.join(CURVES_SVG)
     }
     pub fn confusion_png(&self) -> PathBuf {
-        self.root.join("confusion.png")
+        self.root.join(CONFUSION_PNG)
     }
     pub fn summary_json(&self) -> PathBuf {
-        self.root.join("summary.json")
+        self.root.join(SUMMARY_JSON)
+    }
+    pub fn report_html(&self) -> PathBuf {
+        self.root.join(REPORT_HTML)
     }
     fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoint")
+        self.root.join(CHECKPOINT_DIR)
     }
 
     /// A new, empty directory for the checkpoint of `step`: `step-N`, or
@@ -256,7 +326,7 @@ impl RunDir {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| TrainError::bad_file(dir, "checkpoint directory has no name"))?;
-        write_atomic(&self.checkpoints().join("LATEST"), name.as_bytes())?;
+        write_atomic(&self.checkpoints().join(LATEST), name.as_bytes())?;
         let entries = std::fs::read_dir(self.checkpoints())
             .map_err(|e| TrainError::io(self.checkpoints(), e))?;
         for entry in entries.flatten() {
@@ -278,7 +348,7 @@ impl RunDir {
         let dir = self.checkpoints().join(&name);
         if name.is_empty() || !dir.is_dir() {
             return Err(TrainError::bad_file(
-                self.checkpoints().join("LATEST"),
+                self.checkpoints().join(LATEST),
                 format!("names `{name}`, which does not exist"),
             ));
         }
@@ -305,9 +375,9 @@ pub fn is_non_empty_dir(path: &Path) -> bool {
 /// `curve.json`.
 pub fn is_cnn_output(root: &Path) -> bool {
     root.join(OUTPUT_MARKER).is_file()
-        || (root.join("config.toml").is_file() && root.join("checkpoint").is_dir())
-        || root.join(crate::compare::MANIFEST).is_file()
-        || root.join(crate::learning_curve::MANIFEST).is_file()
+        || (root.join(CONFIG_TOML).is_file() && root.join(CHECKPOINT_DIR).is_dir())
+        || root.join(comparison::MANIFEST).is_file()
+        || root.join(curve::MANIFEST).is_file()
 }
 
 /// Remove the `.<name>.tmp-*` files [`write_atomic`] leaves when killed

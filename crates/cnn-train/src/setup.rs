@@ -1,13 +1,14 @@
-//! Turning a `TrainConfig` into its parts: data splits, the model spec,
-//! the optimizer and the schedule.
+//! Turning a `TrainConfig` into its parts: the data splits, the model spec
+//! (a built-in model or a TOML spec file, checked against the data), the
+//! graph and its initial weights.
 
 use std::path::Path;
 
 use cnn_core::models::{self, ModelOptions};
-use cnn_core::{Activation, GraphSpec, LayerSpec, Shape};
+use cnn_core::{Activation, Backend, Graph, GraphSpec, LayerSpec, NamedArray, Shape};
 use cnn_data::{Dataset, DatasetKind, LoadOptions, Normalization, Subset};
-use cnn_optim::{OptimizerConfig, ScheduleConfig};
 
+use crate::checkpoint::load_safetensors;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 
@@ -284,81 +285,46 @@ fn check_model_size(
     Ok(())
 }
 
-/// The optimizer configuration the flags describe.
-pub fn optimizer_config(config: &TrainConfig) -> Result<OptimizerConfig> {
-    let mut c = OptimizerConfig::from_name(&config.optimizer)?;
-    let is_sgd = c.name() == "sgd";
-    // PyTorch's SGD has no default rate and plain SGD is rarely what a CNN
-    // recipe uses: SGD defaults to lr 0.05 with momentum 0.9 (the LeNet-5
-    // workload's settings); the other optimizers keep PyTorch's defaults.
-    let lr = config.lr.unwrap_or(if is_sgd { 0.05 } else { c.lr() });
-    c = c.with_lr(lr);
-    match config.momentum {
-        Some(m) => c = c.with_momentum(m)?,
-        None if is_sgd => c = c.with_momentum(0.9)?,
-        None => {}
-    }
-    if let Some(wd) = config.weight_decay {
-        c = c.with_weight_decay(wd);
-    }
-    if config.nesterov {
-        match &mut c {
-            OptimizerConfig::Sgd(sgd) => sgd.nesterov = true,
-            other => {
-                return Err(TrainError::Config(format!(
-                    "nesterov applies to sgd, not {}",
-                    other.name()
-                )));
-            }
-        }
-    }
-    c.validate()?;
-    Ok(c)
+/// Build the configured model on `backend` for `data`.
+pub fn build_graph<B: Backend>(
+    backend: &B,
+    config: &TrainConfig,
+    data: &DataSplits,
+) -> Result<Graph<B>> {
+    let spec = model_spec(config, &data.shape, data.num_classes())?;
+    Ok(Graph::new(backend, spec, config.seed)?)
 }
 
-/// The schedule names `--schedule` takes (each also under its torch name:
-/// constant, cosine_warm_restarts, sequential, reduce_on_plateau).
-pub const SCHEDULE_NAMES: &str = "none, step, multistep, exponential, cosine, cosine_restarts, \
-     warmup_cosine, linear, polynomial, one_cycle, cyclic, plateau";
+/// Load a safetensors state_dict into `graph`; errors name the file.
+pub fn load_weights<B: Backend>(graph: &mut Graph<B>, path: &Path) -> Result<()> {
+    let (weights, _) = load_safetensors(path)?;
+    apply_weights(graph, &weights, path)
+}
 
-/// The schedule for `total` steps (or epochs), `None` for `none`.
-pub fn schedule_config(config: &TrainConfig, total: u64) -> Result<Option<ScheduleConfig>> {
-    let name = config.schedule.to_ascii_lowercase().replace('-', "_");
-    let canonical = match name.as_str() {
-        "none" | "" => return Ok(None),
-        "cosine_restarts" => "cosine_warm_restarts",
-        "warmup_cosine" => "sequential",
-        other => other,
-    };
-    let schedule = match ScheduleConfig::from_name(canonical, total) {
-        Ok(s) => s,
-        Err(cnn_optim::OptimError::UnknownSchedule(_)) => {
-            return Err(TrainError::Config(format!(
-                "unknown schedule `{}`; expected one of: {SCHEDULE_NAMES}",
-                config.schedule
-            )));
+/// Put `weights`, read from `path`, into `graph`; errors name the file.
+pub fn apply_weights<B: Backend>(
+    graph: &mut Graph<B>,
+    weights: &[NamedArray],
+    path: &Path,
+) -> Result<()> {
+    // NaN or infinite weights would only diverge at step 0 (blaming the
+    // optimizer) or evaluate to NaN: name the tensor instead.
+    for array in weights {
+        if let cnn_core::ArrayData::F32(values) = &array.data
+            && values.iter().any(|v| !v.is_finite())
+        {
+            return Err(TrainError::bad_file(
+                path,
+                format!(
+                    "tensor `{}` holds non-finite values (NaN or inf)",
+                    array.name
+                ),
+            ));
         }
-        Err(e) => return Err(e.into()),
-    };
-    if config.schedule_params.is_empty() {
-        return Ok(Some(schedule));
     }
-    // The given parameters over the named schedule's defaults, checked by
-    // the schedule's own (deny-unknown-fields) deserialiser.
-    let bad =
-        |m: String| TrainError::Config(format!("schedule_params for `{}`: {m}", config.schedule));
-    let mut table = toml::Table::try_from(&schedule).map_err(|e| bad(e.to_string()))?;
-    for (key, value) in &config.schedule_params {
-        if key == "kind" {
-            return Err(bad("`kind` is set by the schedule's name".into()));
-        }
-        table.insert(key.clone(), value.clone());
-    }
-    let schedule: ScheduleConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
-    schedule.validate()?;
-    Ok(Some(schedule))
+    graph
+        .load_state_dict(weights)
+        .map_err(|e| TrainError::bad_file(path, e.to_string()))
 }
 
 #[cfg(test)]

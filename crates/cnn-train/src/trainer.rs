@@ -1,6 +1,7 @@
 //! The training loop: epochs of optimizer steps, evaluation after each
 //! epoch, the history, callbacks (early stopping, reduce-on-plateau,
-//! checkpoints) and resume.
+//! checkpoints) and resume. A [`Trainer`] trains from a [`RunPlan`], which
+//! has checked and resolved everything before.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +20,11 @@ use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
 use crate::io::write_atomic;
 use crate::metrics::ConfusionMatrix;
+use crate::plan::RunPlan;
 use crate::progress::Progress;
-use crate::run_dir::RunDir;
+use crate::run_dir::{
+    HISTORY_JSONL, MODEL_SAFETENSORS, OPTIMIZER_JSON, RunDir, STEPS_CSV, TRAINER_JSON,
+};
 use crate::setup::DataSplits;
 
 /// Where a run stands: what a checkpoint must hold besides weights and
@@ -92,9 +96,12 @@ pub struct Trainer<B: Backend> {
     parallel: Option<DataParallel<B>>,
     optimizer: Optimizer<B>,
     scheduler: Option<Scheduler>,
+    /// L1 and L2 through the gradients.
     regularizer: Regularizer,
-    base_lr: f64,
+    /// The L1 term alone, added to the reported loss.
+    penalty: Regularizer,
     data: DataSplits,
+    steps_per_epoch: usize,
     loss: SoftmaxCrossEntropy,
     history: History,
     state: TrainerState,
@@ -119,31 +126,28 @@ impl<B: Backend> std::fmt::Debug for Trainer<B> {
 }
 
 impl<B: Backend> Trainer<B> {
-    /// A trainer for `graph` on `data` as `config` says. Parameters with
+    /// A trainer for `graph` on `data` as `config` says: the plan of
+    /// [`RunPlan::for_model`] (every check of a run but its output
+    /// directory), then [`from_plan`](Self::from_plan).
+    pub fn new(backend: B, config: TrainConfig, graph: Graph<B>, data: DataSplits) -> Result<Self> {
+        let plan = RunPlan::for_model(&config, graph.spec().clone(), data)?;
+        Self::from_plan(backend, &plan, graph)
+    }
+
+    /// A trainer for the run `plan` describes, on `graph`, the model built
+    /// from the plan's spec ([`RunPlan::build_graph`]). Parameters with
     /// `ParamKind::decays_by_default() == false` (biases, norm parameters)
     /// get no weight decay.
-    pub fn new(backend: B, config: TrainConfig, graph: Graph<B>, data: DataSplits) -> Result<Self> {
-        config.validate()?;
-        if graph.input_shape() != &data.shape {
-            return Err(TrainError::Config(format!(
-                "the model takes inputs of shape {} but the data's images are {}",
-                graph.input_shape(),
-                data.shape
-            )));
+    pub fn from_plan(backend: B, plan: &RunPlan, graph: Graph<B>) -> Result<Self> {
+        if graph.spec() != plan.spec() {
+            return Err(TrainError::Config(
+                "the graph was not built from the plan's model spec".into(),
+            ));
         }
-        let classes = graph.output_shape().numel();
-        if classes != data.num_classes() {
-            return Err(TrainError::Config(format!(
-                "the model has {classes} outputs but the data has {} classes",
-                data.num_classes()
-            )));
-        }
-        let memory =
-            crate::memory::estimate(graph.spec(), config.batch_size, &data, config.threads)?;
-        crate::memory::check(&memory, config.max_memory)?;
-        let opt_config = crate::setup::optimizer_config(&config)?;
-        let base_lr = opt_config.lr();
-        let mut optimizer = Optimizer::new(opt_config)?;
+        let config = plan.config().clone();
+        let data = plan.data().clone();
+        let classes = data.num_classes();
+        let mut optimizer = Optimizer::new(plan.optimizer().clone())?;
         let no_decay = cnn_optim::ParamGroup::no_decay(
             graph
                 .params()
@@ -151,15 +155,8 @@ impl<B: Backend> Trainer<B> {
                 .filter(|p| !p.kind.decays_by_default()),
         );
         optimizer.add_group(no_decay.with_weight_decay(0.0))?;
-        let steps_per_epoch = data.train.len().div_ceil(config.batch_size) as u64;
-        let total = match config.schedule_per {
-            SchedulePer::Step => config.planned_steps(steps_per_epoch),
-            SchedulePer::Epoch => config.planned_epochs(steps_per_epoch) as u64,
-        };
-        let scheduler = crate::setup::schedule_config(&config, total)?
-            .map(Scheduler::new)
-            .transpose()?;
-        let (config_l1, config_l2) = (config.l1, config.l2);
+        let scheduler = plan.schedule().cloned().map(Scheduler::new).transpose()?;
+        let regularizer = plan.regularizer();
         let parallel = DataParallel::for_graph(&graph)?;
         let state = TrainerState {
             epochs_done: 0,
@@ -184,9 +181,13 @@ impl<B: Backend> Trainer<B> {
             parallel,
             optimizer,
             scheduler,
-            regularizer: Regularizer::new(config_l1, config_l2)?,
-            base_lr,
+            regularizer,
+            penalty: Regularizer {
+                l2: 0.0,
+                ..regularizer
+            },
             data,
+            steps_per_epoch: plan.steps_per_epoch() as usize,
             history: History::default(),
             state,
             run_dir: None,
@@ -252,14 +253,16 @@ impl<B: Backend> Trainer<B> {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.data.train.len().div_ceil(self.config.batch_size)
+        self.steps_per_epoch
     }
 
-    /// The rate of the next step.
+    /// The rate of the next step: the schedule's at its current step for
+    /// the optimizer's base rate.
     fn current_lr(&self) -> f64 {
+        let base = self.optimizer.config().lr();
         match &self.scheduler {
-            Some(s) => s.lr(self.base_lr),
-            None => self.base_lr,
+            Some(s) => s.lr(base),
+            None => base,
         }
     }
 
@@ -413,8 +416,8 @@ impl<B: Backend> Trainer<B> {
             None => self.forward_loss(images, labels, &mut preds)?,
         };
         // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
-        let penalty = if self.config.l1 > 0.0 {
-            Regularizer::new(self.config.l1, 0.0)?.penalty(&b, self.graph.params_iter())?
+        let penalty = if self.penalty.l1 > 0.0 {
+            self.penalty.penalty(&b, self.graph.params_iter())?
         } else {
             0.0
         };
@@ -760,16 +763,16 @@ impl<B: Backend> Trainer<B> {
         self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
         let weights = self.graph.state_dict()?;
         let ckpt = dir.begin_checkpoint(self.state.step)?;
-        save_safetensors(&ckpt.join("model.safetensors"), &weights, &HashMap::new())?;
+        save_safetensors(&ckpt.join(MODEL_SAFETENSORS), &weights, &HashMap::new())?;
         let opt = self.optimizer.export_state(&self.backend)?;
         let opt_json = serde_json::to_vec(&opt)
-            .map_err(|e| TrainError::bad_file(ckpt.join("optimizer.json"), e.to_string()))?;
-        write_atomic(&ckpt.join("optimizer.json"), &opt_json)?;
+            .map_err(|e| TrainError::bad_file(ckpt.join(OPTIMIZER_JSON), e.to_string()))?;
+        write_atomic(&ckpt.join(OPTIMIZER_JSON), &opt_json)?;
         let trainer_json = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| TrainError::bad_file(ckpt.join("trainer.json"), e.to_string()))?;
-        write_atomic(&ckpt.join("trainer.json"), &trainer_json)?;
-        crate::records::write_steps_csv(&ckpt.join("steps.csv"), &self.history.steps)?;
-        crate::records::write_history_jsonl(&ckpt.join("history.jsonl"), &self.history.epochs)?;
+            .map_err(|e| TrainError::bad_file(ckpt.join(TRAINER_JSON), e.to_string()))?;
+        write_atomic(&ckpt.join(TRAINER_JSON), &trainer_json)?;
+        crate::records::write_steps_csv(&ckpt.join(STEPS_CSV), &self.history.steps)?;
+        crate::records::write_history_jsonl(&ckpt.join(HISTORY_JSONL), &self.history.epochs)?;
         dir.commit_checkpoint(&ckpt)?;
         save_safetensors(&dir.model(), &weights, &HashMap::new())?;
         Ok(())
@@ -783,24 +786,24 @@ impl<B: Backend> Trainer<B> {
         let Some(ckpt) = dir.latest_checkpoint()? else {
             return Ok(false);
         };
-        let (weights, _) = load_safetensors(&ckpt.join("model.safetensors"))?;
+        let (weights, _) = load_safetensors(&ckpt.join(MODEL_SAFETENSORS))?;
         self.graph.load_state_dict(&weights)?;
         let read = |name: &str| -> Result<Vec<u8>> {
             let p = ckpt.join(name);
             std::fs::read(&p).map_err(|e| TrainError::io(&p, e))
         };
-        let opt: cnn_optim::OptimizerState = serde_json::from_slice(&read("optimizer.json")?)
-            .map_err(|e| TrainError::bad_file(ckpt.join("optimizer.json"), e.to_string()))?;
+        let opt: cnn_optim::OptimizerState = serde_json::from_slice(&read(OPTIMIZER_JSON)?)
+            .map_err(|e| TrainError::bad_file(ckpt.join(OPTIMIZER_JSON), e.to_string()))?;
         self.optimizer.import_state(&self.backend, &opt)?;
-        let state: TrainerState = serde_json::from_slice(&read("trainer.json")?)
-            .map_err(|e| TrainError::bad_file(ckpt.join("trainer.json"), e.to_string()))?;
+        let state: TrainerState = serde_json::from_slice(&read(TRAINER_JSON)?)
+            .map_err(|e| TrainError::bad_file(ckpt.join(TRAINER_JSON), e.to_string()))?;
         if let (Some(s), Some(st)) = (self.scheduler.as_mut(), state.schedule.as_ref()) {
             s.import_state(st)?;
         }
         self.graph.set_step(state.graph_step);
         self.history = History {
-            steps: crate::records::read_steps_csv(&ckpt.join("steps.csv"))?,
-            epochs: crate::records::read_history_jsonl(&ckpt.join("history.jsonl"))?,
+            steps: crate::records::read_steps_csv(&ckpt.join(STEPS_CSV))?,
+            epochs: crate::records::read_history_jsonl(&ckpt.join(HISTORY_JSONL))?,
         };
         self.state = state;
         Ok(true)

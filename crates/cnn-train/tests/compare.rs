@@ -9,6 +9,7 @@ use cnn_cpu::CpuBackend;
 use cnn_data::{LoadOptions, SyntheticConfig};
 use cnn_train::compare::{self, Manifest, VarySpec};
 use cnn_train::learning_curve;
+use cnn_train::run_dir::curve;
 use cnn_train::setup::{self, DataSplits};
 use cnn_train::{
     FindingKind, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError,
@@ -31,8 +32,9 @@ fn data(seed: u64, total: usize, val_fraction: f64, train: usize) -> DataSplits 
     setup::splits(dataset, val_fraction, train).unwrap()
 }
 
+/// A run and, as `cnn train` ends one, its report.
 fn run(config: &TrainConfig, data: DataSplits, out: &Path) -> cnn_train::Result<RunSummary> {
-    run_training(
+    let summary = run_training(
         CpuBackend::with_threads(2).unwrap(),
         config,
         RunTarget::Fresh {
@@ -41,10 +43,11 @@ fn run(config: &TrainConfig, data: DataSplits, out: &Path) -> cnn_train::Result<
         },
         RunOptions {
             data: Some(data),
-            report: true,
             ..RunOptions::default()
         },
-    )
+    )?;
+    cnn_train::report::write_report(out)?;
+    Ok(summary)
 }
 
 fn assert_self_contained_report(dir: &Path, needles: &[&str]) {
@@ -289,14 +292,14 @@ fn a_learning_curve_trains_on_random_nested_subsets() {
     assert_ne!(seen[0].1, full.train.labels()[..n / 4].to_vec());
     assert_ne!(seen[0].1, seen[2].1);
     for f in [
-        learning_curve::POINTS_CSV,
-        learning_curve::SUMMARY_CSV,
-        learning_curve::CURVE_PNG,
-        learning_curve::CURVE_SVG,
+        curve::POINTS_CSV,
+        curve::SUMMARY_CSV,
+        curve::CURVE_PNG,
+        curve::CURVE_SVG,
     ] {
         assert!(root.join(f).is_file(), "missing {f}");
     }
-    let summary = std::fs::read_to_string(root.join(learning_curve::SUMMARY_CSV)).unwrap();
+    let summary = std::fs::read_to_string(root.join(curve::SUMMARY_CSV)).unwrap();
     assert_eq!(summary.lines().count(), 3, "{summary}");
     cnn_train::report::write_report(&root).unwrap();
     assert_self_contained_report(&root, &["Learning curve", "training images"]);

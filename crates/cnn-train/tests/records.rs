@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use cnn_train::records::{
-    HISTORY_JSONL, METRICS_CSV, METRICS_HEADER, STEPS_CSV, metrics_csv, read_history,
-    read_history_jsonl, read_steps_csv, write_history,
+    METRICS_HEADER, metrics_csv, read_history, read_history_jsonl, read_steps_csv, write_history,
 };
+use cnn_train::run_dir::{HISTORY_JSONL, METRICS_CSV, STEPS_CSV};
 use cnn_train::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord, TrainError};
 
 fn split(loss: f64, acc: f64, n: usize) -> SplitMetrics {
