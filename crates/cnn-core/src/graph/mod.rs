@@ -7,6 +7,7 @@
 //! steady-state training step allocates nothing.
 
 mod data_parallel;
+mod slots;
 mod spec;
 mod state;
 
@@ -22,8 +23,14 @@ use crate::per_size::PerSize;
 use crate::rng::CounterRng;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use slots::Slots;
 
-/// How many batch sizes keep a workspace (training, last partial batch, eval).
+/// How many batch sizes keep a workspace, per mode (the training batch and
+/// the last partial one; evaluation's batch and its last partial one, and
+/// the test set's). Training and evaluation keep theirs apart, so a run
+/// that alternates between them never evicts and reallocates a workspace
+/// each epoch (which grew a ResNet-20 run's memory by 0.6 GB an epoch:
+/// glibc keeps freed blocks of that size in its arenas).
 const MAX_WORKSPACES: usize = 3;
 
 enum Node<B: Backend> {
@@ -53,7 +60,10 @@ impl<B: Backend> Node<B> {
 struct Workspace<B: Backend> {
     batch: usize,
     input: Tensor<B>,
-    /// Output of each node.
+    /// Where each node's output lives in `acts`: one buffer per node for a
+    /// training forward, shared buffers for an evaluation forward.
+    slots: Slots,
+    /// The buffers nodes write their outputs to (see `slots`).
     acts: Vec<Tensor<B>>,
     /// Gradient of the loss with respect to each node's output.
     grads: Vec<Tensor<B>>,
@@ -74,7 +84,11 @@ pub struct Graph<B: Backend> {
     consumers: Vec<usize>,
     seed: u64,
     step: u64,
+    /// Workspaces of training forwards: activations and their gradients.
     workspaces: PerSize<Workspace<B>, MAX_WORKSPACES>,
+    /// Workspaces of evaluation forwards: activations only (no backward
+    /// follows an evaluation forward).
+    eval_workspaces: PerSize<Workspace<B>, MAX_WORKSPACES>,
     /// Mode of the last forward (backward needs a training forward).
     last_forward: Option<(usize, Mode)>,
     /// Per node, during backward: whether its output gradient holds a value
@@ -83,6 +97,32 @@ pub struct Graph<B: Backend> {
     /// Per node: a ReLU whose only consumer is the max pooling right after
     /// it, folded into that pooling (see [`fold_relu_into_pool`]).
     folded: Vec<bool>,
+}
+
+/// The buffers of a workspace other than the one being written.
+struct Others<'a, T> {
+    before: &'a [T],
+    after: &'a [T],
+    out: usize,
+}
+
+impl<'a, T> Others<'a, T> {
+    /// Buffer `i` (never the one being written: a node does not read its
+    /// own buffer, by construction of the slots).
+    fn get(&self, i: usize) -> &'a T {
+        if i < self.out {
+            &self.before[i]
+        } else {
+            &self.after[i - self.out - 1]
+        }
+    }
+}
+
+/// Buffer `out` mutably, and read access to the others.
+fn split_out<T>(buffers: &mut [T], out: usize) -> (&mut T, Others<'_, T>) {
+    let (before, rest) = buffers.split_at_mut(out);
+    let (y, after) = rest.split_first_mut().expect("the slot exists");
+    (y, Others { before, after, out })
 }
 
 /// The node whose output node `i` reads (`None`: the graph input): a max
@@ -169,6 +209,7 @@ impl<B: Backend> Graph<B> {
             seed,
             step: 0,
             workspaces: PerSize::new(),
+            eval_workspaces: PerSize::new(),
             last_forward: None,
         })
     }
@@ -209,18 +250,46 @@ impl<B: Backend> Graph<B> {
         self.step = step;
     }
 
-    fn workspace_index(&mut self, batch: usize) -> Result<usize> {
+    fn workspace_index(&mut self, batch: usize, mode: Mode) -> Result<usize> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
-        self.workspaces.use_or_insert(batch, || {
+        let store = match mode {
+            Mode::Train => &mut self.workspaces,
+            Mode::Eval => &mut self.eval_workspaces,
+        };
+        let resolved = &self.resolved;
+        store.use_or_insert(batch, || {
             let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
-            let acts = shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
-            let grads = shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
-            let scratch = shapes
-                .iter()
-                .zip(consumers)
-                .map(|(s, &c)| if c > 1 { zeros(s).map(Some) } else { Ok(None) })
-                .collect::<Result<Vec<_>>>()?;
+            let slots = match mode {
+                Mode::Train => Slots::one_per_node(shapes),
+                Mode::Eval => {
+                    let reads: Vec<Vec<usize>> = (0..shapes.len())
+                        .map(|i| {
+                            let add = match resolved.adds[i] {
+                                Some(Some(j)) => Some(j),
+                                _ => None,
+                            };
+                            effective_input(folded, resolved, i)
+                                .into_iter()
+                                .chain(add)
+                                .collect()
+                        })
+                        .collect();
+                    Slots::shared(shapes, &reads, folded)
+                }
+            };
+            let acts = slots.shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
+            let (grads, scratch) = match mode {
+                Mode::Train => (
+                    shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?,
+                    shapes
+                        .iter()
+                        .zip(consumers)
+                        .map(|(s, &c)| if c > 1 { zeros(s).map(Some) } else { Ok(None) })
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+                Mode::Eval => (Vec::new(), Vec::new()),
+            };
             let pooled = (0..shapes.len())
                 .map(|i| {
                     if i > 0 && folded[i - 1] {
@@ -233,6 +302,7 @@ impl<B: Backend> Graph<B> {
             Ok(Workspace {
                 batch,
                 input: zeros(input)?,
+                slots,
                 acts,
                 grads,
                 scratch,
@@ -260,9 +330,12 @@ impl<B: Backend> Graph<B> {
     /// caches what [`Graph::backward`] needs.
     pub fn forward(&mut self, x: &Tensor<B>, mode: Mode) -> Result<&Tensor<B>> {
         let n = self.check_batch_shape(x.shape())?;
-        let w = self.workspace_index(n)?;
-        self.backend
-            .copy(x.buffer(), self.workspaces[w].input.buffer_mut())?;
+        let w = self.workspace_index(n, mode)?;
+        let ws = match mode {
+            Mode::Train => &mut self.workspaces[w],
+            Mode::Eval => &mut self.eval_workspaces[w],
+        };
+        self.backend.copy(x.buffer(), ws.input.buffer_mut())?;
         self.run_forward(w, mode)
     }
 
@@ -281,9 +354,12 @@ impl<B: Backend> Graph<B> {
                 ),
             ));
         }
-        let w = self.workspace_index(n)?;
-        self.backend
-            .upload_into(x, self.workspaces[w].input.buffer_mut())?;
+        let w = self.workspace_index(n, mode)?;
+        let ws = match mode {
+            Mode::Train => &mut self.workspaces[w],
+            Mode::Eval => &mut self.eval_workspaces[w],
+        };
+        self.backend.upload_into(x, ws.input.buffer_mut())?;
         self.run_forward(w, mode)
     }
 
@@ -291,15 +367,18 @@ impl<B: Backend> Graph<B> {
         if mode == Mode::Train {
             self.step += 1;
         }
-        let ws = &mut self.workspaces[w];
+        let ws = match mode {
+            Mode::Train => &mut self.workspaces[w],
+            Mode::Eval => &mut self.eval_workspaces[w],
+        };
         for i in 0..self.nodes.len() {
             if self.folded[i] {
                 continue; // runs after the pooling that follows
             }
-            let (before, rest) = ws.acts.split_at_mut(i);
-            let y = &mut rest[0];
+            let slot = &ws.slots.slot;
+            let (y, others) = split_out(&mut ws.acts, slot[i]);
             let x_node = effective_input(&self.folded, &self.resolved, i);
-            let x = x_node.map_or(&ws.input, |j| &before[j]);
+            let x = x_node.map_or(&ws.input, |j| others.get(slot[j]));
             let ctx = ForwardCtx {
                 mode,
                 seed: self.seed,
@@ -322,7 +401,7 @@ impl<B: Backend> Graph<B> {
                 Node::Layer(layer) => layer.forward(&self.backend, &ctx, x, y)?,
                 Node::Add => {
                     let other = match self.resolved.adds[i] {
-                        Some(Some(j)) => &before[j],
+                        Some(Some(j)) => others.get(slot[j]),
                         _ => &ws.input,
                     };
                     self.backend
@@ -331,7 +410,8 @@ impl<B: Backend> Graph<B> {
             }
         }
         self.last_forward = Some((ws.batch, mode));
-        Ok(ws.acts.last().expect("at least one node"))
+        let last = ws.slots.slot[self.nodes.len() - 1];
+        Ok(&ws.acts[last])
     }
 
     /// Back-propagate `dlogits` (the loss gradient with respect to the last
@@ -351,7 +431,7 @@ impl<B: Backend> Graph<B> {
                 ));
             }
         };
-        let w = self.workspace_index(batch)?;
+        let w = self.workspace_index(batch, Mode::Train)?;
         let last = self.nodes.len() - 1;
         let ws = &mut self.workspaces[w];
         if dlogits.shape() != ws.grads[last].shape() {
@@ -465,6 +545,7 @@ impl<B: Backend> Graph<B> {
             vec![false; self.nodes.len()]
         };
         self.workspaces.clear();
+        self.eval_workspaces.clear();
         self.last_forward = None;
     }
 
@@ -475,12 +556,21 @@ impl<B: Backend> Graph<B> {
         if self.folded.get(i) == Some(&true) {
             return None;
         }
-        let (batch, _) = self.last_forward?;
-        self.workspaces.get(batch).and_then(|w| w.acts.get(i))
+        let (batch, mode) = self.last_forward?;
+        let store = match mode {
+            Mode::Train => &self.workspaces,
+            Mode::Eval => &self.eval_workspaces,
+        };
+        let ws = store.get(batch)?;
+        if !*ws.slots.holds.get(i)? {
+            return None; // an evaluation forward reused its buffer
+        }
+        ws.acts.get(ws.slots.slot[i])
     }
 
-    /// Gradient with respect to node `i`'s output from the last backward
-    /// (`None` for a folded ReLU, as for [`Graph::node_output`]).
+    /// Gradient with respect to node `i`'s output from the last backward at
+    /// the last forward's batch size (`None` for a folded ReLU, as for
+    /// [`Graph::node_output`]).
     pub fn node_grad(&self, i: usize) -> Option<&Tensor<B>> {
         if self.folded.get(i) == Some(&true) {
             return None;

@@ -1,0 +1,165 @@
+//! A run's memory stays flat: once a graph has met the batch sizes a run
+//! alternates between (the training batch and its last partial one, the
+//! evaluation batch and its last partial one), further epochs allocate no
+//! buffer. Four sizes used to share three workspaces, so each epoch
+//! evicted and reallocated some; glibc kept the freed blocks in per-thread
+//! arenas and a ResNet-20 run grew by 0.6 GB an epoch (issue #20).
+//!
+//! A counting global allocator measures the bytes of buffer-sized
+//! allocations (16 KiB or more; the small ones a step still makes are the
+//! steady-state allocation test's subject, in benches/tests); the tests
+//! take one lock, so that no other test allocates while one counts.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use cnn_core::models::{ModelOptions, resnet20};
+use cnn_core::{Conv2dGeometry, Graph, GraphBuilder, Mode, Tensor};
+use cnn_cpu::CpuBackend;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The smallest allocation counted: every workspace buffer below is larger.
+const BUFFER: usize = 16 << 10;
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+// SAFETY: forwards every call to the system allocator unchanged; the
+// counter is an atomic and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) && layout.size() >= BUFFER {
+            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) && layout.size() >= BUFFER {
+            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) && new_size >= BUFFER {
+            BYTES.fetch_add(new_size, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc`; `ptr` came from this allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Bytes allocated while `f` runs.
+fn bytes_allocated(f: impl FnOnce()) -> usize {
+    BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    BYTES.load(Ordering::SeqCst)
+}
+
+#[test]
+fn epochs_after_the_first_allocate_no_buffer() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(2).unwrap();
+    let spec = resnet20(&ModelOptions::new([3, 16, 16], 10)).unwrap();
+    let mut graph = Graph::new(&be, spec, 0).unwrap();
+    // An epoch of a run: training batches of 8 and a last one of 5, then
+    // validation in batches of 16 and a last one of 13 (as the trainer's
+    // batch size and `max(256)` evaluation batches do at full size).
+    let (train, eval) = ([8, 5], [16, 13]);
+    let inputs: Vec<Vec<f32>> = (0..=16)
+        .map(|n| {
+            (0..n * 3 * 256)
+                .map(|i| (i % 17) as f32 / 17.0 - 0.5)
+                .collect()
+        })
+        .collect();
+    let dlogits: Vec<Tensor<CpuBackend>> = (0..=16)
+        .map(|n| Tensor::from_slice(&be, [n.max(1), 10], &vec![0.01; n.max(1) * 10]).unwrap())
+        .collect();
+    let epoch = |graph: &mut Graph<CpuBackend>| {
+        for n in train {
+            graph.forward_host(&inputs[n], n, Mode::Train).unwrap();
+            graph.backward(&dlogits[n]).unwrap();
+        }
+        for n in eval {
+            graph.forward_host(&inputs[n], n, Mode::Eval).unwrap();
+        }
+    };
+    let first = bytes_allocated(|| epoch(&mut graph));
+    // The smallest activation of the smallest batch, 5 x 64 x 4 x 4 floats
+    // (80 KiB), is over `BUFFER`: an evicted workspace would be counted.
+    assert!(first > 0, "the first epoch makes the workspaces");
+    for e in 2..=4 {
+        let bytes = bytes_allocated(|| epoch(&mut graph));
+        assert_eq!(
+            bytes, 0,
+            "epoch {e} allocated {bytes} bytes (the first: {first}): a workspace was evicted and made again"
+        );
+    }
+}
+
+#[test]
+fn shared_evaluation_buffers_give_the_bits_of_one_buffer_per_node() {
+    // Without batch norm or dropout a training-mode forward computes what an
+    // evaluation forward does, op for op, but keeps every node's output in a
+    // buffer of its own; the evaluation forward shares buffers between
+    // nodes. Residual adds read a value several nodes later, so a buffer
+    // reused too early would change the output.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(1).unwrap();
+    let conv = |c| Conv2dGeometry::new(c, 3).padding(1);
+    let b = GraphBuilder::new([3, 8, 8]).conv2d("stem", conv(4)).relu();
+    let skip_a = b.last();
+    let b = b
+        .conv2d("a1", conv(4))
+        .relu()
+        .conv2d("a2", conv(4))
+        .add("add_a", skip_a)
+        .relu();
+    let skip_b = b.last();
+    let mut graph = b
+        .conv2d("b1", conv(4))
+        .relu()
+        .conv2d("b2", conv(4))
+        .add("add_b", skip_b)
+        .relu()
+        .global_avg_pool()
+        .flatten()
+        .linear("fc", 10)
+        .build(&be, 5)
+        .unwrap();
+    let names: Vec<String> = graph.node_names().map(str::to_string).collect();
+    let x: Vec<f32> = (0..4 * 3 * 64)
+        .map(|i| ((i * 7) % 23) as f32 / 23.0 - 0.5)
+        .collect();
+    let eval = graph
+        .forward_host(&x, 4, Mode::Eval)
+        .unwrap()
+        .to_vec(&be)
+        .unwrap();
+    let last = names.len() - 1;
+    assert!(graph.node_output(last).is_some());
+    assert!(
+        (0..last).any(|i| graph.node_output(i).is_none()),
+        "evaluation kept every node's output: its buffers are not shared"
+    );
+    let train = graph
+        .forward_host(&x, 4, Mode::Train)
+        .unwrap()
+        .to_vec(&be)
+        .unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&eval), bits(&train));
+}
