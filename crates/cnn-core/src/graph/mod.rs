@@ -6,10 +6,12 @@
 //! live in a workspace allocated once per batch size and reused, so a
 //! steady-state training step allocates nothing.
 
+mod counts;
 mod data_parallel;
 mod spec;
 mod state;
 
+pub use counts::{LayerCount, ModelCounts};
 pub use data_parallel::{DataParallel, samples_independent};
 pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
 pub use state::{ArrayData, NamedArray};
