@@ -161,6 +161,23 @@ fn tensorboard_reads_every_value_of_the_csv_files() {
     let size = std::fs::metadata(run.join("confusion.png")).unwrap().len();
     assert_eq!(last[3].as_u64().unwrap(), size);
 
+    // A resumed run writes its whole history again into a newer file; its
+    // session start makes TensorBoard drop the older file's events, so
+    // every value is still there once. (The same file under a later name
+    // stands for it here.)
+    let file = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|name| name.starts_with("events.out.tfevents."))
+        .unwrap();
+    let seconds: u64 = file.split('.').nth(3).unwrap().parse().unwrap();
+    std::fs::copy(
+        run.join(&file),
+        run.join(format!("events.out.tfevents.{}.cnn.1", seconds + 5)),
+    )
+    .unwrap();
+    assert_same(&scalars(&read_events(&python, &run)), &want);
+
     // Into a directory of its own, given on the command line.
     let out = cnn(
         &[

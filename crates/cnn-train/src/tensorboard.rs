@@ -13,12 +13,12 @@
 //! - per epoch, when the run draws it: `val/confusion_matrix`, the
 //!   run's `confusion.png` as an image.
 //!
-//! The format: a file named `events.out.tfevents.<seconds>.cnn.<pid>`
+//! Each file starts with the file version (`brain.Event:2`) and a session
+//! start at step 0. The format: a file named `events.out.tfevents.<seconds>.cnn.<pid>`
 //! (TensorBoard reads files whose name holds `tfevents`) of TFRecords, each
 //! a little-endian `u64` length, the length's masked CRC-32C, a serialized
 //! `Event` protobuf and its masked CRC-32C (the mask: the CRC rotated right
-//! by 15 bits plus `0xa282ead8`). The first event names the file version
-//! (`brain.Event:2`). Scalars are `Summary.Value.simple_value`, an `f32`, as
+//! by 15 bits plus `0xa282ead8`). Scalars are `Summary.Value.simple_value`, an `f32`, as
 //! TensorBoard stores them. The protos are the few messages of
 //! TensorFlow's `event.proto` and `summary.proto` that this needs, written
 //! out as prost structs (no `protoc` at build time); the Rust crates made
@@ -30,8 +30,8 @@
 //! torn last record (a crash while appending) is one that TensorBoard's
 //! reader stops before. Steps get wall times spread evenly over the time
 //! since the previous write (cnn does not time single steps). A resumed
-//! run writes a new file with its whole history: TensorBoard's reader
-//! drops the older file's events from the first repeated step on (its
+//! run writes a new file with its whole history, and its session start
+//! makes TensorBoard's reader drop what it read of the older file (its
 //! "orphaned data" purge), so a resumed run shows each step once.
 
 use std::fs::{File, OpenOptions};
@@ -54,7 +54,7 @@ pub mod proto {
         pub wall_time: f64,
         #[prost(int64, tag = "2")]
         pub step: i64,
-        #[prost(oneof = "What", tags = "3, 5")]
+        #[prost(oneof = "What", tags = "3, 5, 7")]
         pub what: Option<What>,
     }
 
@@ -66,7 +66,22 @@ pub mod proto {
         FileVersion(String),
         #[prost(message, tag = "5")]
         Summary(Summary),
+        /// A (re)start: TensorBoard drops the events it read before with
+        /// a later step.
+        #[prost(message, tag = "7")]
+        SessionLog(SessionLog),
     }
+
+    /// `tensorflow.SessionLog`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SessionLog {
+        /// `SessionStatus`: 1 is `START`.
+        #[prost(int32, tag = "1")]
+        pub status: i32,
+    }
+
+    /// `SessionLog.SessionStatus.START`.
+    pub const SESSION_START: i32 = 1;
 
     /// `tensorflow.Summary`: tagged values.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -189,8 +204,18 @@ impl EventWriter {
             step: 0,
             what: Some(What::FileVersion("brain.Event:2".into())),
         };
+        // A start at step 0: TensorBoard drops what it read of an earlier
+        // file of this run (a resumed run writes its whole history again).
+        let start_log = Event {
+            wall_time: start,
+            step: 0,
+            what: Some(What::SessionLog(proto::SessionLog {
+                status: proto::SESSION_START,
+            })),
+        };
         let mut buf = Vec::new();
         frame_record(&version.encode_to_vec(), &mut buf);
+        frame_record(&start_log.encode_to_vec(), &mut buf);
         writer.append(&buf)?;
         Ok(writer)
     }
@@ -360,6 +385,19 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(hex, "09000000000000f83f1a0d627261696e2e4576656e743a32");
+        let start = Event {
+            wall_time: 1.5,
+            step: 0,
+            what: Some(What::SessionLog(proto::SessionLog {
+                status: proto::SESSION_START,
+            })),
+        };
+        let hex: String = start
+            .encode_to_vec()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "09000000000000f83f3a020801");
     }
 
     /// Reading the file back: every record's CRCs check, and each write
@@ -395,9 +433,10 @@ mod tests {
             rest = &rest[16 + len..];
         }
         let steps: Vec<i64> = events.iter().map(|e| e.step).collect();
-        assert_eq!(steps, [0, 1, 2, 3]);
-        let Some(What::Summary(s)) = &events[3].what else {
-            panic!("a summary expected: {:?}", events[3]);
+        assert_eq!(steps, [0, 0, 1, 2, 3]);
+        assert!(matches!(events[1].what, Some(What::SessionLog(_))));
+        let Some(What::Summary(s)) = &events[4].what else {
+            panic!("a summary expected: {:?}", events[4]);
         };
         assert_eq!(s.value[0], scalar("step/loss", 1.0 / 3.0));
         assert_eq!(s.value[1].value, Some(Kind::SimpleValue(0.1)));
