@@ -17,6 +17,7 @@ mod job;
 mod models;
 mod predict;
 mod report;
+mod summary;
 mod train;
 
 use clap::error::ErrorKind;
@@ -43,6 +44,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// List the built-in architectures with their parameter counts.
     Models(models::ModelsArgs),
+    /// A model layer by layer: shapes, parameters, MACs, memory.
+    Summary(Box<summary::SummaryArgs>),
     /// Train variants of one configuration and compare their learning curves.
     Compare(Box<compare::CompareArgs>),
     /// Score against training-set size (scikit-learn's learning_curve).
@@ -110,6 +113,7 @@ fn run(command: Command) -> CliResult {
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => predict::predict(a),
         Command::Models(a) => models::list_models(a),
+        Command::Summary(a) => summary::summary(*a),
         Command::Compare(a) => compare::compare(*a),
         Command::Curve(a) => curve::curve(*a),
         Command::Report(a) => report::report(a),

@@ -19,9 +19,14 @@ pub struct TrainCmd {
     #[command(flatten)]
     pub args: TrainArgs,
     /// Continue an interrupted run from its last checkpoint, with the
-    /// configuration in its config.toml (only --quiet may be added).
+    /// configuration in its config.toml (only --quiet and --tensorboard may be added).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Also write TensorBoard event files (per-step loss and learning rate,
+    /// per-epoch metrics, the validation confusion matrix) into DIR
+    /// [default: the run directory]; `tensorboard --logdir runs` shows them.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub tensorboard: Option<Option<PathBuf>>,
     /// The flags given on the command line (filled in by `main`).
     #[arg(skip)]
     pub given: Vec<String>,
@@ -33,13 +38,14 @@ pub fn train(cmd: TrainCmd) -> CliResult {
     let TrainCmd {
         args,
         resume,
+        tensorboard,
         given,
     } = cmd;
     let (config, target) = match &resume {
         Some(path) => {
             let extra: Vec<String> = given
                 .iter()
-                .filter(|f| !matches!(f.as_str(), "resume" | "quiet"))
+                .filter(|f| !matches!(f.as_str(), "resume" | "quiet" | "tensorboard"))
                 .map(|f| format!("--{}", f.replace('_', "-")))
                 .collect();
             if !extra.is_empty() {
@@ -62,6 +68,11 @@ pub fn train(cmd: TrainCmd) -> CliResult {
             (config, RunTarget::Fresh { out, overwrite })
         }
     };
+    let root = match &target {
+        RunTarget::Fresh { out, .. } => out.clone(),
+        RunTarget::Resume(dir) => dir.root().to_path_buf(),
+    };
+    let tensorboard = tensorboard.map(|dir| dir.unwrap_or(root));
     let job = TrainJob {
         config: config.clone(),
         target,
@@ -69,6 +80,7 @@ pub fn train(cmd: TrainCmd) -> CliResult {
             progress: !args.quiet,
             log: true,
             interrupt: Some(install_interrupt()),
+            tensorboard,
             ..RunOptions::default()
         },
         report: true,

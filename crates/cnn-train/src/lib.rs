@@ -21,6 +21,8 @@
 //! - [`plot`]: curves and confusion-matrix pictures (plotters).
 //! - [`run_dir`], [`checkpoint`], [`io`]: every output file name, the run
 //!   directory, safetensors state_dicts, atomic writes.
+//! - [`tensorboard`]: TensorBoard event files of the same records
+//!   (`--tensorboard`).
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
 //! - [`run`]: one training job into a run directory (`cnn train`).
 //! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
@@ -46,6 +48,7 @@ pub mod progress;
 pub mod records;
 pub mod run_dir;
 pub mod setup;
+pub mod tensorboard;
 pub mod trainer;
 
 // Comparing techniques by their learning curves.

@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// Also evaluate the final model on its training data (eval mode), as
     /// scikit-learn's `learning_curve` scores it.
     pub eval_train: bool,
+    /// Write TensorBoard event files into this directory as the run goes
+    /// (`--tensorboard`; see [`crate::tensorboard`]).
+    pub tensorboard: Option<std::path::PathBuf>,
 }
 
 /// How a run ended.
@@ -179,6 +182,9 @@ pub fn run_training<B: Backend>(
         .with_epoch_log(opts.log);
     if let Some(flag) = &opts.interrupt {
         trainer = trainer.with_interrupt(Arc::clone(flag));
+    }
+    if let Some(tensorboard) = &opts.tensorboard {
+        trainer = trainer.with_tensorboard(crate::tensorboard::EventWriter::create(tensorboard)?);
     }
     // The trainer holds what it needs; the initial weights' copy goes.
     drop(plan);

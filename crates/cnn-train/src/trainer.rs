@@ -114,6 +114,9 @@ pub struct Trainer<B: Backend> {
     scratch: HashMap<usize, LossScratch<B>>,
     /// The last step's predicted classes, kept for reuse.
     host_preds: Vec<u32>,
+    /// TensorBoard's event file, appended to with the records each time
+    /// they are written (`write_files` takes `&self`, hence the lock).
+    tensorboard: Option<std::sync::Mutex<crate::tensorboard::EventWriter>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -196,12 +199,20 @@ impl<B: Backend> Trainer<B> {
             log_epochs: false,
             scratch: HashMap::new(),
             host_preds: Vec::new(),
+            tensorboard: None,
         })
     }
 
     /// Write files and checkpoints into `dir` as training goes.
     pub fn with_run_dir(mut self, dir: RunDir) -> Self {
         self.run_dir = Some(dir);
+        self
+    }
+
+    /// Also write the records to TensorBoard's event file `writer` each
+    /// time the run's files are written.
+    pub fn with_tensorboard(mut self, writer: crate::tensorboard::EventWriter) -> Self {
+        self.tensorboard = Some(std::sync::Mutex::new(writer));
         self
     }
 
@@ -749,6 +760,13 @@ impl<B: Backend> Trainer<B> {
                 &format!("{title}: validation confusion"),
                 &dir.confusion_png(),
             )?;
+        }
+        if let Some(tensorboard) = &self.tensorboard {
+            let confusion_png = confusion.map(|_| dir.confusion_png());
+            tensorboard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .write(&self.history, confusion_png.as_deref())?;
         }
         Ok(())
     }

@@ -6,11 +6,13 @@
 //! live in a workspace allocated once per batch size and reused, so a
 //! steady-state training step allocates nothing.
 
+mod counts;
 mod data_parallel;
 mod slots;
 mod spec;
 mod state;
 
+pub use counts::{LayerCount, ModelCounts};
 pub use data_parallel::{DataParallel, samples_independent};
 pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
 pub use state::{ArrayData, NamedArray};
