@@ -116,30 +116,13 @@ pub struct CurvePoint {
     /// `completed`, `early_stopped`, `diverged` or `failed`.
     pub status: String,
     /// Accuracy of the final model on its training subset (NaN = none).
-    #[serde(with = "nan_as_null")]
+    #[serde(with = "crate::json_float")]
     pub train_score: f64,
     /// Validation accuracy of the final model (NaN = none).
-    #[serde(with = "nan_as_null")]
+    #[serde(with = "crate::json_float")]
     pub val_score: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// JSON has no NaN: write `null`, read `null` back as NaN.
-mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else {
-            s.serialize_none()
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
 }
 
 /// `curve.json`.
@@ -367,8 +350,13 @@ mod tests {
             error: None,
         };
         let json = serde_json::to_string(&p).unwrap();
-        assert!(json.contains("\"train_score\":null"), "{json}");
+        assert!(json.contains("\"train_score\":\"NaN\""), "{json}");
         let back: CurvePoint = serde_json::from_str(&json).unwrap();
         assert!(back.train_score.is_nan() && back.val_score == 0.5);
+        // curve.json files written before held `null`.
+        let old = json.replace("\"NaN\"", "null");
+        let back: CurvePoint = serde_json::from_str(&old).unwrap();
+        assert!(back.train_score.is_nan());
+
     }
 }
