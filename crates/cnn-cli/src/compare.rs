@@ -44,6 +44,10 @@ pub struct CompareArgs {
     /// best_val_loss, final_val_loss, gap or time.
     #[arg(long, default_value = "best_val_accuracy")]
     pub sort: String,
+    /// Start a comparison of more than 256 runs (variants × repeats; at
+    /// most 100000), which is refused without it.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn compare(args: CompareArgs) -> CliResult {
@@ -63,6 +67,23 @@ pub fn compare(args: CompareArgs) -> CliResult {
         .map(|v| v.parse::<VarySpec>())
         .collect::<Result<Vec<_>, _>>()?;
     let runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    // Sized before a variant is made or anything is written.
+    let entries = runs_file.as_ref().map_or(1, |f| f.run.len());
+    let mut how: Vec<String> = Vec::new();
+    if runs_file.is_some() {
+        how.push(format!("{entries} [[run]] entries"));
+    }
+    how.extend(
+        vary.iter()
+            .map(|v| format!("{} {} values", v.values.len(), v.key)),
+    );
+    how.push(format!("{} repeats", args.repeats));
+    compare::check_plan_size(
+        compare::run_count(entries, &vary, args.repeats),
+        args.yes,
+        "runs",
+        &how.join(" × "),
+    )?;
     let variants = compare::expand(&base, runs_file.as_ref(), &vary)?;
     let root = args.base.out.clone().unwrap_or_else(|| {
         cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)

@@ -8,6 +8,7 @@ use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
 use cnn::train::run_dir;
+use cnn::train::plan::RunPlan;
 use cnn::train::{RunOptions, RunTarget, TrainError, setup};
 
 use crate::args::TrainArgs;
@@ -28,6 +29,10 @@ pub struct CurveArgs {
     /// Fits per size, each on a different random subset (seed, seed+1, ...).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Start a curve of more than 256 fits (sizes × repeats; at most
+    /// 100000), which is refused without it.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn curve(args: CurveArgs) -> CliResult {
@@ -40,8 +45,19 @@ pub fn curve(args: CurveArgs) -> CliResult {
     } else {
         args.fractions.clone()
     };
+    // Sized before the data is read: sizes that come out equal only
+    // lower the count.
+    cnn::train::compare::check_plan_size(
+        (fractions.len() as u64).checked_mul(args.repeats as u64),
+        args.yes,
+        "fits",
+        &format!("{} sizes × {} repeats", fractions.len(), args.repeats),
+    )?;
     let data = setup::load_data(&config)?;
     let sizes = learning_curve::sizes(data.train.len(), &fractions)?;
+    // Every fit's checks (model on this data, memory) before the curve
+    // directory is made, as compare's preflight does.
+    RunPlan::new(&config, None, Some(data.clone()))?;
     let root = args.base.out.clone().unwrap_or_else(|| {
         cnn::train::RunDir::default_out(Some("curve"), &config, args.base.overwrite)
     });

@@ -44,6 +44,44 @@ impl FromStr for VarySpec {
     }
 }
 
+/// The most runs one comparison or learning curve plans, confirmed or not:
+/// its manifest and the directories of that many runs are what a disk and
+/// a report can hold.
+pub const MAX_RUNS: u64 = 100_000;
+
+/// Runs above which a comparison or learning curve asks for `--yes`: a
+/// grid this large is more often a typo than a plan.
+pub const CONFIRM_RUNS: u64 = 256;
+
+/// How many runs a comparison plans: `entries` variants (a runs file's
+/// `[[run]]` tables, 1 without one) crossed with every `--vary`, `repeats`
+/// times; `None` when the count overflows. Counted before any variant is
+/// made, so a huge grid is refused at once.
+pub fn run_count(entries: usize, vary: &[VarySpec], repeats: usize) -> Option<u64> {
+    vary.iter()
+        .try_fold(entries.max(1) as u64, |n, v| {
+            n.checked_mul(v.values.len() as u64)
+        })
+        .and_then(|n| n.checked_mul(repeats.max(1) as u64))
+}
+
+/// Refuse a plan of `count` runs (`None`: past counting) above
+/// [`MAX_RUNS`], or above [`CONFIRM_RUNS`] unless `confirmed` (`--yes`).
+/// `what` names the runs (`runs`, `fits`) and `how` the product that made
+/// them, for the message.
+pub fn check_plan_size(count: Option<u64>, confirmed: bool, what: &str, how: &str) -> Result<()> {
+    let shown = count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+    match count {
+        Some(n) if n <= CONFIRM_RUNS || (confirmed && n <= MAX_RUNS) => Ok(()),
+        Some(n) if n <= MAX_RUNS => Err(TrainError::Config(format!(
+            "{how} make {shown} {what}; pass --yes to start that many (at most {MAX_RUNS})"
+        ))),
+        _ => Err(TrainError::Config(format!(
+            "{how} make {shown} {what}, more than the {MAX_RUNS} one study may hold"
+        ))),
+    }
+}
+
 /// A TOML file listing runs: `[base]` overrides the command's base
 /// configuration, each `[[run]]` holds a variant's overrides and an optional
 /// `label`.
@@ -354,6 +392,25 @@ mod tests {
             let err = expand(&base, None, &[spec.parse().unwrap()]).unwrap_err();
             assert!(matches!(err, TrainError::Config(_)), "{err:?}");
             assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn plans_are_sized_before_they_are_made() {
+        let vary: Vec<VarySpec> = ["lr=0.1,0.2,0.3", "dropout=0,0.5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(run_count(1, &vary, 4), Some(24));
+        assert_eq!(run_count(5, &vary, 1), Some(30));
+        assert_eq!(run_count(1, &vary, usize::MAX), None);
+        assert!(check_plan_size(Some(CONFIRM_RUNS), false, "runs", "x").is_ok());
+        let err = check_plan_size(Some(CONFIRM_RUNS + 1), false, "runs", "x").unwrap_err();
+        assert!(err.to_string().contains("--yes"), "{err}");
+        assert!(check_plan_size(Some(MAX_RUNS), true, "runs", "x").is_ok());
+        for n in [Some(MAX_RUNS + 1), None] {
+            let err = check_plan_size(n, true, "fits", "3 sizes").unwrap_err();
+            assert!(err.to_string().contains("fits, more than"), "{err}");
         }
     }
 
