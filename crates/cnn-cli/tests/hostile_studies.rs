@@ -118,3 +118,33 @@ const BIG_MODEL: &str = "[[nodes]]\nname = \"conv1\"\ntype = \"conv2d\"\nout_cha
 kernel = [3, 3]\nstride = [1, 1]\npadding = [1, 1]\ndilation = [1, 1]\ngroups = 1\n\
 [[nodes]]\nname = \"flat\"\ntype = \"flatten\"\n\
 [[nodes]]\nname = \"fc\"\ntype = \"linear\"\nout_features = 10\n";
+
+#[test]
+fn a_vary_key_or_value_given_twice_or_empty_is_an_error() {
+    assert_refused_at_once(
+        &["compare", "--vary", "lr=0.1,0.2", "--vary", "lr=0.3"],
+        "--vary lr is given twice",
+    );
+    assert_refused_at_once(
+        &[
+            "compare",
+            "--vary",
+            "lr=0.1,0.2",
+            "--vary",
+            "dropout=0",
+            "--vary",
+            "lr=0.3",
+        ],
+        "given twice",
+    );
+    assert_refused_at_once(&["compare", "--vary", "lr=0.1,0.1"], "0.1 is given twice");
+    assert_refused_at_once(
+        &["compare", "--vary", "lr=0.1,1e-1"],
+        "1e-1 is given twice (as 0.1)",
+    );
+    assert_refused_at_once(
+        &["compare", "--vary", "lr=0.1,,0.2"],
+        "value 2 of 3 is empty",
+    );
+    assert_refused_at_once(&["compare", "--vary", "lr=0.1,"], "is empty");
+}

@@ -29,18 +29,54 @@ impl FromStr for VarySpec {
             .split_once('=')
             .ok_or_else(|| bad("expected KEY=VALUE[,VALUE...], e.g. optimizer=sgd,adam"))?;
         let key = key.trim().replace('-', "_");
-        let values: Vec<String> = values
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
         if key.is_empty() {
             return Err(bad("the key is empty"));
         }
-        if values.is_empty() {
+        if values.trim().is_empty() {
             return Err(bad("no values"));
         }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        if let Some(i) = values.iter().position(String::is_empty) {
+            return Err(bad(&format!(
+                "value {} of {} is empty (a stray comma?)",
+                i + 1,
+                values.len()
+            )));
+        }
+        let read: Vec<toml::Value> = values.iter().map(|v| comparable(v)).collect();
+        for (i, v) in values.iter().enumerate() {
+            if let Some(first) = (0..i).find(|&j| read[j] == read[i]).map(|j| &values[j]) {
+                let also = if first == v {
+                    String::new()
+                } else {
+                    format!(" (as {first})")
+                };
+                return Err(bad(&format!("{v} is given twice{also}")));
+            }
+        }
         Ok(VarySpec { key, values })
+    }
+}
+
+/// A value as a command line gives it, read as TOML (a number, boolean,
+/// array or quoted string), else as a bare string.
+fn text_value(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+/// A `--vary` value in a form where equal means the same setting: `0.1`
+/// and `1e-1`, `1` and `1.0`, `on` and `true` are equal.
+fn comparable(text: &str) -> toml::Value {
+    match text_value(text) {
+        toml::Value::Integer(i) => toml::Value::Float(i as f64),
+        toml::Value::String(s) => match parse_on_off(&s) {
+            Some(b) => toml::Value::Boolean(b),
+            None => toml::Value::String(s),
+        },
+        v => v,
     }
 }
 
@@ -150,11 +186,7 @@ pub fn apply_value(config: &TrainConfig, key: &str, value: toml::Value) -> Resul
 
 /// Set `key` of `config` to the text `value` as a command line gives it.
 pub fn apply_text(config: &TrainConfig, key: &str, value: &str) -> Result<TrainConfig> {
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    apply_value(config, key, parsed)
+    apply_value(config, key, text_value(value))
 }
 
 fn parse_on_off(s: &str) -> Option<bool> {
@@ -188,6 +220,14 @@ pub fn expand(
     runs: Option<&RunsFile>,
     vary: &[VarySpec],
 ) -> Result<Vec<Variant>> {
+    for (i, spec) in vary.iter().enumerate() {
+        if vary[..i].iter().any(|v| v.key == spec.key) {
+            return Err(TrainError::Config(format!(
+                "--vary {} is given twice; list every value in one --vary {}=V1,V2,...",
+                spec.key, spec.key
+            )));
+        }
+    }
     let mut seeds: Vec<Variant> = Vec::new();
     let base = match runs {
         Some(file) => file.base.iter().try_fold(base.clone(), |c, (k, v)| {
@@ -396,6 +436,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_or_value_given_twice_or_empty_is_an_error() {
+        for (spec, needle) in [
+            ("lr=0.1,0.1", "0.1 is given twice"),
+            ("lr=0.1,1e-1", "1e-1 is given twice (as 0.1)"),
+            ("epochs=1,1.0", "1.0 is given twice (as 1)"),
+            ("batch_norm=on,true", "true is given twice (as on)"),
+            ("lr=0.1,,0.2", "value 2 of 3 is empty"),
+            ("lr=0.1,", "value 2 of 2 is empty"),
+            ("lr= , ", "value 1 of 2 is empty"),
+        ] {
+            let err = spec.parse::<VarySpec>().unwrap_err();
+            assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+        let vary: Vec<VarySpec> = ["lr=0.1,0.2", "dropout=0", "lr=0.3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let err = expand(&TrainConfig::default(), None, &vary).unwrap_err();
+        assert!(
+            err.to_string().contains("--vary lr is given twice"),
+            "{err}"
+        );
+        let vary: Vec<VarySpec> = ["batch-norm=on", "batch_norm=off"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(expand(&TrainConfig::default(), None, &vary).is_err());
+    }
+
+    #[test]
     fn plans_are_sized_before_they_are_made() {
         let vary: Vec<VarySpec> = ["lr=0.1,0.2,0.3", "dropout=0,0.5"]
             .iter()
@@ -437,4 +507,5 @@ mod tests {
         );
         assert_eq!(v[3].config.seed, 2);
     }
+
 }
