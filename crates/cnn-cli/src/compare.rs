@@ -3,16 +3,16 @@
 //! curves, summary table, diagnosis and report into one directory (see
 //! `cnn::train::compare` for the layout).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
 use cnn::train::run_dir::comparison;
-use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
+use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError};
 
 use crate::args::TrainArgs;
-use crate::error::{CliError, CliResult, fail};
+use crate::error::{CliResult, fail, failure, interrupted};
 use crate::interrupt::install_interrupt;
 use crate::job::{TrainJob, prepare_output};
 
@@ -44,6 +44,11 @@ pub struct CompareArgs {
     /// best_val_loss, final_val_loss, gap or time.
     #[arg(long, default_value = "best_val_accuracy")]
     pub sort: String,
+    /// Continue the interrupted comparison in DIR: finished runs are kept,
+    /// interrupted ones resume from their checkpoints, the others run, all
+    /// as its compare.json says (only --jobs and --quiet may be added).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// Start a comparison of more than 256 runs (variants × repeats; at
     /// most 100000), which is refused without it.
     #[arg(long)]
@@ -51,13 +56,172 @@ pub struct CompareArgs {
 }
 
 pub fn compare(args: CompareArgs) -> CliResult {
+    if args.jobs == 0 {
+        return Err(fail("--jobs must be at least 1"));
+    }
+    let (root, mut manifest) = match &args.resume {
+        Some(dir) => reopen(&args, dir)?,
+        None => start(&args)?,
+    };
+    let base = manifest.base.clone();
+    let metric = manifest.metric;
+    let resuming = args.resume.is_some();
+    let jobs = args.jobs.min(manifest.runs.len()).max(1);
+    let total_threads = match base.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let threads = if jobs > 1 {
+        (total_threads / jobs).max(1)
+    } else {
+        base.threads
+    };
+    let kept = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
+    eprintln!(
+        "{} {} variants × {} repeats ({} runs{}, {} at a time{}) in {}",
+        if resuming { "continuing" } else { "comparing" },
+        manifest.variants.len(),
+        manifest.repeats,
+        manifest.runs.len(),
+        if resuming {
+            format!(", {kept} already over")
+        } else {
+            String::new()
+        },
+        jobs,
+        if jobs > 1 {
+            format!(", {threads} threads each")
+        } else {
+            String::new()
+        },
+        root.display()
+    );
+    let interrupt = install_interrupt();
+    let started = std::time::Instant::now();
+    let total = manifest.runs.len();
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let results = compare::run_all(
+        &manifest.runs,
+        jobs,
+        |planned| {
+            let out = root.join(&planned.dir);
+            if is_over(&planned.status) {
+                let mut s = RunSummary::load(&out)?;
+                s.history = cnn::train::records::read_history(&out)?;
+                return Ok(s);
+            }
+            let mut config = planned.config(&manifest.variants);
+            config.threads = threads;
+            // An interrupted run continues from its checkpoint, with its
+            // own config.toml; one without a checkpoint starts again.
+            let resumable = (planned.status == "interrupted")
+                .then(|| RunDir::open(&out).ok())
+                .flatten();
+            let target = match resumable {
+                Some(dir) => {
+                    config = TrainConfig::load(&dir.config())?;
+                    RunTarget::Resume(dir)
+                }
+                None => RunTarget::Fresh {
+                    out,
+                    overwrite: resuming,
+                },
+            };
+            let job = TrainJob {
+                target,
+                opts: RunOptions {
+                    progress: !args.base.quiet && jobs == 1,
+                    interrupt: Some(interrupt.clone()),
+                    ..RunOptions::default()
+                },
+                report: true,
+                config: config.clone(),
+            };
+            with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
+        },
+        |_, planned, result| {
+            let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let label = &manifest.variants[planned.variant].label;
+            let before = if is_over(&planned.status) {
+                " (over before)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "[{k}/{total}] {label} (seed {}){before}: {}",
+                planned.seed,
+                describe(result)
+            );
+        },
+    );
+    let mut failed = 0;
+    let mut stopped = 0;
+    for (planned, result) in manifest.runs.iter_mut().zip(results) {
+        planned.error = None;
+        match result {
+            Ok(s) => planned.status = s.status.name().into(),
+            Err(TrainError::Interrupted { .. }) => {
+                planned.status = "interrupted".into();
+                stopped += 1;
+            }
+            // Never started: the queue stopped at the interrupt.
+            Err(_) if interrupt.load(std::sync::atomic::Ordering::SeqCst) => {
+                planned.status = "pending".into();
+            }
+            Err(e) => {
+                failed += 1;
+                planned.status = "failed".into();
+                planned.error = Some(e.to_string());
+            }
+        }
+    }
+    manifest.save(&root)?;
+    if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+        let over = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
+        return Err(interrupted(format!(
+            "interrupted: {over} of {total} runs are over ({stopped} stopped at a checkpoint); \
+             continue the comparison with: cnn compare --resume {}",
+            root.display()
+        )));
+    }
+    let rows = compare::write_outputs(&root)?;
+    let report = cnn::train::report::write_report(&root)?;
+    for line in compare::summary_md(&rows, metric).lines() {
+        say!("{line}");
+    }
+    say!();
+    say!("curves: {}", root.join(comparison::OVERLAY_PNG).display());
+    say!("summary: {}", root.join(comparison::SUMMARY_CSV).display());
+    say!(
+        "diagnosis: {}",
+        root.join(comparison::DIAGNOSIS_MD).display()
+    );
+    say!("report: {}", report.display());
+    eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
+    if failed > 0 {
+        return Err(failure(format!(
+            "{failed} of {total} runs failed (see {})",
+            root.join(comparison::DIAGNOSIS_MD).display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a run of the manifest is over (kept by `--resume`).
+fn is_over(status: &str) -> bool {
+    matches!(status, "completed" | "early_stopped" | "diverged")
+}
+
+/// A new comparison: its variants sized and checked, its directory made
+/// and its `compare.json` written.
+fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
     if args.vary.is_empty() && args.runs.is_none() {
         return Err(fail(
             "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
         ));
     }
-    if args.repeats == 0 || args.jobs == 0 {
-        return Err(fail("--repeats and --jobs must be at least 1"));
+    if args.repeats == 0 {
+        return Err(fail("--repeats must be at least 1"));
     }
     let base = args.base.to_config()?;
     let metric: SortMetric = args.sort.parse()?;
@@ -90,114 +254,41 @@ pub fn compare(args: CompareArgs) -> CliResult {
     });
     compare::preflight(&variants)?;
     prepare_output(&root, args.base.overwrite)?;
-    let mut manifest = Manifest {
-        base: base.clone(),
+    let manifest = Manifest {
+        base,
         repeats: args.repeats,
         metric,
         runs: compare::plan(&variants, args.repeats),
         variants,
     };
     manifest.save(&root)?;
+    Ok((root, manifest))
+}
 
-    let jobs = args.jobs.min(manifest.runs.len()).max(1);
-    let total_threads = match base.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+/// An interrupted comparison to continue, as its `compare.json` says.
+fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
+    let plain = TrainArgs {
+        quiet: args.base.quiet,
+        ..TrainArgs::default()
     };
-    let threads = if jobs > 1 {
-        (total_threads / jobs).max(1)
-    } else {
-        base.threads
-    };
-    eprintln!(
-        "comparing {} variants × {} repeats ({} runs, {} at a time{}) in {}",
-        manifest.variants.len(),
-        args.repeats,
-        manifest.runs.len(),
-        jobs,
-        if jobs > 1 {
-            format!(", {threads} threads each")
-        } else {
-            String::new()
-        },
-        root.display()
-    );
-    let interrupt = install_interrupt();
-    let started = std::time::Instant::now();
-    let total = manifest.runs.len();
-    let finished = std::sync::atomic::AtomicUsize::new(0);
-    let results = compare::run_all(
-        &manifest.runs,
-        jobs,
-        |planned| {
-            let mut config = planned.config(&manifest.variants);
-            config.threads = threads;
-            let job = TrainJob {
-                target: RunTarget::Fresh {
-                    out: root.join(&planned.dir),
-                    overwrite: false,
-                },
-                opts: RunOptions {
-                    progress: !args.base.quiet && jobs == 1,
-                    interrupt: Some(interrupt.clone()),
-                    ..RunOptions::default()
-                },
-                report: true,
-                config: config.clone(),
-            };
-            with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
-        },
-        |_, planned, result| {
-            let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            let label = &manifest.variants[planned.variant].label;
-            eprintln!(
-                "[{k}/{total}] {label} (seed {}): {}",
-                planned.seed,
-                describe(result)
-            );
-        },
-    );
-    let mut failed = 0;
-    let mut interrupted = None;
-    for (planned, result) in manifest.runs.iter_mut().zip(results) {
-        match result {
-            Ok(s) => planned.status = s.status.name().into(),
-            Err(e @ TrainError::Interrupted { .. }) => {
-                planned.status = "interrupted".into();
-                interrupted.get_or_insert(e);
-            }
-            Err(e) => {
-                failed += 1;
-                planned.status = "failed".into();
-                planned.error = Some(e.to_string());
-            }
-        }
+    if !args.vary.is_empty()
+        || args.runs.is_some()
+        || args.repeats != 1
+        || args.sort != "best_val_accuracy"
+        || args.yes
+        || format!("{:?}", args.base) != format!("{plain:?}")
+    {
+        return Err(fail(
+            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added",
+        ));
     }
-    manifest.save(&root)?;
-    if let Some(e) = interrupted {
-        return Err(e.into());
+    if !compare::is_comparison(dir) {
+        return Err(fail(format!(
+            "{}: not a comparison directory (no compare.json)",
+            dir.display()
+        )));
     }
-    let rows = compare::write_outputs(&root)?;
-    let report = cnn::train::report::write_report(&root)?;
-    for line in compare::summary_md(&rows, metric).lines() {
-        say!("{line}");
-    }
-    say!();
-    say!("curves: {}", root.join(comparison::OVERLAY_PNG).display());
-    say!("summary: {}", root.join(comparison::SUMMARY_CSV).display());
-    say!(
-        "diagnosis: {}",
-        root.join(comparison::DIAGNOSIS_MD).display()
-    );
-    say!("report: {}", report.display());
-    eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
-    if failed > 0 {
-        return Err(CliError::from(TrainError::Config(format!(
-            "{failed} of {total} runs failed (see {})",
-            root.join(comparison::DIAGNOSIS_MD).display()
-        ))));
-    }
-    Ok(())
+    Ok((dir.to_path_buf(), Manifest::load(dir)?))
 }
 
 /// One line about a finished run.

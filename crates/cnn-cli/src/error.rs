@@ -71,3 +71,20 @@ pub(crate) fn fail(message: impl Into<String>) -> CliError {
         code: 2,
     }
 }
+
+/// A failure that is not a usage error (exit code 1), e.g. runs of a
+/// comparison that failed.
+pub(crate) fn failure(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 1,
+    }
+}
+
+/// An interrupted command (exit code 130) that says how to continue.
+pub(crate) fn interrupted(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 130,
+    }
+}

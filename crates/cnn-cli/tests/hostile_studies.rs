@@ -148,3 +148,114 @@ fn a_vary_key_or_value_given_twice_or_empty_is_an_error() {
     );
     assert_refused_at_once(&["compare", "--vary", "lr=0.1,"], "is empty");
 }
+
+/// The checkpoint step of a run directory, once it has one.
+fn latest_step(run: &std::path::Path) -> Option<u64> {
+    let name = std::fs::read_to_string(run.join("checkpoint/LATEST")).ok()?;
+    name.trim()
+        .strip_prefix("step-")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Start `args`, send SIGINT once `run` has a checkpoint of step 2, and
+/// return the output.
+fn interrupt_at_a_checkpoint(
+    args: &[&str],
+    cwd: &std::path::Path,
+    run: &std::path::Path,
+) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latest_step(run).is_none_or(|s| s < 2) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint in {}",
+            run.display()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "it ended first");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a valid signal on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    child.wait_with_output().unwrap()
+}
+
+const LONG: &[&str] = &[
+    "--epochs",
+    "2",
+    "--limit-train",
+    "600",
+    "--batch-size",
+    "16",
+    "--checkpoint-every",
+    "1",
+    "--threads",
+    "1",
+    "--quiet",
+];
+
+#[test]
+fn an_interrupted_comparison_says_how_to_continue_and_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["compare", "--out", "cmp", "--vary", "lr=0.05,0.02,0.01"];
+    args.extend_from_slice(LONG);
+    let run = tmp.path().join("cmp/lr-0.05");
+    let out = interrupt_at_a_checkpoint(&args, tmp.path(), &run);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        line.contains("0 of 3 runs are over") && line.contains("cnn compare --resume cmp"),
+        "{line}"
+    );
+    // The message is true: that command finishes the comparison.
+    let out = cnn(&["compare", "--resume", "cmp", "--quiet"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(tmp.path().join("cmp/compare.json")).unwrap();
+    assert_eq!(manifest.matches("\"completed\"").count(), 3, "{manifest}");
+    assert!(tmp.path().join("cmp/summary.md").is_file());
+    let steps = std::fs::read_to_string(run.join("steps.csv")).unwrap();
+    assert_eq!(steps.lines().count(), 1 + 2 * 600_usize.div_ceil(16));
+    // A resumed comparison is its own: no other flags.
+    assert_one_line_error(
+        &cnn(&["compare", "--resume", "cmp", "--lr", "0.1"], tmp.path()),
+        "only --jobs and --quiet",
+    );
+}
+
+#[test]
+fn an_interrupted_curve_says_how_to_continue_and_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "curve",
+        "--out",
+        "lc",
+        "--fractions",
+        "0.5,1",
+        "--repeats",
+        "1",
+    ];
+    args.extend_from_slice(LONG);
+    let out = interrupt_at_a_checkpoint(&args, tmp.path(), &tmp.path().join("lc/n300-seed0"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("0 of 2 fits are over") && err.contains("cnn curve --resume lc"),
+        "{err}"
+    );
+    let out = cnn(&["curve", "--resume", "lc", "--quiet"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let points = std::fs::read_to_string(tmp.path().join("lc/learning_curve.csv")).unwrap();
+    assert_eq!(points.lines().count(), 3, "{points}");
+    assert!(!points.contains("failed"), "{points}");
+}
