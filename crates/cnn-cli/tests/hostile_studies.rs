@@ -259,3 +259,50 @@ fn an_interrupted_curve_says_how_to_continue_and_continues() {
     assert_eq!(points.lines().count(), 3, "{points}");
     assert!(!points.contains("failed"), "{points}");
 }
+
+#[test]
+fn a_report_states_what_it_could_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(&with_small(&["train", "--out", "run"]), tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let history = tmp.path().join("run/history.jsonl");
+    let text = std::fs::read_to_string(&history).unwrap();
+    // Cut in the middle of the second line, as a crash or a full disk would.
+    let cut = text.lines().next().unwrap().len() + 1 + 40;
+    std::fs::write(&history, &text[..cut]).unwrap();
+    let out = cnn(&["report", "run"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(tmp.path().join("run/report.html")).unwrap();
+    assert!(html.contains("Could not be read"), "no damage section");
+    assert!(
+        html.contains("history.jsonl line 2 could not be read"),
+        "line not named"
+    );
+    assert!(
+        html.contains("records 2 completed epochs but only 1 could be read"),
+        "epoch count not flagged"
+    );
+    assert!(
+        html.contains("<td class=\"text\">2 (1 readable)</td>"),
+        "epochs row"
+    );
+    // A comparison with a damaged run says so instead of failing.
+    let out = cnn(
+        &with_small(&["compare", "--out", "cmp", "--vary", "lr=0.05,0.01"]),
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(
+        tmp.path().join("cmp/lr-0.01/history.jsonl"),
+        "{\"epoch\":1,",
+    )
+    .unwrap();
+    let out = cnn(&["report", "cmp"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(tmp.path().join("cmp/report.html")).unwrap();
+    assert!(
+        html.contains("its files could not be read"),
+        "damage not stated"
+    );
+    assert!(html.contains("unreadable files"), "summary row not marked");
+}
