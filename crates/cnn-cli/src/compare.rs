@@ -30,8 +30,9 @@ pub struct CompareArgs {
     // The doc comment below is the help text: plain text for clap, where
     // rustdoc would read `[base]` and `[[run]]` as links.
     #[allow(rustdoc::broken_intra_doc_links)]
-    /// A TOML file of runs: an optional [base] table and [[run]] tables of
-    /// the keys each variant changes (and an optional label).
+    /// A TOML file of runs: an optional [base] table (over --config, under
+    /// the flags given) and [[run]] tables of the keys each variant changes
+    /// (and an optional label).
     #[arg(long, value_name = "FILE")]
     pub runs: Option<PathBuf>,
     /// Runs per variant, with seeds seed, seed+1, ... (for error bands).
@@ -230,7 +231,13 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
         .iter()
         .map(|v| v.parse::<VarySpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    let runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    let mut runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    // Flags win over the file's [base], as they do over --config.
+    if let Some(file) = &mut runs_file {
+        let given = args.base.keys_given();
+        file.base
+            .retain(|key, _| !given.contains(&key.replace('-', "_").as_str()));
+    }
     // Sized before a variant is made or anything is written.
     let entries = runs_file.as_ref().map_or(1, |f| f.run.len());
     let mut how: Vec<String> = Vec::new();

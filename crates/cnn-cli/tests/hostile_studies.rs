@@ -306,3 +306,100 @@ fn a_report_states_what_it_could_not_read() {
     );
     assert!(html.contains("unreadable files"), "summary row not marked");
 }
+
+#[test]
+fn smaller_things_say_what_they_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A label that cannot name a directory.
+    std::fs::write(
+        tmp.path().join("dots.toml"),
+        "[[run]]\nlabel = \"..\"\nlr = 0.1\n",
+    )
+    .unwrap();
+    let out = cnn(
+        &["compare", "--runs", "dots.toml", "--overwrite"],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "cannot name its run directory");
+    // Bad arguments exit 2, like clap's own.
+    let out = cnn(&["compare", "--vary", "optimizer=lbfgs"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = cnn(&["train", "--lr", "-1"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A spec node with both `type` and `add` is named with what is wrong.
+    std::fs::write(
+        tmp.path().join("both.toml"),
+        "[[nodes]]\nname = \"flat\"\ntype = \"flatten\"\n\
+         [[nodes]]\nname = \"c2\"\ntype = \"flatten\"\nadd = \"flat\"\n",
+    )
+    .unwrap();
+    let out = cnn(&["train", "--model", "both.toml"], tmp.path());
+    assert_one_line_error(&out, "node `c2`: both `type` and `add` given");
+    // A [base] of a runs file yields to the flags given.
+    std::fs::write(
+        tmp.path().join("runs.toml"),
+        "[base]\nlr = 0.5\nepochs = 1\n[[run]]\nlabel = \"a\"\n",
+    )
+    .unwrap();
+    let out = cnn(
+        &with_small(&[
+            "compare",
+            "--runs",
+            "runs.toml",
+            "--lr",
+            "0.01",
+            "--out",
+            "b",
+        ]),
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = std::fs::read_to_string(tmp.path().join("b/a/config.toml")).unwrap();
+    assert!(config.contains("lr = 0.01"), "{config}");
+    assert!(
+        config.contains("epochs = 2"),
+        "the flag's 2 epochs: {config}"
+    );
+    // Another dataset than the run's takes no data directory from it.
+    write_mnist(&tmp.path().join("digits"), 40);
+    let out = cnn(
+        &with_small(&[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "digits",
+            "--out",
+            "mn",
+        ]),
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // (The synthetic set's images have 3 channels, MNIST's 1: the error is
+    // about the weights, not about a directory the user did not give.)
+    let out = cnn(
+        &[
+            "eval",
+            "--weights",
+            "mn/model.safetensors",
+            "--data",
+            "synthetic",
+        ],
+        tmp.path(),
+    );
+    assert_one_line_error(&out, "the model expects [6, 3, 3, 3]");
+    assert!(!stderr(&out).contains("digits"), "{}", stderr(&out));
+}
+
+/// A valid MNIST directory of `n` 28x28 images per split.
+fn write_mnist(dir: &std::path::Path, n: u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    for split in ["train", "t10k"] {
+        let mut labels = vec![0, 0, 8, 1, 0, 0, 0, n];
+        labels.extend((0..n).map(|i| i % 10));
+        let mut images = vec![0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28];
+        images.extend((0..n as usize * 784).map(|i| (i % 251) as u8));
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
+        std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
+    }
+}

@@ -253,6 +253,13 @@ pub fn expand(
                     overrides.push((k.clone(), text));
                 }
                 let label = label.unwrap_or_else(|| label_of(&overrides));
+                if slug(&label).chars().all(|c| c == '.') {
+                    return Err(TrainError::Config(format!(
+                        "run {}: the label `{label}` cannot name its run directory; \
+                         a label needs a letter, digit, `-` or `_`",
+                        i + 1
+                    )));
+                }
                 seeds.push(Variant {
                     slug: slug(&label),
                     label,
@@ -508,4 +515,21 @@ mod tests {
         assert_eq!(v[3].config.seed, 2);
     }
 
+    #[test]
+    fn a_label_that_cannot_name_a_directory_is_an_error() {
+        for label in [".", "..", "...", " . "] {
+            let file: RunsFile =
+                toml::from_str(&format!("[[run]]\nlabel = \"{label}\"\nlr = 0.1\n")).unwrap();
+            let err = expand(&TrainConfig::default(), Some(&file), &[]).unwrap_err();
+            assert!(
+                err.to_string().contains("cannot name its run directory"),
+                "{label}: {err}"
+            );
+        }
+        let file: RunsFile = toml::from_str("[[run]]\nlabel = \".a\"\nlr = 0.1\n").unwrap();
+        assert_eq!(
+            expand(&TrainConfig::default(), Some(&file), &[]).unwrap()[0].slug,
+            ".a"
+        );
+    }
 }
