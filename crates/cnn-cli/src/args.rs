@@ -304,6 +304,39 @@ impl TrainArgs {
     }
 }
 
+impl TrainArgs {
+    /// The configuration keys that the flags given set: a `--runs` file's
+    /// `[base]` yields to them, as `--config` does.
+    pub fn keys_given(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        macro_rules! given {
+            ($from:expr; $($field:ident),*) => {$(
+                if $from.$field.is_some() {
+                    keys.push(stringify!($field));
+                }
+            )*};
+        }
+        given!(self.common; model, data, data_dir, image_size, channels, activation, dropout,
+            batch_norm, threads, backend, seed);
+        given!(self; epochs, max_steps, batch_size, optimizer, lr, momentum, weight_decay,
+            schedule, l1, l2, label_smoothing, clip_grad_norm, clip_value, early_stopping,
+            min_delta, restore_best, val_fraction, limit_train, init_from, checkpoint_every,
+            max_memory);
+        for (set, key) in [
+            (self.nesterov, "nesterov"),
+            (self.augment, "augment"),
+            (self.detect_anomaly, "detect_anomaly"),
+            (self.no_shuffle, "shuffle"),
+            (!self.schedule_param.is_empty(), "schedule_params"),
+        ] {
+            if set {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+}
+
 /// Config for eval/predict: the `config.toml` of the run the weights come
 /// from when they sit in a run directory (its model, data and seed, which
 /// fixes the synthetic set), else the defaults; then the flags given.
@@ -316,6 +349,13 @@ pub(crate) fn config_for(common: &ModelDataArgs, weights: &Path) -> CliResult<Tr
         Some(path) => TrainConfig::load(path)?,
         None => TrainConfig::default(),
     };
+    // Another dataset than the run's: the run's data directory (and image
+    // options) are for its own dataset, not for the one asked for.
+    if common.data.as_ref().is_some_and(|d| *d != c.data) {
+        c.data_dir = None;
+        c.image_size = None;
+        c.channels = None;
+    }
     common.apply(&mut c);
     Ok(c)
 }

@@ -3,16 +3,16 @@
 //! curves, summary table, diagnosis and report into one directory (see
 //! `cnn::train::compare` for the layout).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cnn::backends::with_backend;
 use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
 use cnn::train::run_dir::comparison;
-use cnn::train::{RunOptions, RunStatus, RunSummary, RunTarget, TrainError};
+use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError};
 
 use crate::args::TrainArgs;
-use crate::error::{CliError, CliResult, fail};
+use crate::error::{CliResult, fail, failure, interrupted};
 use crate::interrupt::install_interrupt;
 use crate::job::{TrainJob, prepare_output};
 
@@ -30,8 +30,9 @@ pub struct CompareArgs {
     // The doc comment below is the help text: plain text for clap, where
     // rustdoc would read `[base]` and `[[run]]` as links.
     #[allow(rustdoc::broken_intra_doc_links)]
-    /// A TOML file of runs: an optional [base] table and [[run]] tables of
-    /// the keys each variant changes (and an optional label).
+    /// A TOML file of runs: an optional [base] table (over --config, under
+    /// the flags given) and [[run]] tables of the keys each variant changes
+    /// (and an optional label).
     #[arg(long, value_name = "FILE")]
     pub runs: Option<PathBuf>,
     /// Runs per variant, with seeds seed, seed+1, ... (for error bands).
@@ -44,40 +45,28 @@ pub struct CompareArgs {
     /// best_val_loss, final_val_loss, gap or time.
     #[arg(long, default_value = "best_val_accuracy")]
     pub sort: String,
+    /// Continue the interrupted comparison in DIR: finished runs are kept,
+    /// interrupted ones resume from their checkpoints, the others run, all
+    /// as its compare.json says (only --jobs and --quiet may be added).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Start a comparison of more than 256 runs (variants × repeats; at
+    /// most 100000), which is refused without it.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn compare(args: CompareArgs) -> CliResult {
-    if args.vary.is_empty() && args.runs.is_none() {
-        return Err(fail(
-            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
-        ));
+    if args.jobs == 0 {
+        return Err(fail("--jobs must be at least 1"));
     }
-    if args.repeats == 0 || args.jobs == 0 {
-        return Err(fail("--repeats and --jobs must be at least 1"));
-    }
-    let base = args.base.to_config()?;
-    let metric: SortMetric = args.sort.parse()?;
-    let vary = args
-        .vary
-        .iter()
-        .map(|v| v.parse::<VarySpec>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
-    let variants = compare::expand(&base, runs_file.as_ref(), &vary)?;
-    let root = args.base.out.clone().unwrap_or_else(|| {
-        cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
-    });
-    compare::preflight(&variants)?;
-    prepare_output(&root, args.base.overwrite)?;
-    let mut manifest = Manifest {
-        base: base.clone(),
-        repeats: args.repeats,
-        metric,
-        runs: compare::plan(&variants, args.repeats),
-        variants,
+    let (root, mut manifest) = match &args.resume {
+        Some(dir) => reopen(&args, dir)?,
+        None => start(&args)?,
     };
-    manifest.save(&root)?;
-
+    let base = manifest.base.clone();
+    let metric = manifest.metric;
+    let resuming = args.resume.is_some();
     let jobs = args.jobs.min(manifest.runs.len()).max(1);
     let total_threads = match base.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -88,11 +77,18 @@ pub fn compare(args: CompareArgs) -> CliResult {
     } else {
         base.threads
     };
+    let kept = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
     eprintln!(
-        "comparing {} variants × {} repeats ({} runs, {} at a time{}) in {}",
+        "{} {} variants × {} repeats ({} runs{}, {} at a time{}) in {}",
+        if resuming { "continuing" } else { "comparing" },
         manifest.variants.len(),
-        args.repeats,
+        manifest.repeats,
         manifest.runs.len(),
+        if resuming {
+            format!(", {kept} already over")
+        } else {
+            String::new()
+        },
         jobs,
         if jobs > 1 {
             format!(", {threads} threads each")
@@ -109,13 +105,31 @@ pub fn compare(args: CompareArgs) -> CliResult {
         &manifest.runs,
         jobs,
         |planned| {
+            let out = root.join(&planned.dir);
+            if is_over(&planned.status) {
+                let mut s = RunSummary::load(&out)?;
+                s.history = cnn::train::records::read_history(&out)?;
+                return Ok(s);
+            }
             let mut config = planned.config(&manifest.variants);
             config.threads = threads;
-            let job = TrainJob {
-                target: RunTarget::Fresh {
-                    out: root.join(&planned.dir),
-                    overwrite: false,
+            // An interrupted run continues from its checkpoint, with its
+            // own config.toml; one without a checkpoint starts again.
+            let resumable = (planned.status == "interrupted")
+                .then(|| RunDir::open(&out).ok())
+                .flatten();
+            let target = match resumable {
+                Some(dir) => {
+                    config = TrainConfig::load(&dir.config())?;
+                    RunTarget::Resume(dir)
+                }
+                None => RunTarget::Fresh {
+                    out,
+                    overwrite: resuming,
                 },
+            };
+            let job = TrainJob {
+                target,
                 opts: RunOptions {
                     progress: !args.base.quiet && jobs == 1,
                     interrupt: Some(interrupt.clone()),
@@ -129,21 +143,31 @@ pub fn compare(args: CompareArgs) -> CliResult {
         |_, planned, result| {
             let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let label = &manifest.variants[planned.variant].label;
+            let before = if is_over(&planned.status) {
+                " (over before)"
+            } else {
+                ""
+            };
             eprintln!(
-                "[{k}/{total}] {label} (seed {}): {}",
+                "[{k}/{total}] {label} (seed {}){before}: {}",
                 planned.seed,
                 describe(result)
             );
         },
     );
     let mut failed = 0;
-    let mut interrupted = None;
+    let mut stopped = 0;
     for (planned, result) in manifest.runs.iter_mut().zip(results) {
+        planned.error = None;
         match result {
             Ok(s) => planned.status = s.status.name().into(),
-            Err(e @ TrainError::Interrupted { .. }) => {
+            Err(TrainError::Interrupted { .. }) => {
                 planned.status = "interrupted".into();
-                interrupted.get_or_insert(e);
+                stopped += 1;
+            }
+            // Never started: the queue stopped at the interrupt.
+            Err(_) if interrupt.load(std::sync::atomic::Ordering::SeqCst) => {
+                planned.status = "pending".into();
             }
             Err(e) => {
                 failed += 1;
@@ -153,8 +177,13 @@ pub fn compare(args: CompareArgs) -> CliResult {
         }
     }
     manifest.save(&root)?;
-    if let Some(e) = interrupted {
-        return Err(e.into());
+    if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+        let over = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
+        return Err(interrupted(format!(
+            "interrupted: {over} of {total} runs are over ({stopped} stopped at a checkpoint); \
+             continue the comparison with: cnn compare --resume {}",
+            root.display()
+        )));
     }
     let rows = compare::write_outputs(&root)?;
     let report = cnn::train::report::write_report(&root)?;
@@ -171,12 +200,102 @@ pub fn compare(args: CompareArgs) -> CliResult {
     say!("report: {}", report.display());
     eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
     if failed > 0 {
-        return Err(CliError::from(TrainError::Config(format!(
+        return Err(failure(format!(
             "{failed} of {total} runs failed (see {})",
             root.join(comparison::DIAGNOSIS_MD).display()
-        ))));
+        )));
     }
     Ok(())
+}
+
+/// Whether a run of the manifest is over (kept by `--resume`).
+fn is_over(status: &str) -> bool {
+    matches!(status, "completed" | "early_stopped" | "diverged")
+}
+
+/// A new comparison: its variants sized and checked, its directory made
+/// and its `compare.json` written.
+fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
+    if args.vary.is_empty() && args.runs.is_none() {
+        return Err(fail(
+            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
+        ));
+    }
+    if args.repeats == 0 {
+        return Err(fail("--repeats must be at least 1"));
+    }
+    let base = args.base.to_config()?;
+    let metric: SortMetric = args.sort.parse()?;
+    let vary = args
+        .vary
+        .iter()
+        .map(|v| v.parse::<VarySpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    // Flags win over the file's [base], as they do over --config.
+    if let Some(file) = &mut runs_file {
+        let given = args.base.keys_given();
+        file.base
+            .retain(|key, _| !given.contains(&key.replace('-', "_").as_str()));
+    }
+    // Sized before a variant is made or anything is written.
+    let entries = runs_file.as_ref().map_or(1, |f| f.run.len());
+    let mut how: Vec<String> = Vec::new();
+    if runs_file.is_some() {
+        how.push(format!("{entries} [[run]] entries"));
+    }
+    how.extend(
+        vary.iter()
+            .map(|v| format!("{} {} values", v.values.len(), v.key)),
+    );
+    how.push(format!("{} repeats", args.repeats));
+    compare::check_plan_size(
+        compare::run_count(entries, &vary, args.repeats),
+        args.yes,
+        "runs",
+        &how.join(" × "),
+    )?;
+    let variants = compare::expand(&base, runs_file.as_ref(), &vary)?;
+    let root = args.base.out.clone().unwrap_or_else(|| {
+        cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
+    });
+    compare::preflight(&variants)?;
+    prepare_output(&root, args.base.overwrite)?;
+    let manifest = Manifest {
+        base,
+        repeats: args.repeats,
+        metric,
+        runs: compare::plan(&variants, args.repeats),
+        variants,
+    };
+    manifest.save(&root)?;
+    Ok((root, manifest))
+}
+
+/// An interrupted comparison to continue, as its `compare.json` says.
+fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
+    let plain = TrainArgs {
+        quiet: args.base.quiet,
+        ..TrainArgs::default()
+    };
+    if !args.vary.is_empty()
+        || args.runs.is_some()
+        || args.repeats != 1
+        || args.sort != "best_val_accuracy"
+        || args.yes
+        || format!("{:?}", args.base) != format!("{plain:?}")
+    {
+        return Err(fail(
+            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added",
+        ));
+    }
+    if !compare::is_comparison(dir) {
+        return Err(fail(format!(
+            "{}: not a comparison directory (no compare.json)",
+            dir.display()
+        )));
+    }
+    Ok((dir.to_path_buf(), Manifest::load(dir)?))
 }
 
 /// One line about a finished run.

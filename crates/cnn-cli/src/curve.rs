@@ -4,14 +4,17 @@
 //! accuracy with a band of one standard deviation (see
 //! `cnn::train::learning_curve` for the files).
 
+use std::path::{Path, PathBuf};
+
 use clap::Args;
 use cnn::backends::with_backend;
-use cnn::train::learning_curve::{self, DEFAULT_FRACTIONS};
+use cnn::train::learning_curve::{self, CurveManifest, CurvePoint, DEFAULT_FRACTIONS};
+use cnn::train::plan::RunPlan;
 use cnn::train::run_dir;
-use cnn::train::{RunOptions, RunTarget, TrainError, setup};
+use cnn::train::{RunDir, RunOptions, RunTarget, TrainConfig, setup};
 
 use crate::args::TrainArgs;
-use crate::error::{CliResult, fail};
+use crate::error::{CliResult, fail, failure, interrupted};
 use crate::interrupt::install_interrupt;
 use crate::job::{TrainJob, prepare_output};
 
@@ -28,49 +31,90 @@ pub struct CurveArgs {
     /// Fits per size, each on a different random subset (seed, seed+1, ...).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Continue the interrupted curve in DIR: fits that are over are kept,
+    /// an interrupted one resumes from its checkpoint, the others run, all
+    /// as its curve.json says (only --quiet may be added).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Start a curve of more than 256 fits (sizes × repeats; at most
+    /// 100000), which is refused without it.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 pub fn curve(args: CurveArgs) -> CliResult {
-    if args.repeats == 0 {
-        return Err(fail("--repeats must be at least 1"));
-    }
-    let config = args.base.to_config()?;
-    let fractions = if args.fractions.is_empty() {
-        DEFAULT_FRACTIONS.to_vec()
-    } else {
-        args.fractions.clone()
+    let (config, fractions, repeats, previous) = match &args.resume {
+        Some(dir) => reopen(&args, dir)?,
+        None => {
+            if args.repeats == 0 {
+                return Err(fail("--repeats must be at least 1"));
+            }
+            let fractions = if args.fractions.is_empty() {
+                DEFAULT_FRACTIONS.to_vec()
+            } else {
+                args.fractions.clone()
+            };
+            (args.base.to_config()?, fractions, args.repeats, Vec::new())
+        }
     };
+    // Sized before the data is read: sizes that come out equal only
+    // lower the count.
+    cnn::train::compare::check_plan_size(
+        (fractions.len() as u64).checked_mul(repeats as u64),
+        args.yes,
+        "fits",
+        &format!("{} sizes × {repeats} repeats", fractions.len()),
+    )?;
     let data = setup::load_data(&config)?;
     let sizes = learning_curve::sizes(data.train.len(), &fractions)?;
-    let root = args.base.out.clone().unwrap_or_else(|| {
-        cnn::train::RunDir::default_out(Some("curve"), &config, args.base.overwrite)
-    });
-    prepare_output(&root, args.base.overwrite)?;
+    // Every fit's checks (model on this data, memory) before the curve
+    // directory is made, as compare's preflight does.
+    RunPlan::new(&config, None, Some(data.clone()))?;
+    let resuming = args.resume.is_some();
+    let root = match &args.resume {
+        Some(dir) => dir.clone(),
+        None => {
+            let root = args.base.out.clone().unwrap_or_else(|| {
+                RunDir::default_out(Some("curve"), &config, args.base.overwrite)
+            });
+            prepare_output(&root, args.base.overwrite)?;
+            root
+        }
+    };
     eprintln!(
-        "learning curve of {} on {}: sizes {:?} of {} training images, {} repeats, {} validation images, in {}",
+        "learning curve of {} on {}: sizes {:?} of {} training images, {repeats} repeats, {} validation images, in {}",
         config.model,
         data.name,
         sizes.iter().map(|s| s.1).collect::<Vec<_>>(),
         data.train.len(),
-        args.repeats,
         data.val.len(),
         root.display()
     );
     let interrupt = install_interrupt();
     let started = std::time::Instant::now();
-    let manifest = learning_curve::run_curve(
+    let result = learning_curve::run_curve_from(
         &root,
         &config,
         &data,
         &fractions,
-        args.repeats,
+        repeats,
+        &previous,
         |config, data, dir| {
+            let out = root.join(dir);
+            // An interrupted fit continues from its checkpoint.
+            let (config, target) = match resuming.then(|| RunDir::open(&out).ok()).flatten() {
+                Some(dir) => (TrainConfig::load(&dir.config())?, RunTarget::Resume(dir)),
+                None => (
+                    config.clone(),
+                    RunTarget::Fresh {
+                        out,
+                        overwrite: resuming,
+                    },
+                ),
+            };
             let job = TrainJob {
                 config: config.clone(),
-                target: RunTarget::Fresh {
-                    out: root.join(dir),
-                    overwrite: false,
-                },
+                target,
                 opts: RunOptions {
                     progress: !args.base.quiet,
                     interrupt: Some(interrupt.clone()),
@@ -84,15 +128,34 @@ pub fn curve(args: CurveArgs) -> CliResult {
         },
         |p| {
             eprintln!(
-                "{} images (seed {}): {}, training accuracy {:.2}%, validation accuracy {:.2}%",
+                "{} images (seed {}): {}, training accuracy {}, validation accuracy {}",
                 p.train_size,
                 p.seed,
                 p.error.as_deref().unwrap_or(&p.status),
-                p.train_score * 100.0,
-                p.val_score * 100.0
+                pct(p.train_score),
+                pct(p.val_score)
             )
         },
-    )?;
+    );
+    let manifest = match result {
+        Ok(m) => m,
+        Err(cnn::train::TrainError::Interrupted { .. }) => {
+            let over = CurveManifest::load(&root)
+                .map(|m| {
+                    m.points
+                        .iter()
+                        .filter(|p| learning_curve::is_over(&p.status))
+                        .count()
+                })
+                .unwrap_or(0);
+            return Err(interrupted(format!(
+                "interrupted: {over} of {} fits are over; continue the curve with: cnn curve --resume {}",
+                sizes.len() * repeats,
+                root.display()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let report = cnn::train::report::write_report(&root)?;
     say!(
         "{}",
@@ -112,12 +175,60 @@ pub fn curve(args: CurveArgs) -> CliResult {
         .filter(|p| p.status == "failed")
         .count();
     if failed > 0 {
-        return Err(TrainError::Config(format!(
+        return Err(failure(format!(
             "{failed} of {} fits failed (see {})",
             manifest.points.len(),
             root.join(run_dir::curve::MANIFEST).display()
-        ))
-        .into());
+        )));
     }
     Ok(())
+}
+
+/// A fit's accuracy as a percentage, or why there is none.
+fn pct(score: f64) -> String {
+    if score.is_finite() {
+        format!("{:.2}%", score * 100.0)
+    } else {
+        "none".into()
+    }
+}
+
+/// The configuration, fractions, repeats and fits of an interrupted curve.
+fn reopen(
+    args: &CurveArgs,
+    dir: &Path,
+) -> CliResult<(TrainConfig, Vec<f64>, usize, Vec<CurvePoint>)> {
+    let plain = crate::args::TrainArgs {
+        quiet: args.base.quiet,
+        ..Default::default()
+    };
+    if !args.fractions.is_empty()
+        || args.repeats != 3
+        || args.yes
+        || format!("{:?}", args.base) != format!("{plain:?}")
+    {
+        return Err(fail(
+            "--resume continues the curve with its own curve.json; only --quiet may be added",
+        ));
+    }
+    if !dir.join(run_dir::curve::MANIFEST).is_file() {
+        return Err(fail(format!(
+            "{}: not a learning-curve directory (no {})",
+            dir.display(),
+            run_dir::curve::MANIFEST
+        )));
+    }
+    let manifest = CurveManifest::load(dir)?;
+    if manifest.fractions.is_empty() {
+        return Err(fail(format!(
+            "{}: written before curves recorded their fractions; start it again with --overwrite",
+            dir.display()
+        )));
+    }
+    Ok((
+        manifest.base,
+        manifest.fractions,
+        manifest.repeats,
+        manifest.points,
+    ))
 }

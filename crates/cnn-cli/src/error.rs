@@ -1,5 +1,6 @@
 //! A command's failure: the one line it prints and its exit code (1 a
-//! failure, 2 a usage error, 3 a diverged run, 130 an interrupted one).
+//! failure or bad input data, 2 a usage error: clap's, and every
+//! configuration error, 3 a diverged run, 130 an interrupted one).
 
 use cnn::train::TrainError;
 
@@ -28,6 +29,10 @@ impl From<TrainError> for CliError {
         let code = match e {
             TrainError::Interrupted { .. } => 130,
             TrainError::Diverged { .. } => 3,
+            // What the command was asked to do cannot be done as given
+            // (a flag's value, a --vary, a plan over the memory limit):
+            // a usage error, like clap's.
+            TrainError::Config(_) => 2,
             _ => 1,
         };
         CliError {
@@ -64,5 +69,22 @@ pub(crate) fn fail(message: impl Into<String>) -> CliError {
     CliError {
         message: message.into(),
         code: 2,
+    }
+}
+
+/// A failure that is not a usage error (exit code 1), e.g. runs of a
+/// comparison that failed.
+pub(crate) fn failure(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 1,
+    }
+}
+
+/// An interrupted command (exit code 130) that says how to continue.
+pub(crate) fn interrupted(message: impl Into<String>) -> CliError {
+    CliError {
+        message: message.into(),
+        code: 130,
     }
 }

@@ -11,24 +11,35 @@ pub struct StepRecord {
     /// Epoch the step belongs to, counting from 1.
     pub epoch: usize,
     /// Training loss of the batch before the update (including any L1 penalty).
+    #[serde(with = "crate::json_float")]
     pub loss: f64,
     /// Learning rate used by the update.
+    #[serde(with = "crate::json_float")]
     pub lr: f64,
 }
 
 /// Loss and classification metrics on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SplitMetrics {
+    #[serde(with = "crate::json_float")]
     pub loss: f64,
+    #[serde(with = "crate::json_float")]
     pub accuracy: f64,
+    #[serde(with = "crate::json_float")]
     pub precision_macro: f64,
+    #[serde(with = "crate::json_float")]
     pub recall_macro: f64,
+    #[serde(with = "crate::json_float")]
     pub f1_macro: f64,
     /// Number of samples evaluated.
     pub n: usize,
     /// Fraction of samples whose class is among the 5 highest scores (all
     /// classes when there are fewer); evaluated splits only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::json_float::option"
+    )]
     pub top5_accuracy: Option<f64>,
 }
 
@@ -43,10 +54,13 @@ pub struct EpochRecord {
     /// Metrics on the validation split, evaluated after the epoch.
     pub val: Option<SplitMetrics>,
     /// Learning rate of the epoch's last step (steps.csv has every step's).
+    #[serde(with = "crate::json_float")]
     pub lr: f64,
     /// Wall-clock seconds of the epoch's training (not evaluation).
+    #[serde(with = "crate::json_float")]
     pub seconds: f64,
     /// Training images per second.
+    #[serde(with = "crate::json_float")]
     pub images_per_sec: f64,
     /// Per-class precision, recall and F1 on the validation split.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -81,8 +95,11 @@ impl EpochRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
     pub class: usize,
+    #[serde(with = "crate::json_float")]
     pub precision: f64,
+    #[serde(with = "crate::json_float")]
     pub recall: f64,
+    #[serde(with = "crate::json_float")]
     pub f1: f64,
     pub support: usize,
 }

@@ -116,30 +116,13 @@ pub struct CurvePoint {
     /// `completed`, `early_stopped`, `diverged` or `failed`.
     pub status: String,
     /// Accuracy of the final model on its training subset (NaN = none).
-    #[serde(with = "nan_as_null")]
+    #[serde(with = "crate::json_float")]
     pub train_score: f64,
     /// Validation accuracy of the final model (NaN = none).
-    #[serde(with = "nan_as_null")]
+    #[serde(with = "crate::json_float")]
     pub val_score: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// JSON has no NaN: write `null`, read `null` back as NaN.
-mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else {
-            s.serialize_none()
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
 }
 
 /// `curve.json`.
@@ -150,6 +133,10 @@ pub struct CurveManifest {
     /// Images in the full training split.
     pub train_images: usize,
     pub val_images: usize,
+    /// The fractions asked for (empty in files written before they were
+    /// recorded): with `repeats`, what `cnn curve --resume` plans.
+    #[serde(default)]
+    pub fractions: Vec<f64>,
     pub points: Vec<CurvePoint>,
 }
 
@@ -186,6 +173,33 @@ where
     F: Fn(&TrainConfig, DataSplits, &str) -> Result<RunSummary>,
     D: Fn(&CurvePoint),
 {
+    run_curve_from(root, base, data, fractions, repeats, &[], fit, done)
+}
+
+/// Whether a fit of a curve is over (kept when the curve is resumed).
+pub fn is_over(status: &str) -> bool {
+    matches!(status, "completed" | "early_stopped" | "diverged")
+}
+
+/// [`run_curve`], continuing a curve: the fits of `previous` that are
+/// over (same directory) are kept as they are, and `fit` is called only
+/// for the others (`cnn curve --resume`; the caller resumes a fit that has
+/// a checkpoint).
+#[allow(clippy::too_many_arguments)]
+pub fn run_curve_from<F, D>(
+    root: &Path,
+    base: &TrainConfig,
+    data: &DataSplits,
+    fractions: &[f64],
+    repeats: usize,
+    previous: &[CurvePoint],
+    fit: F,
+    done: D,
+) -> Result<CurveManifest>
+where
+    F: Fn(&TrainConfig, DataSplits, &str) -> Result<RunSummary>,
+    D: Fn(&CurvePoint),
+{
     let repeats = repeats.max(1);
     let n = data.train.len();
     let sizes = sizes(n, fractions)?;
@@ -194,6 +208,7 @@ where
         repeats,
         train_images: n,
         val_images: data.val.len(),
+        fractions: fractions.to_vec(),
         points: Vec::new(),
     };
     for repeat in 0..repeats {
@@ -207,6 +222,14 @@ where
                 ..base.clone()
             };
             let dir = format!("n{size}-seed{seed}");
+            if let Some(kept) = previous
+                .iter()
+                .find(|p| p.dir == dir && p.repeat == repeat && is_over(&p.status))
+            {
+                done(kept);
+                manifest.points.push(kept.clone());
+                continue;
+            }
             let mut point = CurvePoint {
                 fraction,
                 train_size: size,
@@ -367,8 +390,12 @@ mod tests {
             error: None,
         };
         let json = serde_json::to_string(&p).unwrap();
-        assert!(json.contains("\"train_score\":null"), "{json}");
+        assert!(json.contains("\"train_score\":\"NaN\""), "{json}");
         let back: CurvePoint = serde_json::from_str(&json).unwrap();
         assert!(back.train_score.is_nan() && back.val_score == 0.5);
+        // curve.json files written before held `null`.
+        let old = json.replace("\"NaN\"", "null");
+        let back: CurvePoint = serde_json::from_str(&old).unwrap();
+        assert!(back.train_score.is_nan());
     }
 }

@@ -16,7 +16,8 @@
 //! - [`trainer`]: `Trainer` (the loop, evaluation, callbacks, checkpoints,
 //!   resume), made from a plan, and `evaluate`.
 //! - [`history`], [`records`]: the learning-curve records and their files
-//!   (`steps.csv`, `metrics.csv`, `history.jsonl`).
+//!   (`steps.csv`, `metrics.csv`, `history.jsonl`); [`json_float`]: NaN
+//!   and infinities in their JSON.
 //! - [`metrics`]: confusion matrix, accuracy, precision/recall/F1, top-k.
 //! - [`plot`]: curves and confusion-matrix pictures (plotters).
 //! - [`run_dir`], [`checkpoint`], [`io`]: every output file name, the run
@@ -40,6 +41,7 @@ pub mod early_stopping;
 pub mod error;
 pub mod history;
 pub mod io;
+pub mod json_float;
 pub mod memory;
 pub mod metrics;
 pub mod plan;

@@ -7,10 +7,13 @@
 //!   the source of truth for resuming and comparing runs.
 //!
 //! Floats are written with Rust's `Display`, the shortest text that parses
-//! back to the same `f64`, so reading gives exactly what was written. JSON
-//! has no NaN or infinity: serde_json writes such values as `null`, which
-//! then does not read back (a diverged run stops before writing them).
-//! Every file is rewritten whole through [`write_atomic`].
+//! back to the same `f64`, so reading gives exactly what was written; in
+//! the CSV files a non-finite value is `NaN`, `inf` or `-inf` (as pandas
+//! reads them). JSON has no NaN or infinity: `history.jsonl` writes them as
+//! the strings `"NaN"`, `"Infinity"` and `"-Infinity"` and reads those (and
+//! the `null` of older files) back ([`crate::json_float`]), so a diverged
+//! run's history reads back like any other. Every file is rewritten whole
+//! through [`write_atomic`].
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -113,6 +113,7 @@ ul.findings li { margin: .3rem 0; }
 .kind-divergence, .kind-overfitting { color: #b22222; }
 .kind-underfitting, .kind-plateau { color: #a0522d; }
 .kind-healthy { color: #2e7d32; }
+ul.damage li { color: #b22222; font-weight: 600; }
 ";
 
 /// Marks the page `data-rendered="ok"` when every image decoded and no
@@ -231,6 +232,15 @@ impl Page {
         self.html.push_str("</ul>\n");
     }
 
+    /// A list of plain sentences, e.g. what could not be read.
+    fn list(&mut self, class: &str, items: &[String]) {
+        let _ = writeln!(self.html, "<ul class=\"{}\">", escape(class));
+        for item in items {
+            let _ = writeln!(self.html, "<li>{}</li>", escape(item));
+        }
+        self.html.push_str("</ul>\n");
+    }
+
     fn pre(&mut self, text: &str) {
         let _ = writeln!(self.html, "<pre>{}</pre>", escape(text));
     }
@@ -282,19 +292,73 @@ fn read_text(path: &Path) -> Result<String> {
 // The three kinds of page
 // ---------------------------------------------------------------------------
 
+/// The epochs of `history.jsonl` that read, and a sentence for each thing
+/// that did not (a missing file, a damaged or truncated line).
+fn readable_history(dir: &Path) -> (Vec<EpochRecord>, Vec<String>) {
+    let path = dir.join(HISTORY_JSONL);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![format!(
+                    "{HISTORY_JSONL} could not be read ({e}): no epoch figures"
+                )],
+            );
+        }
+    };
+    let mut epochs = Vec::new();
+    let mut damage = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match crate::records::parse_history_jsonl(line, &path) {
+            Ok(mut records) => epochs.append(&mut records),
+            Err(e) => {
+                let e = e.to_string();
+                let why = e.rsplit_once("line 1: ").map_or(e.as_str(), |(_, m)| m);
+                damage.push(format!(
+                    "{HISTORY_JSONL} line {} could not be read ({why}); that epoch is missing below",
+                    i + 1
+                ));
+            }
+        }
+    }
+    (epochs, damage)
+}
+
 fn run_page(dir: &Path) -> Result<String> {
     let config_text = read_text(&dir.join(CONFIG_TOML))?;
     let config = TrainConfig::from_toml(&config_text, &dir.join(CONFIG_TOML))?;
-    let history = crate::records::read_history_jsonl(&dir.join(HISTORY_JSONL)).unwrap_or_default();
-    let summary = dir
-        .join(SUMMARY_JSON)
-        .is_file()
-        .then(|| RunSummary::load(dir))
-        .transpose()?;
+    let (history, mut damage) = readable_history(dir);
+    let summary = if dir.join(SUMMARY_JSON).is_file() {
+        match RunSummary::load(dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                damage.push(format!(
+                    "{SUMMARY_JSON} could not be read ({e}): no status, test metrics or diagnosis of the run"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(s) = &summary
+        && s.epochs > history.len()
+    {
+        damage.push(format!(
+            "{SUMMARY_JSON} records {} completed epochs but only {} could be read from {HISTORY_JSONL}",
+            s.epochs,
+            history.len()
+        ));
+    }
     let mut page = Page::new(
         &format!("{} on {}", config.model, config.data),
         &format!("Run report for {}", dir.display()),
     );
+    if !damage.is_empty() {
+        page.h2("Could not be read");
+        page.list("damage", &damage);
+    }
     page.h2("Summary");
     let best = history
         .iter()
@@ -310,7 +374,15 @@ fn run_page(dir: &Path) -> Result<String> {
                     s.status.name().replace('_', " ")
                 }),
         ],
-        vec!["epochs".into(), history.len().to_string()],
+        vec![
+            "epochs".into(),
+            match &summary {
+                Some(s) if s.epochs != history.len() => {
+                    format!("{} ({} readable)", s.epochs, history.len())
+                }
+                _ => history.len().to_string(),
+            },
+        ],
         vec![
             "best validation accuracy".into(),
             best.map_or("—".into(), |(e, a)| format!("{} (epoch {e})", pct(a))),

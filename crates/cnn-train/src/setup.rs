@@ -183,7 +183,13 @@ fn node_error(text: &str) -> Option<String> {
         };
         table.remove("input");
         if table.contains_key("add") {
-            if table.len() > 1 || !table["add"].is_str() {
+            if table.len() > 1 {
+                // cnn-core's own error names the node and what is wrong:
+                // `type` and `add` both given, or the key an add does not
+                // take.
+                return None;
+            }
+            if !table["add"].is_str() {
                 return Some(format!(
                     "{name}: a residual add takes only `add = \"<node>\"` (and `input`)"
                 ));

@@ -5,7 +5,9 @@
 //!   TOML list of runs) describe the variants; [`expand`] turns a base
 //!   [`TrainConfig`](crate::TrainConfig) plus those into [`Variant`]s (the
 //!   grid of every `--vary`), and [`plan`] into [`PlannedRun`]s, `repeats`
-//!   per variant with seeds `seed`, `seed + 1`, ...
+//!   per variant with seeds `seed`, `seed + 1`, ...; [`run_count`] and
+//!   [`check_plan_size`] size a plan before it is made (more than
+//!   [`CONFIRM_RUNS`] runs need `--yes`, more than [`MAX_RUNS`] are refused).
 //! - `execute.rs`: [`preflight`] makes each variant's
 //!   [`RunPlan`](crate::plan::RunPlan) before anything is written, and
 //!   [`run_all`] runs the planned runs one after another or `jobs` at once
@@ -35,5 +37,6 @@ pub use outputs::{
     sort_rows, summary_cells, summary_csv, summary_md, summary_rows, write_outputs,
 };
 pub use variants::{
-    PlannedRun, RunsFile, Variant, VarySpec, apply_text, apply_value, expand, plan, slug,
+    CONFIRM_RUNS, MAX_RUNS, PlannedRun, RunsFile, Variant, VarySpec, apply_text, apply_value,
+    check_plan_size, expand, plan, run_count, slug,
 };

@@ -24,30 +24,43 @@ use crate::stats::{mean_std, num, pct};
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub planned: PlannedRun,
-    /// `None` for a run that failed before writing a summary.
+    /// `None` for a run that failed before writing a summary, or whose
+    /// files could not be read.
     pub summary: Option<RunSummary>,
+    /// Why its `summary.json` or history could not be read: such a run
+    /// counts as failed, and the summary and report say why.
+    pub unreadable: Option<String>,
 }
 
-/// Read every run's summary and history.
+/// Read every run's summary and history. A run whose files are damaged is
+/// not an error of the whole comparison: it is a result without a summary,
+/// with what could not be read.
 pub fn load_results(root: &Path, manifest: &Manifest) -> Result<Vec<RunResult>> {
-    manifest
+    Ok(manifest
         .runs
         .iter()
         .map(|p| {
             let dir = root.join(&p.dir);
-            let summary = if dir.join(SUMMARY_JSON).is_file() {
+            let read = || -> Result<RunSummary> {
                 let mut s = RunSummary::load(&dir)?;
                 s.history = crate::records::read_history(&dir)?;
-                Some(s)
-            } else {
-                None
+                Ok(s)
             };
-            Ok(RunResult {
+            let (summary, unreadable) = if dir.join(SUMMARY_JSON).is_file() {
+                match read() {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            } else {
+                (None, None)
+            };
+            RunResult {
                 planned: p.clone(),
                 summary,
-            })
+                unreadable,
+            }
         })
-        .collect()
+        .collect())
 }
 
 /// Per-epoch mean ± std over the runs of one variant (NaN where no run has
@@ -181,8 +194,12 @@ pub fn summary_rows(manifest: &Manifest, results: &[RunResult]) -> Vec<SummaryRo
                     }
                 })
                 .collect();
-            if failed > 0 {
-                diagnosis.push(format!("failed ({failed}/{})", mine.len()));
+            let unreadable = mine.iter().filter(|r| r.unreadable.is_some()).count();
+            if failed > unreadable {
+                diagnosis.push(format!("failed ({}/{})", failed - unreadable, mine.len()));
+            }
+            if unreadable > 0 {
+                diagnosis.push(format!("unreadable files ({unreadable}/{})", mine.len()));
             }
             SummaryRow {
                 label: v.label.clone(),
@@ -366,10 +383,13 @@ pub fn diagnoses(
                 None => vec![Finding {
                     kind: FindingKind::Inconclusive,
                     epoch: None,
-                    message: format!(
-                        "failed: {}",
-                        r.planned.error.as_deref().unwrap_or("no summary.json")
-                    ),
+                    message: match &r.unreadable {
+                        Some(e) => format!("its files could not be read: {e}"),
+                        None => format!(
+                            "failed: {}",
+                            r.planned.error.as_deref().unwrap_or("no summary.json")
+                        ),
+                    },
                 }],
             };
             (

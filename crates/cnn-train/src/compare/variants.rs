@@ -29,18 +29,92 @@ impl FromStr for VarySpec {
             .split_once('=')
             .ok_or_else(|| bad("expected KEY=VALUE[,VALUE...], e.g. optimizer=sgd,adam"))?;
         let key = key.trim().replace('-', "_");
-        let values: Vec<String> = values
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
         if key.is_empty() {
             return Err(bad("the key is empty"));
         }
-        if values.is_empty() {
+        if values.trim().is_empty() {
             return Err(bad("no values"));
         }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+        if let Some(i) = values.iter().position(String::is_empty) {
+            return Err(bad(&format!(
+                "value {} of {} is empty (a stray comma?)",
+                i + 1,
+                values.len()
+            )));
+        }
+        let read: Vec<toml::Value> = values.iter().map(|v| comparable(v)).collect();
+        for (i, v) in values.iter().enumerate() {
+            if let Some(first) = (0..i).find(|&j| read[j] == read[i]).map(|j| &values[j]) {
+                let also = if first == v {
+                    String::new()
+                } else {
+                    format!(" (as {first})")
+                };
+                return Err(bad(&format!("{v} is given twice{also}")));
+            }
+        }
         Ok(VarySpec { key, values })
+    }
+}
+
+/// A value as a command line gives it, read as TOML (a number, boolean,
+/// array or quoted string), else as a bare string.
+fn text_value(value: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+/// A `--vary` value in a form where equal means the same setting: `0.1`
+/// and `1e-1`, `1` and `1.0`, `on` and `true` are equal.
+fn comparable(text: &str) -> toml::Value {
+    match text_value(text) {
+        toml::Value::Integer(i) => toml::Value::Float(i as f64),
+        toml::Value::String(s) => match parse_on_off(&s) {
+            Some(b) => toml::Value::Boolean(b),
+            None => toml::Value::String(s),
+        },
+        v => v,
+    }
+}
+
+/// The most runs one comparison or learning curve plans, confirmed or not:
+/// its manifest and the directories of that many runs are what a disk and
+/// a report can hold.
+pub const MAX_RUNS: u64 = 100_000;
+
+/// Runs above which a comparison or learning curve asks for `--yes`: a
+/// grid this large is more often a typo than a plan.
+pub const CONFIRM_RUNS: u64 = 256;
+
+/// How many runs a comparison plans: `entries` variants (a runs file's
+/// `[[run]]` tables, 1 without one) crossed with every `--vary`, `repeats`
+/// times; `None` when the count overflows. Counted before any variant is
+/// made, so a huge grid is refused at once.
+pub fn run_count(entries: usize, vary: &[VarySpec], repeats: usize) -> Option<u64> {
+    vary.iter()
+        .try_fold(entries.max(1) as u64, |n, v| {
+            n.checked_mul(v.values.len() as u64)
+        })
+        .and_then(|n| n.checked_mul(repeats.max(1) as u64))
+}
+
+/// Refuse a plan of `count` runs (`None`: past counting) above
+/// [`MAX_RUNS`], or above [`CONFIRM_RUNS`] unless `confirmed` (`--yes`).
+/// `what` names the runs (`runs`, `fits`) and `how` the product that made
+/// them, for the message.
+pub fn check_plan_size(count: Option<u64>, confirmed: bool, what: &str, how: &str) -> Result<()> {
+    let shown = count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+    match count {
+        Some(n) if n <= CONFIRM_RUNS || (confirmed && n <= MAX_RUNS) => Ok(()),
+        Some(n) if n <= MAX_RUNS => Err(TrainError::Config(format!(
+            "{how} make {shown} {what}; pass --yes to start that many (at most {MAX_RUNS})"
+        ))),
+        _ => Err(TrainError::Config(format!(
+            "{how} make {shown} {what}, more than the {MAX_RUNS} one study may hold"
+        ))),
     }
 }
 
@@ -112,11 +186,7 @@ pub fn apply_value(config: &TrainConfig, key: &str, value: toml::Value) -> Resul
 
 /// Set `key` of `config` to the text `value` as a command line gives it.
 pub fn apply_text(config: &TrainConfig, key: &str, value: &str) -> Result<TrainConfig> {
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    apply_value(config, key, parsed)
+    apply_value(config, key, text_value(value))
 }
 
 fn parse_on_off(s: &str) -> Option<bool> {
@@ -150,6 +220,14 @@ pub fn expand(
     runs: Option<&RunsFile>,
     vary: &[VarySpec],
 ) -> Result<Vec<Variant>> {
+    for (i, spec) in vary.iter().enumerate() {
+        if vary[..i].iter().any(|v| v.key == spec.key) {
+            return Err(TrainError::Config(format!(
+                "--vary {} is given twice; list every value in one --vary {}=V1,V2,...",
+                spec.key, spec.key
+            )));
+        }
+    }
     let mut seeds: Vec<Variant> = Vec::new();
     let base = match runs {
         Some(file) => file.base.iter().try_fold(base.clone(), |c, (k, v)| {
@@ -175,6 +253,13 @@ pub fn expand(
                     overrides.push((k.clone(), text));
                 }
                 let label = label.unwrap_or_else(|| label_of(&overrides));
+                if slug(&label).chars().all(|c| c == '.') {
+                    return Err(TrainError::Config(format!(
+                        "run {}: the label `{label}` cannot name its run directory; \
+                         a label needs a letter, digit, `-` or `_`",
+                        i + 1
+                    )));
+                }
                 seeds.push(Variant {
                     slug: slug(&label),
                     label,
@@ -358,6 +443,55 @@ mod tests {
     }
 
     #[test]
+    fn a_key_or_value_given_twice_or_empty_is_an_error() {
+        for (spec, needle) in [
+            ("lr=0.1,0.1", "0.1 is given twice"),
+            ("lr=0.1,1e-1", "1e-1 is given twice (as 0.1)"),
+            ("epochs=1,1.0", "1.0 is given twice (as 1)"),
+            ("batch_norm=on,true", "true is given twice (as on)"),
+            ("lr=0.1,,0.2", "value 2 of 3 is empty"),
+            ("lr=0.1,", "value 2 of 2 is empty"),
+            ("lr= , ", "value 1 of 2 is empty"),
+        ] {
+            let err = spec.parse::<VarySpec>().unwrap_err();
+            assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+        let vary: Vec<VarySpec> = ["lr=0.1,0.2", "dropout=0", "lr=0.3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let err = expand(&TrainConfig::default(), None, &vary).unwrap_err();
+        assert!(
+            err.to_string().contains("--vary lr is given twice"),
+            "{err}"
+        );
+        let vary: Vec<VarySpec> = ["batch-norm=on", "batch_norm=off"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(expand(&TrainConfig::default(), None, &vary).is_err());
+    }
+
+    #[test]
+    fn plans_are_sized_before_they_are_made() {
+        let vary: Vec<VarySpec> = ["lr=0.1,0.2,0.3", "dropout=0,0.5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(run_count(1, &vary, 4), Some(24));
+        assert_eq!(run_count(5, &vary, 1), Some(30));
+        assert_eq!(run_count(1, &vary, usize::MAX), None);
+        assert!(check_plan_size(Some(CONFIRM_RUNS), false, "runs", "x").is_ok());
+        let err = check_plan_size(Some(CONFIRM_RUNS + 1), false, "runs", "x").unwrap_err();
+        assert!(err.to_string().contains("--yes"), "{err}");
+        assert!(check_plan_size(Some(MAX_RUNS), true, "runs", "x").is_ok());
+        for n in [Some(MAX_RUNS + 1), None] {
+            let err = check_plan_size(n, true, "fits", "3 sizes").unwrap_err();
+            assert!(err.to_string().contains("fits, more than"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_runs_file_lists_variants_crossed_with_vary() {
         let file: RunsFile = toml::from_str(
             "[base]\nepochs = 2\n[[run]]\nlabel = \"plain SGD\"\noptimizer = \"sgd\"\nmomentum = 0\n\
@@ -379,5 +513,23 @@ mod tests {
             "keys in table order"
         );
         assert_eq!(v[3].config.seed, 2);
+    }
+
+    #[test]
+    fn a_label_that_cannot_name_a_directory_is_an_error() {
+        for label in [".", "..", "...", " . "] {
+            let file: RunsFile =
+                toml::from_str(&format!("[[run]]\nlabel = \"{label}\"\nlr = 0.1\n")).unwrap();
+            let err = expand(&TrainConfig::default(), Some(&file), &[]).unwrap_err();
+            assert!(
+                err.to_string().contains("cannot name its run directory"),
+                "{label}: {err}"
+            );
+        }
+        let file: RunsFile = toml::from_str("[[run]]\nlabel = \".a\"\nlr = 0.1\n").unwrap();
+        assert_eq!(
+            expand(&TrainConfig::default(), Some(&file), &[]).unwrap()[0].slug,
+            ".a"
+        );
     }
 }
