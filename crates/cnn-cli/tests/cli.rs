@@ -245,10 +245,55 @@ fn unknown_config_keys_and_invalid_values_are_one_line() {
 }
 
 #[test]
+#[cfg(not(feature = "cuda"))]
 fn cuda_backend_absent_is_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let out = cnn(&["train", "--backend", "cuda", "--epochs", "1"], tmp.path());
-    assert_one_line_error(&out, "cuda");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: backend `cuda`: this build has no CUDA backend (build with `--features cuda`)\n"
+    );
+}
+
+/// A CUDA build (`cargo test -p cnn-cli --features cuda --test cli`) on a
+/// machine without a usable GPU ends with one line naming why, exit 1, and
+/// no run directory; with a GPU (or under `CNN_REQUIRE_CUDA=1`, which says
+/// one must be there) the same command trains.
+#[test]
+#[cfg(feature = "cuda")]
+fn cuda_backend_without_a_gpu_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--backend",
+        "cuda",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--quiet",
+        "--out",
+        "run",
+    ];
+    let out = cnn(&args, tmp.path());
+    if out.status.success() {
+        assert!(tmp.path().join("run/model.safetensors").is_file());
+        return;
+    }
+    assert!(
+        std::env::var("CNN_REQUIRE_CUDA").as_deref() != Ok("1"),
+        "CNN_REQUIRE_CUDA=1 but the CUDA run failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let known = [
+        "error: backend `cuda`: cannot load the CUDA driver library (libcuda.so: is an NVIDIA driver installed?)\n",
+        "error: backend `cuda`: no CUDA device found\n",
+    ];
+    assert!(known.contains(&err.as_str()), "{err}");
+    assert!(!tmp.path().join("run").exists(), "no run directory is made");
 }
 
 #[test]
