@@ -1,8 +1,10 @@
 //! The HTML report renders in a real browser: headless Chromium opens the
 //! `report.html` of a run and of a comparison; the page's own check script
 //! must mark it `data-rendered="ok"` (every image decoded, no script
-//! error), the DOM must hold the tables and images, and the screenshot must
-//! be a real picture.
+//! error), the DOM must hold the tables and images (as many as the file
+//! has, counted here), and the screenshot must be a real picture. The
+//! marker itself is tested: a copy with one image's bytes broken must be
+//! marked `failed`.
 //!
 //! Skips (and says why) when neither `chromium` nor `chromium-browser` is
 //! on PATH; `CNN_REQUIRE_CHROMIUM=1` turns the skip into a failure.
@@ -97,6 +99,10 @@ fn check(browser: &Path, dir: &Path, tmp: &Path, name: &str, min_images: usize, 
         images >= min_images && tables >= min_tables,
         "{name}: {images} images, {tables} tables"
     );
+    // The marker's counts are the file's, counted here without the page.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(images, html.matches("<img ").count(), "{name}: images");
+    assert_eq!(tables, html.matches("<table").count(), "{name}: tables");
     assert!(dom.matches("<tr>").count() >= 3, "{name}: table rows");
     for line in log.lines() {
         assert!(
@@ -116,6 +122,33 @@ fn check(browser: &Path, dir: &Path, tmp: &Path, name: &str, min_images: usize, 
         differing > (img.width() * img.height() / 20) as usize,
         "{name}: the screenshot is nearly one colour ({differing} pixels differ)"
     );
+}
+
+/// The page's own marker can say `failed`: a copy of `dir`'s report whose
+/// first image holds bytes that are no PNG renders `data-rendered="failed"`
+/// naming the image, so an "ok" from it is not a constant.
+fn check_a_broken_image_fails(browser: &Path, dir: &Path, tmp: &Path) {
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let prefix = "src=\"data:image/png;base64,";
+    let start = html.find(prefix).expect("an embedded image") + prefix.len();
+    let end = start + html[start..].find('"').unwrap();
+    // "bm90IGEgcG5n" is base64 for "not a png".
+    let broken = format!("{}bm90IGEgcG5n{}", &html[..start], &html[end..]);
+    let path = tmp.join("broken.html");
+    std::fs::write(&path, broken).unwrap();
+    let (dom, _) = render(
+        browser,
+        &path,
+        &tmp.join("broken.png"),
+        &tmp.join("profile-broken"),
+    );
+    let body = dom.split("<body").nth(1).expect("a <body>");
+    let tag = &body[..body.find('>').unwrap()];
+    assert!(
+        tag.contains("data-rendered=\"failed\""),
+        "a broken image must fail the page's check: <body{tag}>"
+    );
+    assert!(tag.contains("1 image(s) did not decode"), "<body{tag}>");
 }
 
 fn attr(tag: &str, name: &str) -> usize {
@@ -167,6 +200,7 @@ fn reports_render_in_headless_chromium() {
     );
     // Curves and confusion matrix; summary and per-epoch tables.
     check(&browser, &tmp.path().join("run"), tmp.path(), "run", 2, 2);
+    check_a_broken_image_fails(&browser, &tmp.path().join("run"), tmp.path());
     // Overlay and the best variant's confusion matrix; summary and variants.
     check(
         &browser,

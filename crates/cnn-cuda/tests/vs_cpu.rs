@@ -525,7 +525,9 @@ fn conv2d_matches_cpu() {
 }
 
 /// The 64-bit-index im2col/col2im, which only layers of 2^31 elements or
-/// more take otherwise, give the 32-bit variant's bits.
+/// more take otherwise, give the 32-bit variant's bits at small shapes
+/// (forced through `set_wide_indices`); at a shape that needs 64 bits,
+/// `conv2d_past_32_bit_indices_matches_cpu` checks them against the CPU.
 #[test]
 fn conv2d_wide_indices_give_the_same_bits() {
     let (Some(narrow), Some(wide)) = (
@@ -552,6 +554,54 @@ fn conv2d_wide_indices_give_the_same_bits() {
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+}
+
+/// The forward output and input gradient of `p` (seed 7).
+fn wide_conv_ex<B: Backend>(be: &B, p: &Conv2dParams) -> (Vec<f32>, Vec<f32>) {
+    let x = be.upload(&values(7, 0, p.x_len(), -1.0, 1.0)).unwrap();
+    let w = be.upload(&values(7, 1, p.w_len(), -1.0, 1.0)).unwrap();
+    let dy = be.upload(&values(7, 3, p.y_len(), -1.0, 1.0)).unwrap();
+    let mut y = be.upload(&vec![f32::NAN; p.y_len()]).unwrap();
+    be.conv2d_forward(p, &x, &w, None, &mut y).unwrap();
+    let mut dx = be.upload(&vec![f32::NAN; p.x_len()]).unwrap();
+    be.conv2d_backward_input(p, &dy, &w, &mut dx).unwrap();
+    (be.download(&y).unwrap(), be.download(&dx).unwrap())
+}
+
+/// im2col and col2im at a layer whose one image needs 64-bit indices: 16
+/// channels of 6144 x 6144 under a 3x3 kernel make a col buffer of
+/// 16 * 9 * 6144^2 = 5.4e9 floats, past 2^32 (the 32-bit variant, taken
+/// below 2^31, would wrap). The forward output (im2col, then GEMM) and the
+/// input gradient (GEMM, then col2im) equal the CPU's within the GEMM
+/// tolerance: each is a sum of at most 144 products. Needs about 25 GiB of
+/// GPU memory and 60 GiB of host memory; the H100 and H200 machines of
+/// `cargo xtask gpu-check` have both.
+#[test]
+fn conv2d_past_32_bit_indices_matches_cpu() {
+    let Some(cuda) = common::cuda("conv2d_past_32_bit_indices_matches_cpu") else {
+        return;
+    };
+    let geom = Conv2dGeometry {
+        out_channels: 2,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let p = Conv2dParams::new(1, 16, 6144, 6144, &geom).unwrap();
+    assert!(
+        p.c_in * 9 * p.h_out * p.w_out > 1 << 32,
+        "the col buffer needs 64 bits"
+    );
+    let (y, dx) = wide_conv_ex(&cuda, &p);
+    let (want_y, want_dx) = wide_conv_ex(&CpuBackend::new(), &p);
+    let (abs, rel) = GEMM_TOL;
+    for (name, got, want) in [("y", &y, &want_y), ("dx", &dx, &want_dx)] {
+        if let Err(e) = check_close(got, want, abs, rel, name) {
+            panic!("{e}");
+        }
     }
 }
 

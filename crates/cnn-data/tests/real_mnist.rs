@@ -1,30 +1,15 @@
 //! The real MNIST files, when present: found through `CNN_MNIST_DIR` or
-//! `../../../shared/data/mnist` from the crate directory. Skips (saying so)
-//! when absent; set `CNN_REQUIRE_MNIST=1` to make a skip a failure.
-
-use std::path::PathBuf;
+//! `../../../shared/data/mnist` from the crate directory
+//! (`cnn_testing::mnist_dir`). Skips through `cnn_testing::skip` when
+//! absent; `CNN_REQUIRE_MNIST=1` (set by `.ci/run`) makes a skip a failure.
 
 use cnn_data::{DatasetKind, LoadOptions, Subset, load, split};
 
-fn mnist_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("CNN_MNIST_DIR").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist")),
-    ];
-    let found = candidates.into_iter().flatten().find(|d| d.is_dir());
-    if found.is_none() {
-        let msg = "real MNIST not found (CNN_MNIST_DIR unset, ../../../shared/data/mnist absent)";
-        if std::env::var_os("CNN_REQUIRE_MNIST").is_some_and(|v| v == "1") {
-            panic!("{msg} and CNN_REQUIRE_MNIST=1");
-        }
-        eprintln!("skipping: {msg}");
-    }
-    found
-}
-
 #[test]
 fn real_mnist_loads_and_normalises() {
-    let Some(dir) = mnist_dir() else { return };
+    let Some(dir) = cnn_testing::mnist_dir("real_mnist_loads_and_normalises") else {
+        return;
+    };
     let ds = load(DatasetKind::Mnist, Some(&dir), &LoadOptions::default()).unwrap();
     assert_eq!((ds.train.len(), ds.test.len()), (60000, 10000));
     assert_eq!(ds.shape.dims(), &[1, 28, 28]);

@@ -54,10 +54,56 @@ impl ConvCase {
     }
 }
 
+/// Convolutions, half of them of the shapes CPU backends run on their
+/// direct kernels ([`direct_conv_case`]), half of any geometry
+/// ([`any_conv_case`]), where the direct shapes come up about 0.5% of
+/// the time.
+pub fn conv_case() -> impl Strategy<Value = ConvCase> {
+    prop_oneof![any_conv_case(), direct_conv_case()]
+}
+
+/// The shapes of the CPU backend's direct convolution (`cnn-cpu`'s
+/// `conv/direct`, which takes one group, stride 1, no dilation, padding
+/// below the kernel, at most 512 taps `c_in kh kw` and 64 output
+/// channels): 1-8 input and 1-16 output channels, kernels 1-5
+/// (rectangular), padding below the kernel, batch 1-3, inputs from the
+/// kernel's size to 9 larger (several output rows and SIMD widths).
+pub fn direct_conv_case() -> impl Strategy<Value = ConvCase> {
+    (
+        (1usize..=8, 1usize..=16),
+        [1usize..=5, 1usize..=5],
+        1usize..=3,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_flat_map(|((c_in, c_out), kernel, n, bias, seed)| {
+            (0..kernel[0], 0..kernel[1]).prop_flat_map(move |(ph, pw)| {
+                let h0 = min_input(kernel[0], ph);
+                let w0 = min_input(kernel[1], pw);
+                (h0..=h0 + 9, w0..=w0 + 9).prop_map(move |(h, w)| ConvCase {
+                    n,
+                    c_in,
+                    h,
+                    w,
+                    geom: Conv2dGeometry {
+                        out_channels: c_out,
+                        kernel,
+                        stride: [1, 1],
+                        padding: [ph, pw],
+                        dilation: [1, 1],
+                        groups: 1,
+                    },
+                    bias,
+                    seed,
+                })
+            })
+        })
+}
+
 /// Convolutions with 1-3 groups of 1-3 channels, kernels 1-4 (rectangular),
 /// stride 1-3, padding 0-2, dilation 1-2, batch 1-3 and inputs from the
 /// smallest that fits to 7 larger.
-pub fn conv_case() -> impl Strategy<Value = ConvCase> {
+pub fn any_conv_case() -> impl Strategy<Value = ConvCase> {
     let channels = (1usize..=3, 1usize..=3, 1usize..=3); // groups, c_in per group, c_out per group
     let kernel = (
         [1usize..=4, 1usize..=4],
@@ -110,9 +156,51 @@ impl PoolCase {
     }
 }
 
+/// Pooling cases, half of them the 2x2 stride-2 unpadded windows that CPU
+/// backends run on their SIMD max-pooling kernels ([`pool_2x2_case`]),
+/// half of any geometry ([`any_pool_case`]), which draws them about once
+/// in 576 cases.
+pub fn pool_case() -> impl Strategy<Value = PoolCase> {
+    prop_oneof![any_pool_case(), pool_2x2_case()]
+}
+
+/// 2x2 windows at stride 2 without padding (`cnn-cpu`'s `pool/max2x2`),
+/// ceil mode on or off, over planes 2-17 high and 2-40 wide (output rows
+/// of 1-20, past the 8- and 16-lane SIMD widths), batch 1-2, 1-3
+/// channels.
+pub fn pool_2x2_case() -> impl Strategy<Value = PoolCase> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        1usize..=2,
+        1usize..=3,
+        2usize..=17,
+        2usize..=40,
+        prop::bool::weighted(0.3),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(ceil_mode, count_include_pad, n, c, h, w, tied, seed)| PoolCase {
+                n,
+                c,
+                h,
+                w,
+                geom: Pool2dGeometry {
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                    ceil_mode,
+                    count_include_pad,
+                },
+                tied,
+                seed,
+            },
+        )
+}
+
 /// Pooling windows 1-4 (rectangular), stride 1-3, padding up to half the
 /// window, ceil mode and count_include_pad on or off.
-pub fn pool_case() -> impl Strategy<Value = PoolCase> {
+pub fn any_pool_case() -> impl Strategy<Value = PoolCase> {
     let window = ([1usize..=4, 1usize..=4], [1usize..=3, 1usize..=3]);
     (
         window,
@@ -161,15 +249,36 @@ pub struct GemmCase {
     pub seed: u64,
 }
 
-/// GEMMs of 1-40 rows, columns and depth, every transpose combination,
-/// alpha 1 or random, beta 0, 1 or random.
+/// GEMMs, three in four of 1-40 rows, columns and depth, one in four
+/// across the CPU GEMM's block boundaries ([`gemm_block_case`]).
 pub fn gemm_case() -> impl Strategy<Value = GemmCase> {
+    prop_oneof![
+        3 => gemm_sized(1..=40, 1..=40, 1..=40),
+        1 => gemm_block_case(),
+    ]
+}
+
+/// GEMMs whose sizes straddle the blocks of `cnn-cpu`'s `gemm/` (AVX2:
+/// micro-tiles of 6 x 16, panels of 240 rows and depth 256; AVX-512:
+/// 14 x 32, 336 rows, depth 256): up to 340 rows, 70 columns and 300
+/// depth, so a case crosses at least one boundary more often than not.
+pub fn gemm_block_case() -> impl Strategy<Value = GemmCase> {
+    gemm_sized(1..=340, 1..=70, 1..=300)
+}
+
+/// GEMMs of the given sizes, every transpose combination, alpha 1 or
+/// random, beta 0, 1 or random.
+fn gemm_sized(
+    m: std::ops::RangeInclusive<usize>,
+    n: std::ops::RangeInclusive<usize>,
+    k: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = GemmCase> {
     let alpha = prop_oneof![Just(1.0f32), -2.0f32..2.0];
     let beta = prop_oneof![Just(0.0f32), Just(1.0f32), -2.0f32..2.0];
     (
-        1usize..=40,
-        1usize..=40,
-        1usize..=40,
+        m,
+        n,
+        k,
         any::<bool>(),
         any::<bool>(),
         alpha,

@@ -111,17 +111,91 @@ fn save_rejects_bad_input() {
 fn loads_pytorch_lenet5() {
     let path = golden_dir().join("lenet5_init_seed0.safetensors");
     let (arrays, _) = load_safetensors(&path).unwrap();
-    let expect: &[(&str, &[usize])] = &[
-        ("conv1.weight", &[6, 1, 5, 5]),
-        ("conv1.bias", &[6]),
-        ("conv2.weight", &[16, 6, 5, 5]),
-        ("conv2.bias", &[16]),
-        ("fc1.weight", &[120, 400]),
-        ("fc1.bias", &[120]),
-        ("fc2.weight", &[84, 120]),
-        ("fc2.bias", &[84]),
-        ("fc3.weight", &[10, 84]),
-        ("fc3.bias", &[10]),
+    // name, shape, the first two and the last value, the fan-in, and the
+    // f64 sum in file order: read from the file by a separate parser
+    // (Python's `struct` over the raw header and bytes), not by this crate.
+    type Known = (&'static str, &'static [usize], [f64; 2], f64, usize, f64);
+    let expect: &[Known] = &[
+        (
+            "conv1.weight",
+            &[6, 1, 5, 5],
+            [-0.0014973640209063888, 0.10728871822357178],
+            -0.15326236188411713,
+            25,
+            -1.0234652417711914,
+        ),
+        (
+            "conv1.bias",
+            &[6],
+            [-0.18717041611671448, -0.16880165040493011],
+            -0.1928863823413849,
+            25,
+            -0.3716163821518421,
+        ),
+        (
+            "conv2.weight",
+            &[16, 6, 5, 5],
+            [0.05093159154057503, -0.06389163434505463],
+            0.05829120799899101,
+            150,
+            -0.665209477994722,
+        ),
+        (
+            "conv2.bias",
+            &[16],
+            [-0.08092434704303741, -0.012291500344872475],
+            -0.0027888326440006495,
+            150,
+            -0.20439345121849328,
+        ),
+        (
+            "fc1.weight",
+            &[120, 400],
+            [0.027491796761751175, 0.033224012702703476],
+            0.014743208885192871,
+            400,
+            3.1086633526520018,
+        ),
+        (
+            "fc1.bias",
+            &[120],
+            [-0.00904074963182211, 0.04001273587346077],
+            0.04902001842856407,
+            400,
+            0.5233354499912366,
+        ),
+        (
+            "fc2.weight",
+            &[84, 120],
+            [-0.046610042452812195, 0.08877936750650406],
+            -0.016878660768270493,
+            120,
+            -0.24734655730458144,
+        ),
+        (
+            "fc2.bias",
+            &[84],
+            [-0.07099000364542007, -0.013476275838911533],
+            -0.05935356020927429,
+            120,
+            -0.3635252226376906,
+        ),
+        (
+            "fc3.weight",
+            &[10, 84],
+            [-0.0521833598613739, 0.016319982707500458],
+            0.07441220432519913,
+            84,
+            2.0803059409518028,
+        ),
+        (
+            "fc3.bias",
+            &[10],
+            [-0.03608913719654083, -0.06657472252845764],
+            0.09377246350049973,
+            84,
+            0.12141969786898699,
+        ),
     ];
     assert_eq!(
         arrays.len(),
@@ -130,16 +204,26 @@ fn loads_pytorch_lenet5() {
         arrays.iter().map(|a| &a.name).collect::<Vec<_>>()
     );
     let got = by_name(&arrays);
-    for (name, shape) in expect {
+    for &(name, shape, first, last, fan_in, sum) in expect {
         let a = got.get(name).unwrap_or_else(|| panic!("missing {name}"));
-        assert_eq!(&a.shape[..], *shape, "{name}");
+        assert_eq!(&a.shape[..], shape, "{name}");
         let ArrayData::F32(v) = &a.data else {
             panic!("{name} is not float")
         };
         assert_eq!(v.len(), shape.iter().product::<usize>());
-        assert!(v.iter().all(|x| x.is_finite()), "{name}");
-        // PyTorch's default init is bounded by 1/sqrt(fan_in) <= 1.
-        assert!(v.iter().all(|x| x.abs() <= 1.0), "{name}");
+        assert_eq!([f64::from(v[0]), f64::from(v[1])], first, "{name}");
+        assert_eq!(f64::from(v[v.len() - 1]), last, "{name}");
+        // Exact: the same values summed in the same order.
+        assert_eq!(v.iter().map(|&x| f64::from(x)).sum::<f64>(), sum, "{name}");
+        // PyTorch's default init draws weights and biases from
+        // U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every value lies inside, and
+        // a tensor of 25 or more values reaches past 80% of the bound.
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let max = v.iter().map(|&x| f64::from(x).abs()).fold(0.0, f64::max);
+        assert!(max <= bound, "{name}: {max} > {bound}");
+        if v.len() >= 25 {
+            assert!(max > 0.8 * bound, "{name}: {max} vs bound {bound}");
+        }
     }
     // Re-saving and re-loading gives the same arrays.
     let bytes = serialize_safetensors(&arrays, &HashMap::new(), &path).unwrap();

@@ -15,40 +15,97 @@ fn spec_with_linear(out_features: &str) -> String {
     )
 }
 
-#[test]
-fn huge_layer_sizes_are_errors_or_sizes_without_overflow() {
-    let shape = Shape::from([1, 28, 28]);
-    for out in [
-        "4611686018427387904",
-        "18446744073709551615",
-        "0",
-        "-1",
-        "1e30",
-    ] {
-        let text = spec_with_linear(out);
-        if let Ok(spec) = parse_model_spec(&text, Path::new("net.toml"), &shape) {
-            // Counting must not overflow (a panic in debug builds).
-            let _ = spec.num_params();
-            let _ = spec.activation_elements_per_sample();
-        }
+/// The one-line error `parse_model_spec` gives for `text` over `shape`.
+fn spec_error(text: &str, shape: &Shape) -> String {
+    match parse_model_spec(text, Path::new("net.toml"), shape) {
+        Ok(spec) => panic!("accepted: {text}\nparams {:?}", spec.num_params()),
+        Err(e) => e.to_string(),
     }
 }
 
 #[test]
-fn conv_with_huge_channels_or_kernels_does_not_panic() {
+fn huge_or_invalid_layer_sizes_are_typed_errors() {
+    let shape = Shape::from([1, 28, 28]);
+    for (out, want) in [
+        (
+            "4611686018427387904",
+            "net.toml: node `fc`: 4611686018427387904 channels or features is more than the 1048576 allowed",
+        ),
+        (
+            "18446744073709551615",
+            "net.toml: number too large to fit in target type",
+        ),
+        (
+            "0",
+            "net.toml: invalid geometry in layer `fc`: out_features must be at least 1",
+        ),
+        (
+            "-1",
+            "net.toml: node `fc`: invalid value: integer `-1`, expected usize",
+        ),
+        (
+            "1e30",
+            "net.toml: node `fc`: invalid type: floating point `1000000000000000000000000000000.0`, expected usize",
+        ),
+    ] {
+        assert_eq!(spec_error(&spec_with_linear(out), &shape), want, "{out}");
+    }
+}
+
+/// Sizes that each pass their own cap but whose products overflow `usize`
+/// are `SizeOverflow` errors naming the layer or the shape, never wrapped
+/// (the release profile the suite runs under has no overflow checks, so a
+/// wrapped product would pass silently as a small number).
+#[test]
+fn size_products_past_64_bits_are_overflow_errors() {
+    let cases = [
+        (
+            Shape::from([1 << 20, 1 << 20, 1 << 20]),
+            "1048576",
+            "net.toml: layer `fc`: too large: its parameter count (1048576 x 1152921504606846976 + 1048576) overflows 64-bit sizes",
+        ),
+        (
+            Shape::from([1 << 40, 1 << 12, 1 << 12]),
+            "1",
+            "net.toml: too large: the element count of the input shape [1099511627776, 4096, 4096] overflows 64-bit sizes",
+        ),
+        (
+            Shape::from([8, 1 << 30, 1 << 30]),
+            "1",
+            // 2^63 input values plus 2^63 flattened: the true sum, 2^64,
+            // not the wrapped 0.
+            "net.toml: node `flat`: the model reaches 0 parameters and 18446744073709551616 activation values per sample, more than the 1099511627776 allowed",
+        ),
+    ];
+    for (shape, out, want) in cases {
+        assert_eq!(spec_error(&spec_with_linear(out), &shape), want, "{shape}");
+    }
+}
+
+#[test]
+fn conv_with_huge_channels_or_kernels_is_a_typed_error() {
     let shape = Shape::from([3, 32, 32]);
-    for (out, k) in [
-        ("18446744073709551615", 3),
-        ("8", 1_000_000_000_000usize),
-        ("0", 3),
+    for (out, k, want) in [
+        (
+            "18446744073709551615",
+            3,
+            "net.toml: number too large to fit in target type",
+        ),
+        (
+            "8",
+            1_000_000_000_000usize,
+            "net.toml: node `c`: a kernel, stride, padding, dilation or group count of 1000000000000 is more than the 65536 allowed",
+        ),
+        (
+            "0",
+            3,
+            "net.toml: invalid geometry in layer `c`: channel counts must be at least 1",
+        ),
     ] {
         let text = format!(
             "[[nodes]]\nname = \"c\"\ntype = \"conv2d\"\nout_channels = {out}\nkernel = [{k}, {k}]\nstride = [1, 1]\npadding = [{k}, {k}]\ndilation = [1, 1]\ngroups = 1\n"
         );
-        if let Ok(spec) = parse_model_spec(&text, Path::new("net.toml"), &shape) {
-            let _ = spec.num_params();
-            let _ = spec.activation_elements_per_sample();
-        }
+        assert_eq!(spec_error(&text, &shape), want, "{out} {k}");
     }
 }
 

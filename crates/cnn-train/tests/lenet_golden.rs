@@ -1,8 +1,10 @@
 //! Whole-pipeline check against PyTorch: from the same initial LeNet-5
 //! weights and the same batches (the first 6400 MNIST training images in
 //! file order, batches of 64, SGD lr 0.05 momentum 0.9), the per-step loss
-//! curve equals PyTorch's to roundings for the first 60 steps, and its
-//! median over all 100 steps is within 2e-3 relative.
+//! curve equals PyTorch's to roundings until the first step where a
+//! discrete choice (a max-pool winner, a ReLU sign) comes out the other way
+//! (at step 60 or later), and after that step stays within a bound that
+//! grows as two parted float32 trajectories do.
 
 mod common;
 
@@ -13,16 +15,32 @@ use cnn_data::{DatasetKind, LoadOptions};
 use cnn_train::checkpoint::load_safetensors;
 use cnn_train::{TrainConfig, Trainer, setup};
 
-/// Steps over which the two f32 trajectories stay together to rounding
-/// (measured: 83). Then a max-pool choice or ReLU sign comes out the other
-/// way in one of them, the gradients jump apart, and so do the curves
-/// (measured: 7.8e-4 at step 83, 3.2e-2 at worst), as for any two f32
-/// implementations that sum in a different order; see docs/validation.md.
+/// The earliest step at which the curves may part. The two f32
+/// trajectories stay together to rounding until a max-pool choice or ReLU
+/// sign comes out the other way in one of them (measured: step 83 here;
+/// PyTorch's own float32 and float64 runs first part at steps 48-66, with
+/// losses apart by 6.6e-4 at step 66); see docs/validation.md.
 const EXACT_STEPS: usize = 60;
-/// Bound on every one of the first `EXACT_STEPS` steps (measured: 2.2e-6).
+/// Bound on every step before the curves part (measured: 2.4e-6); the first
+/// step over it is where they part.
 const EARLY_REL: f64 = 1e-4;
-/// The bound, applied to the median over all 100 steps.
-const LOSS_REL: f64 = 2e-3;
+/// After the curves part at step `f`, step `k` is bounded by
+/// `LATE_START * 2^((k - f) / LATE_DOUBLING)`, at most `LATE_CAP`. Once the
+/// gradients jump apart the weights drift apart like any chaotic system:
+/// here the difference goes from 7.8e-4 at step 83 to 3.2e-2 at step 98,
+/// doubling about every 3 steps. The bound starts 5x above the first
+/// parted step and keeps at least 2.7x over the measured curve at every
+/// step; the cap, 25%, is twice the worst PyTorch's own float32 run shows
+/// against the golden curve (1.2e-1), and still fails a loss that is wrong
+/// by a quarter or more.
+const LATE_START: f64 = 4e-3;
+const LATE_DOUBLING: f64 = 3.0;
+const LATE_CAP: f64 = 0.25;
+
+/// The bound on a step `since` steps after the curves parted.
+fn late_bound(since: usize) -> f64 {
+    (LATE_START * (since as f64 / LATE_DOUBLING).exp2()).min(LATE_CAP)
+}
 
 #[test]
 fn lenet5_sgd_loss_curve_matches_pytorch_golden() {
@@ -80,22 +98,25 @@ fn lenet5_sgd_loss_curve_matches_pytorch_golden() {
             );
         }
     }
-    let mut sorted = rel.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
-    let early_worst = rel[..EXACT_STEPS].iter().copied().fold(0.0, f64::max);
+    let parted = rel.iter().position(|&r| r > EARLY_REL).unwrap_or(rel.len());
+    let early_worst = rel[..parted].iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "lenet5 golden curve: worst relative difference {early_worst:.2e} over the first {EXACT_STEPS} steps, median {median:.2e} over all 100, max {:.2e}",
-        sorted[99]
+        "lenet5 golden curve: worst relative difference {early_worst:.2e} over the first {parted} steps, {:.2e} at worst after",
+        rel[parted..].iter().copied().fold(0.0, f64::max)
     );
     assert!(
-        early_worst <= EARLY_REL,
-        "the first {EXACT_STEPS} steps must match PyTorch within {EARLY_REL}: worst {early_worst:.3e}"
+        parted >= EXACT_STEPS,
+        "the curves part at step {parted} (relative {:.3e}), before step {EXACT_STEPS}",
+        rel[parted]
     );
-    assert!(
-        median <= LOSS_REL,
-        "median relative difference {median:.3e} > {LOSS_REL}"
-    );
+    for (k, &r) in rel.iter().enumerate().skip(parted) {
+        let bound = late_bound(k - parted);
+        assert!(
+            r <= bound,
+            "step {k}, {} after the curves parted at step {parted}: relative difference {r:.3e} > {bound:.3e}",
+            k - parted
+        );
+    }
     // The curve must actually descend (guards against comparing constants).
     assert!(got[99] < 0.5 * got[0], "{} -> {}", got[0], got[99]);
 }

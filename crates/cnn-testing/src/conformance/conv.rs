@@ -19,11 +19,13 @@ pub const CONV_REL: f64 = 1e-4;
 /// geometry with groups, stride, padding, dilation and rectangular kernels.
 pub fn check_conv2d<B: Backend>(backend: &B) {
     run_cases("conv2d", backend.name(), HEAVY_CASES, conv_case(), |case| {
-        conv_one(backend, &case)
+        check_conv2d_case(backend, &case)
     });
 }
 
-fn conv_one<B: Backend>(be: &B, case: &ConvCase) -> Result<(), String> {
+/// One convolution case against the reference: forward, input gradient
+/// and the accumulating weight and bias gradients.
+pub fn check_conv2d_case<B: Backend>(be: &B, case: &ConvCase) -> Result<(), String> {
     let p = case.params();
     let s = case.seed;
     // x is (N, C_in, H, W); w is (C_out, C_in/groups, kh, kw); dy is (N, C_out, H_out, W_out).

@@ -8,7 +8,9 @@ use crate::strategies::{GemmCase, gemm_case, values};
 use cnn_core::backend::{Backend, GemmParams};
 
 /// Absolute tolerance for GEMM: f32 dot products of up to 40 terms in
-/// [-1, 1], scaled by |alpha| <= 2, summed in any order.
+/// [-1, 1], scaled by |alpha| <= 2, summed in any order; deeper products
+/// (the block-boundary cases, up to 300 terms) get it scaled by `k / 40`,
+/// as their rounding error grows at most linearly with the depth.
 pub const GEMM_ABS: f64 = 1e-4;
 /// Relative tolerance for GEMM (see [`GEMM_ABS`]).
 pub const GEMM_REL: f64 = 1e-4;
@@ -17,11 +19,12 @@ pub const GEMM_REL: f64 = 1e-4;
 /// `beta == 0`, C starts as NaN and must not leak into the result.
 pub fn check_gemm<B: Backend>(backend: &B) {
     run_cases("gemm", backend.name(), HEAVY_CASES, gemm_case(), |case| {
-        gemm_one(backend, &case)
+        check_gemm_case(backend, &case)
     });
 }
 
-fn gemm_one<B: Backend>(be: &B, case: &GemmCase) -> Result<(), String> {
+/// One GEMM case against the reference.
+pub fn check_gemm_case<B: Backend>(be: &B, case: &GemmCase) -> Result<(), String> {
     let p = GemmParams {
         m: case.m,
         n: case.n,
@@ -44,7 +47,7 @@ fn gemm_one<B: Backend>(be: &B, case: &GemmCase) -> Result<(), String> {
     check_close(
         &down(be, &c)?,
         &r::gemm(&p, &a, &b, &c0),
-        GEMM_ABS,
+        GEMM_ABS * (p.k as f64 / 40.0).max(1.0),
         GEMM_REL,
         "gemm c",
     )

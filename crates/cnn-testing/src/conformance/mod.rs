@@ -37,13 +37,13 @@ mod pool;
 mod runner;
 
 pub use activation::check_activations;
-pub use conv::check_conv2d;
+pub use conv::{check_conv2d, check_conv2d_case};
 pub use elementwise::check_elementwise;
 pub use errors::check_errors;
-pub use gemm::check_gemm;
+pub use gemm::{check_gemm, check_gemm_case};
 pub use loss::check_losses;
 pub use memory::check_memory;
 pub use norm::{check_batch_norm, check_dropout};
 pub use optim::check_optim_updates;
-pub use pool::check_pooling;
+pub use pool::{check_max_pool_case, check_pooling};
 pub use runner::{CASES, HEAVY_CASES};

@@ -21,7 +21,7 @@ pub const POOL_REL: f64 = 1e-5;
 /// average pooling.
 pub fn check_pooling<B: Backend>(backend: &B) {
     run_cases("max_pool2d", backend.name(), CASES, pool_case(), |case| {
-        max_pool_one(backend, &case)
+        check_max_pool_case(backend, &case)
     });
     run_cases("avg_pool2d", backend.name(), CASES, pool_case(), |case| {
         avg_pool_one(backend, &case)
@@ -44,7 +44,9 @@ fn pool_input(case: &PoolCase, len: usize) -> Vec<f32> {
     }
 }
 
-fn max_pool_one<B: Backend>(be: &B, case: &PoolCase) -> Result<(), String> {
+/// One max-pooling case against the reference: values, argmax (first
+/// maximum on ties) and the backward pass.
+pub fn check_max_pool_case<B: Backend>(be: &B, case: &PoolCase) -> Result<(), String> {
     let p = case.params();
     // x is (N, C, H, W); y, argmax and dy are (N, C, H_out, W_out).
     let x = pool_input(case, p.x_len());

@@ -3,33 +3,10 @@
 
 use std::path::PathBuf;
 
-/// The real MNIST directory: `CNN_MNIST_DIR`, else `../shared/data/mnist`
-/// beside the repository. `None` (after printing why) when absent;
-/// `CNN_REQUIRE_MNIST=1` turns the skip into a failure.
+/// The real MNIST directory, or `None` after a printed, logged skip
+/// (`cnn_testing::mnist_dir`; a failure under `CNN_REQUIRE_MNIST=1`).
 pub fn mnist_dir(test: &str) -> Option<PathBuf> {
-    let candidate = std::env::var_os("CNN_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/data/mnist"
-            ))
-        });
-    if candidate.join("train-images-idx3-ubyte.gz").is_file()
-        || candidate.join("train-images-idx3-ubyte").is_file()
-    {
-        return Some(candidate);
-    }
-    let msg = format!(
-        "{test}: skipped, MNIST not found at {} (set CNN_MNIST_DIR)",
-        candidate.display()
-    );
-    assert!(
-        std::env::var("CNN_REQUIRE_MNIST").as_deref() != Ok("1"),
-        "{msg}"
-    );
-    eprintln!("{msg}");
-    None
+    cnn_testing::mnist_dir(test)
 }
 
 /// The repository's golden directory (or `CNN_GOLDEN_DIR`).
