@@ -30,7 +30,7 @@
 //!   (Lightning-AI/pytorch-lightning#21141, PR #21171). Lightning 2.x
 //!   releases pass the rates themselves as `spacing`, which weighs each
 //!   loss change by 1 / lr and so picks the noise of the first steps (on
-//!   LeNet-5 and MNIST, 7.7e-7 instead of about 1e-2); on an unbroken sweep
+//!   LeNet-5 and MNIST, 7.7e-7 instead of 9.5e-2); on an unbroken sweep
 //!   the log-rate gradient is Lightning 1.x's `np.gradient(losses)` on
 //!   the step index.
 //! - the minimum (fastai's `minimum`): drop the first `steps / 10` points
