@@ -67,17 +67,25 @@ pub struct TrainArgs {
     /// ends first).
     #[arg(long)]
     pub max_steps: Option<u64>,
-    /// Images per optimizer step [default: 64].
+    /// Images per optimizer step (per batch with --accumulate) [default:
+    /// 64].
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Gradient accumulation: one optimizer step every N batches, on the
+    /// mean gradient of their images (an epoch's last step takes the
+    /// batches left); steps, schedules, --max-steps and the curves count
+    /// optimizer steps [default: 1].
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub accumulate: Option<usize>,
     /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax
     /// [default: sgd].
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// Learning rate [default: 0.05 for sgd, else the optimizer's torch
-    /// default].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
+    /// Learning rate, or `find`: run the LR range test first (as `cnn
+    /// lr-find` does) and train with its steepest-descent suggestion
+    /// [default: 0.05 for sgd, else the optimizer's torch default].
+    #[arg(long, allow_negative_numbers = true, value_name = "LR|find", value_parser = parse_lr)]
+    pub lr: Option<LrArg>,
     /// SGD/RMSprop momentum, or beta1 of the Adam family [default: 0.9 for
     /// sgd, else the optimizer's torch default].
     #[arg(long, allow_negative_numbers = true)]
@@ -166,6 +174,31 @@ pub struct TrainArgs {
     /// results).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--lr`: a rate, or `find` for the LR range test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrArg {
+    Value(f64),
+    Find,
+}
+
+fn parse_lr(s: &str) -> Result<LrArg, String> {
+    if s.trim().eq_ignore_ascii_case("find") {
+        return Ok(LrArg::Find);
+    }
+    s.trim()
+        .parse()
+        .map(LrArg::Value)
+        .map_err(|_| format!("expected a learning rate or `find`, got `{s}`"))
+}
+
+/// A whole number of at least 1.
+pub(crate) fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got `{s}`")),
+    }
 }
 
 fn parse_max_memory(s: &str) -> Result<u64, String> {
@@ -258,6 +291,7 @@ impl TrainArgs {
             epochs,
             max_steps,
             batch_size,
+            accumulate,
             optimizer,
             schedule,
             l1,
@@ -272,8 +306,22 @@ impl TrainArgs {
             limit_train,
             checkpoint_every
         );
-        if self.lr.is_some() {
-            c.lr = self.lr;
+        match self.lr {
+            Some(LrArg::Value(lr)) => {
+                c.lr = Some(lr);
+                c.lr_find = None;
+            }
+            // The test's settings from a config file, if any; a finished
+            // test's record (a run's config.toml) runs again.
+            Some(LrArg::Find) => {
+                c.lr = None;
+                let settings = c.lr_find.take().unwrap_or_default();
+                c.lr_find = Some(cnn::train::LrFindSettings {
+                    suggestion: None,
+                    ..settings
+                });
+            }
+            None => {}
         }
         if self.momentum.is_some() {
             c.momentum = self.momentum;

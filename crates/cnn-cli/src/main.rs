@@ -14,6 +14,7 @@ mod error;
 mod eval;
 mod interrupt;
 mod job;
+mod lr_find;
 mod models;
 mod predict;
 mod report;
@@ -50,6 +51,9 @@ enum Command {
     Compare(Box<compare::CompareArgs>),
     /// Score against training-set size (scikit-learn's learning_curve).
     Curve(Box<curve::CurveArgs>),
+    /// The LR range test: loss against an exponentially growing learning
+    /// rate, and the rates it suggests (fastai's lr_find).
+    LrFind(Box<lr_find::LrFindArgs>),
     /// Write report.html for a run, comparison or learning-curve directory.
     Report(report::ReportArgs),
 }
@@ -116,6 +120,7 @@ fn run(command: Command) -> CliResult {
         Command::Summary(a) => summary::summary(*a),
         Command::Compare(a) => compare::compare(*a),
         Command::Curve(a) => curve::curve(*a),
+        Command::LrFind(a) => lr_find::lr_find(*a),
         Command::Report(a) => report::report(a),
     }
 }

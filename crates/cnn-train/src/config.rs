@@ -47,7 +47,14 @@ pub struct TrainConfig {
     /// Stop after this many optimizer steps (0 = no step budget); with
     /// `epochs` too, whichever ends first.
     pub max_steps: u64,
+    /// Images per batch (one forward and backward).
     pub batch_size: usize,
+    /// Gradient accumulation: the optimizer steps once every `accumulate`
+    /// batches, on the mean gradient of their images (an epoch's last step
+    /// takes the batches left). Steps, schedules, `max_steps`,
+    /// `checkpoint_every` and the step axis of the curves count optimizer
+    /// steps. 1 steps on every batch.
+    pub accumulate: usize,
     /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`, `adadelta`, `nadam`,
     /// `radam`, `adamax`.
     pub optimizer: String,
@@ -117,6 +124,66 @@ pub struct TrainConfig {
     /// file may also write it as the flag does: `"512M"`, `"2G"`.
     #[serde(deserialize_with = "bytes_or_size")]
     pub max_memory: Option<u64>,
+    /// Run the LR range test before training and train with its
+    /// suggestion (`cnn train --lr find`); once it has run, the record of
+    /// it, with `lr` set to its suggestion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_find: Option<LrFindSettings>,
+}
+
+/// The LR range test's settings (`cnn lr-find`, `cnn train --lr find`):
+/// an exponential sweep of the learning rate from `start_lr` to `end_lr`
+/// over `steps` optimizer steps (see [`crate::lr_find`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrFindSettings {
+    /// The rate of the first step (fastai's default, 1e-7).
+    pub start_lr: f64,
+    /// The rate of the last step (fastai's default, 10).
+    pub end_lr: f64,
+    /// Optimizer steps of the sweep, at most (100).
+    pub steps: usize,
+    /// The suggestion the test gave, the steepest descent of the smoothed
+    /// loss (Lightning's rule), once it has run: the run's `lr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<f64>,
+}
+
+impl Default for LrFindSettings {
+    fn default() -> Self {
+        LrFindSettings {
+            start_lr: 1e-7,
+            end_lr: 10.0,
+            steps: 100,
+            suggestion: None,
+        }
+    }
+}
+
+impl LrFindSettings {
+    /// A finite sweep upwards from a positive rate, of at least 2 steps.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if !(self.start_lr.is_finite() && self.start_lr > 0.0) {
+            return bad(format!(
+                "the LR range test's start_lr {} must be a positive number",
+                self.start_lr
+            ));
+        }
+        if !(self.end_lr.is_finite() && self.end_lr > self.start_lr) {
+            return bad(format!(
+                "the LR range test's end_lr {} must be a number above start_lr {}",
+                self.end_lr, self.start_lr
+            ));
+        }
+        if self.steps < 2 {
+            return bad(format!(
+                "the LR range test needs at least 2 steps, not {}",
+                self.steps
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An f32 as the shortest decimal that reads back to it: `0.1`, not the
@@ -210,6 +277,7 @@ impl Default for TrainConfig {
             epochs: 20,
             max_steps: 0,
             batch_size: 64,
+            accumulate: 1,
             optimizer: "sgd".into(),
             lr: None,
             momentum: None,
@@ -240,6 +308,7 @@ impl Default for TrainConfig {
             checkpoint_every: 0,
             detect_anomaly: false,
             max_memory: None,
+            lr_find: None,
         }
     }
 }
@@ -304,6 +373,19 @@ impl TrainConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+    }
+
+    /// Batches in an epoch of `train_images` images (the last one may be
+    /// short).
+    pub fn batches_per_epoch(&self, train_images: usize) -> u64 {
+        train_images.div_ceil(self.batch_size.max(1)) as u64
+    }
+
+    /// Optimizer steps in an epoch of `train_images` images: one per
+    /// `accumulate` batches, the last one taking the batches left.
+    pub fn steps_per_epoch(&self, train_images: usize) -> u64 {
+        self.batches_per_epoch(train_images)
+            .div_ceil(self.accumulate.max(1) as u64)
     }
 
     /// Epochs the run will take with `steps_per_epoch` steps each:
@@ -477,6 +559,9 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        if self.accumulate == 0 {
+            return bad("accumulate must be at least 1 (1 steps on every batch)".into());
+        }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad(format!(
                 "val_fraction {} is outside [0, 1)",
@@ -507,6 +592,16 @@ impl TrainConfig {
             && !(lr.is_finite() && lr >= 0.0)
         {
             return bad(format!("lr {lr} must be a non-negative number"));
+        }
+        if let Some(find) = &self.lr_find {
+            find.validate()?;
+            if find.suggestion.is_none() && self.lr.is_some() {
+                return bad(
+                    "both a learning rate and the LR range test (lr_find) are given; the test \
+                     chooses the rate, so give one of them"
+                        .into(),
+                );
+            }
         }
         if self.max_memory == Some(0) {
             return bad("max_memory must be at least 1 byte".into());

@@ -31,10 +31,12 @@
 //! - [`compare`]: variants of one configuration run side by side
 //!   (`cnn compare`: variants, execution, manifest, outputs);
 //!   [`learning_curve`]: score against training-set size (`cnn curve`);
+//!   [`lr_find`]: the LR range test (`cnn lr-find`, `cnn train --lr find`);
 //!   [`stats`]: their means, deviations and number formats;
 //!   [`report`]: the self-contained `report.html`, written by whoever
 //!   finishes a run, comparison or curve.
 
+mod accumulation;
 pub mod checkpoint;
 pub mod config;
 pub mod early_stopping;
@@ -57,11 +59,12 @@ pub mod trainer;
 pub mod compare;
 pub mod diagnose;
 pub mod learning_curve;
+pub mod lr_find;
 pub mod report;
 pub mod run;
 pub mod stats;
 
-pub use config::{SchedulePer, TrainConfig};
+pub use config::{LrFindSettings, SchedulePer, TrainConfig};
 pub use error::{Result, TrainError};
 pub use history::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord};
 pub use plan::RunPlan;

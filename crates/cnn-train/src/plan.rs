@@ -111,7 +111,7 @@ impl RunPlan {
         memory: MemoryEstimate,
         init_weights: Option<Vec<NamedArray>>,
     ) -> Result<Self> {
-        let steps_per_epoch = data.train.len().div_ceil(config.batch_size) as u64;
+        let steps_per_epoch = config.steps_per_epoch(data.train.len());
         let total = match config.schedule_per {
             SchedulePer::Step => config.planned_steps(steps_per_epoch),
             SchedulePer::Epoch => config.planned_epochs(steps_per_epoch) as u64,
@@ -167,9 +167,15 @@ impl RunPlan {
         &self.memory
     }
 
-    /// Optimizer steps per epoch (the last batch of an epoch may be short).
+    /// Optimizer steps per epoch (the last batch of an epoch may be short,
+    /// and with `accumulate` the last step may take fewer batches).
     pub fn steps_per_epoch(&self) -> u64 {
         self.steps_per_epoch
+    }
+
+    /// Batches per epoch: `steps_per_epoch` times `accumulate`, or fewer.
+    pub fn batches_per_epoch(&self) -> u64 {
+        self.config.batches_per_epoch(self.data.train.len())
     }
 
     /// The initial weights a fresh run starts from (`init_from`), read but

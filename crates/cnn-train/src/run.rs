@@ -160,6 +160,8 @@ pub fn run_training<B: Backend>(
         return Ok(summary);
     }
     let plan = RunPlan::new(config, Some(&target), opts.data.take())?;
+    // `--lr find`: the LR range test first, and the plan with its suggestion.
+    let (plan, lr_finding) = crate::lr_find::before_training(&backend, plan, &target)?;
     let mut graph = plan.build_graph(&backend)?;
     if let (Some(weights), Some(path)) = (plan.init_weights(), &config.init_from) {
         setup::apply_weights(&mut graph, weights, path)?;
@@ -175,6 +177,13 @@ pub fn run_training<B: Backend>(
         }
     };
     let root = dir.root().to_path_buf();
+    if let Some(finding) = &lr_finding {
+        let title = format!("{} on {}: LR range test", config.model, plan.data().name);
+        finding.write_files(&root, &title)?;
+        if opts.log {
+            crate::io::log_line(format_args!("{}", finding.summary()));
+        }
+    }
     let steps_per_epoch = plan.steps_per_epoch();
     let mut trainer = Trainer::from_plan(backend, &plan, graph)?
         .with_run_dir(dir.clone())

@@ -9,6 +9,8 @@
 //! - `model.safetensors`: the latest weights (PyTorch state_dict names);
 //!   `best.safetensors`: the weights of the best validation loss
 //! - `curves.png`, `curves.svg`, `confusion.png`
+//! - with `--lr find`, the LR range test's `lr_find.csv`, `lr_find.png`
+//!   and `lr_find.svg`
 //! - `summary.json` (written last, once the run is over) and `report.html`
 //! - `checkpoint/step-N/` (`model.safetensors`, `optimizer.json`,
 //!   `trainer.json`, `steps.csv`, `history.jsonl`) and `checkpoint/LATEST`
@@ -77,6 +79,15 @@ pub mod curve {
     pub const SUMMARY_CSV: &str = "learning_curve_summary.csv";
     pub const CURVE_PNG: &str = "learning_curve.png";
     pub const CURVE_SVG: &str = "learning_curve.svg";
+}
+
+/// File names of the LR range test (`cnn lr-find`'s directory, and a run
+/// of `cnn train --lr find`).
+pub mod lr_find {
+    /// step, lr, loss, smoothed loss.
+    pub const CSV: &str = "lr_find.csv";
+    pub const PNG: &str = "lr_find.png";
+    pub const SVG: &str = "lr_find.svg";
 }
 
 /// Where a run writes.

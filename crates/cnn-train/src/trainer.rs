@@ -13,6 +13,7 @@ use cnn_data::Subset;
 use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
+use crate::accumulation::{Pending, scale_grads};
 use crate::checkpoint::{load_safetensors, save_safetensors};
 use crate::config::{SchedulePer, TrainConfig};
 use crate::early_stopping::EarlyStopping;
@@ -101,7 +102,12 @@ pub struct Trainer<B: Backend> {
     /// The L1 term alone, added to the reported loss.
     penalty: Regularizer,
     data: DataSplits,
+    /// Optimizer steps per epoch.
     steps_per_epoch: usize,
+    /// Batches per epoch (`accumulate` of them to a step).
+    batches_per_epoch: usize,
+    /// The batches of the optimizer step under way.
+    pending: Pending,
     loss: SoftmaxCrossEntropy,
     history: History,
     state: TrainerState,
@@ -191,6 +197,8 @@ impl<B: Backend> Trainer<B> {
             },
             data,
             steps_per_epoch: plan.steps_per_epoch() as usize,
+            batches_per_epoch: plan.batches_per_epoch() as usize,
+            pending: Pending::default(),
             history: History::default(),
             state,
             run_dir: None,
@@ -201,6 +209,14 @@ impl<B: Backend> Trainer<B> {
             host_preds: Vec::new(),
             tensorboard: None,
         })
+    }
+
+    /// Replace the learning-rate schedule with `scheduler` (any function
+    /// of the step and the base rate: [`Scheduler::from_fn`]), as the LR
+    /// range test does.
+    pub fn with_scheduler(mut self, scheduler: Scheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 
     /// Write files and checkpoints into `dir` as training goes.
@@ -292,7 +308,8 @@ impl<B: Backend> Trainer<B> {
                 break;
             }
             let epoch = self.state.epochs_done + 1;
-            let mut progress = Progress::new(!self.quiet, epoch, epochs, steps_per_epoch as u64);
+            let batches = self.batches_per_epoch;
+            let mut progress = Progress::new(!self.quiet, epoch, epochs, batches as u64);
             progress.set_position(self.state.batch_in_epoch as u64);
             let loader = cnn_data::Loader::new(
                 self.data.train.clone(),
@@ -305,7 +322,7 @@ impl<B: Backend> Trainer<B> {
             backend.run(|| self.train_batches(epoch, &loader, &mut progress))?;
             progress.finish();
             let budget_done = self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
-            if self.state.batch_in_epoch < steps_per_epoch && !budget_done {
+            if self.state.batch_in_epoch < batches && !budget_done {
                 continue;
             }
             let stop = self.end_epoch(epoch)?;
@@ -316,8 +333,10 @@ impl<B: Backend> Trainer<B> {
         Ok(Outcome::Completed)
     }
 
-    /// The batches of `epoch` from where the run stands: a step each,
-    /// then progress, the step budget, an interrupt, periodic checkpoints.
+    /// The batches of `epoch` from where the run stands: an optimizer step
+    /// every `accumulate` batches (and on the epoch's last), then, after a
+    /// step, the step budget, an interrupt, periodic checkpoints; so a
+    /// checkpoint, an interruption's included, always falls between steps.
     fn train_batches(
         &mut self,
         epoch: usize,
@@ -327,7 +346,9 @@ impl<B: Backend> Trainer<B> {
         let started = Instant::now();
         let seconds_before = self.state.epoch_seconds;
         for batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
-            self.train_step(epoch, &batch.images, &batch.labels)?;
+            let closes = self.state.batch_in_epoch + 1 >= self.batches_per_epoch;
+            let (_, stepped) =
+                self.train_batch_here(epoch, &batch.images, &batch.labels, closes)?;
             loader.recycle(batch);
             self.state.batch_in_epoch += 1;
             self.state.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -335,6 +356,9 @@ impl<B: Backend> Trainer<B> {
                 self.history.steps.last().map_or(f64::NAN, |s| s.loss),
                 self.running_accuracy(),
             );
+            if stepped.is_none() {
+                continue;
+            }
             let budget_done = self.config.max_steps > 0 && self.state.step >= self.config.max_steps;
             if budget_done {
                 break;
@@ -361,7 +385,8 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    fn loader_config(&self) -> cnn_data::LoaderConfig {
+    /// The training loader's settings: batch size, shuffling, seed, augmentation.
+    pub(crate) fn loader_config(&self) -> cnn_data::LoaderConfig {
         cnn_data::LoaderConfig {
             shuffle: self.config.shuffle,
             seed: self.config.seed,
@@ -388,13 +413,42 @@ impl<B: Backend> Trainer<B> {
         correct as f64 / self.state.epoch_seen.max(1) as f64
     }
 
-    /// One optimizer step on a batch of normalised images and labels.
+    /// One batch of normalised images and labels: an optimizer step, or
+    /// with `accumulate` N, one on every N-th batch (see
+    /// [`train_batch`](Self::train_batch)). Returns the batch's loss (with
+    /// the L1 penalty).
     pub fn train_step(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
         let backend = self.backend.clone();
-        backend.run(|| self.train_step_here(epoch, images, labels))
+        backend
+            .run(|| self.train_batch_here(epoch, images, labels, false))
+            .map(|(loss, _)| loss)
     }
 
-    fn train_step_here(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
+    /// One batch: forward and backward, its gradient added to those of the
+    /// step's batches before it; then, once `accumulate` batches are in or
+    /// when `closes` (an epoch's last batch), the optimizer step on their
+    /// images' mean gradient. Returns the step's record when it stepped.
+    pub fn train_batch(
+        &mut self,
+        epoch: usize,
+        images: &[f32],
+        labels: &[u32],
+        closes: bool,
+    ) -> Result<Option<StepRecord>> {
+        let backend = self.backend.clone();
+        backend
+            .run(|| self.train_batch_here(epoch, images, labels, closes))
+            .map(|(_, step)| step)
+    }
+
+    /// [`train_batch`](Self::train_batch), also giving the batch's loss.
+    fn train_batch_here(
+        &mut self,
+        epoch: usize,
+        images: &[f32],
+        labels: &[u32],
+        closes: bool,
+    ) -> Result<(f64, Option<StepRecord>)> {
         let n = labels.len();
         let classes = self.data.num_classes();
         let b = self.backend.clone();
@@ -414,6 +468,9 @@ impl<B: Backend> Trainer<B> {
         // which only the unsplit step keeps.
         let split = self.parallel.is_some() && !self.config.detect_anomaly;
         let graph_step_before = self.graph.step();
+        if let Some(factor) = self.pending.rescale_before(n) {
+            scale_grads(&b, &mut self.graph, factor)?;
+        }
         let mut preds = std::mem::take(&mut self.host_preds);
         preds.resize(n, 0);
         let data_loss = match self.parallel.as_mut().filter(|_| split) {
@@ -426,11 +483,12 @@ impl<B: Backend> Trainer<B> {
             )?),
             None => self.forward_loss(images, labels, &mut preds)?,
         };
-        // The L1 penalty is part of the reported loss; L2 acts through the gradient only.
-        let penalty = if self.penalty.l1 > 0.0 {
-            self.penalty.penalty(&b, self.graph.params_iter())?
-        } else {
-            0.0
+        // The L1 penalty is part of the reported loss; L2 acts through the
+        // gradient only. The weights stay put within a step.
+        let penalty = match self.pending.penalty() {
+            Some(p) => p,
+            None if self.penalty.l1 > 0.0 => self.penalty.penalty(&b, self.graph.params_iter())?,
+            None => 0.0,
         };
         let loss = data_loss + penalty;
         self.state.graph_step = self.graph.step();
@@ -472,6 +530,32 @@ impl<B: Backend> Trainer<B> {
                 });
             }
         }
+        self.pending.add(n, data_loss, penalty);
+        self.state.epoch_seen += n;
+        for (&t, &p) in labels.iter().zip(&preds) {
+            if (t as usize) < classes && (p as usize) < classes {
+                self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
+            }
+        }
+        self.host_preds = preds;
+        if self.pending.batches() < self.config.accumulate && !closes {
+            return Ok((loss, None));
+        }
+        let record = self.optimizer_step(epoch)?;
+        Ok((loss, Some(record)))
+    }
+
+    /// The optimizer step on the pending batches' mean gradient: the
+    /// regularizers and clipping, the update at the schedule's rate, the
+    /// schedule's step and the step's record.
+    fn optimizer_step(&mut self, epoch: usize) -> Result<StepRecord> {
+        let b = self.backend.clone();
+        let step = self.state.step + 1;
+        let closed = self.pending.close();
+        if let Some(factor) = closed.factor {
+            scale_grads(&b, &mut self.graph, factor)?;
+        }
+        let loss = closed.loss;
         let lr = self.current_lr();
         self.adjust_gradients(&b)?;
         self.optimizer.set_lr(lr)?;
@@ -495,21 +579,15 @@ impl<B: Backend> Trainer<B> {
             s.step();
         }
         self.state.step += 1;
-        self.state.epoch_loss_sum += loss * n as f64;
-        self.state.epoch_seen += n;
-        for (&t, &p) in labels.iter().zip(&preds) {
-            if (t as usize) < classes && (p as usize) < classes {
-                self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
-            }
-        }
-        self.host_preds = preds;
-        self.history.steps.push(StepRecord {
+        self.state.epoch_loss_sum += loss * closed.images as f64;
+        let record = StepRecord {
             step: self.state.step,
             epoch,
             loss,
             lr,
-        });
-        Ok(loss)
+        };
+        self.history.steps.push(record.clone());
+        Ok(record)
     }
 
     /// The unsplit forward and loss of a batch: returns the mean loss and

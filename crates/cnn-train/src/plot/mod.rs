@@ -14,13 +14,14 @@
 //! Files: `render` (the `Figure` trait, PNG and SVG output), `text` (font
 //! and the glyph-placing backend), `axis` (ranges and tick labels), `chart`
 //! (a panel's chart, lines, bands, legends), one file per figure
-//! (`curves`, `confusion`, `overlay`, `score`), and `tests`, which
+//! (`curves`, `confusion`, `overlay`, `score`, `lr_find`), and `tests`, which
 //! measures where chart text's glyphs land in a bitmap.
 
 mod axis;
 mod chart;
 mod confusion;
 mod curves;
+mod lr_find;
 mod overlay;
 mod render;
 mod score;
@@ -36,10 +37,12 @@ use crate::history::History;
 use crate::metrics::ConfusionMatrix;
 use crate::plot::confusion::ConfusionFigure;
 use crate::plot::curves::CurvesFigure;
+use crate::plot::lr_find::LrFindFigure;
 use crate::plot::overlay::OverlayFigure;
 use crate::plot::render::{plot_error, save_png, save_svg};
 use crate::plot::score::ScoreFigure;
 
+pub use crate::plot::lr_find::LrFindCurve;
 pub use crate::plot::overlay::OverlaySeries;
 pub use crate::plot::score::ScoreVsSize;
 
@@ -110,6 +113,14 @@ pub fn draw_overlay(series: &[OverlaySeries], png: &Path, svg: &Path) -> Result<
 /// validation score with ±1 std bands.
 pub fn draw_score_vs_size(points: &ScoreVsSize, png: &Path, svg: &Path) -> Result<()> {
     let fig = ScoreFigure { points };
+    save_png(&fig, png)?;
+    save_svg(&fig, svg)
+}
+
+/// Draw an LR range test's curve (900x600): loss against learning rate on
+/// a log axis, raw and smoothed, the suggestions marked.
+pub fn draw_lr_find(curve: &LrFindCurve<'_>, png: &Path, svg: &Path) -> Result<()> {
+    let fig = LrFindFigure { curve };
     save_png(&fig, png)?;
     save_svg(&fig, svg)
 }
