@@ -197,7 +197,7 @@ impl CheckpointStore {
                 Some((key, e.path()))
             })
             .collect();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
         found.into_iter().map(|(_, p)| p).collect()
     }
 
@@ -478,7 +478,9 @@ mod tests {
         std::fs::create_dir(&bogus).unwrap();
         std::fs::create_dir(s.dir().join(".step-4.tmp-1-0")).unwrap();
         std::fs::write(two.join(".a.bin.tmp-1-0"), b"x").unwrap();
-        let removed = s.settle_after_load(&two, &[bogus.clone()]).unwrap();
+        let removed = s
+            .settle_after_load(&two, std::slice::from_ref(&bogus))
+            .unwrap();
         assert_eq!(removed, 3);
         assert_eq!(names(&s), ["step-2", "step-1"]);
         assert_eq!(s.latest_name().unwrap().as_deref(), Some("step-2"));
