@@ -1,11 +1,17 @@
-//! Ctrl-C during training: the first asks the runs to stop at a checkpoint,
-//! the second ends the process.
+//! Ctrl-C, SIGTERM and SIGHUP during training (the `ctrlc` crate's
+//! `termination` feature; Slurm sends SIGTERM at a time limit, a closed
+//! terminal SIGHUP): the first asks the runs to stop at a checkpoint, the
+//! second ends the process at once. Ending at once is safe: every file is
+//! written atomically and a checkpoint only counts once `LATEST` names it,
+//! so what the second signal cuts short is a temporary file or directory,
+//! which the next `--resume` removes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Ctrl-C sets the returned flag: runs finish their step, checkpoint and
-/// stop. A second Ctrl-C while the checkpoint is written kills the process.
+/// SIGINT, SIGTERM or SIGHUP set the returned flag: runs finish their
+/// step, checkpoint and stop (exit code 130). A second one while the
+/// checkpoint is written ends the process with code 130.
 pub(crate) fn install_interrupt() -> Arc<AtomicBool> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupt);
@@ -13,7 +19,9 @@ pub(crate) fn install_interrupt() -> Arc<AtomicBool> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing the current step and writing a checkpoint...");
+        cnn::train::io::log_line(format_args!(
+            "\ninterrupt: stopping after the current step with a checkpoint (a second interrupt stops at once)..."
+        ));
     });
     interrupt
 }

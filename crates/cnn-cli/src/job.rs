@@ -3,9 +3,11 @@
 //! it), and the output directory of a comparison or curve.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use cnn::backends::WithBackend;
 use cnn::core::Backend;
+use cnn::train::lock::DirLock;
 use cnn::train::report::write_report;
 use cnn::train::{
     RunDir, RunOptions, RunSummary, RunTarget, TrainConfig, TrainError, run_training,
@@ -13,9 +15,16 @@ use cnn::train::{
 
 use crate::error::{CliResult, existing_output};
 
-/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`.
+/// [`RunDir::prepare_output`] for the roots of `compare` and `curve`,
+/// under the directory's lock ([`DirLock`]), which this process then holds
+/// until it exits: a second `compare` or `curve` into the same directory is
+/// refused, naming this one, before it changes anything.
 pub(crate) fn prepare_output(root: &Path, overwrite: bool) -> CliResult {
-    RunDir::prepare_output(root, overwrite).map_err(existing_output)
+    static HELD: Mutex<Vec<DirLock>> = Mutex::new(Vec::new());
+    let lock = DirLock::acquire(root)?;
+    RunDir::prepare_output(root, overwrite).map_err(existing_output)?;
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+    Ok(())
 }
 
 /// One training job (`cnn::train::run_training`) on the chosen backend;
@@ -33,9 +42,14 @@ impl WithBackend for TrainJob {
     type Output = Result<(RunSummary, PathBuf), TrainError>;
 
     fn run<B: Backend>(self, backend: B) -> Self::Output {
+        // A run that was over before has its report, unless the process
+        // that ended it failed to write it.
         let (root, over) = match &self.target {
             RunTarget::Fresh { out, .. } => (out.clone(), false),
-            RunTarget::Resume(dir) => (dir.root().to_path_buf(), dir.is_over()),
+            RunTarget::Resume(dir) => (
+                dir.root().to_path_buf(),
+                dir.is_over() && dir.report_html().is_file(),
+            ),
         };
         let summary = run_training(backend, &self.config, self.target, self.opts)?;
         if self.report && !over {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnn::backends::with_backend;
+use cnn::train::lock::DirLock;
 use cnn::train::run_dir::{CURVES_PNG, REPORT_HTML};
 use cnn::train::{RunDir, RunOptions, RunStatus, RunTarget, TrainConfig, TrainError};
 
@@ -63,6 +64,8 @@ pub fn train(cmd: TrainCmd) -> CliResult {
                 .out
                 .clone()
                 .unwrap_or_else(|| RunDir::default_out(None, &config, args.overwrite));
+            // A live run in `out` is named, not taken for one to resume.
+            DirLock::check_free(&out)?;
             RunDir::check_free(&out, args.overwrite).map_err(existing_output)?;
             let overwrite = args.overwrite;
             (config, RunTarget::Fresh { out, overwrite })

@@ -2,10 +2,21 @@
 //! written to a temporary file beside its target, flushed to disk and renamed
 //! over the target, so a crash or Ctrl-C never leaves a half-written file.
 //! Also [`log_line`], the progress lines that a closed stderr cannot stop.
+//!
+//! Every write, fsync and rename of cnn's output goes through this module,
+//! so that tests can make any one of them fail, as SQLite tests its I/O:
+//! `CNN_FAULT_INJECT=OP:N` (read once per process) makes the `N`th (from 1)
+//! operation of kind `OP` fail, where `OP` is `write`, `fsync`, `rename` or
+//! `any` (all three counted together); `OP:N:full` fails it as a full disk
+//! does (`StorageFull`, and a write that fails so has written half its
+//! bytes). Every injected failure says so in its message. Directory fsyncs
+//! that the platform may refuse stay best effort: an injected failure there
+//! is counted and ignored, as a real one is.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, TrainError};
@@ -47,21 +58,134 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn write_and_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    write_synced_io(tmp, bytes)?;
+    rename_io(tmp, path)
+}
+
+/// Write `bytes` to a new file `path` (it must not exist) and fsync it, with
+/// no rename: for files inside a directory that is itself renamed into
+/// place once complete (a checkpoint). On failure the partial file is
+/// removed and the error names `path`.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let result = write_synced_io(path, bytes);
+    if result.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    result.map_err(|source| TrainError::io(path, source))
+}
+
+fn write_synced_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    if let Err(e) = inject(Op::Write) {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+        }
+        return Err(e);
+    }
     file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, path)
+    inject(Op::Fsync)?;
+    file.sync_all()
+}
+
+fn rename_io(from: &Path, to: &Path) -> std::io::Result<()> {
+    inject(Op::Rename)?;
+    fs::rename(from, to)
+}
+
+/// Rename the directory `from` to `to` (which must not exist, or be an
+/// empty directory) and make the rename durable by syncing the parent of
+/// `to`. The error names `to`.
+pub fn rename_dir(from: &Path, to: &Path) -> Result<()> {
+    rename_io(from, to).map_err(|source| TrainError::io(to, source))?;
+    if let Some(parent) = to.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
 }
 
 /// Make the rename durable. Best effort: some platforms and file systems
 /// cannot open or fsync a directory, and the data itself is already synced.
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
+    if inject(Op::Fsync).is_err() {
+        return;
+    }
     if cfg!(unix)
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();
     }
+}
+
+/// The kinds of operation [`inject`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Write,
+    Fsync,
+    Rename,
+}
+
+/// `CNN_FAULT_INJECT`, parsed once: which operation fails, and how.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    /// `None`: every kind counts.
+    op: Option<Op>,
+    nth: u64,
+    full_disk: bool,
+}
+
+fn fault() -> Option<Fault> {
+    static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
+    *FAULT.get_or_init(|| parse_fault(&std::env::var("CNN_FAULT_INJECT").ok()?))
+}
+
+/// `OP:N` or `OP:N:full`; anything else injects nothing.
+fn parse_fault(spec: &str) -> Option<Fault> {
+    let mut parts = spec.trim().split(':');
+    let op = match parts.next()? {
+        "any" => None,
+        "write" => Some(Op::Write),
+        "fsync" => Some(Op::Fsync),
+        "rename" => Some(Op::Rename),
+        _ => return None,
+    };
+    let nth = parts.next()?.parse().ok().filter(|&n| n > 0)?;
+    let full_disk = match parts.next() {
+        None => false,
+        Some("full") => true,
+        Some(_) => return None,
+    };
+    parts
+        .next()
+        .is_none()
+        .then_some(Fault { op, nth, full_disk })
+}
+
+/// Count an operation of kind `op`; fail it when it is the one
+/// `CNN_FAULT_INJECT` names.
+fn inject(op: Op) -> std::io::Result<()> {
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let Some(f) = fault() else {
+        return Ok(());
+    };
+    if f.op.is_some_and(|o| o != op) {
+        return Ok(());
+    }
+    if SEEN.fetch_add(1, Ordering::SeqCst) + 1 != f.nth {
+        return Ok(());
+    }
+    let what = match op {
+        Op::Write => "write",
+        Op::Fsync => "fsync",
+        Op::Rename => "rename",
+    };
+    Err(if f.full_disk {
+        std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("no space left on device (injected by CNN_FAULT_INJECT at this {what})"),
+        )
+    } else {
+        std::io::Error::other(format!("injected {what} failure (CNN_FAULT_INJECT)"))
+    })
 }
 
 /// Print one line of progress on stderr, ignoring a closed or failed
@@ -122,6 +246,25 @@ mod tests {
         let err = write_atomic(&target, b"data").unwrap_err();
         assert!(err.to_string().contains("taken"), "{err}");
         assert_eq!(entries(dir.path()), vec!["taken"]);
+    }
+
+    #[test]
+    fn fault_specs_parse() {
+        let f = parse_fault("rename:3").unwrap();
+        assert_eq!((f.op, f.nth, f.full_disk), (Some(Op::Rename), 3, false));
+        let f = parse_fault("any:12:full").unwrap();
+        assert_eq!((f.op, f.nth, f.full_disk), (None, 12, true));
+        for bad in [
+            "",
+            "write",
+            "write:0",
+            "write:x",
+            "chmod:1",
+            "write:1:oops",
+            "write:1:full:2",
+        ] {
+            assert!(parse_fault(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

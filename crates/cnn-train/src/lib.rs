@@ -38,12 +38,14 @@
 
 mod accumulation;
 pub mod checkpoint;
+pub mod checkpoint_store;
 pub mod config;
 pub mod early_stopping;
 pub mod error;
 pub mod history;
 pub mod io;
 pub mod json_float;
+pub mod lock;
 pub mod memory;
 pub mod metrics;
 pub mod plan;
@@ -70,7 +72,7 @@ pub use history::{ClassMetrics, EpochRecord, History, SplitMetrics, StepRecord};
 pub use plan::RunPlan;
 pub use run_dir::{RunDir, RunTarget};
 pub use setup::DataSplits;
-pub use trainer::{Outcome, Trainer, TrainerState, evaluate};
+pub use trainer::{Outcome, Restored, Trainer, TrainerState, evaluate};
 
 pub use diagnose::{Finding, FindingKind, diagnose};
 pub use run::{RunOptions, RunStatus, RunSummary, run_training};

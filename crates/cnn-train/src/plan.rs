@@ -9,10 +9,14 @@
 //!    schedule's name and parameters, before any data is read;
 //! 2. the output directory: a fresh run's must be free (or one that
 //!    `--overwrite` may empty);
-//! 3. the data, loaded (or given) and split;
-//! 4. the model spec on that data (its input shape and classes);
-//! 5. the memory estimate against `max_memory`, or the memory available;
-//! 6. a fresh run's initial weights (`init_from`), read.
+//! 3. before any data is read, a lower bound of the memory from what the
+//!    configuration alone says (an image folder's `image_size`: one
+//!    image, as pixels and as the model's input), so that an impossible
+//!    size is refused in milliseconds, not after minutes of decoding;
+//! 4. the data, loaded (or given) and split;
+//! 5. the model spec on that data (its input shape and classes);
+//! 6. the memory estimate against `max_memory`, or the memory available;
+//! 7. a fresh run's initial weights (`init_from`), read.
 //!
 //! It then holds the schedule for the run's length and the regularizers,
 //! and [`recorded_config`](RunPlan::recorded_config), the `config.toml`
@@ -68,6 +72,7 @@ impl RunPlan {
         if let Some(RunTarget::Fresh { out, overwrite }) = target {
             RunDir::check_free(out, *overwrite)?;
         }
+        memory_before_data(config)?;
         let data = data(config)?;
         let spec = setup::model_spec(config, &data.shape, data.num_classes())?;
         let memory = checked_memory(config, &spec, &data)?;
@@ -196,6 +201,26 @@ impl RunPlan {
             .with_absolute_paths()
             .with_optimizer_defaults(&self.optimizer)
     }
+}
+
+/// Before the data is read: what the configuration alone fixes, checked
+/// against the limit. With `image_size`, every image is resized to it, so
+/// one image (its pixels, then the model's f32 input) is a lower bound of
+/// what training needs, whatever the folder holds.
+fn memory_before_data(config: &TrainConfig) -> Result<()> {
+    let Some([h, w]) = config.image_size else {
+        return Ok(());
+    };
+    let pixels = (h as u64)
+        .saturating_mul(w as u64)
+        .saturating_mul(config.channels.unwrap_or(1) as u64);
+    let at_least = MemoryEstimate {
+        params: 0,
+        activations: pixels.saturating_mul(4),
+        conv_workspace: 0,
+        data: pixels,
+    };
+    memory::check(&at_least, config.max_memory)
 }
 
 /// The memory estimate of training `spec` on `data` as `config` says,

@@ -23,6 +23,7 @@ use crate::diagnose::{Divergence, Finding, diagnose};
 use crate::error::{Result, TrainError};
 use crate::history::{History, SplitMetrics};
 use crate::io::write_atomic;
+use crate::lock::DirLock;
 use crate::plan::RunPlan;
 use crate::run_dir::{RunDir, RunTarget, SUMMARY_JSON};
 use crate::setup::{self, DataSplits};
@@ -141,6 +142,16 @@ pub fn run_training<B: Backend>(
     mut opts: RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
+    // One process per run directory: a resumed run's is locked before
+    // anything is read; a fresh one's is checked now (without a change:
+    // the plan may still refuse the run) and locked before it is emptied.
+    let mut lock = match &target {
+        RunTarget::Fresh { out, .. } => {
+            DirLock::check_free(out)?;
+            None
+        }
+        RunTarget::Resume(dir) => Some(DirLock::acquire(dir.root())?),
+    };
     if let RunTarget::Resume(dir) = &target
         && dir.is_over()
     {
@@ -170,6 +181,7 @@ pub fn run_training<B: Backend>(
     let dir = match target {
         RunTarget::Resume(dir) => dir,
         RunTarget::Fresh { out, overwrite } => {
+            lock = Some(DirLock::acquire(&out)?);
             let dir = RunDir::create(&out, overwrite)?;
             let recorded = plan.recorded_config().to_toml();
             write_atomic(&dir.config(), recorded.as_bytes())?;
@@ -184,6 +196,7 @@ pub fn run_training<B: Backend>(
             crate::io::log_line(format_args!("{}", finding.summary()));
         }
     }
+    debug_assert!(lock.is_some(), "the run directory is locked");
     let steps_per_epoch = plan.steps_per_epoch();
     let mut trainer = Trainer::from_plan(backend, &plan, graph)?
         .with_run_dir(dir.clone())
@@ -198,11 +211,28 @@ pub fn run_training<B: Backend>(
     // The trainer holds what it needs; the initial weights' copy goes.
     drop(plan);
     if resume {
-        if !trainer.restore_latest()? {
+        let Some(restored) = trainer.restore()? else {
             return Err(TrainError::bad_file(
                 &root,
                 "has no checkpoint to resume from",
             ));
+        };
+        if opts.log {
+            if let Some(problem) = &restored.latest_problem {
+                crate::io::log_line(format_args!("checkpoint/{problem}"));
+            }
+            for (dir, why) in &restored.skipped {
+                crate::io::log_line(format_args!(
+                    "checkpoint/{} cannot be used ({why}); removed, falling back to an older one",
+                    dir.file_name().unwrap_or_default().display()
+                ));
+            }
+            if !restored.skipped.is_empty() || restored.latest_problem.is_some() {
+                crate::io::log_line(format_args!(
+                    "using checkpoint/{}, which verifies",
+                    restored.dir.file_name().unwrap_or_default().display()
+                ));
+            }
         }
         let state = trainer.state();
         let finished = state.epochs_done >= config.planned_epochs(steps_per_epoch)
@@ -260,6 +290,17 @@ pub fn run_training<B: Backend>(
             // The epochs before the divergence are on disk already; the
             // steps of the unfinished epoch are written here.
             trainer.write_files(&dir, None)?;
+            let kept = trainer.keep_last_good_model(step)?;
+            if opts.log {
+                let what = match kept {
+                    Some(Some(good)) => format!(
+                        "the weights of step {good}, the last checkpoint with a finite loss"
+                    ),
+                    Some(None) => "the best epoch's weights (no kept checkpoint has a finite validation loss)".into(),
+                    None => "the last checkpoint's weights; no kept checkpoint has a finite validation loss".into(),
+                };
+                crate::io::log_line(format_args!("{}: {what}", dir.model().display()));
+            }
             RunStatus::Diverged(Divergence {
                 step,
                 epoch,

@@ -18,19 +18,24 @@
 //! - `.cnn-output`: marks the directory as cnn's, the only kind
 //!   `--overwrite` empties.
 //!
-//! Every file is written atomically (temp file, fsync, rename). A checkpoint
-//! directory is complete before `LATEST` points at it, and the directory
-//! `LATEST` names is never written into or removed before `LATEST` names
-//! another (a second checkpoint of the same step goes to `step-N.1`), so a
-//! crash at any moment leaves the previous checkpoint intact. What a killed
-//! process leaves behind (`.<name>.tmp-*` files of unfinished writes,
-//! checkpoint directories `LATEST` does not name) is never read as data and
-//! is removed when the run is opened for resuming.
+//! - `.cnn-lock`: the lock a process holds while it works in the
+//!   directory ([`crate::lock`]).
+//!
+//! Every file is written atomically (temp file, fsync, rename), and each
+//! checkpoint is a commit ([`crate::checkpoint_store`]): written in a
+//! temporary directory with a manifest of its files' SHA-256, renamed into
+//! place, then named by `LATEST`; the newest two complete checkpoints are
+//! kept. A crash at any moment leaves a checkpoint that verifies. What a
+//! killed process leaves behind (`.<name>.tmp-*` files of unfinished
+//! writes, `.step-N.tmp-*` directories) is never read as data and is
+//! removed once a resumed run has loaded a verified checkpoint.
 
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint_store::{CheckpointStore, remove_temp_files};
 use crate::error::{Result, TrainError};
 use crate::io::write_atomic;
+use crate::lock::LOCK_FILE;
 
 /// The resolved configuration of a run.
 pub const CONFIG_TOML: &str = "config.toml";
@@ -55,10 +60,18 @@ pub const SUMMARY_JSON: &str = "summary.json";
 pub const REPORT_HTML: &str = "report.html";
 /// The checkpoints' directory, and the file in it naming the newest one.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
-pub const LATEST: &str = "LATEST";
+pub use crate::checkpoint_store::LATEST;
 /// A checkpoint's optimizer state and trainer state.
 pub const OPTIMIZER_JSON: &str = "optimizer.json";
 pub const TRAINER_JSON: &str = "trainer.json";
+/// The files of every checkpoint (besides its manifest).
+pub const CHECKPOINT_FILES: &[&str] = &[
+    MODEL_SAFETENSORS,
+    OPTIMIZER_JSON,
+    TRAINER_JSON,
+    STEPS_CSV,
+    HISTORY_JSONL,
+];
 
 /// File names of a comparison directory (`cnn compare`).
 pub mod comparison {
@@ -127,6 +140,9 @@ impl RunDir {
             // or sit in a directory the user cannot write to.
             for entry in std::fs::read_dir(root).map_err(|e| TrainError::io(root, e))? {
                 let path = entry.map_err(|e| TrainError::io(root, e))?.path();
+                if path.file_name().and_then(|n| n.to_str()) == Some(LOCK_FILE) {
+                    continue;
+                }
                 let removed = if path.is_dir() && !path.is_symlink() {
                     std::fs::remove_dir_all(&path)
                 } else {
@@ -169,6 +185,16 @@ impl RunDir {
                 "is not a directory cnn wrote, so --overwrite will not empty it",
             ));
         }
+        let foreign = foreign_entries(root)?;
+        if !foreign.is_empty() {
+            return Err(TrainError::bad_file(
+                root,
+                format!(
+                    "holds files cnn did not write ({}), so --overwrite will not empty it; move them away first",
+                    foreign.join(", ")
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -199,7 +225,10 @@ impl RunDir {
             .expect("an unbounded range always finds a free name")
     }
 
-    /// Open an existing run for resuming; it must hold a config and a checkpoint.
+    /// Open an existing run for resuming; it must hold a config and a
+    /// checkpoint that looks complete. Changes nothing: what an
+    /// interrupted process left is removed once a verified checkpoint is
+    /// loaded ([`CheckpointStore::settle_after_load`]).
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {
             return Err(TrainError::bad_file(root, "no such run directory"));
@@ -208,58 +237,28 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !dir.config().is_file() {
+            let message = if root.join(OUTPUT_MARKER).is_file() {
+                "was stopped before it wrote its config.toml, so there is nothing to resume; start the run again with --overwrite"
+            } else {
+                "not a run directory (no config.toml)"
+            };
+            return Err(TrainError::bad_file(root, message));
+        }
+        let store = dir.checkpoints();
+        let candidates = store.candidates()?;
+        if !candidates.dirs.iter().any(|d| store.looks_complete(d)) {
+            let why = candidates
+                .latest_problem
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             return Err(TrainError::bad_file(
                 root,
-                "not a run directory (no config.toml)",
+                format!(
+                    "has no checkpoint to resume from{why}; start the run again with --overwrite"
+                ),
             ));
         }
-        // Before removing anything: without a checkpoint to resume from,
-        // the run's directories are left as they are for the user to see.
-        if dir.latest_checkpoint()?.is_none() {
-            return Err(TrainError::bad_file(
-                root,
-                "has no checkpoint to resume from",
-            ));
-        }
-        dir.remove_leftovers()?;
         Ok(dir)
-    }
-
-    /// Remove what an interrupted process can leave behind: temporary files
-    /// of unfinished atomic writes (`.<name>.tmp-*`, anywhere in the run)
-    /// and checkpoint directories that `LATEST` does not name. Returns how
-    /// many entries were removed.
-    pub fn remove_leftovers(&self) -> Result<usize> {
-        let mut removed = remove_temp_files(&self.root)?;
-        let keep = self.latest_name()?;
-        let ckpts = self.checkpoints();
-        if ckpts.is_dir() {
-            removed += remove_temp_files(&ckpts)?;
-            for entry in std::fs::read_dir(&ckpts).map_err(|e| TrainError::io(&ckpts, e))? {
-                let path = entry.map_err(|e| TrainError::io(&ckpts, e))?.path();
-                if !path.is_dir() {
-                    continue;
-                }
-                let name = path.file_name().and_then(|n| n.to_str());
-                if keep.is_some() && name == keep.as_deref() {
-                    removed += remove_temp_files(&path)?;
-                } else {
-                    std::fs::remove_dir_all(&path).map_err(|e| TrainError::io(&path, e))?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
-
-    /// The checkpoint name in `LATEST`, if there is one.
-    fn latest_name(&self) -> Result<Option<String>> {
-        let latest = self.checkpoints().join(LATEST);
-        if !latest.exists() {
-            return Ok(None);
-        }
-        let name = std::fs::read_to_string(&latest).map_err(|e| TrainError::io(&latest, e))?;
-        Ok(Some(name.trim().to_string()))
     }
 
     pub fn root(&self) -> &Path {
@@ -302,68 +301,15 @@ impl RunDir {
     pub fn report_html(&self) -> PathBuf {
         self.root.join(REPORT_HTML)
     }
-    fn checkpoints(&self) -> PathBuf {
-        self.root.join(CHECKPOINT_DIR)
+    /// The run's `checkpoint/` directory.
+    pub fn checkpoints(&self) -> CheckpointStore {
+        CheckpointStore::new(self.root.join(CHECKPOINT_DIR), CHECKPOINT_FILES)
     }
 
-    /// A new, empty directory for the checkpoint of `step`: `step-N`, or
-    /// `step-N.1`, `step-N.2`, ... when the step was checkpointed before (at
-    /// the end of an epoch after a step checkpoint). The directory `LATEST`
-    /// names is never reused; others of the name are leftovers and removed.
-    pub fn begin_checkpoint(&self, step: u64) -> Result<PathBuf> {
-        let latest = self.latest_name()?;
-        let base = format!("step-{step}");
-        let name = (0..)
-            .map(|k| {
-                if k == 0 {
-                    base.clone()
-                } else {
-                    format!("{base}.{k}")
-                }
-            })
-            .find(|n| latest.as_deref() != Some(n.as_str()))
-            .expect("an unbounded range has a name other than LATEST's");
-        let dir = self.checkpoints().join(name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-        Ok(dir)
-    }
-
-    /// Point `LATEST` at a completed checkpoint and delete older ones.
-    pub fn commit_checkpoint(&self, dir: &Path) -> Result<()> {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| TrainError::bad_file(dir, "checkpoint directory has no name"))?;
-        write_atomic(&self.checkpoints().join(LATEST), name.as_bytes())?;
-        let entries = std::fs::read_dir(self.checkpoints())
-            .map_err(|e| TrainError::io(self.checkpoints(), e))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let stale = path.is_dir() && path.file_name().and_then(|n| n.to_str()) != Some(name);
-            if stale {
-                // Best effort: a leftover directory is harmless, LATEST decides.
-                let _ = std::fs::remove_dir_all(&path);
-            }
-        }
-        Ok(())
-    }
-
-    /// The newest complete checkpoint, if any.
-    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
-        let Some(name) = self.latest_name()? else {
-            return Ok(None);
-        };
-        let dir = self.checkpoints().join(&name);
-        if name.is_empty() || !dir.is_dir() {
-            return Err(TrainError::bad_file(
-                self.checkpoints().join(LATEST),
-                format!("names `{name}`, which does not exist"),
-            ));
-        }
-        Ok(Some(dir))
+    /// Remove the `.<name>.tmp-*` files that killed writes left directly
+    /// in the run directory; returns how many.
+    pub fn remove_temp_files(&self) -> Result<usize> {
+        remove_temp_files(&self.root)
     }
 }
 
@@ -371,13 +317,73 @@ impl RunDir {
 pub const OUTPUT_MARKER: &str = ".cnn-output";
 const MARKER_TEXT: &str = "Written by cnn; `--overwrite` may empty this directory.\n";
 
-/// Whether `path` is a directory with something in it (an unreadable one
-/// counts as non-empty).
+/// Whether `path` is a directory with something in it besides a lock file
+/// (an unreadable one counts as non-empty).
 pub fn is_non_empty_dir(path: &Path) -> bool {
     path.is_dir()
         && std::fs::read_dir(path)
-            .map(|mut d| d.next().is_some())
+            .map(|mut d| d.any(|e| e.map_or(true, |e| e.file_name() != LOCK_FILE)))
             .unwrap_or(true)
+}
+
+/// Every name cnn writes directly in an output directory (a run's, a
+/// comparison's or a learning curve's).
+/// The start of a TensorBoard event file's name (`--tensorboard`):
+/// `events.out.tfevents.<seconds>.cnn.<pid>`.
+pub const TENSORBOARD_EVENTS: &str = "events.out.tfevents.";
+
+const CNN_NAMES: &[&str] = &[
+    CONFIG_TOML,
+    STEPS_CSV,
+    METRICS_CSV,
+    HISTORY_JSONL,
+    MODEL_SAFETENSORS,
+    BEST_SAFETENSORS,
+    CURVES_PNG,
+    CURVES_SVG,
+    CONFUSION_PNG,
+    SUMMARY_JSON,
+    REPORT_HTML,
+    CHECKPOINT_DIR,
+    OUTPUT_MARKER,
+    LOCK_FILE,
+    comparison::MANIFEST,
+    comparison::OVERLAY_PNG,
+    comparison::OVERLAY_SVG,
+    comparison::SUMMARY_CSV,
+    comparison::SUMMARY_MD,
+    comparison::DIAGNOSIS_MD,
+    curve::MANIFEST,
+    curve::POINTS_CSV,
+    curve::SUMMARY_CSV,
+    curve::CURVE_PNG,
+    curve::CURVE_SVG,
+    lr_find::CSV,
+    lr_find::PNG,
+    lr_find::SVG,
+];
+
+/// The entries of `root` that cnn did not write, sorted (directories with
+/// a trailing `/`): not one of its file names, not a leftover of an
+/// unfinished write, and not an output directory of its own (a
+/// comparison's runs).
+fn foreign_entries(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| TrainError::io(root, e))? {
+        let entry = entry.map_err(|e| TrainError::io(root, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let ours = CNN_NAMES.contains(&name.as_str())
+            || (name.starts_with(TENSORBOARD_EVENTS) && name.contains(".cnn."))
+            || (name.starts_with('.') && name.contains(".tmp-"))
+            || (is_dir && is_cnn_output(&path));
+        if !ours {
+            out.push(if is_dir { format!("{name}/") } else { name });
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Whether cnn wrote `root`: it holds [`OUTPUT_MARKER`], or (directories
@@ -389,20 +395,4 @@ pub fn is_cnn_output(root: &Path) -> bool {
         || (root.join(CONFIG_TOML).is_file() && root.join(CHECKPOINT_DIR).is_dir())
         || root.join(comparison::MANIFEST).is_file()
         || root.join(curve::MANIFEST).is_file()
-}
-
-/// Remove the `.<name>.tmp-*` files [`write_atomic`] leaves when killed
-/// mid-write, directly in `dir`; returns how many.
-fn remove_temp_files(dir: &Path) -> Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))? {
-        let entry = entry.map_err(|e| TrainError::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(".tmp-") && entry.path().is_file() {
-            std::fs::remove_file(entry.path()).map_err(|e| TrainError::io(entry.path(), e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }

@@ -126,7 +126,7 @@ pub mod proto {
 use proto::{Event, Kind, Summary, Value, What};
 
 /// The start of every event file's name.
-pub const EVENTS_PREFIX: &str = "events.out.tfevents.";
+pub const EVENTS_PREFIX: &str = crate::run_dir::TENSORBOARD_EVENTS;
 
 /// The CRC-32C of `data`, masked as TFRecord stores it.
 pub fn masked_crc32c(data: &[u8]) -> u32 {

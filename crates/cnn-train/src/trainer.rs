@@ -14,7 +14,7 @@ use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 use crate::accumulation::{Pending, scale_grads};
-use crate::checkpoint::{load_safetensors, save_safetensors};
+use crate::checkpoint::{load_safetensors, save_safetensors, serialize_safetensors};
 use crate::config::{SchedulePer, TrainConfig};
 use crate::early_stopping::EarlyStopping;
 use crate::error::{Result, TrainError};
@@ -27,6 +27,9 @@ use crate::run_dir::{
     HISTORY_JSONL, MODEL_SAFETENSORS, OPTIMIZER_JSON, RunDir, STEPS_CSV, TRAINER_JSON,
 };
 use crate::setup::DataSplits;
+
+mod resume;
+pub use resume::Restored;
 
 /// Where a run stands: what a checkpoint must hold besides weights and
 /// optimizer state to continue exactly.
@@ -849,7 +852,9 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    /// Save weights, optimizer and trainer state as the newest checkpoint.
+    /// Save weights, optimizer and trainer state as the newest checkpoint
+    /// (a commit: see [`crate::checkpoint_store`]), then the same weights
+    /// as the run's `model.safetensors`.
     pub fn checkpoint(&mut self) -> Result<()> {
         let Some(dir) = self.run_dir.clone() else {
             return Ok(());
@@ -857,52 +862,38 @@ impl<B: Backend> Trainer<B> {
         self.ensure_finite_weights()?;
         self.state.graph_step = self.graph.step();
         self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
-        let weights = self.graph.state_dict()?;
-        let ckpt = dir.begin_checkpoint(self.state.step)?;
-        save_safetensors(&ckpt.join(MODEL_SAFETENSORS), &weights, &HashMap::new())?;
+        let store = dir.checkpoints();
+        let origin = |name: &str| store.dir().join(name);
+        let model = serialize_safetensors(
+            &self.graph.state_dict()?,
+            &HashMap::new(),
+            &origin(MODEL_SAFETENSORS),
+        )?;
         let opt = self.optimizer.export_state(&self.backend)?;
         let opt_json = serde_json::to_vec(&opt)
-            .map_err(|e| TrainError::bad_file(ckpt.join(OPTIMIZER_JSON), e.to_string()))?;
-        write_atomic(&ckpt.join(OPTIMIZER_JSON), &opt_json)?;
+            .map_err(|e| TrainError::bad_file(origin(OPTIMIZER_JSON), e.to_string()))?;
         let trainer_json = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| TrainError::bad_file(ckpt.join(TRAINER_JSON), e.to_string()))?;
-        write_atomic(&ckpt.join(TRAINER_JSON), &trainer_json)?;
-        crate::records::write_steps_csv(&ckpt.join(STEPS_CSV), &self.history.steps)?;
-        crate::records::write_history_jsonl(&ckpt.join(HISTORY_JSONL), &self.history.epochs)?;
-        dir.commit_checkpoint(&ckpt)?;
-        save_safetensors(&dir.model(), &weights, &HashMap::new())?;
-        Ok(())
+            .map_err(|e| TrainError::bad_file(origin(TRAINER_JSON), e.to_string()))?;
+        let steps = crate::records::steps_csv(&self.history.steps);
+        let history = crate::records::history_jsonl(&self.history.epochs, &origin(HISTORY_JSONL))?;
+        store.commit(
+            self.state.step,
+            &[
+                (MODEL_SAFETENSORS, &model),
+                (OPTIMIZER_JSON, &opt_json),
+                (TRAINER_JSON, &trainer_json),
+                (STEPS_CSV, steps.as_bytes()),
+                (HISTORY_JSONL, history.as_bytes()),
+            ],
+        )?;
+        write_atomic(&dir.model(), &model)
     }
 
-    /// Continue from the newest checkpoint of the run directory.
+    /// Continue from the newest checkpoint of the run directory that
+    /// verifies (see [`restore`](Self::restore)); `false` when the run has
+    /// no checkpoint at all.
     pub fn restore_latest(&mut self) -> Result<bool> {
-        let Some(dir) = self.run_dir.clone() else {
-            return Ok(false);
-        };
-        let Some(ckpt) = dir.latest_checkpoint()? else {
-            return Ok(false);
-        };
-        let (weights, _) = load_safetensors(&ckpt.join(MODEL_SAFETENSORS))?;
-        self.graph.load_state_dict(&weights)?;
-        let read = |name: &str| -> Result<Vec<u8>> {
-            let p = ckpt.join(name);
-            std::fs::read(&p).map_err(|e| TrainError::io(&p, e))
-        };
-        let opt: cnn_optim::OptimizerState = serde_json::from_slice(&read(OPTIMIZER_JSON)?)
-            .map_err(|e| TrainError::bad_file(ckpt.join(OPTIMIZER_JSON), e.to_string()))?;
-        self.optimizer.import_state(&self.backend, &opt)?;
-        let state: TrainerState = serde_json::from_slice(&read(TRAINER_JSON)?)
-            .map_err(|e| TrainError::bad_file(ckpt.join(TRAINER_JSON), e.to_string()))?;
-        if let (Some(s), Some(st)) = (self.scheduler.as_mut(), state.schedule.as_ref()) {
-            s.import_state(st)?;
-        }
-        self.graph.set_step(state.graph_step);
-        self.history = History {
-            steps: crate::records::read_steps_csv(&ckpt.join(STEPS_CSV))?,
-            epochs: crate::records::read_history_jsonl(&ckpt.join(HISTORY_JSONL))?,
-        };
-        self.state = state;
-        Ok(true)
+        Ok(self.restore()?.is_some())
     }
 }
 
