@@ -111,31 +111,33 @@ impl Rng {
     }
 }
 
-/// Temporary files of unfinished atomic writes, anywhere in `dir`.
+/// Temporary files of unfinished atomic writes and temporary directories
+/// of unfinished checkpoints (`.<name>.tmp-*`), anywhere in `dir`.
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
-        if p.is_dir() {
-            out.extend(temp_files(&p));
-        } else if e.file_name().to_string_lossy().contains(".tmp-") {
+        if e.file_name().to_string_lossy().contains(".tmp-") {
             out.push(p);
+        } else if p.is_dir() {
+            out.extend(temp_files(&p));
         }
     }
     out
 }
 
 /// Every data file of the run directory is complete and parses; temporary
-/// files (`.<name>.tmp-*`) are skipped: they are never read as data.
+/// files (`.<name>.tmp-*`) and a checkpoint being written (its directory
+/// `checkpoint/.step-N.tmp-*`) are skipped: they are never read as data.
 fn assert_complete(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if p.is_dir() {
-            assert_complete(&p);
+        if name.starts_with('.') && name.contains(".tmp-") {
             continue;
         }
-        if name.starts_with('.') && name.contains(".tmp-") {
+        if p.is_dir() {
+            assert_complete(&p);
             continue;
         }
         let bytes = std::fs::read(&p).unwrap();
