@@ -14,21 +14,22 @@ use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 use crate::accumulation::{Pending, scale_grads};
-use crate::checkpoint::{load_safetensors, save_safetensors, serialize_safetensors};
+use crate::checkpoint::{load_safetensors, save_safetensors};
 use crate::config::{SchedulePer, TrainConfig};
 use crate::early_stopping::EarlyStopping;
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
-use crate::io::write_atomic;
 use crate::metrics::ConfusionMatrix;
 use crate::plan::RunPlan;
 use crate::progress::Progress;
-use crate::run_dir::{
-    HISTORY_JSONL, MODEL_SAFETENSORS, OPTIMIZER_JSON, RunDir, STEPS_CSV, TRAINER_JSON,
-};
+use crate::run_dir::RunDir;
 use crate::setup::DataSplits;
 
+mod evaluate;
+mod finite;
+mod persist;
 mod resume;
+pub use evaluate::evaluate;
 pub use resume::Restored;
 
 /// Where a run stands: what a checkpoint must hold besides weights and
@@ -656,70 +657,6 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    /// After a non-finite loss: the first node whose output holds NaN/inf.
-    fn locate_non_finite(&self) -> Result<Option<String>> {
-        for (i, name) in self.graph.node_names().enumerate() {
-            if let Some(out) = self.graph.node_output(i)
-                && self.backend.count_non_finite(out.buffer())? > 0
-            {
-                return Ok(Some(format!("first non-finite output at layer `{name}`")));
-            }
-        }
-        Ok(None)
-    }
-
-    /// After a backward pass: the node nearest the loss whose output
-    /// gradient holds NaN/inf (gradients flow backwards, so that is where
-    /// the fault first appeared).
-    fn locate_non_finite_grad(&self) -> Result<Option<String>> {
-        let names: Vec<&str> = self.graph.node_names().collect();
-        for (i, name) in names.iter().enumerate().rev() {
-            if let Some(grad) = self.graph.node_grad(i)
-                && self.backend.count_non_finite(grad.buffer())? > 0
-            {
-                return Ok(Some(format!(
-                    "first non-finite gradient at layer `{name}` (counting from the loss)"
-                )));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The first parameter (state_dict order) whose gradient holds NaN/inf.
-    fn first_non_finite_param_grad(&self) -> Result<Option<String>> {
-        for p in self.graph.params_iter() {
-            if self.backend.count_non_finite(p.grad.buffer())? > 0 {
-                return Ok(Some(p.name.clone()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The first parameter (state_dict order) whose value holds NaN/inf.
-    fn first_non_finite_weight(&self) -> Result<Option<String>> {
-        for p in self.graph.params_iter() {
-            if self.backend.count_non_finite(p.value.buffer())? > 0 {
-                return Ok(Some(p.name.clone()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Refuse to save non-finite weights: the last good checkpoint stays.
-    fn ensure_finite_weights(&self) -> Result<()> {
-        match self.first_non_finite_weight()? {
-            None => Ok(()),
-            Some(name) => Err(TrainError::Diverged {
-                step: self.state.step,
-                epoch: self.state.epochs_done + 1,
-                loss: self.history.steps.last().map_or(f64::NAN, |s| s.loss),
-                location: Some(format!(
-                    "`{name}` became non-finite in the optimizer step; nothing was saved"
-                )),
-            }),
-        }
-    }
-
     /// Evaluate on a subset: mean loss (without penalties) and the confusion matrix.
     pub fn evaluate(&mut self, subset: &Subset) -> Result<(SplitMetrics, ConfusionMatrix)> {
         evaluate(
@@ -820,132 +757,6 @@ impl<B: Backend> Trainer<B> {
             best_epoch: self.state.early_stopping.best_epoch,
         })
     }
-
-    /// Write the learning-curve files and plots.
-    pub fn write_files(&self, dir: &RunDir, confusion: Option<&ConfusionMatrix>) -> Result<()> {
-        crate::records::write_steps_csv(&dir.steps_csv(), &self.history.steps)?;
-        crate::records::write_metrics_csv(&dir.metrics_csv(), &self.history.epochs)?;
-        crate::records::write_history_jsonl(&dir.history_jsonl(), &self.history.epochs)?;
-        let title = format!("{} on {}", self.config.model, self.data.name);
-        crate::plot::draw_curves_with_steps_per_epoch(
-            &self.history,
-            self.steps_per_epoch(),
-            &title,
-            &dir.curves_png(),
-            &dir.curves_svg(),
-        )?;
-        if let Some(cm) = confusion {
-            crate::plot::draw_confusion(
-                cm,
-                &self.data.class_names,
-                &format!("{title}: validation confusion"),
-                &dir.confusion_png(),
-            )?;
-        }
-        if let Some(tensorboard) = &self.tensorboard {
-            let confusion_png = confusion.map(|_| dir.confusion_png());
-            tensorboard
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .write(&self.history, confusion_png.as_deref())?;
-        }
-        Ok(())
-    }
-
-    /// Save weights, optimizer and trainer state as the newest checkpoint
-    /// (a commit: see [`crate::checkpoint_store`]), then the same weights
-    /// as the run's `model.safetensors`.
-    pub fn checkpoint(&mut self) -> Result<()> {
-        let Some(dir) = self.run_dir.clone() else {
-            return Ok(());
-        };
-        self.ensure_finite_weights()?;
-        self.state.graph_step = self.graph.step();
-        self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
-        let store = dir.checkpoints();
-        let origin = |name: &str| store.dir().join(name);
-        let model = serialize_safetensors(
-            &self.graph.state_dict()?,
-            &HashMap::new(),
-            &origin(MODEL_SAFETENSORS),
-        )?;
-        let opt = self.optimizer.export_state(&self.backend)?;
-        let opt_json = serde_json::to_vec(&opt)
-            .map_err(|e| TrainError::bad_file(origin(OPTIMIZER_JSON), e.to_string()))?;
-        let trainer_json = serde_json::to_vec_pretty(&self.state)
-            .map_err(|e| TrainError::bad_file(origin(TRAINER_JSON), e.to_string()))?;
-        let steps = crate::records::steps_csv(&self.history.steps);
-        let history = crate::records::history_jsonl(&self.history.epochs, &origin(HISTORY_JSONL))?;
-        store.commit(
-            self.state.step,
-            &[
-                (MODEL_SAFETENSORS, &model),
-                (OPTIMIZER_JSON, &opt_json),
-                (TRAINER_JSON, &trainer_json),
-                (STEPS_CSV, steps.as_bytes()),
-                (HISTORY_JSONL, history.as_bytes()),
-            ],
-        )?;
-        write_atomic(&dir.model(), &model)
-    }
-
-    /// Continue from the newest checkpoint of the run directory that
-    /// verifies (see [`restore`](Self::restore)); `false` when the run has
-    /// no checkpoint at all.
-    pub fn restore_latest(&mut self) -> Result<bool> {
-        Ok(self.restore()?.is_some())
-    }
-}
-
-/// Evaluate `graph` on `subset` in eval mode: mean loss and confusion matrix.
-pub fn evaluate<B: Backend>(
-    graph: &mut Graph<B>,
-    subset: &Subset,
-    normalization: &cnn_data::Normalization,
-    batch_size: usize,
-    loss: SoftmaxCrossEntropy,
-) -> Result<(SplitMetrics, ConfusionMatrix)> {
-    let b = graph.backend().clone();
-    let classes = graph.output_shape().numel();
-    let mut cm = ConfusionMatrix::new(classes);
-    let mut loss_sum = 0.0;
-    let loader = cnn_data::Loader::new(
-        subset.clone(),
-        normalization.clone(),
-        cnn_data::LoaderConfig::eval(batch_size),
-    )?;
-    let mut scratch: HashMap<usize, LossScratch<B>> = HashMap::new();
-    let mut top5 = 0usize;
-    let mut host_logits = Vec::new();
-    // The whole loop in one hand-over to the backend's workers (see
-    // `Backend::run`), not one per batch or per op.
-    b.run(|| -> Result<()> {
-        for batch in loader.epoch(0) {
-            let n = batch.labels.len();
-            let LossScratch {
-                targets,
-                dlogits,
-                preds,
-            } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
-            b.upload_indices_into(&batch.labels, targets)?;
-            let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;
-            let batch_loss = loss.forward_backward(&b, logits, targets, dlogits)?;
-            b.argmax_rows(n, classes, logits.buffer(), preds)?;
-            host_logits.resize(n * classes, 0.0);
-            b.download_into(logits.buffer(), &mut host_logits)?;
-            let batch_preds = b.download_indices(preds)?;
-            loss_sum += f64::from(batch_loss) * n as f64;
-            top5 +=
-                crate::metrics::topk_correct(&host_logits, classes, &batch.labels, 5.min(classes));
-            cm.add_batch(&batch.labels, &batch_preds);
-            loader.recycle(batch);
-        }
-        Ok(())
-    })?;
-    let n = cm.total().max(1) as f64;
-    let mut metrics = cm.split_metrics(loss_sum / n);
-    metrics.top5_accuracy = Some(top5 as f64 / n);
-    Ok((metrics, cm))
 }
 
 fn needs_metric(s: &Scheduler) -> bool {
