@@ -40,7 +40,7 @@ pub struct ModelDataArgs {
     #[arg(long, value_parser = parse_on_off)]
     pub batch_norm: Option<bool>,
     /// Worker threads; 0 means one per core [default: 0].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Backend: cpu (and cuda when built with the `cuda` feature) [default:
     /// cpu].
@@ -406,4 +406,18 @@ pub(crate) fn config_for(common: &ModelDataArgs, weights: &Path) -> CliResult<Tr
     }
     common.apply(&mut c);
     Ok(c)
+}
+
+/// `--threads`: a count up to [`cnn::train::display::MAX_THREADS`].
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of threads"))?;
+    if n > cnn::train::display::MAX_THREADS {
+        return Err(format!(
+            "{n} is more than {} threads; 0 means one per core",
+            cnn::train::display::MAX_THREADS
+        ));
+    }
+    Ok(n)
 }

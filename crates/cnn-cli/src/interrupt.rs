@@ -20,8 +20,34 @@ pub(crate) fn install_interrupt() -> Arc<AtomicBool> {
             std::process::exit(130);
         }
         cnn::train::io::log_line(format_args!(
-            "\ninterrupt: stopping after the current step with a checkpoint (a second interrupt stops at once)..."
+            "\n{}",
+            interrupt_message(cnn::train::io::training_in_progress())
         ));
     });
     interrupt
+}
+
+/// What the first interrupt does: stop training at a checkpoint or, once
+/// training is over, nothing more than letting the final evaluation and
+/// files finish (the run is complete; no checkpoint is written for it).
+fn interrupt_message(training: bool) -> &'static str {
+    if training {
+        "interrupt: stopping after the current step with a checkpoint (a second interrupt stops at once)..."
+    } else {
+        "interrupt: training is over; finishing the evaluation and files (a second interrupt stops at once, \
+         keeping the trained model)..."
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interrupt_message;
+
+    #[test]
+    fn an_interrupt_after_training_does_not_promise_a_checkpoint() {
+        assert!(interrupt_message(true).contains("with a checkpoint"));
+        let after = interrupt_message(false);
+        assert!(after.contains("training is over"), "{after}");
+        assert!(!after.contains("checkpoint"), "{after}");
+    }
 }

@@ -118,3 +118,35 @@ fn a_memory_estimate_above_the_limit_is_refused_before_training() {
     let o = cnn(&args, tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn an_absurd_thread_count_is_refused_as_a_usage_error() {
+    // 2^64-1 threads used to reach the memory estimate and be reported as
+    // "16777216.0 TiB" of convolution workspace.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = SMALL.to_vec();
+    let threads = args.iter().position(|a| *a == "--threads").unwrap() + 1;
+    args[threads] = "18446744073709551615";
+    let o = cnn(&args, tmp.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = error_line(&o);
+    assert!(
+        line.contains("18446744073709551615 is more than 1024 threads"),
+        "{line}"
+    );
+    assert!(!line.contains("TiB"), "{line}");
+    assert!(!tmp.path().join("run").exists());
+    // The same number in a config file is refused by the config check (a
+    // bad value in a file exits 1, as every other config-file value does).
+    std::fs::write(tmp.path().join("c.toml"), "threads = 5000\n").unwrap();
+    let o = cnn(
+        &["train", "--config", "c.toml", "--quiet", "--out", "run"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        error_line(&o).contains("threads 5000 is more than 1024"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -559,6 +559,13 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        if self.threads > crate::display::MAX_THREADS {
+            return bad(format!(
+                "threads {} is more than {}; 0 means one per core",
+                self.threads,
+                crate::display::MAX_THREADS
+            ));
+        }
         if self.accumulate == 0 {
             return bad("accumulate must be at least 1 (1 steps on every batch)".into());
         }

@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::display::{Loss, Times};
 use crate::history::{EpochRecord, History, StepRecord};
 
 /// What kind of behaviour a finding reports.
@@ -163,8 +164,9 @@ fn divergence_from_error(d: &Divergence, epochs: &[EpochRecord]) -> Finding {
         .find(|e| e.train.loss.is_finite())
         .map(|e| {
             format!(
-                "; the last complete epoch ({}) had training loss {:.4}",
-                e.epoch, e.train.loss
+                "; the last complete epoch ({}) had training loss {}",
+                e.epoch,
+                Loss(e.train.loss)
             )
         })
         .unwrap_or_else(|| "; no epoch completed".into());
@@ -216,12 +218,12 @@ fn divergence_from_curve(
             kind: FindingKind::Divergence,
             epoch: Some(worst.epoch),
             message: format!(
-                "diverged: the training loss of epoch {} is {:.4}, {:.1} times its starting \
-                 value {:.4}; the learning rate is too high",
+                "diverged: the training loss of epoch {} is {}, {} times its starting \
+                 value {}; the learning rate is too high",
                 worst.epoch,
-                worst.train.loss,
-                worst.train.loss / start.max(f64::MIN_POSITIVE),
-                start
+                Loss(worst.train.loss),
+                Times(worst.train.loss / start.max(f64::MIN_POSITIVE)),
+                Loss(start)
             ),
         });
     }
@@ -236,15 +238,15 @@ fn divergence_from_curve(
         kind: FindingKind::Divergence,
         epoch: Some(min.epoch + 1),
         message: format!(
-            "diverging: the training loss rose from its minimum {:.4} (epoch {}) to {:.4} \
-             (epoch {}), {:.1} times as high and above its first-epoch value {:.4}; \
+            "diverging: the training loss rose from its minimum {} (epoch {}) to {} \
+             (epoch {}), {} times as high and above its first-epoch value {}; \
              the learning rate is too high",
-            min.train.loss,
+            Loss(min.train.loss),
             min.epoch,
-            last.train.loss,
+            Loss(last.train.loss),
             last.epoch,
-            last.train.loss / min.train.loss.max(f64::MIN_POSITIVE),
-            first.train.loss
+            Times(last.train.loss / min.train.loss.max(f64::MIN_POSITIVE)),
+            Loss(first.train.loss)
         ),
     })
 }
@@ -545,6 +547,19 @@ mod tests {
         assert_eq!(kinds(&f), vec![FindingKind::Divergence], "{f:?}");
         assert_eq!(f[0].epoch, Some(1));
         assert!(f[0].message.contains("2.3100") && f[0].message.contains("1824.9000"));
+        // A loss of 9e30 reads as such, not as a 31-digit number.
+        let mut h = history(&[(9.0e30, 0.1, 9.5e30, 0.1)]);
+        h.steps.push(StepRecord {
+            step: 1,
+            epoch: 1,
+            loss: 2.31,
+            lr: 1e6,
+        });
+        let m = &diagnose(&h, None)[0].message;
+        assert!(
+            m.contains("is 9.000e30, 3.9e30 times its starting value 2.3100"),
+            "{m}"
+        );
         let h = history(&[(2.3, 0.1, 2.3, 0.1), (f64::NAN, 0.1, f64::NAN, 0.1)]);
         let f = diagnose(&h, None);
         assert_eq!(kinds(&f), vec![FindingKind::Divergence]);

@@ -27,8 +27,8 @@ pub enum TrainError {
     /// An invalid configuration value.
     #[error("config: {0}")]
     Config(String),
-    /// The loss became NaN or infinite.
-    #[error("training diverged at step {step} (epoch {epoch}): the loss is {loss}{}", where_suffix(.location))]
+    /// The loss, a gradient or a weight became NaN or infinite.
+    #[error("training diverged at step {step} (epoch {epoch}): {}", diverged_detail(*.loss, .location))]
     Diverged {
         step: u64,
         epoch: usize,
@@ -46,11 +46,16 @@ pub enum TrainError {
     Interrupted { step: u64, dir: PathBuf },
 }
 
-fn where_suffix(location: &Option<String>) -> String {
-    location
-        .as_ref()
-        .map(|l| format!(" ({l})"))
-        .unwrap_or_default()
+/// What went non-finite: the loss when it did; otherwise where (a
+/// gradient or a weight), with the loss said to be still finite, so that a
+/// finite loss is never shown as the culprit.
+fn diverged_detail(loss: f64, location: &Option<String>) -> String {
+    let loss_text = crate::display::Loss(loss);
+    match location {
+        Some(l) if loss.is_finite() => format!("{l}; the loss ({loss_text}) was still finite"),
+        Some(l) => format!("the loss is {loss_text} ({l})"),
+        None => format!("the loss is {loss_text}"),
+    }
 }
 
 impl TrainError {
@@ -73,3 +78,42 @@ impl TrainError {
 
 /// Result alias of the training crate.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::TrainError;
+
+    fn diverged(loss: f64, location: Option<&str>) -> String {
+        TrainError::Diverged {
+            step: 7,
+            epoch: 2,
+            loss,
+            location: location.map(str::to_owned),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_finite_loss_is_not_named_as_the_non_finite_value() {
+        // `--detect-anomaly` found a non-finite gradient while the loss was
+        // finite: the message names the gradient and says the loss was fine.
+        assert_eq!(
+            diverged(1.234_567, Some("gradient of `fc1.weight`")),
+            "training diverged at step 7 (epoch 2): gradient of `fc1.weight`; \
+             the loss (1.2346) was still finite"
+        );
+    }
+
+    #[test]
+    fn a_non_finite_loss_is_named_with_where_it_first_appeared() {
+        assert_eq!(
+            diverged(f64::NAN, Some("first non-finite output at layer `fc3`")),
+            "training diverged at step 7 (epoch 2): the loss is NaN \
+             (first non-finite output at layer `fc3`)"
+        );
+        assert_eq!(
+            diverged(f64::INFINITY, None),
+            "training diverged at step 7 (epoch 2): the loss is inf"
+        );
+    }
+}

@@ -73,7 +73,13 @@ impl EpochRecord {
         let val = self
             .val
             .as_ref()
-            .map(|v| format!("val loss {:.4} acc {:.2}%", v.loss, v.accuracy * 100.0))
+            .map(|v| {
+                format!(
+                    "val loss {} acc {:.2}%",
+                    crate::display::Loss(v.loss),
+                    v.accuracy * 100.0
+                )
+            })
             .unwrap_or_default();
         // Milliseconds below a second (a short epoch is not "0.0s").
         let time = match self.seconds {
@@ -82,9 +88,9 @@ impl EpochRecord {
             s => format!("{s:.1}s"),
         };
         format!(
-            "epoch {:>3}: train loss {:.4} acc {:.2}%  {val}  ({time}, {:.0} img/s)",
+            "epoch {:>3}: train loss {} acc {:.2}%  {val}  ({time}, {:.0} img/s)",
             self.epoch,
-            self.train.loss,
+            crate::display::Loss(self.train.loss),
             self.train.accuracy * 100.0,
             self.images_per_sec
         )

@@ -17,7 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Result, TrainError};
 
@@ -196,9 +196,49 @@ pub fn log_line(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{args}");
 }
 
+/// Runs of this process now inside [`Trainer::fit`](crate::trainer::Trainer::fit)
+/// (several under `cnn compare --jobs N`).
+static TRAINING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a run as training while it lives (see [`training_in_progress`]).
+#[derive(Debug)]
+pub struct TrainingGuard(());
+
+impl Drop for TrainingGuard {
+    fn drop(&mut self) {
+        TRAINING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A run of this process starts training; it stops when the guard drops.
+pub fn training_started() -> TrainingGuard {
+    TRAINING.fetch_add(1, Ordering::SeqCst);
+    TrainingGuard(())
+}
+
+/// Whether any run of this process is training now. An interrupt handler
+/// uses it to say what an interrupt will do: stop runs at a checkpoint, or,
+/// once training is over, let the final evaluation and files finish.
+pub fn training_in_progress() -> bool {
+    TRAINING.load(Ordering::SeqCst) > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_is_in_progress_while_a_guard_lives() {
+        let before = TRAINING.load(Ordering::SeqCst);
+        let a = training_started();
+        let b = training_started();
+        assert!(training_in_progress());
+        assert_eq!(TRAINING.load(Ordering::SeqCst), before + 2);
+        drop(a);
+        assert!(training_in_progress());
+        drop(b);
+        assert_eq!(TRAINING.load(Ordering::SeqCst), before);
+    }
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)

@@ -271,7 +271,11 @@ pub fn run_training<B: Backend>(
             trainer.graph().backend().name(),
         ));
     }
-    let status = match trainer.fit() {
+    let fitted = {
+        let _training = crate::io::training_started();
+        trainer.fit()
+    };
+    let status = match fitted {
         Ok(Outcome::Completed) => RunStatus::Completed,
         Ok(Outcome::EarlyStopped { epoch, best_epoch }) => {
             if opts.log {
@@ -318,8 +322,8 @@ pub fn run_training<B: Backend>(
         let (m, _) = trainer.evaluate(&test_subset)?;
         if opts.log {
             crate::io::log_line(format_args!(
-                "test: loss {:.4} accuracy {:.2}% (n = {})",
-                m.loss,
+                "test: loss {} accuracy {:.2}% (n = {})",
+                crate::display::Loss(m.loss),
                 m.accuracy * 100.0,
                 m.n
             ));
