@@ -232,3 +232,15 @@ fn reopen(
         manifest.points,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pct;
+
+    #[test]
+    fn a_failed_fit_has_no_accuracy_rather_than_nan_percent() {
+        assert_eq!(pct(0.8125), "81.25%");
+        assert_eq!(pct(f64::NAN), "none");
+        assert_eq!(pct(f64::INFINITY), "none");
+    }
+}

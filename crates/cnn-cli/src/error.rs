@@ -88,3 +88,37 @@ pub(crate) fn interrupted(message: impl Into<String>) -> CliError {
         code: 130,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CliError, failure, interrupted};
+    use cnn::train::TrainError;
+
+    #[test]
+    fn a_study_with_failed_runs_is_a_plain_failure_without_a_config_prefix() {
+        // "1 of 8 runs failed" used to travel as a TrainError::Config and
+        // print as "config: 1 of 8 runs failed", exit 2.
+        let e = failure("1 of 8 runs failed (see x/diagnosis.md)");
+        assert_eq!(e.to_string(), "1 of 8 runs failed (see x/diagnosis.md)");
+        assert_eq!(e.exit_code(), 1);
+        let e = interrupted("interrupted: 2 of 4 runs are over");
+        assert_eq!(e.exit_code(), 130);
+        assert!(!e.to_string().starts_with("config:"));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_kind_of_error() {
+        let code = |e: TrainError| CliError::from(e).exit_code();
+        assert_eq!(code(TrainError::Config("bad --vary".into())), 2);
+        assert_eq!(
+            code(TrainError::Diverged {
+                step: 1,
+                epoch: 1,
+                loss: f64::NAN,
+                location: None
+            }),
+            3
+        );
+        assert_eq!(code(TrainError::bad_file("x.csv", "truncated")), 1);
+    }
+}
