@@ -154,7 +154,19 @@ impl Layout {
     }
 }
 
-/// Every path this CPU runs; prints the ones it skips.
+/// The `CNN_REQUIRE_*` variable that makes a path's skip a failure (on a
+/// machine known to have its instructions).
+fn require_variable(p: Path) -> &'static str {
+    match p {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => "CNN_REQUIRE_AVX512",
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => "CNN_REQUIRE_AVX2",
+        Path::Matrixmultiply => "CNN_REQUIRE_MATRIXMULTIPLY",
+    }
+}
+
+/// Every path this CPU runs; records the ones it skips.
 fn paths() -> Vec<Path> {
     #[cfg(target_arch = "x86_64")]
     let all = vec![Path::Avx512, Path::Avx2, Path::Matrixmultiply];
@@ -164,7 +176,11 @@ fn paths() -> Vec<Path> {
         .filter(|p| {
             let ok = p.available();
             if !ok {
-                eprintln!("gemm tests: skipping {p:?} (this CPU lacks it)");
+                cnn_testing::skip(
+                    &format!("gemm tests of {p:?}"),
+                    require_variable(*p),
+                    "this CPU lacks the instructions",
+                );
             }
             ok
         })

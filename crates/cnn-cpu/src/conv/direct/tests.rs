@@ -186,7 +186,11 @@ fn direct_matches_naive() {
 #[test]
 fn avx512_equals_avx2_bit_for_bit() {
     if !avx512() {
-        eprintln!("skipping the AVX-512 comparison: this CPU has no AVX-512F");
+        cnn_testing::skip(
+            "avx512_equals_avx2_bit_for_bit",
+            "CNN_REQUIRE_AVX512",
+            "this CPU has no AVX-512F",
+        );
         return;
     }
     let _guard = FORCE_LOCK.lock().unwrap_or_else(|e| e.into_inner());

@@ -191,12 +191,20 @@ mod tests {
         if has_avx2() {
             v.push(("AVX2", avx2::plane, avx2::backward_plane));
         } else {
-            eprintln!("skipping the AVX2 max-pooling versions: this CPU has no AVX2");
+            cnn_testing::skip(
+                "the AVX2 max-pooling versions",
+                "CNN_REQUIRE_AVX2",
+                "this CPU has no AVX2",
+            );
         }
         if has_avx512() {
             v.push(("AVX-512", avx512::plane, avx512::backward_plane));
         } else {
-            eprintln!("skipping the AVX-512 max-pooling versions: this CPU has no AVX-512F");
+            cnn_testing::skip(
+                "the AVX-512 max-pooling versions",
+                "CNN_REQUIRE_AVX512",
+                "this CPU has no AVX-512F",
+            );
         }
         v
     }
