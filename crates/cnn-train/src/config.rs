@@ -318,7 +318,7 @@ impl TrainConfig {
     /// the file.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
         let config: TrainConfig = toml::from_str(text).map_err(|e| {
-            TrainError::bad_file(origin, e.message().to_string() + &line_of(text, e.span()))
+            TrainError::bad_file(origin, toml_message(&e) + &line_of(text, e.span()))
         })?;
         config.check_names().map_err(|e| {
             let message = match e {
@@ -628,6 +628,15 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
+/// The toml parser's message for `e`, or what went wrong when it has none
+/// (a file ending in `lr =` gives an empty message).
+pub(crate) fn toml_message(e: &toml::de::Error) -> String {
+    match e.message().trim() {
+        "" => "a value is missing or incomplete (every `key =` needs a value)".into(),
+        m => m.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -737,6 +746,16 @@ mod tests {
             msg.contains("learning_rate") && msg.contains("line 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_key_without_a_value_names_the_file_and_line() {
+        // A file ending in `lr =` once gave an empty message.
+        let err = TrainConfig::from_toml("epochs = 1\nlr =", Path::new("c.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("c.toml: "), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.len() > "c.toml: (line 2)".len() + 8, "{msg}");
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn load_model_spec(path: &Path, data_shape: &Shape) -> Result<GraphSpec> {
 /// Parse a TOML model spec (see [`load_model_spec`]).
 pub fn parse_model_spec(text: &str, origin: &Path, data_shape: &Shape) -> Result<GraphSpec> {
     let file: ModelFile = toml::from_str(text).map_err(|e| {
-        let message = node_error(text).unwrap_or_else(|| e.message().to_string());
+        let message = node_error(text).unwrap_or_else(|| crate::config::toml_message(&e));
         TrainError::bad_file(origin, message)
     })?;
     let spec = GraphSpec {

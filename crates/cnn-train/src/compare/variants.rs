@@ -134,8 +134,8 @@ impl RunsFile {
     /// Read and parse a runs file; errors name it.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let file: RunsFile =
-            toml::from_str(&text).map_err(|e| TrainError::bad_file(path, e.message()))?;
+        let file: RunsFile = toml::from_str(&text)
+            .map_err(|e| TrainError::bad_file(path, crate::config::toml_message(&e)))?;
         if file.run.is_empty() {
             return Err(TrainError::bad_file(
                 path,
