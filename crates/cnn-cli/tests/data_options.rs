@@ -120,3 +120,29 @@ fn validating_on_a_missing_test_split_is_an_error() {
     assert_one_line_error(&cnn(&args, tmp.path()), "flat: has no test images");
     assert!(!tmp.path().join("runs").exists());
 }
+
+#[test]
+fn images_too_small_for_the_model_suggest_image_size() {
+    // A folder of 1x1 images used to fail with a bare `max_pool2d2`
+    // geometry error.
+    let tmp = tempfile::tempdir().unwrap();
+    write_folder(&tmp.path().join("dots"), "train", &[(1, 1)], 4);
+    let args = [
+        "train",
+        "--data",
+        "folder",
+        "--data-dir",
+        "dots",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "run",
+    ];
+    let out = cnn(&args, tmp.path());
+    assert_one_line_error(&out, "are too small for the built-in model `lenet5`");
+    assert_one_line_error(&out, "--image-size");
+    assert!(!tmp.path().join("run").exists());
+}

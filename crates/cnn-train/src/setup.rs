@@ -126,7 +126,25 @@ pub fn model_spec(config: &TrainConfig, input: &Shape, classes: usize) -> Result
         dropout: config.dropout,
         batch_norm: config.batch_norm,
     };
-    Ok(models::builtin(&config.model, &opts)?)
+    // A geometry error of a built-in model means the images are too small
+    // for it: say so, and how to resize an image folder.
+    let too_small = |e: cnn_core::CnnError| match e {
+        e @ cnn_core::CnnError::InvalidGeometry { .. } => {
+            let resize = if config.data == "folder" {
+                "; resize the images with --image-size (e.g. --image-size 32)"
+            } else {
+                ""
+            };
+            TrainError::Config(format!(
+                "{e}: the images ({input}) are too small for the built-in model `{}`{resize}",
+                config.model
+            ))
+        }
+        e => e.into(),
+    };
+    let spec = models::builtin(&config.model, &opts).map_err(too_small)?;
+    spec.output_shape().map_err(too_small)?;
+    Ok(spec)
 }
 
 #[derive(serde::Deserialize)]
