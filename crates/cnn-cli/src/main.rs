@@ -18,6 +18,7 @@ mod lr_find;
 mod models;
 mod predict;
 mod report;
+mod slurm;
 mod summary;
 mod train;
 
