@@ -78,6 +78,10 @@ pub fn compare(args: CompareArgs) -> CliResult {
     if args.exec.planned_only(&root, plan.runs.len()) {
         return Ok(());
     }
+    if args.exec.executor == study::Executor::Slurm {
+        let collect = || study::print_collected(&root, &cnn::train::study::collect(&root)?);
+        return crate::slurm::execute(&root, &plan, "cnn-compare", &args.exec.slurm, &collect);
+    }
     let base = manifest.base.clone();
     let metric = manifest.metric;
     let resuming = args.resume.is_some();

@@ -114,6 +114,10 @@ pub fn curve(args: CurveArgs) -> CliResult {
     if args.exec.planned_only(&root, planned.runs.len()) {
         return Ok(());
     }
+    if args.exec.executor == crate::study::Executor::Slurm {
+        let collect = || crate::study::print_collected(&root, &study::collect(&root)?);
+        return crate::slurm::execute(&root, &planned, "cnn-curve", &args.exec.slurm, &collect);
+    }
     let interrupt = install_interrupt();
     let started = std::time::Instant::now();
     let execution = Execution {

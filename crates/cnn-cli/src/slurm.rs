@@ -13,6 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use clap::Args;
+use cnn::train::study::StudyManifest;
+
+use crate::error::{CliError, CliResult, fail, failure};
 
 pub use script::{Submission, batch_script};
 
@@ -70,6 +73,27 @@ impl SlurmArgs {
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
+/// Refuses flags that do not go with the executor chosen: `--slurm-*`
+/// and `--wait` without `--executor slurm`, and `--jobs` or `--devices`
+/// with it (each task is one run on the resources it asks Slurm for).
+pub fn check_flags(
+    slurm: bool,
+    args: &SlurmArgs,
+    jobs: usize,
+    devices: bool,
+) -> Result<(), CliError> {
+    match (slurm, args.first_given()) {
+        (false, Some(flag)) => Err(fail(format!("{flag} needs --executor slurm"))),
+        (true, _) if jobs != 1 => Err(fail(
+            "--jobs does not go with --executor slurm: --slurm-max-parallel limits the tasks at once",
+        )),
+        (true, _) if devices => Err(fail(
+            "--devices does not go with --executor slurm: ask Slurm for a GPU per task with --slurm-gres gpu:1",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -157,6 +181,74 @@ fn submit_with(
         });
     }
     parse_job_id(&stdout)
+}
+
+/// How often `--wait` asks `squeue` whether the array is still queued.
+const POLL: Duration = Duration::from_secs(3);
+
+/// `--executor slurm` for the plan in `root` (already written): submits
+/// the runs that are not over as one array named `name`, says how to
+/// follow it, and with `--wait` waits and then `collect`s (the study's
+/// files, written and printed by the caller, who holds the study
+/// directory's lock). With nothing left to run it collects at once.
+pub fn execute(
+    root: &Path,
+    plan: &StudyManifest,
+    name: &str,
+    args: &SlurmArgs,
+    collect: &dyn Fn() -> CliResult,
+) -> CliResult {
+    let runs: Vec<usize> = plan
+        .runs
+        .iter()
+        .filter(|r| !r.state.is_over())
+        .map(|r| r.index)
+        .collect();
+    if runs.is_empty() {
+        eprintln!("every run of the study is over: nothing to submit");
+    } else {
+        let job = submit(root, &runs, name, args).map_err(slurm_failure)?;
+        say!(
+            "submitted Slurm job {job} ({} run{}, array {}) with {}",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            script::array_spec(&runs, args.slurm_max_parallel),
+            root.join(SCRIPT).display()
+        );
+        say!("follow it with: cnn study status {}", root.display());
+        if !args.wait {
+            return Ok(());
+        }
+        say!("waiting for job {job} to leave the queue...");
+        wait(&job, POLL).map_err(slurm_failure)?;
+    }
+    collect()?;
+    let plan = StudyManifest::load(root)?;
+    let missing: Vec<String> = plan
+        .runs
+        .iter()
+        .filter(|r| !r.state.is_over())
+        .map(|r| format!("{} ({})", r.index, r.state.name()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(failure(format!(
+        "{} of {} runs are not over: {}; see cnn study status {}",
+        missing.len(),
+        plan.runs.len(),
+        missing.join(", "),
+        root.display()
+    )))
+}
+
+/// A Slurm failure is not a usage error unless a flag's value is refused.
+fn slurm_failure(e: SlurmError) -> CliError {
+    match e {
+        SlurmError::Option { .. } => fail(e.to_string()),
+        SlurmError::Train(e) => e.into(),
+        e => failure(e.to_string()),
+    }
 }
 
 /// The job id of `sbatch --parsable`'s answer (`ID` or `ID;CLUSTER`).

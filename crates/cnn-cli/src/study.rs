@@ -81,6 +81,9 @@ pub enum Executor {
     /// with --devices one process per run on each GPU.
     #[default]
     Local,
+    /// A Slurm cluster: one `sbatch --array` job, a task per run (see
+    /// the --slurm-* flags and docs/studies-slurm.md).
+    Slurm,
 }
 
 /// How `cnn compare` and `cnn curve` run their plan.
@@ -102,6 +105,8 @@ pub struct ExecArgs {
     /// by hand or a scheduler of your own, then `cnn study collect DIR`.
     #[arg(long)]
     pub plan_only: bool,
+    #[command(flatten)]
+    pub slurm: crate::slurm::SlurmArgs,
 }
 
 impl ExecArgs {
@@ -122,6 +127,12 @@ impl ExecArgs {
 impl ExecArgs {
     /// The processes at once with `--devices`, or `None` for threads.
     pub(crate) fn processes(&self, jobs: usize) -> CliResult<Option<usize>> {
+        crate::slurm::check_flags(
+            self.executor == Executor::Slurm,
+            &self.slurm,
+            jobs,
+            !self.devices.is_empty(),
+        )?;
         if self.devices.is_empty() {
             if self.per_device.is_some() {
                 return Err(fail("--per-device needs --devices"));

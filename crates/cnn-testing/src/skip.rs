@@ -97,7 +97,9 @@ fn slurm_answers() -> Result<(), String> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !on_path {
-        return Err("sbatch is not on PATH (see README: .ci/slurm-up.sh starts a one-node cluster)".into());
+        return Err(
+            "sbatch is not on PATH (see README: .ci/slurm-up.sh starts a one-node cluster)".into(),
+        );
     }
     let sinfo = Command::new("sinfo")
         .args(["-h", "-N", "-o", "%t"])
