@@ -46,9 +46,10 @@ pub struct CompareArgs {
     /// best_val_loss, final_val_loss, gap or time.
     #[arg(long, default_value = "best_val_accuracy")]
     pub sort: String,
-    /// Continue the interrupted comparison in DIR: finished runs are kept,
-    /// interrupted ones resume from their checkpoints, the others run, all
-    /// as its compare.json says (only --jobs and --quiet may be added).
+    /// Continue the comparison in DIR: runs that are over are never trained
+    /// again and their files never change, interrupted ones resume from
+    /// their checkpoints, the others run, all as its plan says (only
+    /// --jobs, --quiet and the executor's flags may be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Start a comparison of more than 256 runs (variants × repeats; at
@@ -281,7 +282,7 @@ fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
         || format!("{:?}", args.base) != format!("{plain:?}")
     {
         return Err(fail(
-            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added",
+            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added (and --executor, --devices, --per-device)",
         ));
     }
     if !compare::is_comparison(dir) {

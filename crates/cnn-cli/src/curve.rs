@@ -32,9 +32,10 @@ pub struct CurveArgs {
     /// Fits per size, each on a different random subset (seed, seed+1, ...).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Continue the interrupted curve in DIR: fits that are over are kept,
-    /// an interrupted one resumes from its checkpoint, the others run, all
-    /// as its curve.json says (only --quiet may be added).
+    /// Continue the curve in DIR: fits that are over are never trained
+    /// again and their files never change, an interrupted one resumes from
+    /// its checkpoint, the others run, all as its plan says (only --quiet
+    /// and the executor's flags may be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Start a curve of more than 256 fits (sizes × repeats; at most
@@ -238,7 +239,7 @@ fn reopen(
         || format!("{:?}", args.base) != format!("{plain:?}")
     {
         return Err(fail(
-            "--resume continues the curve with its own curve.json; only --quiet may be added",
+            "--resume continues the curve with its own curve.json; only --quiet may be added (and --executor, --devices, --per-device)",
         ));
     }
     if !dir.join(run_dir::curve::MANIFEST).is_file() {

@@ -186,7 +186,7 @@ fn run_command(args: RunArgs) -> CliResult {
         data: None,
     };
     match run_one(&args.dir, args.index, &options) {
-        Ok(One::Over) => {
+        Ok(None) => {
             let state = StudyManifest::load(&args.dir)?.runs[args.index].state;
             say!(
                 "run {} ({}/) is {} already; nothing to do",
@@ -196,7 +196,7 @@ fn run_command(args: RunArgs) -> CliResult {
             );
             Ok(())
         }
-        Ok(One::Trained(s)) => {
+        Ok(Some(s)) => {
             say!(
                 "run {} ({}/): {}",
                 args.index,
@@ -229,21 +229,19 @@ pub(crate) struct RunOne<'a> {
     pub data: Option<&'a DataSplits>,
 }
 
-/// What [`run_one`] did.
-pub(crate) enum One {
-    /// The run was over before: nothing was done.
-    Over,
-    Trained(RunSummary),
-}
-
 /// Take run `index` of the study in `root`, train it and record how it
-/// ended (see `cnn::train::study::worker`).
-pub(crate) fn run_one(root: &Path, index: usize, how: &RunOne) -> Result<One, TrainError> {
+/// ended (see `cnn::train::study::worker`): its summary, or `None` when
+/// the run was over before (nothing is done then).
+pub(crate) fn run_one(
+    root: &Path,
+    index: usize,
+    how: &RunOne,
+) -> Result<Option<RunSummary>, TrainError> {
     let device = std::env::var("CUDA_VISIBLE_DEVICES")
         .ok()
         .filter(|d| !d.is_empty());
     let claim = match study::claim(root, index, device.as_deref())? {
-        Begin::Over(_) => return Ok(One::Over),
+        Begin::Over(_) => return Ok(None),
         Begin::Claimed(c) => c,
     };
     let trained = (|| {
@@ -267,7 +265,7 @@ pub(crate) fn run_one(root: &Path, index: usize, how: &RunOne) -> Result<One, Tr
         with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
     })();
     claim.finish(&trained)?;
-    trained.map(One::Trained)
+    trained.map(Some)
 }
 
 /// A run's summary with its history, as its directory holds them.
@@ -314,11 +312,7 @@ pub(crate) fn execute(
             cnn::train::compare::run_all(
                 &indices,
                 e.jobs,
-                |&i| match run_one(e.root, i, &how) {
-                    Ok(One::Trained(s)) => Ok(Some(s)),
-                    Ok(One::Over) => Ok(None),
-                    Err(err) => Err(err),
-                },
+                |&i| run_one(e.root, i, &how),
                 |_, &i, result| match result {
                     Ok(s) => done(i, Ok(s.clone())),
                     Err(err) => done(i, Err(err.to_string())),
