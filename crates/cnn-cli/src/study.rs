@@ -82,7 +82,7 @@ pub enum Executor {
     #[default]
     Local,
     /// A Slurm cluster: one `sbatch --array` job, a task per run (see
-    /// the --slurm-* flags and docs/studies-slurm.md).
+    /// the --slurm-* flags and docs/studies.md).
     Slurm,
 }
 
