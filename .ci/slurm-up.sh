@@ -40,7 +40,7 @@ cpus="$(nproc)"
 cat > "$dir/slurm.conf" <<CONF
 # Written by .ci/slurm-up.sh: a one-node cluster for cnn's Slurm tests.
 ClusterName=cnn-test
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 AuthInfo=socket=$dir/munge/munge.socket
