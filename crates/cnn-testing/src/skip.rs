@@ -1,6 +1,7 @@
 //! Skips that say so and can be made strict (matrixmultiply's
 //! `MMTEST_ENSUREFEATURE`): a test that needs something this machine may
-//! lack (a GPU, libnvrtc, Chromium, the real MNIST) calls [`skip`] when it
+//! lack (a GPU, libnvrtc, Chromium, the real MNIST, a Slurm cluster) calls
+//! [`skip`] when it
 //! is missing. The line goes straight to the process's standard error, past
 //! the test harness's output capture, so it shows without `--nocapture`;
 //! it is also appended to the file `CNN_SKIP_LOG` names, which `.ci/run`
@@ -74,6 +75,60 @@ pub fn mnist_dir(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether a Slurm cluster answers here: `sbatch` on `PATH` and `sinfo`
+/// reaching a controller that lists a node which can take jobs (`.ci/slurm-up.sh`
+/// starts a one-node cluster; clients find it through `SLURM_CONF`). `false`
+/// after a [`skip`] (or a panic under `CNN_REQUIRE_SLURM=1`) otherwise.
+pub fn slurm(test: &str) -> bool {
+    match slurm_answers() {
+        Ok(()) => true,
+        Err(why) => {
+            skip(test, "CNN_REQUIRE_SLURM", &why);
+            false
+        }
+    }
+}
+
+/// Why no Slurm cluster can take a job here, if none can.
+fn slurm_answers() -> Result<(), String> {
+    use std::process::Command;
+    let on_path = Command::new("sbatch")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !on_path {
+        return Err(
+            "sbatch is not on PATH (see README: .ci/slurm-up.sh starts a one-node cluster)".into(),
+        );
+    }
+    let sinfo = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%t"])
+        .output()
+        .map_err(|e| format!("sinfo cannot run: {e}"))?;
+    let states = String::from_utf8_lossy(&sinfo.stdout);
+    if !sinfo.status.success() {
+        let err = String::from_utf8_lossy(&sinfo.stderr);
+        return Err(format!(
+            "no Slurm controller answers (sinfo: {}); start one with .ci/slurm-up.sh and export SLURM_CONF",
+            err.lines().next().unwrap_or("no output").trim()
+        ));
+    }
+    // idle, mix, alloc (and their `*`/`~` suffixes for not responding or
+    // powered down, which cannot take a job).
+    let usable = states
+        .lines()
+        .map(str::trim)
+        .any(|s| matches!(s, "idle" | "mix" | "alloc" | "comp"));
+    if usable {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Slurm cluster has no node that takes jobs (node states: {})",
+            states.split_whitespace().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +167,24 @@ mod tests {
             "a failure is no skip"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn slurm_is_found_or_says_why() {
+        // Either way the answer is definite: a cluster that answers, or a
+        // reason that names what is missing.
+        match slurm_answers() {
+            Ok(()) => assert!(
+                std::process::Command::new("squeue")
+                    .arg("-h")
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                "sinfo answered, so squeue must too"
+            ),
+            Err(why) => assert!(
+                why.contains("sbatch") || why.contains("Slurm") || why.contains("sinfo"),
+                "{why}"
+            ),
+        }
     }
 }

@@ -453,6 +453,14 @@ fn run_page(dir: &Path) -> Result<String> {
     Ok(page.finish())
 }
 
+/// A partial study's note of the runs it lacks (`study.json`).
+fn missing_runs(page: &mut Page, dir: &Path) {
+    if let Some(note) = crate::study::manifest::missing_note(dir) {
+        page.h2("Missing runs");
+        page.p(&note);
+    }
+}
+
 fn comparison_page(dir: &Path) -> Result<String> {
     let manifest = Manifest::load(dir)?;
     let results = compare::load_results(dir, &manifest)?;
@@ -470,6 +478,7 @@ fn comparison_page(dir: &Path) -> Result<String> {
             dir.display()
         ),
     );
+    missing_runs(&mut page, dir);
     page.h2("Summary");
     let (header, body) = compare::summary_cells(&rows);
     page.table("summary", &header, &body, &[1, 10]);
@@ -552,6 +561,7 @@ fn curve_page(dir: &Path) -> Result<String> {
             dir.display()
         ),
     );
+    missing_runs(&mut page, dir);
     page.h2("Learning curve");
     page.png(
         &dir.join(curve::CURVE_PNG),

@@ -33,8 +33,8 @@ mod variants;
 pub use execute::{preflight, run_all};
 pub use manifest::{Manifest, SortMetric, is_comparison};
 pub use outputs::{
-    RunResult, SUMMARY_HEADER, SummaryRow, diagnoses, diagnosis_md, load_results, overlay_series,
-    sort_rows, summary_cells, summary_csv, summary_md, summary_rows, write_outputs,
+    RunResult, SUMMARY_HEADER, SummaryRow, diagnoses, diagnosis_md, is_missing, load_results,
+    overlay_series, sort_rows, summary_cells, summary_csv, summary_md, summary_rows, write_outputs,
 };
 pub use variants::{
     CONFIRM_RUNS, MAX_RUNS, PlannedRun, RunsFile, Variant, VarySpec, apply_text, apply_value,
