@@ -149,10 +149,11 @@ impl Rule for AdafactorConfig {
                     let row_mean =
                         (rows.iter().map(|&v| f64::from(v)).sum::<f64>() / r as f64) as f32;
                     let row_mean = row_mean.max(eps1);
-                    for i in 0..r {
-                        for j in 0..c {
-                            let var = rows[i] * cols[j] / row_mean;
-                            let idx = m * r * c + i * c + j;
+                    let base = m * r * c;
+                    for (i, &rv) in rows.iter().enumerate() {
+                        for (j, &cv) in cols.iter().enumerate() {
+                            let var = rv * cv / row_mean;
+                            let idx = base + i * c + j;
                             u[idx] = 1.0 / var.max(eps1 * eps1).sqrt() * h.g[idx];
                         }
                     }

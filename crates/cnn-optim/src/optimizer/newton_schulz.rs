@@ -40,32 +40,48 @@ pub(crate) fn orthogonalize(
     let mut gram = vec![0.0f32; m * m];
     let mut poly = vec![0.0f32; m * m];
     let mut next = vec![0.0f32; m * n];
+    // One row of a product in f64 (n >= m).
+    let mut acc = vec![0.0f64; n];
     for _ in 0..steps {
-        // gram = X X^T (m x m)
+        // gram = X X^T (m x m, symmetric: the upper half mirrored)
         for i in 0..m {
-            for j in 0..m {
-                let dot: f64 = (0..n)
-                    .map(|k| f64::from(x[i * n + k]) * f64::from(x[j * n + k]))
+            let xi = &x[i * n..(i + 1) * n];
+            for j in i..m {
+                let xj = &x[j * n..(j + 1) * n];
+                let dot: f64 = xi
+                    .iter()
+                    .zip(xj)
+                    .map(|(&p, &q)| f64::from(p) * f64::from(q))
                     .sum();
                 gram[i * m + j] = dot as f32;
+                gram[j * m + i] = dot as f32;
             }
         }
-        // poly = b gram + c gram gram
+        // poly = b gram + c gram gram, row by row (i, k, j order: rows
+        // read contiguously)
         for i in 0..m {
+            acc[..m].fill(0.0);
+            for k in 0..m {
+                let gik = f64::from(gram[i * m + k]);
+                for (sum, &gkj) in acc[..m].iter_mut().zip(&gram[k * m..(k + 1) * m]) {
+                    *sum += gik * f64::from(gkj);
+                }
+            }
             for j in 0..m {
-                let dot: f64 = (0..m)
-                    .map(|k| f64::from(gram[i * m + k]) * f64::from(gram[k * m + j]))
-                    .sum();
-                poly[i * m + j] = b * gram[i * m + j] + c * dot as f32;
+                poly[i * m + j] = b * gram[i * m + j] + c * acc[j] as f32;
             }
         }
-        // next = a X + poly X
+        // next = a X + poly X, row by row
         for i in 0..m {
+            acc.fill(0.0);
+            for k in 0..m {
+                let pik = f64::from(poly[i * m + k]);
+                for (sum, &xkj) in acc.iter_mut().zip(&x[k * n..(k + 1) * n]) {
+                    *sum += pik * f64::from(xkj);
+                }
+            }
             for j in 0..n {
-                let dot: f64 = (0..m)
-                    .map(|k| f64::from(poly[i * m + k]) * f64::from(x[k * n + j]))
-                    .sum();
-                next[i * n + j] = a * x[i * n + j] + dot as f32;
+                next[i * n + j] = a * x[i * n + j] + acc[j] as f32;
             }
         }
         std::mem::swap(&mut x, &mut next);
