@@ -77,10 +77,16 @@ pub struct TrainArgs {
     /// optimizer steps [default: 1].
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub accumulate: Option<usize>,
-    /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax
-    /// [default: sgd].
+    /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax,
+    /// asgd, rprop, adafactor, muon, lion, lamb, lars [default: sgd].
     #[arg(long)]
     pub optimizer: Option<String>,
+    /// KEY=VALUE: an optimizer hyperparameter by the reference
+    /// implementation's name, over the optimizer's defaults and the flags
+    /// above (e.g. --optimizer adam --optimizer-param betas=[0.9,0.99]
+    /// --optimizer-param amsgrad=true); repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_optimizer_param)]
+    pub optimizer_param: Vec<(String, toml::Value)>,
     /// Learning rate, or `find`: run the LR range test first (as `cnn
     /// lr-find` does) and train with its steepest-descent suggestion
     /// [default: 0.05 for sgd, else the optimizer's torch default].
@@ -219,6 +225,11 @@ fn parse_schedule_param(s: &str) -> Result<(String, toml::Value), String> {
     Ok((key.trim().to_string(), value))
 }
 
+/// `betas=[0.9,0.99]`, read like [`parse_schedule_param`].
+fn parse_optimizer_param(s: &str) -> Result<(String, toml::Value), String> {
+    parse_schedule_param(s).map_err(|_| format!("expected KEY=VALUE like eps=1e-6, got `{s}`"))
+}
+
 /// `64x48` (height x width) or `64` (square).
 fn parse_image_size(s: &str) -> Result<[usize; 2], String> {
     let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n > 0);
@@ -337,6 +348,8 @@ impl TrainArgs {
         }
         c.schedule_params
             .extend(self.schedule_param.iter().cloned());
+        c.optimizer_params
+            .extend(self.optimizer_param.iter().cloned());
         c.nesterov |= self.nesterov;
         c.augment |= self.augment;
         c.detect_anomaly |= self.detect_anomaly;
@@ -376,6 +389,7 @@ impl TrainArgs {
             (self.detect_anomaly, "detect_anomaly"),
             (self.no_shuffle, "shuffle"),
             (!self.schedule_param.is_empty(), "schedule_params"),
+            (!self.optimizer_param.is_empty(), "optimizer_params"),
         ] {
             if set {
                 keys.push(key);

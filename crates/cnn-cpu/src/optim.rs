@@ -7,8 +7,8 @@
 
 use cnn_core::error::check_len;
 use cnn_core::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, Result,
-    RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, LionStep, NadamStep, OptimOps,
+    RadamStep, Result, RmspropStep, RpropStep, SgdStep,
 };
 
 use crate::CpuBackend;
@@ -19,6 +19,18 @@ use cnn_core::backend::{check_optim_state as check_state, missing_optim_state as
 #[inline(always)]
 fn decayed(g: f32, w: f32, wd: f32) -> f32 {
     if wd != 0.0 { g + wd * w } else { g }
+}
+
+/// `torch.sign`: -1, 0 or 1 (0 for both zeros; NaN stays NaN).
+#[inline(always)]
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
 }
 
 /// SGD with momentum over one chunk, specialised on the step's flags so
@@ -353,6 +365,101 @@ impl OptimOps for CpuBackend {
                 w[i] -= clr * m[i] / u[i];
             }
         });
+        Ok(())
+    }
+
+    fn lion_update(
+        &self,
+        s: &LionStep,
+        w: &mut Vec<f32>,
+        g: &Vec<f32>,
+        exp_avg: &mut Vec<f32>,
+    ) -> Result<()> {
+        let len = w.len();
+        check_state(
+            "lion_update",
+            len,
+            &[("g", g.len()), ("exp_avg", exp_avg.len())],
+        )?;
+        let s = *s;
+        let decay = 1.0 - s.lr * s.weight_decay;
+        zip_chunks(self, len, [w, exp_avg], [g], |_, [w, m], [g]| {
+            for i in 0..w.len() {
+                w[i] *= decay;
+                let c = s.beta1 * m[i] + (1.0 - s.beta1) * g[i];
+                w[i] -= s.lr * sign(c);
+                m[i] = s.beta2 * m[i] + (1.0 - s.beta2) * g[i];
+            }
+        });
+        Ok(())
+    }
+
+    fn asgd_update(
+        &self,
+        s: &AsgdStep,
+        w: &mut Vec<f32>,
+        g: &Vec<f32>,
+        ax: &mut Vec<f32>,
+    ) -> Result<()> {
+        let len = w.len();
+        check_state("asgd_update", len, &[("g", g.len()), ("ax", ax.len())])?;
+        let s = *s;
+        zip_chunks(self, len, [w, ax], [g], |_, [w, ax], [g]| {
+            for i in 0..w.len() {
+                let gi = decayed(g[i], w[i], s.weight_decay);
+                w[i] *= s.decay;
+                w[i] -= s.eta * gi;
+                ax[i] = if s.mu == 1.0 {
+                    w[i]
+                } else {
+                    ax[i] + (w[i] - ax[i]) * s.mu
+                };
+            }
+        });
+        Ok(())
+    }
+
+    fn rprop_update(
+        &self,
+        s: &RpropStep,
+        w: &mut Vec<f32>,
+        g: &Vec<f32>,
+        prev: &mut Vec<f32>,
+        step_size: &mut Vec<f32>,
+    ) -> Result<()> {
+        let len = w.len();
+        check_state(
+            "rprop_update",
+            len,
+            &[
+                ("g", g.len()),
+                ("prev", prev.len()),
+                ("step_size", step_size.len()),
+            ],
+        )?;
+        let s = *s;
+        zip_chunks(
+            self,
+            len,
+            [w, prev, step_size],
+            [g],
+            |_, [w, prev, ss], [g]| {
+                for i in 0..w.len() {
+                    let product = g[i] * prev[i];
+                    let factor = if product > 0.0 {
+                        s.etaplus
+                    } else if product < 0.0 {
+                        s.etaminus
+                    } else {
+                        1.0
+                    };
+                    ss[i] = (ss[i] * factor).max(s.step_size_min).min(s.step_size_max);
+                    let gi = if factor == s.etaminus { 0.0 } else { g[i] };
+                    w[i] -= sign(gi) * ss[i];
+                    prev[i] = gi;
+                }
+            },
+        );
         Ok(())
     }
 }

@@ -144,3 +144,51 @@ extern "C" __global__ void adamax_f32(float* w, const float* g, float* m, float*
         w[i] -= clr * mi / ui;
     }
 }
+
+// torch.sign: -1, 0 or 1 (a zero keeps its sign bit, NaN stays NaN).
+__device__ __forceinline__ float sign_of(float x) {
+    return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);
+}
+
+// Lion: w *= 1 - lr wd; w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g.
+extern "C" __global__ void lion_f32(float* w, const float* g, float* m, u64 n, float lr,
+                                    float beta1, float beta2, float decay) {
+    GRID_STRIDE(i, n) {
+        const float gi = g[i];
+        const float mi = m[i];
+        float wi = w[i] * decay;
+        const float c = beta1 * mi + (1.0f - beta1) * gi;
+        wi -= lr * sign_of(c);
+        w[i] = wi;
+        m[i] = beta2 * mi + (1.0f - beta2) * gi;
+    }
+}
+
+// ASGD: w = w decay - eta g; ax = mu == 1 ? w : ax + (w - ax) mu.
+extern "C" __global__ void asgd_f32(float* w, const float* g, float* ax, u64 n, float eta,
+                                    float decay, float mu, float wd) {
+    GRID_STRIDE(i, n) {
+        const float gi = decayed(g[i], w[i], wd);
+        float wi = w[i] * decay;
+        wi -= eta * gi;
+        w[i] = wi;
+        ax[i] = mu == 1.0f ? wi : ax[i] + (wi - ax[i]) * mu;
+    }
+}
+
+// Rprop: factor etaplus / etaminus / 1 by the sign of g prev; step_size =
+// clamp(step_size factor); g = 0 where the factor is etaminus;
+// w -= sign(g) step_size; prev = g.
+extern "C" __global__ void rprop_f32(float* w, const float* g, float* prev, float* step_size,
+                                     u64 n, float etaminus, float etaplus, float step_min,
+                                     float step_max) {
+    GRID_STRIDE(i, n) {
+        const float product = g[i] * prev[i];
+        const float factor = product > 0.0f ? etaplus : (product < 0.0f ? etaminus : 1.0f);
+        const float ss = fminf(fmaxf(step_size[i] * factor, step_min), step_max);
+        step_size[i] = ss;
+        const float gi = factor == etaminus ? 0.0f : g[i];
+        w[i] -= sign_of(gi) * ss;
+        prev[i] = gi;
+    }
+}

@@ -4,8 +4,8 @@
 
 use cnn_core::error::check_len;
 use cnn_core::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, Result,
-    RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, LionStep, NadamStep, OptimOps,
+    RadamStep, Result, RmspropStep, RpropStep, SgdStep,
 };
 use cudarc::driver::{CudaSlice, DevicePtrMut};
 
@@ -356,6 +356,108 @@ impl OptimOps for CudaBackend {
                 &s.eps,
                 &s.weight_decay,
                 &clr
+            ]
+        )
+    }
+
+    fn lion_update(
+        &self,
+        s: &LionStep,
+        w: &mut CudaSlice<f32>,
+        g: &CudaSlice<f32>,
+        exp_avg: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = w.len();
+        check_state(
+            "lion_update",
+            n,
+            &[("g", g.len()), ("exp_avg", exp_avg.len())],
+        )?;
+        if n == 0 {
+            return Ok(());
+        }
+        let decay = 1.0 - s.lr * s.weight_decay;
+        launch!(
+            self,
+            self.optim_fn("lion_f32")?,
+            grid(n),
+            [
+                w,
+                g,
+                exp_avg,
+                &(n as u64),
+                &s.lr,
+                &s.beta1,
+                &s.beta2,
+                &decay
+            ]
+        )
+    }
+
+    fn asgd_update(
+        &self,
+        s: &AsgdStep,
+        w: &mut CudaSlice<f32>,
+        g: &CudaSlice<f32>,
+        ax: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = w.len();
+        check_state("asgd_update", n, &[("g", g.len()), ("ax", ax.len())])?;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(
+            self,
+            self.optim_fn("asgd_f32")?,
+            grid(n),
+            [
+                w,
+                g,
+                ax,
+                &(n as u64),
+                &s.eta,
+                &s.decay,
+                &s.mu,
+                &s.weight_decay
+            ]
+        )
+    }
+
+    fn rprop_update(
+        &self,
+        s: &RpropStep,
+        w: &mut CudaSlice<f32>,
+        g: &CudaSlice<f32>,
+        prev: &mut CudaSlice<f32>,
+        step_size: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let n = w.len();
+        check_state(
+            "rprop_update",
+            n,
+            &[
+                ("g", g.len()),
+                ("prev", prev.len()),
+                ("step_size", step_size.len()),
+            ],
+        )?;
+        if n == 0 {
+            return Ok(());
+        }
+        launch!(
+            self,
+            self.optim_fn("rprop_f32")?,
+            grid(n),
+            [
+                w,
+                g,
+                prev,
+                step_size,
+                &(n as u64),
+                &s.etaminus,
+                &s.etaplus,
+                &s.step_size_min,
+                &s.step_size_max
             ]
         )
     }

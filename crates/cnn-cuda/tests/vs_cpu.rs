@@ -489,6 +489,47 @@ fn optim_ex<B: Backend>(be: &B, &(len, seed, flag): &(usize, u64, bool)) -> Outp
         be.adamax_update(&s, &mut w, g, &mut m, &mut u).unwrap();
     }
     out.push(("adamax", down(be, &w)));
+    // Lion
+    let (mut w, mut m) = (be.upload(&w0).unwrap(), zeros());
+    for g in &gs {
+        let s = LionStep {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: wd,
+        };
+        be.lion_update(&s, &mut w, g, &mut m).unwrap();
+    }
+    out.push(("lion", down(be, &w)));
+    out.push(("lion exp_avg", down(be, &m)));
+    // ASGD: the first step copies w into ax (mu = 1), the later average.
+    let (mut w, mut ax) = (be.upload(&w0).unwrap(), zeros());
+    for (t, g) in gs.iter().enumerate() {
+        let s = AsgdStep {
+            eta: 0.01,
+            decay: 1.0 - 1e-4 * 0.01,
+            mu: if t == 0 { 1.0 } else { 0.5 },
+            weight_decay: wd,
+        };
+        be.asgd_update(&s, &mut w, g, &mut ax).unwrap();
+    }
+    out.push(("asgd", down(be, &w)));
+    out.push(("asgd ax", down(be, &ax)));
+    // Rprop
+    let (mut w, mut prev, mut step) = (be.upload(&w0).unwrap(), zeros(), zeros());
+    be.fill(&mut step, 0.01).unwrap();
+    for g in &gs {
+        let s = RpropStep {
+            etaminus: 0.5,
+            etaplus: 1.2,
+            step_size_min: 1e-6,
+            step_size_max: 50.0,
+        };
+        be.rprop_update(&s, &mut w, g, &mut prev, &mut step)
+            .unwrap();
+    }
+    out.push(("rprop", down(be, &w)));
+    out.push(("rprop step_size", down(be, &step)));
     out
 }
 

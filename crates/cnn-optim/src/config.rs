@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{OptimError, Result};
 use crate::optimizer::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, GroupHyper, NadamConfig,
-    RadamConfig, RmspropConfig, Rule, SgdConfig, Slot, StepCtx,
+    AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig,
+    AsgdConfig, GroupHyper, LambConfig, LarsConfig, LionConfig, MuonConfig, NadamConfig,
+    RadamConfig, RmspropConfig, RpropConfig, Rule, SgdConfig, Slot, StepCtx,
 };
 
 /// An optimizer and its hyperparameters, tagged by `kind` in serde
@@ -37,6 +38,20 @@ pub enum OptimizerConfig {
     RAdam(RadamConfig),
     /// `torch.optim.Adamax`
     Adamax(AdamaxConfig),
+    /// `torch.optim.ASGD`
+    Asgd(AsgdConfig),
+    /// `torch.optim.Rprop`
+    Rprop(RpropConfig),
+    /// `torch.optim.Adafactor`
+    Adafactor(AdafactorConfig),
+    /// `torch.optim.Muon` (AdamW for parameters of fewer than 2 dimensions)
+    Muon(MuonConfig),
+    /// Lion (PyPI `lion-pytorch`)
+    Lion(LionConfig),
+    /// LAMB (PyPI `pytorch-optimizer`'s `Lamb`)
+    Lamb(LambConfig),
+    /// LARS (PyPI `pytorch-optimizer`'s `LARS`)
+    Lars(LarsConfig),
 }
 
 /// Call `$body` with `$r` bound to the rule of whichever variant `$cfg` is.
@@ -52,6 +67,13 @@ macro_rules! with_rule {
             OptimizerConfig::NAdam($r) => $body,
             OptimizerConfig::RAdam($r) => $body,
             OptimizerConfig::Adamax($r) => $body,
+            OptimizerConfig::Asgd($r) => $body,
+            OptimizerConfig::Rprop($r) => $body,
+            OptimizerConfig::Adafactor($r) => $body,
+            OptimizerConfig::Muon($r) => $body,
+            OptimizerConfig::Lion($r) => $body,
+            OptimizerConfig::Lamb($r) => $body,
+            OptimizerConfig::Lars($r) => $body,
         }
     };
 }
@@ -64,9 +86,28 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// The optimizer `name` (case-insensitive: "sgd", "adam", "adamw",
-    /// "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax") with
-    /// PyTorch's default hyperparameters.
+    /// Every name [`from_name`](Self::from_name) accepts, lowercase.
+    pub const NAMES: &'static [&'static str] = &[
+        "sgd",
+        "adam",
+        "adamw",
+        "rmsprop",
+        "adagrad",
+        "adadelta",
+        "nadam",
+        "radam",
+        "adamax",
+        "asgd",
+        "rprop",
+        "adafactor",
+        "muon",
+        "lion",
+        "lamb",
+        "lars",
+    ];
+
+    /// The optimizer `name` (case-insensitive, one of [`NAMES`](Self::NAMES))
+    /// with its reference implementation's default hyperparameters.
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "sgd" => OptimizerConfig::Sgd(SgdConfig::default()),
@@ -78,6 +119,13 @@ impl OptimizerConfig {
             "nadam" => OptimizerConfig::NAdam(NadamConfig::default()),
             "radam" => OptimizerConfig::RAdam(RadamConfig::default()),
             "adamax" => OptimizerConfig::Adamax(AdamaxConfig::default()),
+            "asgd" => OptimizerConfig::Asgd(AsgdConfig::default()),
+            "rprop" => OptimizerConfig::Rprop(RpropConfig::default()),
+            "adafactor" => OptimizerConfig::Adafactor(AdafactorConfig::default()),
+            "muon" => OptimizerConfig::Muon(MuonConfig::default()),
+            "lion" => OptimizerConfig::Lion(LionConfig::default()),
+            "lamb" => OptimizerConfig::Lamb(LambConfig::default()),
+            "lars" => OptimizerConfig::Lars(LarsConfig::default()),
             _ => return Err(OptimError::UnknownOptimizer(name.to_string())),
         })
     }
@@ -127,6 +175,13 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(_) => "nadam",
             OptimizerConfig::RAdam(_) => "radam",
             OptimizerConfig::Adamax(_) => "adamax",
+            OptimizerConfig::Asgd(_) => "asgd",
+            OptimizerConfig::Rprop(_) => "rprop",
+            OptimizerConfig::Adafactor(_) => "adafactor",
+            OptimizerConfig::Muon(_) => "muon",
+            OptimizerConfig::Lion(_) => "lion",
+            OptimizerConfig::Lamb(_) => "lamb",
+            OptimizerConfig::Lars(_) => "lars",
         }
     }
 
@@ -151,16 +206,40 @@ impl OptimizerConfig {
         self
     }
 
-    /// The same config with weight decay `wd`.
+    /// Whether the optimizer has a weight decay (all but Rprop).
+    pub fn has_weight_decay(&self) -> bool {
+        !matches!(self, OptimizerConfig::Rprop(_))
+    }
+
+    /// The same config with weight decay `wd` (Rprop, which has none, is
+    /// returned unchanged: see [`has_weight_decay`](Self::has_weight_decay)).
     pub fn with_weight_decay(mut self, wd: f64) -> Self {
-        with_rule!(&mut self, r => r.weight_decay = wd);
+        match &mut self {
+            OptimizerConfig::Sgd(r) => r.weight_decay = wd,
+            OptimizerConfig::Adam(r) => r.weight_decay = wd,
+            OptimizerConfig::AdamW(r) => r.weight_decay = wd,
+            OptimizerConfig::Rmsprop(r) => r.weight_decay = wd,
+            OptimizerConfig::Adagrad(r) => r.weight_decay = wd,
+            OptimizerConfig::Adadelta(r) => r.weight_decay = wd,
+            OptimizerConfig::NAdam(r) => r.weight_decay = wd,
+            OptimizerConfig::RAdam(r) => r.weight_decay = wd,
+            OptimizerConfig::Adamax(r) => r.weight_decay = wd,
+            OptimizerConfig::Asgd(r) => r.weight_decay = wd,
+            OptimizerConfig::Adafactor(r) => r.weight_decay = wd,
+            OptimizerConfig::Muon(r) => r.weight_decay = wd,
+            OptimizerConfig::Lion(r) => r.weight_decay = wd,
+            OptimizerConfig::Lamb(r) => r.weight_decay = wd,
+            OptimizerConfig::Lars(r) => r.weight_decay = wd,
+            OptimizerConfig::Rprop(_) => {}
+        }
         self
     }
 
-    /// The same config with momentum `momentum`: SGD's and RMSprop's
-    /// `momentum`; for Adam, AdamW, NAdam, RAdam and Adamax the first-moment
-    /// decay `betas.0` (the role momentum plays there). Adagrad and Adadelta
-    /// have no momentum: an error.
+    /// The same config with momentum `momentum`: SGD's, RMSprop's, Muon's
+    /// and LARS's `momentum`; for Adam, AdamW, NAdam, RAdam, Adamax, Lion
+    /// and LAMB the first-moment decay `betas.0` (the role momentum plays
+    /// there). Adagrad, Adadelta, ASGD, Rprop and Adafactor have no
+    /// momentum: an error.
     pub fn with_momentum(mut self, momentum: f64) -> Result<Self> {
         match &mut self {
             OptimizerConfig::Sgd(c) => c.momentum = momentum,
@@ -170,7 +249,15 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(c) => c.betas.0 = momentum,
             OptimizerConfig::RAdam(c) => c.betas.0 = momentum,
             OptimizerConfig::Adamax(c) => c.betas.0 = momentum,
-            OptimizerConfig::Adagrad(_) | OptimizerConfig::Adadelta(_) => {
+            OptimizerConfig::Muon(c) => c.momentum = momentum,
+            OptimizerConfig::Lars(c) => c.momentum = momentum,
+            OptimizerConfig::Lion(c) => c.betas.0 = momentum,
+            OptimizerConfig::Lamb(c) => c.betas.0 = momentum,
+            OptimizerConfig::Adagrad(_)
+            | OptimizerConfig::Adadelta(_)
+            | OptimizerConfig::Asgd(_)
+            | OptimizerConfig::Rprop(_)
+            | OptimizerConfig::Adafactor(_) => {
                 return Err(OptimError::InvalidCombination(format!(
                     "{} has no momentum",
                     self.name()
@@ -180,8 +267,12 @@ impl OptimizerConfig {
         Ok(self)
     }
 
-    pub(crate) fn slots(&self) -> Vec<Slot> {
-        with_rule!(self, r => r.slots())
+    pub(crate) fn slots(&self, shape: &[usize]) -> Vec<Slot> {
+        with_rule!(self, r => r.slots(shape))
+    }
+
+    pub(crate) fn layouts(&self) -> Vec<Vec<&'static str>> {
+        with_rule!(self, r => r.layouts())
     }
 
     pub(crate) fn scalars(&self) -> Vec<(&'static str, f64)> {

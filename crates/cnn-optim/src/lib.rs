@@ -10,12 +10,17 @@
 //!   parsed from a name or JSON, validated into typed errors.
 //! - [`optimizer`]: one file per update rule (`sgd.rs`, `adam.rs`,
 //!   `adamw.rs`, `rmsprop.rs`, `adagrad.rs`, `adadelta.rs`, `nadam.rs`,
-//!   `radam.rs`, `adamax.rs`), each documenting its formula, and
+//!   `radam.rs`, `adamax.rs`, `asgd.rs`, `rprop.rs`, `adafactor.rs`,
+//!   `muon.rs` with `newton_schulz.rs`, `lion.rs`, `lamb.rs`, `lars.rs`;
+//!   the last four of torch.optim's and LAMB and LARS update on the host,
+//!   `host.rs`), each documenting its formula, and
 //!   `driver.rs` with [`Optimizer<B>`]: parameter groups, per-parameter state
 //!   in device memory, the step loop and state export/import. The host
 //!   computes per-step scalars only; the element-wise update is the fused
 //!   backend op ([`cnn_core::OptimOps`]), so parameters never pass through
 //!   the host.
+//! - [`params`]: [`OptimizerConfig::with_params`], hyperparameters by the
+//!   reference's argument names over a config (`--optimizer-param`).
 //! - [`group`]: [`ParamGroup`], parameters matched by name sharing a rate and
 //!   weight decay ([`ParamGroup::no_decay`] for biases and norm parameters).
 //! - [`schedule`]: [`ScheduleConfig`] (one file per family) and the
@@ -53,6 +58,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod optimizer;
+pub mod params;
 pub mod regularize;
 pub mod schedule;
 pub mod state;
@@ -61,8 +67,9 @@ pub use config::OptimizerConfig;
 pub use error::{OptimError, Result};
 pub use group::ParamGroup;
 pub use optimizer::{
-    AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, NadamConfig, Optimizer,
-    RadamConfig, RmspropConfig, SgdConfig,
+    AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig,
+    AsgdConfig, LambConfig, LarsConfig, LionConfig, MuonConfig, NadamConfig, Optimizer,
+    RadamConfig, RmspropConfig, RpropConfig, SgdConfig,
 };
 pub use regularize::{PenaltyScope, Regularizer};
 pub use schedule::{ScheduleConfig, Scheduler};

@@ -56,7 +56,8 @@ pub struct TrainConfig {
     /// steps. 1 steps on every batch.
     pub accumulate: usize,
     /// `sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`, `adadelta`, `nadam`,
-    /// `radam`, `adamax`.
+    /// `radam`, `adamax`, `asgd`, `rprop`, `adafactor`, `muon`, `lion`,
+    /// `lamb`, `lars`.
     pub optimizer: String,
     /// Learning rate (default: 0.05 for SGD, PyTorch's default otherwise).
     pub lr: Option<f64>,
@@ -67,6 +68,11 @@ pub struct TrainConfig {
     /// for AdamW).
     pub weight_decay: Option<f64>,
     pub nesterov: bool,
+    /// The optimizer's hyperparameters by the reference implementation's
+    /// names, over the values above: `optimizer_params = { betas = [0.9,
+    /// 0.99], eps = 1e-6 }` for `adam` (`--optimizer-param KEY=VALUE`).
+    #[serde(skip_serializing_if = "toml::Table::is_empty")]
+    pub optimizer_params: toml::Table,
     /// Learning-rate schedule name (`none`, `step`, `multistep`,
     /// `exponential`, `cosine`, `cosine_restarts`, `warmup_cosine`,
     /// `linear`, `polynomial`, `one_cycle`, `cyclic`, `plateau`).
@@ -283,6 +289,7 @@ impl Default for TrainConfig {
             momentum: None,
             weight_decay: None,
             nesterov: false,
+            optimizer_params: toml::Table::new(),
             schedule: "none".into(),
             schedule_per: SchedulePer::Step,
             schedule_params: toml::Table::new(),
@@ -470,6 +477,7 @@ impl TrainConfig {
             None => {}
         }
         if let Some(wd) = self.weight_decay {
+            crate::optimizer_params::check_weight_decay(&c, wd)?;
             c = c.with_weight_decay(wd);
         }
         if self.nesterov {
@@ -483,6 +491,7 @@ impl TrainConfig {
                 }
             }
         }
+        let c = crate::optimizer_params::apply(c, &self.optimizer_params)?;
         c.validate()?;
         Ok(c)
     }

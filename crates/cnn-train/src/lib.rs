@@ -51,6 +51,7 @@ pub mod json_float;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+mod optimizer_params;
 pub mod plan;
 pub mod plot;
 pub mod progress;

@@ -31,8 +31,8 @@ pub use loss::{CrossEntropyParams, LossOps};
 pub use memory::MemoryOps;
 pub use norm::{BatchNormParams, DropoutParams, NormOps};
 pub use optim::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, OptimOps, RadamStep, RmspropStep,
-    SgdStep, check_optim_state, missing_optim_state,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, LionStep, NadamStep, OptimOps,
+    RadamStep, RmspropStep, RpropStep, SgdStep, check_optim_state, missing_optim_state,
 };
 pub use pool::{Pool2dGeometry, Pool2dParams, PoolOps};
 

@@ -143,6 +143,43 @@ pub struct AdamaxStep {
     pub bias_correction1: f32,
 }
 
+/// Lion (PyPI `lion-pytorch`): `w *= 1 - lr * weight_decay` (decoupled,
+/// first); `w -= lr * sign(beta1 m + (1 - beta1) g)`;
+/// `m = beta2 m + (1 - beta2) g`. `sign(0) = 0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LionStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// The decay actually applied (lion-pytorch's `decoupled_weight_decay`
+    /// divides by the initial rate on the host).
+    pub weight_decay: f32,
+}
+
+/// ASGD (`torch.optim.ASGD`): `w *= decay` (`1 - lambd * eta`, from the
+/// host); `w -= eta * g`; then `ax += (w - ax) * mu`, or `ax = w` when
+/// `mu == 1` (torch copies then). `eta` and `mu` are the per-parameter
+/// host scalars torch keeps in its state before this step updates them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsgdStep {
+    pub eta: f32,
+    pub decay: f32,
+    pub mu: f32,
+    pub weight_decay: f32,
+}
+
+/// Rprop (`torch.optim.Rprop`): with `s = sign(g * prev)`, the factor is
+/// `etaplus` (s > 0), `etaminus` (s < 0) or 1; `step_size = clamp(step_size
+/// * factor, step_size_min, step_size_max)`; `g = 0` where the factor is
+/// `etaminus`; `w -= sign(g) * step_size`; `prev = g`. No weight decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RpropStep {
+    pub etaminus: f32,
+    pub etaplus: f32,
+    pub step_size_min: f32,
+    pub step_size_max: f32,
+}
+
 /// The fused update rules. `w` is updated in place, `g` is read only (weight
 /// decay is folded in per element, never written back), state buffers have
 /// the length of `w` and are updated in place.
@@ -212,5 +249,27 @@ pub trait OptimOps: super::MemoryOps {
         g: &Self::Buffer,
         m: &mut Self::Buffer,
         u: &mut Self::Buffer,
+    ) -> Result<()>;
+    fn lion_update(
+        &self,
+        s: &LionStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        exp_avg: &mut Self::Buffer,
+    ) -> Result<()>;
+    fn asgd_update(
+        &self,
+        s: &AsgdStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        ax: &mut Self::Buffer,
+    ) -> Result<()>;
+    fn rprop_update(
+        &self,
+        s: &RpropStep,
+        w: &mut Self::Buffer,
+        g: &Self::Buffer,
+        prev: &mut Self::Buffer,
+        step_size: &mut Self::Buffer,
     ) -> Result<()>;
 }

@@ -57,7 +57,7 @@ impl Rule for AdadeltaConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         vec![Slot::zeros("square_avg"), Slot::zeros("acc_delta")]
     }
 

@@ -60,10 +60,11 @@ impl Rule for AdagradConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         vec![Slot {
             name: "sum",
             init: self.initial_accumulator_value as f32,
+            len: None,
         }]
     }
 

@@ -105,7 +105,7 @@ impl Rule for AdamConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         adam_slots(self.amsgrad)
     }
 

@@ -61,7 +61,7 @@ impl Rule for AdamWConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         adam_slots(self.amsgrad)
     }
 

@@ -1,7 +1,7 @@
 //! `Optimizer<B>`: parameter groups, per-parameter state in device memory,
 //! the learning rate of each step, and export/import of the state.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use cnn_core::{Backend, Graph, Param};
 
@@ -12,10 +12,18 @@ use crate::group::ParamGroup;
 use crate::schedule::Scheduler;
 use crate::state::{OptimizerState, ParamState};
 
+/// The most dimensions a parameter may have.
+const MAX_RANK: usize = 8;
+
 /// One parameter's state in device memory.
 struct SlotState<B: Backend> {
     step: u64,
+    /// The slot names of `bufs`, in order.
+    names: Vec<&'static str>,
     bufs: Vec<B::Buffer>,
+    /// The element count of the parameter the buffers were checked
+    /// against (`None` for imported state until its first step).
+    checked_for: Option<usize>,
     scalars: Vec<f64>,
     /// The [`Optimizer::call`] that last stepped this parameter (0: none
     /// since the state was created or imported).
@@ -236,7 +244,7 @@ impl<B: Backend> Optimizer<B> {
         };
         let n = p.numel();
         if !self.state.contains_key(&p.name) {
-            let st = self.fresh_state(backend, n)?;
+            let st = self.fresh_state(backend, p.value.shape().dims())?;
             self.state.insert(p.name.clone(), st);
         }
         let st = self.state.get_mut(&p.name).expect("inserted above");
@@ -247,15 +255,21 @@ impl<B: Backend> Optimizer<B> {
             )));
         }
         st.call = self.call;
-        for b in &st.bufs {
-            let len = backend.buffer_len(b);
-            if len != n {
-                return Err(OptimError::State(format!(
-                    "parameter `{}` has {n} elements but its optimizer state has {len}",
-                    p.name
-                )));
-            }
+        if st.checked_for != Some(n) {
+            check_layout(&self.config, backend, &p.name, p.value.shape().dims(), st)?;
+            st.checked_for = Some(n);
         }
+        // The shape on the stack: a steady-state step allocates nothing.
+        let shape = p.value.shape().dims();
+        let rank = shape.len();
+        if rank > MAX_RANK {
+            return Err(OptimError::InvalidCombination(format!(
+                "parameter `{}` has {rank} dimensions, at most {MAX_RANK} are supported",
+                p.name
+            )));
+        }
+        let mut dims = [0usize; MAX_RANK];
+        dims[..rank].copy_from_slice(shape);
         let t = st.step + 1;
         let Param { value, grad, .. } = p;
         let ctx = StepCtx {
@@ -264,16 +278,19 @@ impl<B: Backend> Optimizer<B> {
             scalars: &mut st.scalars,
             w: value.buffer_mut(),
             g: grad.buffer(),
+            shape: &dims[..rank],
         };
         self.config.update(backend, hp, ctx)?;
         st.step = t;
         Ok(())
     }
 
-    fn fresh_state(&self, backend: &B, n: usize) -> Result<SlotState<B>> {
+    fn fresh_state(&self, backend: &B, shape: &[usize]) -> Result<SlotState<B>> {
+        let n = shape.iter().product();
         let mut bufs = Vec::new();
-        for slot in self.config.slots() {
-            let mut b = backend.alloc_zeros(n)?;
+        let slots = self.config.slots(shape);
+        for slot in &slots {
+            let mut b = backend.alloc_zeros(slot.len.unwrap_or(n))?;
             if slot.init != 0.0 {
                 backend.fill(&mut b, slot.init)?;
             }
@@ -281,6 +298,8 @@ impl<B: Backend> Optimizer<B> {
         }
         Ok(SlotState {
             step: 0,
+            names: slots.iter().map(|s| s.name).collect(),
+            checked_for: Some(n),
             bufs,
             scalars: self.config.scalars().into_iter().map(|(_, v)| v).collect(),
             call: 0,
@@ -299,7 +318,6 @@ impl<B: Backend> Optimizer<B> {
 
     /// A host copy of the state (downloads every state buffer).
     pub fn export_state(&self, backend: &B) -> Result<OptimizerState> {
-        let slots = self.config.slots();
         let scalars = self.config.scalars();
         let mut params = BTreeMap::new();
         for (name, st) in &self.state {
@@ -307,9 +325,8 @@ impl<B: Backend> Optimizer<B> {
                 step: st.step,
                 ..Default::default()
             };
-            for (slot, buf) in slots.iter().zip(&st.bufs) {
-                ps.slots
-                    .insert(slot.name.to_string(), backend.download(buf)?);
+            for (name, buf) in st.names.iter().zip(&st.bufs) {
+                ps.slots.insert(name.to_string(), backend.download(buf)?);
             }
             for ((key, _), v) in scalars.iter().zip(&st.scalars) {
                 ps.scalars.insert(key.to_string(), *v);
@@ -344,28 +361,28 @@ impl<B: Backend> Optimizer<B> {
         for &lr in &state.group_lrs {
             check::lr("lr", lr)?;
         }
-        let slots = self.config.slots();
+        let layouts = self.config.layouts();
         let scalars = self.config.scalars();
         let mut new_state = HashMap::new();
         for (name, ps) in &state.params {
-            let expected: Vec<&str> = slots.iter().map(|s| s.name).collect();
             let found: Vec<&str> = ps.slots.keys().map(String::as_str).collect();
-            let mut sorted = expected.clone();
-            sorted.sort_unstable();
-            if sorted != found {
+            let layout = layouts.iter().find(|names| {
+                let mut sorted = (*names).clone();
+                sorted.sort_unstable();
+                sorted == found
+            });
+            let Some(layout) = layout else {
+                let expected = match layouts.as_slice() {
+                    [one] => format!("{one:?}"),
+                    many => format!("one of {many:?}"),
+                };
                 return Err(OptimError::State(format!(
-                    "parameter `{name}` has state slots {found:?}, expected {expected:?}"
+                    "parameter `{name}` has state slots {found:?}, expected {expected}"
                 )));
-            }
-            let lens: HashSet<usize> = ps.slots.values().map(Vec::len).collect();
-            if lens.len() > 1 {
-                return Err(OptimError::State(format!(
-                    "parameter `{name}` has state slots of different lengths"
-                )));
-            }
-            let mut bufs = Vec::with_capacity(slots.len());
-            for slot in &slots {
-                bufs.push(backend.upload(&ps.slots[slot.name])?);
+            };
+            let mut bufs = Vec::with_capacity(layout.len());
+            for slot in layout {
+                bufs.push(backend.upload(&ps.slots[*slot])?);
             }
             let mut vals = Vec::with_capacity(scalars.len());
             for (key, _) in &scalars {
@@ -384,6 +401,8 @@ impl<B: Backend> Optimizer<B> {
                 name.clone(),
                 SlotState {
                     step: ps.step,
+                    names: layout.clone(),
+                    checked_for: None,
                     bufs,
                     scalars: vals,
                     call: 0,
@@ -396,4 +415,41 @@ impl<B: Backend> Optimizer<B> {
         self.state = new_state;
         Ok(())
     }
+}
+
+/// Check that `st` has the slots and lengths the rule gives a parameter of
+/// `shape` (imported state, at its first step).
+fn check_layout<B: Backend>(
+    config: &OptimizerConfig,
+    backend: &B,
+    name: &str,
+    shape: &[usize],
+    st: &SlotState<B>,
+) -> Result<()> {
+    let n: usize = shape.iter().product();
+    let slots = config.slots(shape);
+    let expected: Vec<&str> = slots.iter().map(|s| s.name).collect();
+    if expected != st.names {
+        return Err(OptimError::State(format!(
+            "parameter `{name}` of shape {shape:?} has state slots {:?}, expected {expected:?}",
+            st.names
+        )));
+    }
+    for (slot, b) in slots.iter().zip(&st.bufs) {
+        let len = backend.buffer_len(b);
+        let want = slot.len.unwrap_or(n);
+        if len != want {
+            return Err(OptimError::State(match slot.len {
+                None => {
+                    format!("parameter `{name}` has {n} elements but its optimizer state has {len}")
+                }
+                Some(_) => format!(
+                    "parameter `{name}` of shape {shape:?} needs {want} elements of `{}`, \
+                     its optimizer state has {len}",
+                    slot.name
+                ),
+            }));
+        }
+    }
+    Ok(())
 }

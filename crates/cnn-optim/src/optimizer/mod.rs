@@ -1,6 +1,11 @@
 //! The update rules, one file each, the private `Rule` trait they share,
 //! and the [`Optimizer`] that drives them (`driver.rs`).
 //!
+//! Most rules are per-element and run as one fused backend op. Adafactor,
+//! Muon, LAMB and LARS need per-tensor norms, row and column means or
+//! matrix products between per-element passes: they update on the host
+//! (`host.rs`; Muon's iteration in `newton_schulz.rs`).
+//!
 //! Every rule keeps its hyperparameters in a serde config struct named after
 //! the PyTorch class (`SgdConfig` for `torch.optim.SGD`) with PyTorch's
 //! argument names and defaults. Per step the host computes only scalars
@@ -10,42 +15,72 @@
 //! buffers in place: parameters never travel through the host.
 
 mod adadelta;
+mod adafactor;
 mod adagrad;
 mod adam;
 mod adamax;
 mod adamw;
+mod asgd;
 mod driver;
+mod host;
+mod lamb;
+mod lars;
+mod lion;
+mod muon;
 mod nadam;
+mod newton_schulz;
 mod radam;
 mod rmsprop;
+mod rprop;
 mod sgd;
 
 pub use adadelta::AdadeltaConfig;
+pub use adafactor::AdafactorConfig;
 pub use adagrad::AdagradConfig;
 pub use adam::AdamConfig;
 pub use adamax::AdamaxConfig;
 pub use adamw::AdamWConfig;
+pub use asgd::AsgdConfig;
 pub use driver::Optimizer;
+pub use lamb::LambConfig;
+pub use lars::LarsConfig;
+pub use lion::LionConfig;
+pub use muon::MuonConfig;
 pub use nadam::NadamConfig;
 pub use radam::RadamConfig;
 pub use rmsprop::RmspropConfig;
+pub use rprop::RpropConfig;
 pub use sgd::SgdConfig;
 
 use cnn_core::Backend;
 
 use crate::error::Result;
 
-/// A state buffer a rule keeps per parameter (PyTorch's state key) and the
-/// value it starts from.
+/// A state buffer a rule keeps per parameter (PyTorch's state key), the
+/// value it starts from and its length (`None`: the parameter's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Slot {
     pub name: &'static str,
     pub init: f32,
+    pub len: Option<usize>,
 }
 
 impl Slot {
     pub(crate) const fn zeros(name: &'static str) -> Self {
-        Slot { name, init: 0.0 }
+        Slot {
+            name,
+            init: 0.0,
+            len: None,
+        }
+    }
+
+    /// A zero buffer of `len` elements (Adafactor's row and column factors).
+    pub(crate) const fn zeros_len(name: &'static str, len: usize) -> Self {
+        Slot {
+            name,
+            init: 0.0,
+            len: Some(len),
+        }
     }
 }
 
@@ -68,6 +103,9 @@ pub(crate) struct StepCtx<'a, B: Backend> {
     pub scalars: &'a mut [f64],
     pub w: &'a mut B::Buffer,
     pub g: &'a B::Buffer,
+    /// The parameter's shape (PyTorch's: `(out, in, kh, kw)` for a
+    /// convolution weight).
+    pub shape: &'a [usize],
 }
 
 /// One update rule: its validation, its state layout and its step.
@@ -78,8 +116,14 @@ pub(crate) trait Rule {
     fn lr(&self) -> f64;
     /// The weight decay of the default group.
     fn weight_decay(&self) -> f64;
-    /// The per-parameter state buffers this configuration needs.
-    fn slots(&self) -> Vec<Slot>;
+    /// The per-parameter state buffers this configuration needs for a
+    /// parameter of `shape`.
+    fn slots(&self, shape: &[usize]) -> Vec<Slot>;
+    /// Every set of slot names a parameter's state may have, in slot order
+    /// (one for rules whose state does not depend on the shape).
+    fn layouts(&self) -> Vec<Vec<&'static str>> {
+        vec![self.slots(&[]).iter().map(|s| s.name).collect()]
+    }
     /// The per-parameter host scalars (name, initial value).
     fn scalars(&self) -> Vec<(&'static str, f64)> {
         Vec::new()

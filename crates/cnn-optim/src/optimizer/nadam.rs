@@ -74,7 +74,7 @@ impl Rule for NadamConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         vec![Slot::zeros("exp_avg"), Slot::zeros("exp_avg_sq")]
     }
 

@@ -69,7 +69,7 @@ impl Rule for RadamConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         vec![Slot::zeros("exp_avg"), Slot::zeros("exp_avg_sq")]
     }
 

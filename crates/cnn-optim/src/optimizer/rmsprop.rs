@@ -65,7 +65,7 @@ impl Rule for RmspropConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         let mut slots = vec![Slot::zeros("square_avg")];
         if self.momentum > 0.0 {
             slots.push(Slot::zeros("momentum_buffer"));

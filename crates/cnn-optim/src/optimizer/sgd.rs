@@ -67,7 +67,7 @@ impl Rule for SgdConfig {
         self.weight_decay
     }
 
-    fn slots(&self) -> Vec<Slot> {
+    fn slots(&self, _shape: &[usize]) -> Vec<Slot> {
         if self.momentum != 0.0 {
             vec![Slot::zeros("momentum_buffer")]
         } else {

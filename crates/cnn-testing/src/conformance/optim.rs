@@ -13,8 +13,8 @@ use crate::host::{ctx, down, up};
 use crate::reference::{self as r, OptimOut};
 use crate::strategies::values;
 use cnn_core::backend::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, Backend, NadamStep, RadamStep, RmspropStep,
-    SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, Backend, LionStep, NadamStep,
+    RadamStep, RmspropStep, RpropStep, SgdStep,
 };
 use cnn_core::rng::CounterRng;
 
@@ -26,8 +26,9 @@ pub const OPTIM_ABS: f64 = 1e-6;
 pub const OPTIM_REL: f64 = 1e-5;
 
 /// The optimizer rules this check covers, one per `*_update` op.
-const RULES: [&str; 8] = [
-    "sgd", "adam", "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax",
+const RULES: [&str; 11] = [
+    "sgd", "adam", "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax", "lion", "asgd",
+    "rprop",
 ];
 
 /// One step of every update rule of [`OptimOps`](cnn_core::backend::OptimOps),
@@ -332,6 +333,67 @@ fn optim_one<B: Backend>(be: &B, rule: &str, len: usize, seed: u64) -> Result<()
                 &format!("adamax {s:?}"),
                 &down(be, &w)?,
                 &[down(be, &m)?, down(be, &u)?],
+                &want,
+            )
+        }
+        "lion" => {
+            let s = LionStep {
+                lr: d.uniform(1e-4, 0.1),
+                beta1: d.uniform(0.5, 0.99),
+                beta2: d.uniform(0.9, 0.999),
+                weight_decay: d.weight_decay(),
+            };
+            let mut m = up(be, &signed)?;
+            ctx(be.lion_update(&s, &mut w, &gb, &mut m), "lion_update")?;
+            let want = r::lion_update(&s, &w0, &g, &signed);
+            compare(
+                &format!("lion {s:?}"),
+                &down(be, &w)?,
+                &[down(be, &m)?],
+                &want,
+            )
+        }
+        "asgd" => {
+            let eta = d.uniform(1e-3, 0.1);
+            let s = AsgdStep {
+                eta,
+                decay: (1.0 - f64::from(d.uniform(0.0, 0.1)) * f64::from(eta)) as f32,
+                mu: if d.flag() { 1.0 } else { d.uniform(0.01, 1.0) },
+                weight_decay: d.weight_decay(),
+            };
+            let mut ax = up(be, &signed)?;
+            ctx(be.asgd_update(&s, &mut w, &gb, &mut ax), "asgd_update")?;
+            let want = r::asgd_update(&s, &w0, &g, &signed);
+            compare(
+                &format!("asgd {s:?}"),
+                &down(be, &w)?,
+                &[down(be, &ax)?],
+                &want,
+            )
+        }
+        "rprop" => {
+            let s = RpropStep {
+                etaminus: d.uniform(0.1, 0.9),
+                etaplus: d.uniform(1.1, 2.0),
+                step_size_min: d.pick(&[1e-6, 0.05]),
+                step_size_max: d.pick(&[0.3, 50.0]),
+            };
+            // Some previous gradients exactly 0 (the first step's state).
+            let prev: Vec<f32> = signed
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| if i % 3 == 0 { 0.0 } else { p })
+                .collect();
+            let (mut pb, mut sb) = (up(be, &prev)?, up(be, &extra)?);
+            ctx(
+                be.rprop_update(&s, &mut w, &gb, &mut pb, &mut sb),
+                "rprop_update",
+            )?;
+            let want = r::rprop_update(&s, &w0, &g, &prev, &extra);
+            compare(
+                &format!("rprop {s:?}"),
+                &down(be, &w)?,
+                &[down(be, &pb)?, down(be, &sb)?],
                 &want,
             )
         }

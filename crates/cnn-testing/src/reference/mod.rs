@@ -38,8 +38,8 @@ pub use norm::{
     batch_norm2d_forward_train, dropout_backward, dropout_forward, dropout_mask,
 };
 pub use optim::{
-    OptimOut, adadelta_update, adagrad_update, adam_update, adamax_update, nadam_update,
-    radam_update, rmsprop_update, sgd_update,
+    OptimOut, adadelta_update, adagrad_update, adam_update, adamax_update, asgd_update,
+    lion_update, nadam_update, radam_update, rmsprop_update, rprop_update, sgd_update,
 };
 pub use pool::{
     avg_pool_divisor, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool_backward,

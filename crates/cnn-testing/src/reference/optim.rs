@@ -7,7 +7,8 @@
 //! L2) unless noted.
 
 use cnn_core::backend::{
-    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, NadamStep, RadamStep, RmspropStep, SgdStep,
+    AdadeltaStep, AdagradStep, AdamStep, AdamaxStep, AsgdStep, LionStep, NadamStep, RadamStep,
+    RmspropStep, RpropStep, SgdStep,
 };
 
 /// The result of one optimizer step.
@@ -260,6 +261,84 @@ pub fn adamax_update(s: &AdamaxStep, w: &[f32], g: &[f32], m: &[f32], u: &[f32])
     }
 }
 
+/// `torch.sign` in f64.
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// Lion (lion-pytorch). State: `[exp_avg]`.
+pub fn lion_update(s: &LionStep, w: &[f32], g: &[f32], m: &[f32]) -> OptimOut {
+    let n = w.len();
+    let (mut w_out, mut m_out) = (vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let wi = f(w[i]) * (1.0 - f(s.lr) * f(s.weight_decay));
+        let c = f(s.beta1) * f(m[i]) + (1.0 - f(s.beta1)) * f(g[i]);
+        w_out[i] = wi - f(s.lr) * sign(c);
+        m_out[i] = f(s.beta2) * f(m[i]) + (1.0 - f(s.beta2)) * f(g[i]);
+    }
+    OptimOut {
+        w: w_out,
+        state: vec![m_out],
+    }
+}
+
+/// ASGD. State: `[ax]`.
+pub fn asgd_update(s: &AsgdStep, w: &[f32], g: &[f32], ax: &[f32]) -> OptimOut {
+    let n = w.len();
+    let (mut w_out, mut ax_out) = (vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let gi = decayed(g[i], w[i], s.weight_decay);
+        let wi = f(w[i]) * f(s.decay) - f(s.eta) * gi;
+        w_out[i] = wi;
+        ax_out[i] = if s.mu == 1.0 {
+            wi
+        } else {
+            f(ax[i]) + (wi - f(ax[i])) * f(s.mu)
+        };
+    }
+    OptimOut {
+        w: w_out,
+        state: vec![ax_out],
+    }
+}
+
+/// Rprop. State: `[prev, step_size]`.
+pub fn rprop_update(s: &RpropStep, w: &[f32], g: &[f32], prev: &[f32], step: &[f32]) -> OptimOut {
+    let n = w.len();
+    let (mut w_out, mut prev_out, mut step_out) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let product = f(g[i]) * f(prev[i]);
+        let factor = if product > 0.0 {
+            f(s.etaplus)
+        } else if product < 0.0 {
+            f(s.etaminus)
+        } else {
+            1.0
+        };
+        let ss = (f(step[i]) * factor)
+            .max(f(s.step_size_min))
+            .min(f(s.step_size_max));
+        let gi = if factor == f(s.etaminus) {
+            0.0
+        } else {
+            f(g[i])
+        };
+        w_out[i] = f(w[i]) - sign(gi) * ss;
+        prev_out[i] = gi;
+        step_out[i] = ss;
+    }
+    OptimOut {
+        w: w_out,
+        state: vec![prev_out, step_out],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +576,45 @@ mod tests {
         );
         assert_eq!(out.w, vec![-1.0]);
         assert_eq!(out.state, vec![vec![0.5], vec![4.0]]);
+    }
+
+    #[test]
+    fn lion_asgd_rprop_by_hand() {
+        let s = LionStep {
+            lr: 0.5,
+            beta1: 0.5,
+            beta2: 0.75,
+            weight_decay: 0.5,
+        };
+        // c = 0.5 * 1 + 0.5 * -4 < 0: w = 2 * 0.75 + 0.5; m = 0.75 - 1.
+        let out = lion_update(&s, &[2.0], &[-4.0], &[1.0]);
+        assert_eq!(out.w, vec![2.0]);
+        assert_eq!(out.state, vec![vec![-0.25]]);
+        let s = AsgdStep {
+            eta: 0.5,
+            decay: 0.5,
+            mu: 0.25,
+            weight_decay: 0.0,
+        };
+        // w = 4 * 0.5 - 0.5 * 2 = 1; ax = 3 + (1 - 3) / 4.
+        let out = asgd_update(&s, &[4.0], &[2.0], &[3.0]);
+        assert_eq!((out.w, out.state), (vec![1.0], vec![vec![2.5]]));
+        let s = RpropStep {
+            etaminus: 0.5,
+            etaplus: 2.0,
+            step_size_min: 0.1,
+            step_size_max: 3.0,
+        };
+        // Same sign: the step doubles (clamped to 3); opposite: it halves,
+        // the gradient counts as 0 and the weight stays; zero: unchanged.
+        let out = rprop_update(
+            &s,
+            &[1.0; 3],
+            &[1.0, -1.0, 0.5],
+            &[2.0, 2.0, 0.0],
+            &[2.0; 3],
+        );
+        assert_eq!(out.w, vec![-2.0, 1.0, -1.0]);
+        assert_eq!(out.state, vec![vec![1.0, 0.0, 0.5], vec![3.0, 1.0, 2.0]]);
     }
 }
