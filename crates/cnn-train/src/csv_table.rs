@@ -74,7 +74,7 @@ pub fn read_rows(text: &str, header: &str, origin: &Path) -> Result<Vec<Row>> {
     let mut records = reader.records();
     let first = match records.next() {
         Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(bad(error_line(&e), e.to_string())),
+        Some(Err(e)) => return Err(bad(error_line(text, &e), e.to_string())),
         None => {
             return Err(TrainError::bad_file(
                 origin,
@@ -84,7 +84,7 @@ pub fn read_rows(text: &str, header: &str, origin: &Path) -> Result<Vec<Row>> {
     };
     let expected: Vec<&str> = header.split(',').collect();
     if first.iter().collect::<Vec<_>>() != expected {
-        let line = first.position().map_or(1, |p| p.line());
+        let line = first.position().map_or(1, |p| line_at(text, p));
         let found: Vec<&str> = first.iter().collect();
         return Err(bad(
             line,
@@ -96,8 +96,8 @@ pub fn read_rows(text: &str, header: &str, origin: &Path) -> Result<Vec<Row>> {
     }
     let mut out = Vec::new();
     for record in records {
-        let record = record.map_err(|e| bad(error_line(&e), e.to_string()))?;
-        let line = record.position().map_or(0, |p| p.line());
+        let record = record.map_err(|e| bad(error_line(text, &e), e.to_string()))?;
+        let line = record.position().map_or(0, |p| line_at(text, p));
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -109,8 +109,23 @@ pub fn read_rows(text: &str, header: &str, origin: &Path) -> Result<Vec<Row>> {
     Ok(out)
 }
 
-fn error_line(e: &csv::Error) -> u64 {
-    e.position().map_or(0, |p| p.line())
+fn error_line(text: &str, e: &csv::Error) -> u64 {
+    e.position().map_or(0, |p| line_at(text, p))
+}
+
+/// The line (1-based) of the record at `pos`: the reader's position can
+/// sit before the previous record's line end, so the line is counted at
+/// the first character past it that ends no line.
+fn line_at(text: &str, pos: &csv::Position) -> u64 {
+    let start = usize::try_from(pos.byte()).map_or(text.len(), |b| b.min(text.len()));
+    let first = text.as_bytes()[start..]
+        .iter()
+        .position(|&c| c != b'\r' && c != b'\n')
+        .map_or(text.len(), |i| start + i);
+    1 + text.as_bytes()[..first]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count() as u64
 }
 
 #[cfg(test)]

@@ -149,10 +149,7 @@ pub fn comparison_charts(
                     }
                 }
             }
-            let mean = sums
-                .into_iter()
-                .map(|v| mean_std(v.into_iter()).0)
-                .collect();
+            let mean = sums.into_iter().map(|v| mean_std(v).0).collect();
             c.with(label, mean, true)
         },
     );

@@ -35,8 +35,8 @@ use crate::run_dir::{
 };
 use crate::stats::{fixed, pct};
 
-pub use self::page::base64;
 use self::page::Page;
+pub use self::page::base64;
 
 /// Write `report.html` into `dir`, whatever kind of directory it is: a
 /// comparison (`compare.json`), a learning curve (`curve.json`) or a run

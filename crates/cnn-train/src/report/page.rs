@@ -28,6 +28,7 @@ const CHECK_SCRIPT: &str = include_str!("../../assets/report/check.js");
 const CHARTS_SCRIPT: &str = include_str!("../../assets/report/report.js");
 const UPLOT_JS: &str = include_str!("../../assets/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../../assets/uplot/uPlot.min.css");
+const UPLOT_LICENSE: &str = include_str!("../../assets/uplot/LICENSE");
 /// The vendored uPlot's version (`assets/uplot/README.md`).
 pub const UPLOT_VERSION: &str = "1.6.32";
 
@@ -245,6 +246,7 @@ impl Page {
                 check_script => CHECK_SCRIPT,
                 charts_script => CHARTS_SCRIPT,
                 uplot_js => UPLOT_JS,
+                uplot_license => UPLOT_LICENSE,
                 uplot_css => UPLOT_CSS,
                 data_json => data_json,
             })
@@ -332,9 +334,17 @@ mod tests {
         assert!(!html.contains("<!--"), "a comment opened from text");
         // The page's own scripts only: check, data, uPlot, charts.
         assert_eq!(html.matches("</script>").count(), 4);
-        assert_eq!(html.matches("id=\"cnn-report-data\"").count(), 1);
+        assert_eq!(
+            html.matches("id=\"cnn-report-data\" type=\"application/json\">{")
+                .count(),
+            1
+        );
         assert!(html.contains("&lt;&#x2f;script&gt;") || html.contains("&lt;/script&gt;"));
         assert!(html.contains("connect-src 'none'"));
+        assert!(
+            html.contains("Copyright (c) 2022 Leon Sorokin"),
+            "uPlot's licence"
+        );
         assert!(html.contains("id=\"chart-c\""));
     }
 
