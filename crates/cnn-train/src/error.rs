@@ -38,6 +38,9 @@ pub enum TrainError {
     /// Plotting failed.
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+    /// `report.html` could not be put together (its template or data).
+    #[error("report: {0}")]
+    Report(String),
     /// The run directory exists and `--overwrite` was not given.
     #[error("{} already exists; pass --overwrite to replace it or --resume to continue it", .0.display())]
     RunDirExists(PathBuf),

@@ -20,7 +20,6 @@
 //! [`RunPlan`](crate::plan::RunPlan)); a fit that cannot start is recorded
 //! as failed and the curve goes on.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -320,39 +319,36 @@ pub fn score_vs_size(manifest: &CurveManifest) -> ScoreVsSize {
 
 /// The text of `learning_curve.csv`.
 pub fn points_csv(manifest: &CurveManifest) -> String {
-    let mut s =
-        String::from("train_size,fraction,repeat,seed,train_accuracy,val_accuracy,status\n");
-    for p in &manifest.points {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{}",
-            p.train_size,
-            p.fraction,
-            p.repeat,
-            p.seed,
-            num(p.train_score),
-            num(p.val_score),
-            p.status
-        );
-    }
-    s
+    crate::csv_table::csv_text(
+        "train_size,fraction,repeat,seed,train_accuracy,val_accuracy,status",
+        manifest.points.iter().map(|p| {
+            [
+                p.train_size.to_string(),
+                p.fraction.to_string(),
+                p.repeat.to_string(),
+                p.seed.to_string(),
+                num(p.train_score),
+                num(p.val_score),
+                p.status.clone(),
+            ]
+        }),
+    )
 }
 
 /// The text of `learning_curve_summary.csv`.
 pub fn summary_csv(points: &ScoreVsSize) -> String {
-    let mut s = String::from("train_size,train_mean,train_std,val_mean,val_std\n");
-    for i in 0..points.train_sizes.len() {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{}",
-            points.train_sizes[i],
-            num(points.train_mean[i]),
-            num(points.train_std[i]),
-            num(points.val_mean[i]),
-            num(points.val_std[i])
-        );
-    }
-    s
+    crate::csv_table::csv_text(
+        "train_size,train_mean,train_std,val_mean,val_std",
+        (0..points.train_sizes.len()).map(|i| {
+            [
+                points.train_sizes[i].to_string(),
+                num(points.train_mean[i]),
+                num(points.train_std[i]),
+                num(points.val_mean[i]),
+                num(points.val_std[i]),
+            ]
+        }),
+    )
 }
 
 /// Write the CSV files and the plot of a curve directory.

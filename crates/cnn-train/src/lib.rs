@@ -43,6 +43,7 @@ mod accumulation;
 pub mod checkpoint;
 pub mod checkpoint_store;
 pub mod config;
+pub mod csv_table;
 pub mod early_stopping;
 pub mod error;
 pub mod history;

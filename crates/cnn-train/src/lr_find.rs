@@ -46,7 +46,6 @@
 //! regularizers, clipping, shuffling and augmentation do. The training
 //! data is run through as many epochs as the steps need.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use cnn_core::{Backend, Graph};
@@ -208,11 +207,17 @@ impl LrFinding {
     /// The text of `lr_find.csv`: `step,lr,loss,smoothed_loss`, floats as
     /// Rust's shortest round-trip text.
     pub fn csv(&self) -> String {
-        let mut s = String::from("step,lr,loss,smoothed_loss\n");
-        for p in &self.points {
-            let _ = writeln!(s, "{},{},{},{}", p.step, p.lr, p.loss, p.smoothed_loss);
-        }
-        s
+        crate::csv_table::csv_text(
+            "step,lr,loss,smoothed_loss",
+            self.points.iter().map(|p| {
+                [
+                    p.step.to_string(),
+                    p.lr.to_string(),
+                    p.loss.to_string(),
+                    p.smoothed_loss.to_string(),
+                ]
+            }),
+        )
     }
 
     /// One line per suggestion, for people.

@@ -6,7 +6,8 @@
 //! - `history.jsonl`: one JSON [`EpochRecord`] per line; with `steps.csv`
 //!   the source of truth for resuming and comparing runs.
 //!
-//! Floats are written with Rust's `Display`, the shortest text that parses
+//! Both CSV files are written and read through [`crate::csv_table`] (the
+//! `csv` crate). Floats are written with Rust's `Display`, the shortest text that parses
 //! back to the same `f64`, so reading gives exactly what was written; in
 //! the CSV files a non-finite value is `NaN`, `inf` or `-inf` (as pandas
 //! reads them). JSON has no NaN or infinity: `history.jsonl` writes them as
@@ -15,9 +16,9 @@
 //! run's history reads back like any other. Every file is rewritten whole
 //! through [`write_atomic`].
 
-use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::csv_table::{csv_text, read_rows};
 use crate::error::{Result, TrainError};
 use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
 use crate::io::write_atomic;
@@ -46,13 +47,17 @@ pub fn read_history(dir: &Path) -> Result<History> {
 
 /// The text of `steps.csv`.
 pub fn steps_csv(steps: &[StepRecord]) -> String {
-    let mut s = String::with_capacity(32 * (steps.len() + 1));
-    s.push_str(STEPS_HEADER);
-    s.push('\n');
-    for r in steps {
-        let _ = writeln!(s, "{},{},{},{}", r.step, r.epoch, r.loss, r.lr);
-    }
-    s
+    csv_text(
+        STEPS_HEADER,
+        steps.iter().map(|r| {
+            [
+                r.step.to_string(),
+                r.epoch.to_string(),
+                r.loss.to_string(),
+                r.lr.to_string(),
+            ]
+        }),
+    )
 }
 
 /// Write `steps.csv` atomically.
@@ -68,34 +73,15 @@ pub fn read_steps_csv(path: &Path) -> Result<Vec<StepRecord>> {
 
 /// Parse the text of `steps.csv`; `origin` names it in errors.
 pub fn parse_steps_csv(text: &str, origin: &Path) -> Result<Vec<StepRecord>> {
-    let bad = |line: usize, m: String| TrainError::bad_file(origin, format!("line {line}: {m}"));
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    match lines.next() {
-        Some((_, h)) if h.trim() == STEPS_HEADER => {}
-        Some((n, h)) => {
+    let bad = |line: u64, m: String| TrainError::bad_file(origin, format!("line {line}: {m}"));
+    let mut out = Vec::new();
+    for row in read_rows(text, STEPS_HEADER, origin)? {
+        let n = row.line;
+        let [step, epoch, loss, lr] = &row.fields[..] else {
             return Err(bad(
                 n,
-                format!("expected the header `{STEPS_HEADER}`, found `{h}`"),
+                format!("expected 4 fields, found {}", row.fields.len()),
             ));
-        }
-        None => {
-            return Err(TrainError::bad_file(
-                origin,
-                "empty file (expected a header)",
-            ));
-        }
-    }
-    let mut out = Vec::new();
-    for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [step, epoch, loss, lr] = cells[..] else {
-            return Err(bad(n, format!("expected 4 fields, found {}", cells.len())));
         };
         out.push(StepRecord {
             step: parse_cell(step, "step").map_err(|m| bad(n, m))?,
@@ -117,28 +103,31 @@ where
 /// The text of `metrics.csv`; validation cells are empty for epochs without
 /// validation.
 pub fn metrics_csv(epochs: &[EpochRecord]) -> String {
-    fn split(s: &mut String, m: Option<&SplitMetrics>) {
+    fn split(row: &mut Vec<String>, m: Option<&SplitMetrics>) {
         match m {
-            Some(m) => {
-                let _ = write!(
-                    s,
-                    "{},{},{},{},{},",
-                    m.loss, m.accuracy, m.precision_macro, m.recall_macro, m.f1_macro
-                );
-            }
-            None => s.push_str(",,,,,"),
+            Some(m) => row.extend(
+                [
+                    m.loss,
+                    m.accuracy,
+                    m.precision_macro,
+                    m.recall_macro,
+                    m.f1_macro,
+                ]
+                .map(|v| v.to_string()),
+            ),
+            None => row.extend(std::iter::repeat_n(String::new(), 5)),
         }
     }
-    let mut s = String::with_capacity(128 * (epochs.len() + 1));
-    s.push_str(METRICS_HEADER);
-    s.push('\n');
-    for e in epochs {
-        let _ = write!(s, "{},", e.epoch);
-        split(&mut s, Some(&e.train));
-        split(&mut s, e.val.as_ref());
-        let _ = writeln!(s, "{},{},{}", e.lr, e.seconds, e.images_per_sec);
-    }
-    s
+    csv_text(
+        METRICS_HEADER,
+        epochs.iter().map(|e| {
+            let mut row = vec![e.epoch.to_string()];
+            split(&mut row, Some(&e.train));
+            split(&mut row, e.val.as_ref());
+            row.extend([e.lr, e.seconds, e.images_per_sec].map(|v| v.to_string()));
+            row
+        }),
+    )
 }
 
 /// Write `metrics.csv` atomically.

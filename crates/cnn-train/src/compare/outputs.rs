@@ -260,14 +260,6 @@ pub fn sort_rows(rows: &mut [SummaryRow], metric: SortMetric) {
     });
 }
 
-fn csv_text(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Header of `summary.csv`.
 pub const SUMMARY_HEADER: &str = "rank,variant,runs,diverged,failed,best_val_accuracy,best_val_accuracy_std,\
 best_epoch,final_val_accuracy,final_val_accuracy_std,final_train_accuracy,generalization_gap,\
@@ -275,31 +267,29 @@ best_val_loss,final_val_loss,seconds,diagnosis";
 
 /// The text of `summary.csv` (rows in the given order).
 pub fn summary_csv(rows: &[SummaryRow]) -> String {
-    let mut s = String::from(SUMMARY_HEADER);
-    s.push('\n');
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            i + 1,
-            csv_text(&r.label),
-            r.runs,
-            r.diverged,
-            r.failed,
-            num(r.best_val_accuracy),
-            num(r.best_val_accuracy_std),
-            num(r.best_epoch),
-            num(r.final_val_accuracy),
-            num(r.final_val_accuracy_std),
-            num(r.final_train_accuracy),
-            num(r.gap),
-            num(r.best_val_loss),
-            num(r.final_val_loss),
-            num(r.seconds),
-            csv_text(&r.diagnosis)
-        );
-    }
-    s
+    crate::csv_table::csv_text(
+        SUMMARY_HEADER,
+        rows.iter().enumerate().map(|(i, r)| {
+            [
+                (i + 1).to_string(),
+                r.label.clone(),
+                r.runs.to_string(),
+                r.diverged.to_string(),
+                r.failed.to_string(),
+                num(r.best_val_accuracy),
+                num(r.best_val_accuracy_std),
+                num(r.best_epoch),
+                num(r.final_val_accuracy),
+                num(r.final_val_accuracy_std),
+                num(r.final_train_accuracy),
+                num(r.gap),
+                num(r.best_val_loss),
+                num(r.final_val_loss),
+                num(r.seconds),
+                r.diagnosis.clone(),
+            ]
+        }),
+    )
 }
 
 /// The header cells and text cells of the summary table (Markdown and HTML).

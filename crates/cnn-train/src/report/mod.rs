@@ -2,68 +2,41 @@
 //! learning curve (`cnn report DIR`; `cnn train`, `cnn compare` and
 //! `cnn curve` write it when their run, comparison or curve is over).
 //!
-//! The page holds the curves (the PNGs, embedded as base64 `data:` URIs),
-//! the summary table, the confusion matrix, the configuration and the
-//! diagnosis, all drawn from the directory's files. It fetches nothing: no
-//! external URL, font or script. A small inline script marks the page for
-//! automated checks: `<body data-rendered="ok">` once every image has
-//! decoded and no script error occurred, `data-rendered="failed"` and the
-//! reasons in `data-errors` otherwise.
+//! The page holds interactive charts of the curves (values at the cursor,
+//! zoom, series toggled from the legend, a smoothing slider for per-step
+//! curves, log/linear axes), the PNG figures (embedded as base64 `data:`
+//! URIs), the summary table, the confusion matrix, the configuration and
+//! the diagnosis, all drawn from the directory's files. It fetches
+//! nothing: its Content-Security-Policy allows no request, and the chart
+//! library (uPlot, vendored under `assets/uplot/`) is inlined. A small
+//! inline script marks the page for automated checks: `<body
+//! data-rendered="ok">` once every image has decoded, every chart has a
+//! canvas and no script error or policy violation occurred,
+//! `data-rendered="failed"` and the reasons in `data-errors` otherwise.
+//!
+//! This file gathers what each kind of page shows; `page` holds the page
+//! as data and renders it through the template, `charts` the charts' data.
 
-use std::fmt::Write as _;
+mod charts;
+mod page;
+
 use std::path::Path;
 
 use crate::compare::{self, Manifest};
 use crate::config::TrainConfig;
-use crate::diagnose::Finding;
 use crate::error::{Result, TrainError};
 use crate::history::EpochRecord;
 use crate::io::write_atomic;
 use crate::learning_curve::{self, CurveManifest};
 use crate::run::RunSummary;
 use crate::run_dir::{
-    CONFIG_TOML, CONFUSION_PNG, CURVES_PNG, HISTORY_JSONL, REPORT_HTML, SUMMARY_JSON, comparison,
-    curve,
+    CONFIG_TOML, CONFUSION_PNG, CURVES_PNG, HISTORY_JSONL, REPORT_HTML, STEPS_CSV, SUMMARY_JSON,
+    comparison, curve,
 };
 use crate::stats::{fixed, pct};
 
-/// Standard base64 (RFC 4648, with padding).
-pub fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Escape text for HTML content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use self::page::Page;
+pub use self::page::base64;
 
 /// Write `report.html` into `dir`, whatever kind of directory it is: a
 /// comparison (`compare.json`), a learning curve (`curve.json`) or a run
@@ -89,167 +62,11 @@ pub fn write_report(dir: &Path) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-// ---------------------------------------------------------------------------
-// Page pieces
-// ---------------------------------------------------------------------------
-
-const STYLE: &str = "
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto;
-       max-width: 1240px; padding: 0 1rem; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-h3 { font-size: 1.05rem; margin: 1rem 0 .3rem; }
-.meta { color: #555; }
-figure { margin: 1rem 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: .9rem; }
-table { border-collapse: collapse; font-size: .9rem; margin: .5rem 0; }
-th, td { border: 1px solid #ccc; padding: .25rem .55rem; text-align: right; }
-th { background: #f3f5f8; }
-td.text, th.text { text-align: left; }
-pre { background: #f7f7f7; padding: .75rem; overflow-x: auto; font-size: .85rem; }
-ul.findings li { margin: .3rem 0; }
-.kind { font-weight: 600; }
-.kind-divergence, .kind-overfitting { color: #b22222; }
-.kind-underfitting, .kind-plateau { color: #a0522d; }
-.kind-healthy { color: #2e7d32; }
-ul.damage li { color: #b22222; font-weight: 600; }
-";
-
-/// Marks the page `data-rendered="ok"` when every image decoded and no
-/// script error was seen; errors go to `data-errors`.
-const CHECK_SCRIPT: &str = "
-(function () {
-  var errors = [];
-  window.addEventListener('error', function (e) {
-    var t = e.target;
-    errors.push(t && t.tagName ? 'failed to load ' + t.tagName.toLowerCase() : String(e.message));
-  }, true);
-  function check() {
-    var images = document.images, bad = 0;
-    for (var i = 0; i < images.length; i++) {
-      if (!images[i].complete || images[i].naturalWidth === 0) { bad++; }
-    }
-    if (bad > 0) { errors.push(bad + ' image(s) did not decode'); }
-    document.body.dataset.images = String(images.length);
-    document.body.dataset.tables = String(document.querySelectorAll('table').length);
-    document.body.dataset.errors = errors.join('; ');
-    document.body.dataset.rendered = errors.length === 0 ? 'ok' : 'failed';
-  }
-  if (document.readyState === 'complete') { check(); } else { window.addEventListener('load', check); }
-})();
-";
-
-struct Page {
-    html: String,
-}
-
-impl Page {
-    fn new(title: &str, subtitle: &str) -> Self {
-        let mut html = String::new();
-        let _ = write!(
-            html,
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-             <title>{t}</title>\n<style>{STYLE}</style>\n</head>\n\
-             <body data-rendered=\"pending\">\n<script>{CHECK_SCRIPT}</script>\n\
-             <h1>{t}</h1>\n<p class=\"meta\">{s}</p>\n",
-            t = escape(title),
-            s = escape(subtitle)
-        );
-        Page { html }
-    }
-
-    fn h2(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<h2>{}</h2>", escape(text));
-    }
-
-    fn h3(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<h3>{}</h3>", escape(text));
-    }
-
-    fn p(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<p>{}</p>", escape(text));
-    }
-
-    /// Embed a PNG file; a missing file is a note, not an error.
-    fn png(&mut self, path: &Path, alt: &str, caption: &str) -> Result<()> {
-        if !path.is_file() {
-            self.p(&format!("({} was not written.)", path.display()));
-            return Ok(());
-        }
-        let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-        let _ = writeln!(
-            self.html,
-            "<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\"><figcaption>{}</figcaption></figure>",
-            escape(alt),
-            base64(&bytes),
-            escape(caption)
-        );
-        Ok(())
-    }
-
-    fn table(&mut self, class: &str, header: &[&str], rows: &[Vec<String>], text_cols: &[usize]) {
-        let _ = writeln!(
-            self.html,
-            "<table class=\"{}\">\n<thead><tr>",
-            escape(class)
-        );
-        for (i, h) in header.iter().enumerate() {
-            let c = if text_cols.contains(&i) {
-                " class=\"text\""
-            } else {
-                ""
-            };
-            let _ = write!(self.html, "<th{c}>{}</th>", escape(h));
-        }
-        self.html.push_str("</tr></thead>\n<tbody>\n");
-        for row in rows {
-            self.html.push_str("<tr>");
-            for (i, cell) in row.iter().enumerate() {
-                let c = if text_cols.contains(&i) {
-                    " class=\"text\""
-                } else {
-                    ""
-                };
-                let _ = write!(self.html, "<td{c}>{}</td>", escape(cell));
-            }
-            self.html.push_str("</tr>\n");
-        }
-        self.html.push_str("</tbody></table>\n");
-    }
-
-    fn findings(&mut self, findings: &[Finding]) {
-        self.html.push_str("<ul class=\"findings\">\n");
-        for f in findings {
-            let _ = writeln!(
-                self.html,
-                "<li><span class=\"kind kind-{k}\">{k}</span>: {m}</li>",
-                k = f.kind.name(),
-                m = escape(&f.message)
-            );
-        }
-        self.html.push_str("</ul>\n");
-    }
-
-    /// A list of plain sentences, e.g. what could not be read.
-    fn list(&mut self, class: &str, items: &[String]) {
-        let _ = writeln!(self.html, "<ul class=\"{}\">", escape(class));
-        for item in items {
-            let _ = writeln!(self.html, "<li>{}</li>", escape(item));
-        }
-        self.html.push_str("</ul>\n");
-    }
-
-    fn pre(&mut self, text: &str) {
-        let _ = writeln!(self.html, "<pre>{}</pre>", escape(text));
-    }
-
-    fn finish(mut self) -> String {
-        self.html.push_str("</body>\n</html>\n");
-        self.html
-    }
-}
+/// How to use the charts, above the first one.
+const CHART_HINT: &str = "Interactive charts: hover for values, drag to zoom (double-click to reset), \
+click a legend entry to hide or show its series, switch an axis between linear and log; \
+per-step curves have a smoothing slider (TensorBoard's exponential moving average). \
+The PNG figure below each set is the same data as the PNG and SVG files of the directory.";
 
 fn epoch_table(page: &mut Page, epochs: &[EpochRecord]) {
     let rows: Vec<Vec<String>> = epochs
@@ -329,6 +146,15 @@ fn run_page(dir: &Path) -> Result<String> {
     let config_text = read_text(&dir.join(CONFIG_TOML))?;
     let config = TrainConfig::from_toml(&config_text, &dir.join(CONFIG_TOML))?;
     let (history, mut damage) = readable_history(dir);
+    let steps = match crate::records::read_steps_csv(&dir.join(STEPS_CSV)) {
+        Ok(steps) => steps,
+        Err(e) => {
+            damage.push(format!(
+                "{STEPS_CSV} could not be read ({e}): no per-step charts"
+            ));
+            Vec::new()
+        }
+    };
     let summary = if dir.join(SUMMARY_JSON).is_file() {
         match RunSummary::load(dir) {
             Ok(s) => Some(s),
@@ -435,6 +261,10 @@ fn run_page(dir: &Path) -> Result<String> {
     };
     page.findings(&findings);
     page.h2("Learning curves");
+    page.p(CHART_HINT);
+    for (chart, caption) in charts::run_charts(&steps, &history) {
+        page.chart(chart, caption);
+    }
     page.png(
         &dir.join(CURVES_PNG),
         "learning curves",
@@ -450,7 +280,7 @@ fn run_page(dir: &Path) -> Result<String> {
     )?;
     page.h2("Configuration");
     page.pre(&config_text);
-    Ok(page.finish())
+    page.finish()
 }
 
 /// A partial study's note of the runs it lacks (`study.json`).
@@ -484,6 +314,10 @@ fn comparison_page(dir: &Path) -> Result<String> {
     page.table("summary", &header, &body, &[1, 10]);
     page.p("Sorted best first; accuracies are means over repeats (± one standard deviation).");
     page.h2("Learning curves");
+    page.p(CHART_HINT);
+    for (chart, caption) in comparison_charts(&manifest, &results) {
+        page.chart(chart, caption);
+    }
     page.png(
         &dir.join(comparison::OVERLAY_PNG),
         "overlaid learning curves",
@@ -542,7 +376,39 @@ fn comparison_page(dir: &Path) -> Result<String> {
     );
     page.h3("Base configuration");
     page.pre(&manifest.base.to_toml());
-    Ok(page.finish())
+    page.finish()
+}
+
+/// The charts of a comparison: each variant's runs that have a summary,
+/// averaged as in `overlay.png`.
+fn comparison_charts(
+    manifest: &Manifest,
+    results: &[compare::RunResult],
+) -> Vec<(charts::Chart, &'static str)> {
+    let runs_of = |i: usize| -> Vec<&crate::history::History> {
+        results
+            .iter()
+            .filter(|r| r.planned.variant == i)
+            .filter_map(|r| r.summary.as_ref().map(|s| &s.history))
+            .collect()
+    };
+    let overlay: Vec<_> = manifest
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let epochs: Vec<&[EpochRecord]> =
+                runs_of(i).iter().map(|h| h.epochs.as_slice()).collect();
+            compare::overlay_series(&v.label, &epochs)
+        })
+        .collect();
+    let steps: Vec<(String, Vec<&crate::history::History>)> = manifest
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.label.clone(), runs_of(i)))
+        .collect();
+    charts::comparison_charts(&overlay, &steps)
 }
 
 fn curve_page(dir: &Path) -> Result<String> {
@@ -563,6 +429,9 @@ fn curve_page(dir: &Path) -> Result<String> {
     );
     missing_runs(&mut page, dir);
     page.h2("Learning curve");
+    page.p(CHART_HINT);
+    let (chart, caption) = charts::curve_chart(&points);
+    page.chart(chart, caption);
     page.png(
         &dir.join(curve::CURVE_PNG),
         "score against training-set size",
@@ -621,7 +490,7 @@ fn curve_page(dir: &Path) -> Result<String> {
     }
     page.h2("Configuration");
     page.pre(&manifest.base.to_toml());
-    Ok(page.finish())
+    page.finish()
 }
 
 #[cfg(test)]
@@ -642,14 +511,6 @@ mod tests {
             assert_eq!(base64(input.as_bytes()), expected, "{input}");
         }
         assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
-    }
-
-    #[test]
-    fn escape_covers_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 
     #[test]
