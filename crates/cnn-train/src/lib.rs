@@ -60,6 +60,7 @@ pub mod trainer;
 // Comparing techniques by their learning curves.
 pub mod compare;
 pub mod diagnose;
+pub mod inspect;
 pub mod learning_curve;
 pub mod lr_find;
 pub mod report;
