@@ -47,9 +47,17 @@ pub struct CompareArgs {
     pub sort: String,
     /// Continue the interrupted comparison in DIR: finished runs are kept,
     /// interrupted ones resume from their checkpoints, the others run, all
-    /// as its compare.json says (only --jobs and --quiet may be added).
+    /// as its compare.json says (only --jobs, --quiet and --tensorboard may
+    /// be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Also write TensorBoard event files: each run's (as `cnn train
+    /// --tensorboard`) into its directory, or DIR/<run>, and the HParams
+    /// plugin's summaries (the varied hyperparameters and the metrics,
+    /// a session per run) [default DIR: the comparison directory];
+    /// `tensorboard --logdir DIR` compares the variants in its HParams tab.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub tensorboard: Option<Option<PathBuf>>,
     /// Start a comparison of more than 256 runs (variants × repeats; at
     /// most 100000), which is refused without it.
     #[arg(long)]
@@ -97,6 +105,10 @@ pub fn compare(args: CompareArgs) -> CliResult {
         },
         root.display()
     );
+    let tensorboard = args
+        .tensorboard
+        .as_ref()
+        .map(|dir| dir.clone().unwrap_or_else(|| root.clone()));
     let interrupt = install_interrupt();
     let started = std::time::Instant::now();
     let total = manifest.runs.len();
@@ -133,6 +145,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
                 opts: RunOptions {
                     progress: !args.base.quiet && jobs == 1,
                     interrupt: Some(interrupt.clone()),
+                    tensorboard: tensorboard.as_ref().map(|tb| tb.join(&planned.dir)),
                     ..RunOptions::default()
                 },
                 report: true,
@@ -177,6 +190,21 @@ pub fn compare(args: CompareArgs) -> CliResult {
         }
     }
     manifest.save(&root)?;
+    if let Some(tb) = &tensorboard {
+        let sessions = cnn::train::hparams::comparison_sessions(&manifest);
+        let runs: Vec<(PathBuf, _)> = sessions
+            .into_iter()
+            .map(|(dir, s)| (tb.join(dir), s))
+            // A run that failed before it made its directory has no scalars.
+            .filter(|(dir, _)| dir.is_dir())
+            .collect();
+        let runs: Vec<(&Path, _)> = runs.iter().map(|(d, s)| (d.as_path(), s.clone())).collect();
+        let name = root.file_name().map_or_else(
+            || root.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        cnn::train::hparams::write_hparams(tb, &name, &runs)?;
+    }
     if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
         let over = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
         return Err(interrupted(format!(

@@ -43,6 +43,7 @@ pub mod config;
 pub mod early_stopping;
 pub mod error;
 pub mod history;
+pub mod hparams;
 pub mod io;
 pub mod json_float;
 pub mod lock;
