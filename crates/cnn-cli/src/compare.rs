@@ -49,9 +49,18 @@ pub struct CompareArgs {
     /// Continue the comparison in DIR: runs that are over are never trained
     /// again and their files never change, interrupted ones resume from
     /// their checkpoints, the others run, all as its plan says (only
-    /// --jobs, --quiet and the executor's flags may be added).
+    /// --jobs, --quiet, --tensorboard and the executor's flags may be
+    /// added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Also write TensorBoard event files: each run's (as `cnn train
+    /// --tensorboard`) into its directory, or DIR/<run>, and the HParams
+    /// plugin's summaries (the varied hyperparameters and the metrics,
+    /// a session per run) [default DIR: the comparison directory];
+    /// `tensorboard --logdir DIR` compares the variants in its HParams tab.
+    /// With the local executor's threads only (not --devices or Slurm).
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub tensorboard: Option<Option<PathBuf>>,
     /// Start a comparison of more than 256 runs (variants × repeats; at
     /// most 100000), which is refused without it.
     #[arg(long)]
@@ -65,6 +74,14 @@ pub fn compare(args: CompareArgs) -> CliResult {
         return Err(fail("--jobs must be at least 1"));
     }
     let processes = args.exec.processes(args.jobs)?;
+    if args.tensorboard.is_some()
+        && (processes.is_some() || args.exec.executor == study::Executor::Slurm)
+    {
+        return Err(fail(
+            "--tensorboard is written by the local executor's threads only; leave out \
+             --devices and --executor slurm, or --tensorboard",
+        ));
+    }
     let (root, mut manifest) = match &args.resume {
         Some(dir) => reopen(&args, dir)?,
         None => start(&args)?,
@@ -121,6 +138,10 @@ pub fn compare(args: CompareArgs) -> CliResult {
         },
         root.display()
     );
+    let tensorboard = args
+        .tensorboard
+        .as_ref()
+        .map(|dir| dir.clone().unwrap_or_else(|| root.clone()));
     let interrupt = install_interrupt();
     let started = std::time::Instant::now();
     let total = manifest.runs.len();
@@ -133,6 +154,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
         quiet: args.base.quiet,
         interrupt: interrupt.clone(),
         data: None,
+        tensorboard: tensorboard.as_deref(),
     };
     study::execute(&args.exec, &execution, &|index, result| {
         let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -156,6 +178,9 @@ pub fn compare(args: CompareArgs) -> CliResult {
     })?;
     let plan = StudyManifest::load(&root)?;
     manifest = cnn::train::study::sync_compare(&root, &plan)?;
+    if let Some(tb) = &tensorboard {
+        write_hparams(tb, &root, &manifest)?;
+    }
     let stopped = manifest
         .runs
         .iter()
@@ -201,6 +226,24 @@ pub fn compare(args: CompareArgs) -> CliResult {
             root.join(comparison::DIAGNOSIS_MD).display()
         )));
     }
+    Ok(())
+}
+
+/// The HParams plugin's experiment under `tb` and a session per run that
+/// has event files (a run that failed before its directory has none).
+fn write_hparams(tb: &Path, root: &Path, manifest: &Manifest) -> CliResult {
+    let sessions = cnn::train::hparams::comparison_sessions(manifest);
+    let runs: Vec<(PathBuf, _)> = sessions
+        .into_iter()
+        .map(|(dir, s)| (tb.join(dir), s))
+        .filter(|(dir, _)| dir.is_dir())
+        .collect();
+    let runs: Vec<(&Path, _)> = runs.iter().map(|(d, s)| (d.as_path(), s.clone())).collect();
+    let name = root.file_name().map_or_else(
+        || root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    cnn::train::hparams::write_hparams(tb, &name, &runs)?;
     Ok(())
 }
 
@@ -282,7 +325,7 @@ fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
         || format!("{:?}", args.base) != format!("{plain:?}")
     {
         return Err(fail(
-            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added (and --executor, --devices, --per-device)",
+            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added (and --tensorboard, --executor, --devices, --per-device)",
         ));
     }
     if !compare::is_comparison(dir) {

@@ -134,6 +134,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
         quiet: args.base.quiet,
         interrupt: interrupt.clone(),
         data: Some(&data),
+        tensorboard: None,
     };
     let plan = crate::study::execute(&args.exec, &execution, &|index, result| {
         let Some(run) = entries.get(index) else {

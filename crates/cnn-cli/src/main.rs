@@ -12,6 +12,7 @@ mod compare;
 mod curve;
 mod error;
 mod eval;
+mod inspect;
 mod interrupt;
 mod job;
 mod lr_find;
@@ -45,6 +46,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Class probabilities for image files.
     Predict(predict::PredictArgs),
+    /// What saved weights see in images: filters, feature maps, Grad-CAM,
+    /// saliency; PNGs and a self-contained inspect.html.
+    Inspect(Box<inspect::InspectArgs>),
     /// List the built-in architectures with their parameter counts.
     Models(models::ModelsArgs),
     /// A model layer by layer: shapes, parameters, MACs, memory.
@@ -122,6 +126,7 @@ fn run(command: Command) -> CliResult {
         Command::Train(a) => train::train(*a),
         Command::Eval(a) => eval::eval(a),
         Command::Predict(a) => predict::predict(a),
+        Command::Inspect(a) => inspect::inspect(*a),
         Command::Models(a) => models::list_models(a),
         Command::Summary(a) => summary::summary(*a),
         Command::Compare(a) => compare::compare(*a),

@@ -184,6 +184,7 @@ fn run_command(args: RunArgs) -> CliResult {
         log: !args.quiet,
         interrupt,
         data: None,
+        tensorboard: None,
     };
     match run_one(&args.dir, args.index, &options) {
         Ok(None) => {
@@ -227,6 +228,9 @@ pub(crate) struct RunOne<'a> {
     pub interrupt: Arc<AtomicBool>,
     /// A learning curve's data, loaded once by the caller.
     pub data: Option<&'a DataSplits>,
+    /// `compare --tensorboard DIR`: each run writes its event files into
+    /// DIR/<its directory in the study>.
+    pub tensorboard: Option<&'a Path>,
 }
 
 /// Take run `index` of the study in `root`, train it and record how it
@@ -256,6 +260,7 @@ pub(crate) fn run_one(
         opts.progress = how.progress;
         opts.log = how.log;
         opts.interrupt = Some(Arc::clone(&how.interrupt));
+        opts.tensorboard = how.tensorboard.map(|tb| tb.join(&claim.run.dir));
         let job = TrainJob {
             config: config.clone(),
             target: claim.target.clone(),
@@ -286,6 +291,8 @@ pub(crate) struct Execution<'a> {
     pub quiet: bool,
     pub interrupt: Arc<AtomicBool>,
     pub data: Option<&'a DataSplits>,
+    /// `compare --tensorboard DIR` (threads only).
+    pub tensorboard: Option<&'a Path>,
 }
 
 /// Run every run of the plan in `e.root` that is not over, with the
@@ -308,6 +315,7 @@ pub(crate) fn execute(
                 log: false,
                 interrupt: Arc::clone(&e.interrupt),
                 data: e.data,
+                tensorboard: e.tensorboard,
             };
             cnn::train::compare::run_all(
                 &indices,

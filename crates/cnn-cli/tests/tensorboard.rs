@@ -202,3 +202,110 @@ fn tensorboard_reads_every_value_of_the_csv_files() {
         .count();
     assert_eq!(in_run, 0, "no event file in the run directory itself");
 }
+
+/// `cnn compare --tensorboard`: every run's scalars, and the HParams
+/// plugin's summaries as TensorBoard's own protos parse them: the
+/// experiment (the varied key with its values, the metrics) at the
+/// comparison directory, and per run its session start (its value, its
+/// variant as the group) and end (success), beside its scalars, whose last
+/// values are the metrics the HParams tab shows.
+#[test]
+fn compare_writes_the_hparams_plugins_summaries() {
+    let test = "compare_writes_the_hparams_plugins_summaries";
+    let Some(python) = python(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "compare",
+            "--vary",
+            "lr=0.05,0.2",
+            "--vary",
+            "optimizer=sgd,adam",
+            "--epochs",
+            "2",
+            "--limit-train",
+            "128",
+            "--batch-size",
+            "32",
+            "--quiet",
+            "--out",
+            "cmp",
+            "--tensorboard",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = tmp.path().join("cmp");
+    let events = read_events(&python, &root);
+    let experiment = &events["hparams"]["_hparams_/experiment"]["experiment"];
+    let infos = experiment["hparamInfos"].as_array().unwrap();
+    let names: Vec<&str> = infos.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lr", "optimizer"]);
+    assert_eq!(infos[0]["type"], "DATA_TYPE_FLOAT64");
+    assert_eq!(
+        infos[0]["domainDiscrete"],
+        serde_json::json!([0.05, 0.2]),
+        "{experiment}"
+    );
+    assert_eq!(infos[1]["type"], "DATA_TYPE_STRING");
+    assert_eq!(
+        infos[1]["domainDiscrete"],
+        serde_json::json!(["sgd", "adam"])
+    );
+    let metrics: Vec<&str> = experiment["metricInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"]["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "val/accuracy",
+            "val/loss",
+            "val/f1_macro",
+            "train/accuracy",
+            "train/loss"
+        ]
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("compare.json")).unwrap()).unwrap();
+    let runs = manifest["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let mut seen = Vec::new();
+    for run in runs {
+        let dir = root.join(run["dir"].as_str().unwrap());
+        let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        let config: toml::Table = toml::from_str(&config).unwrap();
+        let events = read_events(&python, &dir);
+        let start = &events["hparams"]["_hparams_/session_start_info"]["sessionStartInfo"];
+        let lr = start["hparams"]["lr"].as_f64().unwrap();
+        let optimizer = start["hparams"]["optimizer"].as_str().unwrap();
+        assert_eq!(lr, config["lr"].as_float().unwrap());
+        assert_eq!(optimizer, config["optimizer"].as_str().unwrap());
+        assert_eq!(
+            start["groupName"].as_str().unwrap(),
+            manifest["variants"][run["variant"].as_u64().unwrap() as usize]["label"]
+                .as_str()
+                .unwrap()
+        );
+        let end = &events["hparams"]["_hparams_/session_end_info"]["sessionEndInfo"];
+        assert_eq!(end["status"], "STATUS_SUCCESS");
+        // The metrics are the run's scalars, all of them there.
+        assert_same(&scalars(&events), &expected(&dir));
+        seen.push((lr.to_string(), optimizer.to_string()));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("0.05", "adam"),
+            ("0.05", "sgd"),
+            ("0.2", "adam"),
+            ("0.2", "sgd")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+}

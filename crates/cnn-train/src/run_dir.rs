@@ -1,5 +1,6 @@
 //! The output directories: every file name cnn writes (a run's, a
-//! comparison's in [`comparison`], a learning curve's in [`curve`]), where
+//! comparison's in [`comparison`], a learning curve's in [`curve`], `cnn
+//! inspect`'s in [`inspect`]), where
 //! a run writes ([`RunTarget`]), and the run directory ([`RunDir`]) with
 //! its checkpoints.
 //!
@@ -110,6 +111,41 @@ pub mod lr_find {
     pub const CSV: &str = "lr_find.csv";
     pub const PNG: &str = "lr_find.png";
     pub const SVG: &str = "lr_find.svg";
+}
+
+/// File names of `cnn inspect`'s directory: its page, its record and its
+/// pictures, all named `inspect-*.png`.
+pub mod inspect {
+    /// The page showing everything, self-contained.
+    pub const HTML: &str = "inspect.html";
+    /// Predictions, Grad-CAM's class and layer, the files of each image.
+    pub const JSON: &str = "inspect.json";
+    /// The first convolution's filters.
+    pub const FILTERS_PNG: &str = "inspect-filters.png";
+
+    /// The picture `what` of image `i`: `inspect-<i>-<what>.png`.
+    pub fn image_file(i: usize, what: &str) -> String {
+        format!("inspect-{i}-{what}.png")
+    }
+
+    /// `name` with every character other than ASCII letters, digits, `.`,
+    /// `_` and `-` replaced by `_` (node names in file names).
+    pub fn file_safe(name: &str) -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `name` is one of these files.
+    pub fn is_own(name: &str) -> bool {
+        name == HTML || name == JSON || (name.starts_with("inspect-") && name.ends_with(".png"))
+    }
 }
 
 /// Where a run writes.
@@ -387,6 +423,7 @@ fn foreign_entries(root: &Path) -> Result<Vec<String>> {
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         let ours = CNN_NAMES.contains(&name.as_str())
             || (name.starts_with(TENSORBOARD_EVENTS) && name.contains(".cnn."))
+            || inspect::is_own(&name)
             || (name.starts_with('.') && name.contains(".tmp-"))
             || (is_dir && is_cnn_output(&path));
         if !ours {

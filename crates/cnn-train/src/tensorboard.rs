@@ -95,8 +95,29 @@ pub mod proto {
     pub struct Value {
         #[prost(string, tag = "1")]
         pub tag: String,
-        #[prost(oneof = "Kind", tags = "2, 4")]
+        #[prost(oneof = "Kind", tags = "2, 4, 8")]
         pub value: Option<Kind>,
+        /// Which plugin the value is for (the HParams plugin's summaries
+        /// carry their data here, with no value).
+        #[prost(message, optional, tag = "9")]
+        pub metadata: Option<SummaryMetadata>,
+    }
+
+    /// `tensorflow.SummaryMetadata` (the plugin data only).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SummaryMetadata {
+        #[prost(message, optional, tag = "1")]
+        pub plugin_data: Option<PluginData>,
+    }
+
+    /// `SummaryMetadata.PluginData`: a plugin's name and its serialized
+    /// data.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PluginData {
+        #[prost(string, tag = "1")]
+        pub plugin_name: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub content: Vec<u8>,
     }
 
     /// `Summary.Value.value`.
@@ -106,6 +127,34 @@ pub mod proto {
         SimpleValue(f32),
         #[prost(message, tag = "4")]
         Image(Image),
+        /// A tensor (the HParams plugin's summaries hold an empty one).
+        #[prost(message, tag = "8")]
+        Tensor(TensorProto),
+    }
+
+    /// `tensorflow.TensorProto`: its type and shape (no values are
+    /// written).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        /// `tensorflow.DataType`: 1 is `DT_FLOAT`.
+        #[prost(int32, tag = "1")]
+        pub dtype: i32,
+        #[prost(message, optional, tag = "2")]
+        pub tensor_shape: Option<TensorShapeProto>,
+    }
+
+    /// `tensorflow.TensorShapeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "2")]
+        pub dim: Vec<Dim>,
+    }
+
+    /// `TensorShapeProto.Dim`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dim {
+        #[prost(int64, tag = "1")]
+        pub size: i64,
     }
 
     /// `tensorflow.Summary.Image`: an encoded PNG and its size.
@@ -145,7 +194,7 @@ pub fn frame_record(record: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Seconds since the Unix epoch.
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -155,6 +204,7 @@ fn scalar(tag: &str, value: f64) -> Value {
     Value {
         tag: tag.to_string(),
         value: Some(Kind::SimpleValue(value as f32)),
+        metadata: None,
     }
 }
 
@@ -174,6 +224,24 @@ impl EventWriter {
     /// A new event file in `dir` (made if missing), holding the file
     /// version event.
     pub fn create(dir: &Path) -> Result<Self> {
+        let mut writer = Self::create_plain(dir)?;
+        // A start at step 0: TensorBoard drops what it read of an earlier
+        // file of this run (a resumed run writes its whole history again).
+        let start_log = Event {
+            wall_time: writer.last_time,
+            step: 0,
+            what: Some(What::SessionLog(proto::SessionLog {
+                status: proto::SESSION_START,
+            })),
+        };
+        writer.write_events(&[start_log])?;
+        Ok(writer)
+    }
+
+    /// A new event file in `dir` (made if missing) holding only the file
+    /// version event (no session start: for the HParams plugin's summaries
+    /// beside a run's own file, see [`crate::hparams`]).
+    pub fn create_plain(dir: &Path) -> Result<Self> {
         let io_err = |path: &Path, e: std::io::Error| TrainError::io(path, e);
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let start = now();
@@ -204,20 +272,17 @@ impl EventWriter {
             step: 0,
             what: Some(What::FileVersion("brain.Event:2".into())),
         };
-        // A start at step 0: TensorBoard drops what it read of an earlier
-        // file of this run (a resumed run writes its whole history again).
-        let start_log = Event {
-            wall_time: start,
-            step: 0,
-            what: Some(What::SessionLog(proto::SessionLog {
-                status: proto::SESSION_START,
-            })),
-        };
-        let mut buf = Vec::new();
-        frame_record(&version.encode_to_vec(), &mut buf);
-        frame_record(&start_log.encode_to_vec(), &mut buf);
-        writer.append(&buf)?;
+        writer.write_events(&[version])?;
         Ok(writer)
+    }
+
+    /// Append `events`, then flush them to disk.
+    pub fn write_events(&mut self, events: &[Event]) -> Result<()> {
+        let mut buf = Vec::new();
+        for e in events {
+            frame_record(&e.encode_to_vec(), &mut buf);
+        }
+        self.append(&buf)
     }
 
     /// The event file's path.
@@ -248,6 +313,7 @@ impl EventWriter {
             let value = Value {
                 tag: "val/confusion_matrix".into(),
                 value: Some(Kind::Image(image)),
+                metadata: None,
             };
             push_event(&mut buf, time, last.epoch as u64, vec![value]);
         }

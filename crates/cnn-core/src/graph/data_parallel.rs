@@ -392,6 +392,6 @@ impl<B: Backend> Replica<B> {
         let dlogits = self.dlogits.latest().ok_or_else(|| {
             CnnError::Graph("data-parallel backward before the loss gradient".into())
         })?;
-        self.graph.run_backward(dlogits, true)
+        self.graph.run_backward(dlogits, true, false)
     }
 }

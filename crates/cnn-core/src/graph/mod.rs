@@ -72,6 +72,9 @@ struct Workspace<B: Backend> {
     /// For nodes read by several consumers: where a second gradient lands
     /// before it is added to `grads`.
     scratch: Vec<Option<Tensor<B>>>,
+    /// The gradient with respect to the graph input, made by the first
+    /// backward that asks for it ([`Graph::backward_to_input`]).
+    input_grad: Option<Tensor<B>>,
     /// For a max pooling with a folded ReLU before it: the pooled values
     /// before the ReLU (forward), then their gradient (backward).
     pooled: Vec<Option<Tensor<B>>>,
@@ -91,8 +94,13 @@ pub struct Graph<B: Backend> {
     /// Workspaces of evaluation forwards: activations only (no backward
     /// follows an evaluation forward).
     eval_workspaces: PerSize<Workspace<B>, MAX_WORKSPACES>,
-    /// Mode of the last forward (backward needs a training forward).
+    /// Batch size and layer mode of the last forward (backward needs a
+    /// training forward or [`Graph::forward_host_for_gradients`]).
     last_forward: Option<(usize, Mode)>,
+    /// Whether the last forward wrote a training workspace (one buffer per
+    /// node, and gradients): every training forward, and an evaluation
+    /// forward for gradients.
+    last_kept: bool,
     /// Per node, during backward: whether its output gradient holds a value
     /// yet. Kept here, one flag per node, so that backward allocates nothing.
     ready: Vec<bool>,
@@ -213,6 +221,7 @@ impl<B: Backend> Graph<B> {
             workspaces: PerSize::new(),
             eval_workspaces: PerSize::new(),
             last_forward: None,
+            last_kept: false,
         })
     }
 
@@ -308,6 +317,7 @@ impl<B: Backend> Graph<B> {
                 acts,
                 grads,
                 scratch,
+                input_grad: None,
                 pooled,
             })
         })
@@ -338,7 +348,7 @@ impl<B: Backend> Graph<B> {
             Mode::Eval => &mut self.eval_workspaces[w],
         };
         self.backend.copy(x.buffer(), ws.input.buffer_mut())?;
-        self.run_forward(w, mode)
+        self.run_forward(w, mode, mode)
     }
 
     /// Like [`Graph::forward`], uploading host data (`n` samples, row-major)
@@ -362,14 +372,40 @@ impl<B: Backend> Graph<B> {
             Mode::Eval => &mut self.eval_workspaces[w],
         };
         self.backend.upload_into(x, ws.input.buffer_mut())?;
-        self.run_forward(w, mode)
+        self.run_forward(w, mode, mode)
     }
 
-    fn run_forward(&mut self, w: usize, mode: Mode) -> Result<&Tensor<B>> {
+    /// An evaluation-mode forward (batch norm with its running statistics,
+    /// no dropout; the step does not advance) that keeps every node's
+    /// output, so that [`Graph::backward`] or [`Graph::backward_to_input`]
+    /// can follow it: the gradients of an evaluation, as PyTorch gives them
+    /// after `model.eval()` (for Grad-CAM and saliency maps). It writes a
+    /// training workspace: run it between training steps only when their
+    /// workspace may be reallocated.
+    pub fn forward_host_for_gradients(&mut self, x: &[f32], n: usize) -> Result<&Tensor<B>> {
+        if n == 0 || self.spec.input.numel().checked_mul(n) != Some(x.len()) {
+            return Err(CnnError::value(
+                "input batch",
+                format!(
+                    "{} values given for {n} samples of shape {}",
+                    x.len(),
+                    self.spec.input
+                ),
+            ));
+        }
+        let w = self.workspace_index(n, Mode::Train)?;
+        self.backend
+            .upload_into(x, self.workspaces[w].input.buffer_mut())?;
+        self.run_forward(w, Mode::Train, Mode::Eval)
+    }
+
+    /// Run the layers in `mode` on workspace `w` of the `store` mode's
+    /// workspaces.
+    fn run_forward(&mut self, w: usize, store: Mode, mode: Mode) -> Result<&Tensor<B>> {
         if mode == Mode::Train {
             self.step += 1;
         }
-        let ws = match mode {
+        let ws = match store {
             Mode::Train => &mut self.workspaces[w],
             Mode::Eval => &mut self.eval_workspaces[w],
         };
@@ -412,6 +448,7 @@ impl<B: Backend> Graph<B> {
             }
         }
         self.last_forward = Some((ws.batch, mode));
+        self.last_kept = store == Mode::Train;
         let last = ws.slots.slot[self.nodes.len() - 1];
         Ok(&ws.acts[last])
     }
@@ -419,14 +456,31 @@ impl<B: Backend> Graph<B> {
     /// Back-propagate `dlogits` (the loss gradient with respect to the last
     /// training forward's output). Parameter gradients accumulate.
     pub fn backward(&mut self, dlogits: &Tensor<B>) -> Result<()> {
-        self.run_backward(dlogits, false)
+        self.run_backward(dlogits, false, false)
+    }
+
+    /// [`Graph::backward`], and the gradient with respect to the graph
+    /// input (`[N, ...input shape]`), for saliency maps. After
+    /// [`Graph::forward_host_for_gradients`] these are the evaluation-mode
+    /// gradients.
+    pub fn backward_to_input(&mut self, dlogits: &Tensor<B>) -> Result<&Tensor<B>> {
+        self.run_backward(dlogits, false, true)?;
+        let (batch, _) = self
+            .last_forward
+            .ok_or_else(|| CnnError::Graph("backward before forward".into()))?;
+        self.workspaces
+            .get(batch)
+            .and_then(|ws| ws.input_grad.as_ref())
+            .ok_or_else(|| CnnError::Graph("no input gradient was kept".into()))
     }
 
     /// [`Graph::backward`]; with `part`, each layer runs
-    /// [`Layer::backward_part`] (one part of a data-parallel step).
-    fn run_backward(&mut self, dlogits: &Tensor<B>, part: bool) -> Result<()> {
-        let batch = match self.last_forward {
-            Some((batch, Mode::Train)) => batch,
+    /// [`Layer::backward_part`] (one part of a data-parallel step); with
+    /// `to_input`, the input gradient is kept in the workspace's
+    /// `input_grad`.
+    fn run_backward(&mut self, dlogits: &Tensor<B>, part: bool, to_input: bool) -> Result<()> {
+        let (batch, mode) = match self.last_forward {
+            Some(last) if self.last_kept => last,
             _ => {
                 return Err(CnnError::Graph(
                     "backward needs a preceding training-mode forward".into(),
@@ -445,6 +499,11 @@ impl<B: Backend> Graph<B> {
         }
         self.backend
             .copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
+        if to_input && ws.input_grad.is_none() {
+            ws.input_grad = Some(Tensor::zeros(&self.backend, ws.input.shape().clone())?);
+        }
+        // Whether the input gradient holds a value yet.
+        let mut input_ready = false;
         let ready = &mut self.ready;
         ready.fill(false);
         ready[last] = true;
@@ -456,7 +515,7 @@ impl<B: Backend> Graph<B> {
             let (g_before, g_rest) = ws.grads.split_at_mut(i);
             let dy = &g_rest[0];
             let ctx = ForwardCtx {
-                mode: Mode::Train,
+                mode,
                 seed: self.seed,
                 step,
                 node: i,
@@ -492,13 +551,25 @@ impl<B: Backend> Graph<B> {
                             layer.backward(be, &ctx, x, y, dy, dx)
                         }
                     };
-                    match input {
-                        None => run(None)?,
-                        Some(j) if !ready[j] => {
+                    match (input, ws.input_grad.as_mut()) {
+                        (None, Some(dx)) if to_input => {
+                            if input_ready {
+                                // A second reader of the input (allocates:
+                                // input gradients are not a training step's).
+                                let mut more = Tensor::zeros(be, dx.shape().clone())?;
+                                run(Some(&mut more))?;
+                                be.axpy(1.0, more.buffer(), dx.buffer_mut())?;
+                            } else {
+                                run(Some(dx))?;
+                                input_ready = true;
+                            }
+                        }
+                        (None, _) => run(None)?,
+                        (Some(j), _) if !ready[j] => {
                             run(Some(&mut g_before[j]))?;
                             ready[j] = true;
                         }
-                        Some(j) => {
+                        (Some(j), _) => {
                             let scratch = ws.scratch[j].as_mut().ok_or_else(|| {
                                 CnnError::Graph(format!("node {j} has no gradient scratch"))
                             })?;
@@ -510,6 +581,19 @@ impl<B: Backend> Graph<B> {
                 }
                 Node::Add => {
                     let other = self.resolved.adds[i].flatten();
+                    if to_input && let Some(dx) = ws.input_grad.as_mut() {
+                        // The graph input read directly by the sum.
+                        let reads = usize::from(input.is_none())
+                            + usize::from(self.resolved.adds[i] == Some(None));
+                        for _ in 0..reads {
+                            if input_ready {
+                                self.backend.axpy(1.0, dy.buffer(), dx.buffer_mut())?;
+                            } else {
+                                self.backend.copy(dy.buffer(), dx.buffer_mut())?;
+                                input_ready = true;
+                            }
+                        }
+                    }
                     for j in [input, other].into_iter().flatten() {
                         if ready[j] {
                             self.backend
@@ -521,6 +605,10 @@ impl<B: Backend> Graph<B> {
                     }
                 }
             }
+        }
+        if let Some(dx) = ws.input_grad.as_mut().filter(|_| to_input && !input_ready) {
+            // No path from the input reaches the output.
+            self.backend.fill(dx.buffer_mut(), 0.0)?;
         }
         Ok(())
     }
@@ -549,6 +637,7 @@ impl<B: Backend> Graph<B> {
         self.workspaces.clear();
         self.eval_workspaces.clear();
         self.last_forward = None;
+        self.last_kept = false;
     }
 
     /// Output of node `i` from the last forward, if any forward ran (`None`
@@ -558,10 +647,11 @@ impl<B: Backend> Graph<B> {
         if self.folded.get(i) == Some(&true) {
             return None;
         }
-        let (batch, mode) = self.last_forward?;
-        let store = match mode {
-            Mode::Train => &self.workspaces,
-            Mode::Eval => &self.eval_workspaces,
+        let (batch, _) = self.last_forward?;
+        let store = if self.last_kept {
+            &self.workspaces
+        } else {
+            &self.eval_workspaces
         };
         let ws = store.get(batch)?;
         if !*ws.slots.holds.get(i)? {

@@ -1,5 +1,7 @@
 //! BatchNorm2d: batch statistics and running averages in training, running
-//! statistics in evaluation; backward through the batch statistics.
+//! statistics in evaluation; backward through the batch statistics after a
+//! training forward, and through the running statistics (a per-channel
+//! affine map) after an evaluation forward.
 
 use super::{ForwardCtx, Layer, LayerParams, LayerSpec, Mode, StateBuffer, nchw};
 use crate::backend::{Backend, BatchNormParams};
@@ -133,7 +135,7 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
     fn backward(
         &mut self,
         backend: &B,
-        _ctx: &ForwardCtx,
+        ctx: &ForwardCtx,
         x: &Tensor<B>,
         _y: &Tensor<B>,
         dy: &Tensor<B>,
@@ -148,6 +150,19 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
                 slot => slot.insert(backend.alloc_zeros(x.numel())?),
             },
         };
+        if ctx.mode == Mode::Eval {
+            // The parameter gradients, sum(dy (x - mean) invstd) and
+            // sum(dy), are the training backward's with the running
+            // statistics in place of the batch's (overwritten by the next
+            // training forward).
+            let var = backend.download(self.running_var.value.buffer())?;
+            let invstd: Vec<f32> = var
+                .iter()
+                .map(|&v| (1.0 / (f64::from(v) + f64::from(self.eps)).sqrt()) as f32)
+                .collect();
+            backend.upload_into(&invstd, &mut self.save_invstd)?;
+            backend.copy(self.running_mean.value.buffer(), &mut self.save_mean)?;
+        }
         backend.batch_norm2d_backward(
             &p,
             x.buffer(),
@@ -158,7 +173,22 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
             dx_buf,
             self.gamma.grad.buffer_mut(),
             self.beta.grad.buffer_mut(),
-        )
+        )?;
+        if ctx.mode == Mode::Eval {
+            // dx = dy gamma / sqrt(running_var + eps): the evaluation
+            // forward of dy with a zero mean and a zero shift.
+            let zeros = backend.alloc_zeros(p.c)?;
+            backend.batch_norm2d_forward_eval(
+                &p,
+                dy.buffer(),
+                self.gamma.value.buffer(),
+                &zeros,
+                &zeros,
+                self.running_var.value.buffer(),
+                dx_buf,
+            )?;
+        }
+        Ok(())
     }
 
     fn params(&self) -> LayerParams<&Param<B>> {

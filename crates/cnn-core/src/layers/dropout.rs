@@ -1,5 +1,6 @@
 //! Dropout: masks from the counter-based RNG keyed by (seed, node, step,
-//! element), regenerated in backward instead of stored.
+//! element), regenerated in backward instead of stored; the identity in
+//! evaluation, forward and backward.
 
 use super::{ForwardCtx, Layer, LayerSpec, Mode};
 use crate::backend::{Backend, DropoutParams};
@@ -69,7 +70,7 @@ impl<B: Backend> Layer<B> for Dropout {
         dx: Option<&mut Tensor<B>>,
     ) -> Result<()> {
         let Some(dx) = dx else { return Ok(()) };
-        if self.p == 0.0 {
+        if ctx.mode == Mode::Eval || self.p == 0.0 {
             return backend.copy(dy.buffer(), dx.buffer_mut());
         }
         backend.dropout_backward(&self.params(ctx), dy.buffer(), dx.buffer_mut())

@@ -126,8 +126,9 @@ pub trait Layer<B: Backend>: Send + Sync {
     ) -> Result<()>;
 
     /// Given `dy`, accumulate parameter gradients and, when `dx` is given,
-    /// overwrite it with the input gradient. Must follow a training-mode
-    /// forward with the same `x` and `y`.
+    /// overwrite it with the input gradient. Must follow a forward with the
+    /// same `x`, `y` and `ctx.mode`: a training forward, or an evaluation
+    /// forward whose gradients are wanted (Grad-CAM, saliency maps).
     fn backward(
         &mut self,
         backend: &B,
