@@ -4,10 +4,13 @@
 //! `cnn::train::compare` for the layout).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 use cnn::backends::with_backend;
-use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
+use cnn::train::compare::sample::{self, SampleSpec};
+use cnn::train::compare::{self, Manifest, RunsFile, Search, SortMetric, VarySpec};
+use cnn::train::prune::{Board, EpochGate, MedianPruner, MedianRule};
 use cnn::train::run_dir::comparison;
 use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError};
 
@@ -50,6 +53,33 @@ pub struct CompareArgs {
     /// as its compare.json says (only --jobs and --quiet may be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// KEY=DIST: random search, one value per trial drawn from DIST:
+    /// loguniform(A,B) (0 < A <= B), uniform(A,B), int(A,B) (A and B
+    /// included) or choice(X,Y,...); repeatable, with --trials. Each
+    /// trial's values are in its label, config.toml, summary and report.
+    #[arg(long, value_name = "KEY=DIST")]
+    pub sample: Vec<String>,
+    /// Trials of a random search (--sample), each run --repeats times.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Seed of the random search's draws (default: --seed); the same
+    /// specs, trials and seed draw the same values.
+    #[arg(long, value_name = "N")]
+    pub search_seed: Option<u64>,
+    /// Stop unpromising runs: `median` stops a run after an epoch when its
+    /// best validation loss so far is above the median of the completed
+    /// runs' at that epoch (Optuna's MedianPruner); its state is `pruned`.
+    /// With --jobs 1 a study is reproducible; with more, which runs have
+    /// completed at a decision depends on timing.
+    #[arg(long, value_name = "RULE")]
+    pub prune: Option<String>,
+    /// Epochs of each run that are never pruned (Optuna's n_warmup_steps).
+    #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
+    pub prune_warmup: usize,
+    /// Runs that must complete before any is pruned (Optuna's
+    /// n_startup_trials).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub prune_startup: usize,
     /// Start a comparison of more than 256 runs (variants × repeats; at
     /// most 100000), which is refused without it.
     #[arg(long)]
@@ -98,6 +128,14 @@ pub fn compare(args: CompareArgs) -> CliResult {
         root.display()
     );
     let interrupt = install_interrupt();
+    // The completed runs' curves, which the pruner compares with.
+    let board = Board::new();
+    let gate: Option<Arc<dyn EpochGate>> = manifest.prune.map(|rule| {
+        Arc::new(MedianPruner {
+            rule,
+            board: Arc::clone(&board),
+        }) as Arc<dyn EpochGate>
+    });
     let started = std::time::Instant::now();
     let total = manifest.runs.len();
     let finished = std::sync::atomic::AtomicUsize::new(0);
@@ -133,6 +171,7 @@ pub fn compare(args: CompareArgs) -> CliResult {
                 opts: RunOptions {
                     progress: !args.base.quiet && jobs == 1,
                     interrupt: Some(interrupt.clone()),
+                    gate: gate.clone(),
                     ..RunOptions::default()
                 },
                 report: true,
@@ -141,6 +180,14 @@ pub fn compare(args: CompareArgs) -> CliResult {
             with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
         },
         |_, planned, result| {
+            if let Ok(s) = result
+                && matches!(
+                    s.status,
+                    RunStatus::Completed | RunStatus::EarlyStopped { .. }
+                )
+            {
+                board.complete(&s.history.epochs);
+            }
             let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let label = &manifest.variants[planned.variant].label;
             let before = if is_over(&planned.status) {
@@ -192,6 +239,12 @@ pub fn compare(args: CompareArgs) -> CliResult {
     }
     say!();
     say!("curves: {}", root.join(comparison::OVERLAY_PNG).display());
+    if compare::numeric_key(&manifest).is_some() {
+        say!(
+            "validation curve: {}",
+            root.join(comparison::VALIDATION_CURVE_PNG).display()
+        );
+    }
     say!("summary: {}", root.join(comparison::SUMMARY_CSV).display());
     say!(
         "diagnosis: {}",
@@ -210,15 +263,18 @@ pub fn compare(args: CompareArgs) -> CliResult {
 
 /// Whether a run of the manifest is over (kept by `--resume`).
 fn is_over(status: &str) -> bool {
-    matches!(status, "completed" | "early_stopped" | "diverged")
+    matches!(
+        status,
+        "completed" | "early_stopped" | "diverged" | "pruned"
+    )
 }
 
 /// A new comparison: its variants sized and checked, its directory made
 /// and its `compare.json` written.
 fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
-    if args.vary.is_empty() && args.runs.is_none() {
+    if args.vary.is_empty() && args.runs.is_none() && args.sample.is_empty() {
         return Err(fail(
-            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
+            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam), --runs FILE or --sample KEY=DIST --trials N",
         ));
     }
     if args.repeats == 0 {
@@ -231,7 +287,20 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
         .iter()
         .map(|v| v.parse::<VarySpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    let mut runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    let samples = args
+        .sample
+        .iter()
+        .map(|s| s.parse::<SampleSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let prune = prune_rule(args)?;
+    let search = search(args, &samples, &base)?;
+    sample::check(&samples, &base, &vary)?;
+    let mut runs_file = match &search {
+        Some(s) => Some(sample::trials_file(&sample::draw(
+            &samples, s.trials, s.seed,
+        ))),
+        None => args.runs.as_deref().map(RunsFile::load).transpose()?,
+    };
     // Flags win over the file's [base], as they do over --config.
     if let Some(file) = &mut runs_file {
         let given = args.base.keys_given();
@@ -241,7 +310,9 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
     // Sized before a variant is made or anything is written.
     let entries = runs_file.as_ref().map_or(1, |f| f.run.len());
     let mut how: Vec<String> = Vec::new();
-    if runs_file.is_some() {
+    if search.is_some() {
+        how.push(format!("{entries} trials"));
+    } else if runs_file.is_some() {
         how.push(format!("{entries} [[run]] entries"));
     }
     how.extend(
@@ -267,9 +338,63 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
         metric,
         runs: compare::plan(&variants, args.repeats),
         variants,
+        search,
+        prune,
     };
     manifest.save(&root)?;
     Ok((root, manifest))
+}
+
+/// The random search of `--sample`/`--trials`/`--search-seed`, checked.
+fn search(
+    args: &CompareArgs,
+    samples: &[SampleSpec],
+    base: &TrainConfig,
+) -> CliResult<Option<Search>> {
+    if samples.is_empty() {
+        if args.trials.is_some() || args.search_seed.is_some() {
+            return Err(fail(
+                "--trials and --search-seed belong to a random search: give --sample KEY=DIST",
+            ));
+        }
+        return Ok(None);
+    }
+    if args.runs.is_some() {
+        return Err(fail(
+            "--sample draws its trials from the base configuration; it cannot be combined with --runs",
+        ));
+    }
+    let trials = match args.trials {
+        None => {
+            return Err(fail(
+                "--sample needs --trials N, the number of trials to draw",
+            ));
+        }
+        Some(0) => return Err(fail("--trials must be at least 1")),
+        Some(n) => n,
+    };
+    Ok(Some(Search {
+        samples: samples.iter().map(|s| s.text.clone()).collect(),
+        trials,
+        seed: args.search_seed.unwrap_or(base.seed),
+    }))
+}
+
+/// The pruning rule of `--prune`, `--prune-warmup`, `--prune-startup`.
+fn prune_rule(args: &CompareArgs) -> CliResult<Option<MedianRule>> {
+    match args.prune.as_deref() {
+        Some("median") => Ok(Some(MedianRule {
+            warmup: args.prune_warmup,
+            startup: args.prune_startup,
+        })),
+        Some(other) => Err(fail(format!(
+            "--prune {other}: unknown rule (the one rule is `median`)"
+        ))),
+        None if args.prune_warmup != 0 || args.prune_startup != 5 => Err(fail(
+            "--prune-warmup and --prune-startup belong to --prune median",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// An interrupted comparison to continue, as its `compare.json` says.
@@ -280,6 +405,12 @@ fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
     };
     if !args.vary.is_empty()
         || args.runs.is_some()
+        || !args.sample.is_empty()
+        || args.trials.is_some()
+        || args.search_seed.is_some()
+        || args.prune.is_some()
+        || args.prune_warmup != 0
+        || args.prune_startup != 5
         || args.repeats != 1
         || args.sort != "best_val_accuracy"
         || args.yes
@@ -315,6 +446,10 @@ fn describe(result: &Result<RunSummary, TrainError>) -> String {
             let kinds: Vec<&str> = s.findings.iter().map(|f| f.kind.name()).collect();
             let status = match &s.status {
                 RunStatus::Diverged(d) => format!("diverged at step {}", d.step),
+                RunStatus::Pruned(p) => format!(
+                    "pruned after epoch {} (best loss {:.4} > median {:.4} of {} completed runs)",
+                    p.epoch, p.value, p.median, p.at_epoch
+                ),
                 other => other.name().replace('_', " "),
             };
             format!("{status}{best}, {:.1} s; {}", s.seconds, kinds.join(", "))

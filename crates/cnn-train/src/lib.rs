@@ -32,6 +32,7 @@
 //!   (`cnn compare`: variants, execution, manifest, outputs);
 //!   [`learning_curve`]: score against training-set size (`cnn curve`);
 //!   [`lr_find`]: the LR range test (`cnn lr-find`, `cnn train --lr find`);
+//!   [`prune`]: stopping a study's unpromising trials (`--prune median`);
 //!   [`stats`]: their means, deviations and number formats;
 //!   [`report`]: the self-contained `report.html`, written by whoever
 //!   finishes a run, comparison or curve.
@@ -62,6 +63,7 @@ pub mod compare;
 pub mod diagnose;
 pub mod learning_curve;
 pub mod lr_find;
+pub mod prune;
 pub mod report;
 pub mod run;
 pub mod stats;
