@@ -4,20 +4,20 @@
 //! `cnn::train::compare` for the layout).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
-use cnn::backends::with_backend;
 use cnn::train::compare::sample::{self, SampleSpec};
 use cnn::train::compare::{self, Manifest, RunsFile, Search, SortMetric, VarySpec};
-use cnn::train::prune::{Board, EpochGate, MedianPruner, MedianRule};
+use cnn::train::prune::MedianRule;
 use cnn::train::run_dir::comparison;
-use cnn::train::{RunDir, RunOptions, RunStatus, RunSummary, RunTarget, TrainConfig, TrainError};
+use cnn::train::study::{StudyKind, StudyManifest};
+use cnn::train::{RunStatus, RunSummary, TrainConfig, TrainError};
 
 use crate::args::TrainArgs;
 use crate::error::{CliResult, fail, failure, interrupted};
 use crate::interrupt::install_interrupt;
-use crate::job::{TrainJob, prepare_output};
+use crate::job::prepare_output;
+use crate::study::{self, ExecArgs, Execution};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CompareArgs {
@@ -48,9 +48,10 @@ pub struct CompareArgs {
     /// best_val_loss, final_val_loss, gap or time.
     #[arg(long, default_value = "best_val_accuracy")]
     pub sort: String,
-    /// Continue the interrupted comparison in DIR: finished runs are kept,
-    /// interrupted ones resume from their checkpoints, the others run, all
-    /// as its compare.json says (only --jobs and --quiet may be added).
+    /// Continue the comparison in DIR: runs that are over are never trained
+    /// again and their files never change, interrupted ones resume from
+    /// their checkpoints, the others run, all as its plan says (only
+    /// --jobs, --quiet and the executor's flags may be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// KEY=DIST: random search, one value per trial drawn from DIST:
@@ -69,8 +70,8 @@ pub struct CompareArgs {
     /// Stop unpromising runs: `median` stops a run after an epoch when its
     /// best validation loss so far is above the median of the completed
     /// runs' at that epoch (Optuna's MedianPruner); its state is `pruned`.
-    /// With --jobs 1 a study is reproducible; with more, which runs have
-    /// completed at a decision depends on timing.
+    /// One run at a time a study is reproducible; with several, which runs
+    /// have completed at a decision depends on timing.
     #[arg(long, value_name = "RULE")]
     pub prune: Option<String>,
     /// Epochs of each run that are never pruned (Optuna's n_warmup_steps).
@@ -84,20 +85,36 @@ pub struct CompareArgs {
     /// most 100000), which is refused without it.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 pub fn compare(args: CompareArgs) -> CliResult {
     if args.jobs == 0 {
         return Err(fail("--jobs must be at least 1"));
     }
+    let processes = args.exec.processes(args.jobs)?;
     let (root, mut manifest) = match &args.resume {
         Some(dir) => reopen(&args, dir)?,
         None => start(&args)?,
     };
+    // The plan: every run's directory and config.toml, and study.json.
+    let entries = cnn::train::study::compare_entries(&manifest);
+    let plan = if args.resume.is_some() {
+        cnn::train::study::ensure_plan(&root, StudyKind::Compare, &entries)?
+    } else {
+        cnn::train::study::write_plan(&root, StudyKind::Compare, &entries)?
+    };
+    if args.exec.planned_only(&root, plan.runs.len()) {
+        return Ok(());
+    }
     let base = manifest.base.clone();
     let metric = manifest.metric;
     let resuming = args.resume.is_some();
-    let jobs = args.jobs.min(manifest.runs.len()).max(1);
+    let jobs = processes
+        .unwrap_or(args.jobs)
+        .min(manifest.runs.len())
+        .max(1);
     let total_threads = match base.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -107,7 +124,9 @@ pub fn compare(args: CompareArgs) -> CliResult {
     } else {
         base.threads
     };
-    let kept = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
+    // Threads for --jobs; one process per run for --devices.
+    let jobs_threads = if processes.is_some() { 1 } else { jobs };
+    let kept = plan.runs.iter().filter(|r| r.state.is_over()).count();
     eprintln!(
         "{} {} variants × {} repeats ({} runs{}, {} at a time{}) in {}",
         if resuming { "continuing" } else { "comparing" },
@@ -128,102 +147,45 @@ pub fn compare(args: CompareArgs) -> CliResult {
         root.display()
     );
     let interrupt = install_interrupt();
-    // The completed runs' curves, which the pruner compares with.
-    let board = Board::new();
-    let gate: Option<Arc<dyn EpochGate>> = manifest.prune.map(|rule| {
-        Arc::new(MedianPruner {
-            rule,
-            board: Arc::clone(&board),
-        }) as Arc<dyn EpochGate>
-    });
     let started = std::time::Instant::now();
     let total = manifest.runs.len();
     let finished = std::sync::atomic::AtomicUsize::new(0);
-    let results = compare::run_all(
-        &manifest.runs,
-        jobs,
-        |planned| {
-            let out = root.join(&planned.dir);
-            if is_over(&planned.status) {
-                let mut s = RunSummary::load(&out)?;
-                s.history = cnn::train::records::read_history(&out)?;
-                return Ok(s);
-            }
-            let mut config = planned.config(&manifest.variants);
-            config.threads = threads;
-            // An interrupted run continues from its checkpoint, with its
-            // own config.toml; one without a checkpoint starts again.
-            let resumable = (planned.status == "interrupted")
-                .then(|| RunDir::open(&out).ok())
-                .flatten();
-            let target = match resumable {
-                Some(dir) => {
-                    config = TrainConfig::load(&dir.config())?;
-                    RunTarget::Resume(dir)
-                }
-                None => RunTarget::Fresh {
-                    out,
-                    overwrite: resuming,
+    let execution = Execution {
+        root: &root,
+        jobs: jobs_threads,
+        threads,
+        progress: !args.base.quiet && jobs == 1,
+        quiet: args.base.quiet,
+        interrupt: interrupt.clone(),
+        data: None,
+    };
+    study::execute(&args.exec, &execution, &|index, result| {
+        let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let planned = &manifest.runs[index];
+        let label = &manifest.variants[planned.variant].label;
+        let (before, line) = match result {
+            Ok(Some(s)) => ("", describe(&Ok(s))),
+            Ok(None) => (
+                " (over before)",
+                match study::load_summary(&root.join(&planned.dir)) {
+                    Ok(s) => describe(&Ok(s)),
+                    Err(e) => describe(&Err(e)),
                 },
-            };
-            let job = TrainJob {
-                target,
-                opts: RunOptions {
-                    progress: !args.base.quiet && jobs == 1,
-                    interrupt: Some(interrupt.clone()),
-                    gate: gate.clone(),
-                    ..RunOptions::default()
-                },
-                report: true,
-                config: config.clone(),
-            };
-            with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
-        },
-        |_, planned, result| {
-            if let Ok(s) = result
-                && matches!(
-                    s.status,
-                    RunStatus::Completed | RunStatus::EarlyStopped { .. }
-                )
-            {
-                board.complete(&s.history.epochs);
-            }
-            let k = finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            let label = &manifest.variants[planned.variant].label;
-            let before = if is_over(&planned.status) {
-                " (over before)"
-            } else {
-                ""
-            };
-            eprintln!(
-                "[{k}/{total}] {label} (seed {}){before}: {}",
-                planned.seed,
-                describe(result)
-            );
-        },
-    );
-    let mut failed = 0;
-    let mut stopped = 0;
-    for (planned, result) in manifest.runs.iter_mut().zip(results) {
-        planned.error = None;
-        match result {
-            Ok(s) => planned.status = s.status.name().into(),
-            Err(TrainError::Interrupted { .. }) => {
-                planned.status = "interrupted".into();
-                stopped += 1;
-            }
-            // Never started: the queue stopped at the interrupt.
-            Err(_) if interrupt.load(std::sync::atomic::Ordering::SeqCst) => {
-                planned.status = "pending".into();
-            }
-            Err(e) => {
-                failed += 1;
-                planned.status = "failed".into();
-                planned.error = Some(e.to_string());
-            }
-        }
-    }
-    manifest.save(&root)?;
+            ),
+            Err(e) => ("", format!("failed: {e}")),
+        };
+        eprintln!(
+            "[{k}/{total}] {label} (seed {}){before}: {line}",
+            planned.seed
+        );
+    })?;
+    let plan = StudyManifest::load(&root)?;
+    manifest = cnn::train::study::sync_compare(&root, &plan)?;
+    let stopped = manifest
+        .runs
+        .iter()
+        .filter(|r| r.status == "interrupted")
+        .count();
     if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
         let over = manifest.runs.iter().filter(|r| is_over(&r.status)).count();
         return Err(interrupted(format!(
@@ -232,6 +194,12 @@ pub fn compare(args: CompareArgs) -> CliResult {
             root.display()
         )));
     }
+    let failed = manifest
+        .runs
+        .iter()
+        .filter(|r| r.status == "failed")
+        .count();
+    let missing = plan.missing().len();
     let rows = compare::write_outputs(&root)?;
     let report = cnn::train::report::write_report(&root)?;
     for line in compare::summary_md(&rows, metric).lines() {
@@ -252,6 +220,12 @@ pub fn compare(args: CompareArgs) -> CliResult {
     );
     say!("report: {}", report.display());
     eprintln!("{total} runs in {:.1} s", started.elapsed().as_secs_f64());
+    if missing > 0 {
+        return Err(failure(format!(
+            "{missing} of {total} runs are not done (another worker holds them?): see cnn study status {}",
+            root.display()
+        )));
+    }
     if failed > 0 {
         return Err(failure(format!(
             "{failed} of {total} runs failed (see {})",
@@ -417,7 +391,7 @@ fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
         || format!("{:?}", args.base) != format!("{plain:?}")
     {
         return Err(fail(
-            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added",
+            "--resume continues the comparison with its own compare.json; only --jobs and --quiet may be added (and --executor, --devices, --per-device)",
         ));
     }
     if !compare::is_comparison(dir) {

@@ -7,16 +7,17 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cnn::backends::with_backend;
 use cnn::train::learning_curve::{self, CurveManifest, CurvePoint, DEFAULT_FRACTIONS};
 use cnn::train::plan::RunPlan;
 use cnn::train::run_dir;
-use cnn::train::{RunDir, RunOptions, RunTarget, TrainConfig, setup};
+use cnn::train::study::{self, StudyKind, StudyManifest};
+use cnn::train::{RunDir, TrainConfig, setup};
 
 use crate::args::TrainArgs;
 use crate::error::{CliResult, fail, failure, interrupted};
 use crate::interrupt::install_interrupt;
-use crate::job::{TrainJob, prepare_output};
+use crate::job::prepare_output;
+use crate::study::{ExecArgs, Execution};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct CurveArgs {
@@ -31,18 +32,22 @@ pub struct CurveArgs {
     /// Fits per size, each on a different random subset (seed, seed+1, ...).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Continue the interrupted curve in DIR: fits that are over are kept,
-    /// an interrupted one resumes from its checkpoint, the others run, all
-    /// as its curve.json says (only --quiet may be added).
+    /// Continue the curve in DIR: fits that are over are never trained
+    /// again and their files never change, an interrupted one resumes from
+    /// its checkpoint, the others run, all as its plan says (only --quiet
+    /// and the executor's flags may be added).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Start a curve of more than 256 fits (sizes × repeats; at most
     /// 100000), which is refused without it.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 pub fn curve(args: CurveArgs) -> CliResult {
+    let processes = args.exec.processes(1)?;
     let (config, fractions, repeats, previous) = match &args.resume {
         Some(dir) => reopen(&args, dir)?,
         None => {
@@ -90,72 +95,86 @@ pub fn curve(args: CurveArgs) -> CliResult {
         data.val.len(),
         root.display()
     );
+    // The plan: every fit's directory and config.toml, and study.json;
+    // curve.json gets its points as the fits end.
+    let entries = study::curve_entries(&config, data.train.len(), &fractions, repeats, &previous)?;
+    let planned = if resuming {
+        study::ensure_plan(&root, StudyKind::Curve, &entries)?
+    } else {
+        CurveManifest {
+            base: config.clone(),
+            repeats,
+            train_images: data.train.len(),
+            val_images: data.val.len(),
+            fractions: fractions.clone(),
+            points: Vec::new(),
+        }
+        .save(&root)?;
+        study::write_plan(&root, StudyKind::Curve, &entries)?
+    };
+    if args.exec.planned_only(&root, planned.runs.len()) {
+        return Ok(());
+    }
     let interrupt = install_interrupt();
     let started = std::time::Instant::now();
-    let result = learning_curve::run_curve_from(
-        &root,
-        &config,
-        &data,
-        &fractions,
-        repeats,
-        &previous,
-        |config, data, dir| {
-            let out = root.join(dir);
-            // An interrupted fit continues from its checkpoint.
-            let (config, target) = match resuming.then(|| RunDir::open(&out).ok()).flatten() {
-                Some(dir) => (TrainConfig::load(&dir.config())?, RunTarget::Resume(dir)),
-                None => (
-                    config.clone(),
-                    RunTarget::Fresh {
-                        out,
-                        overwrite: resuming,
-                    },
-                ),
-            };
-            let job = TrainJob {
-                config: config.clone(),
-                target,
-                opts: RunOptions {
-                    progress: !args.base.quiet,
-                    interrupt: Some(interrupt.clone()),
-                    data: Some(data),
-                    eval_train: true,
-                    ..RunOptions::default()
-                },
-                report: false,
-            };
-            with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
+    let execution = Execution {
+        root: &root,
+        jobs: 1,
+        threads: match (processes, config.threads) {
+            (Some(n), 0) => {
+                (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1)
+            }
+            _ => config.threads,
         },
-        |p| {
-            eprintln!(
-                "{} images (seed {}): {}, training accuracy {}, validation accuracy {}",
-                p.train_size,
-                p.seed,
-                p.error.as_deref().unwrap_or(&p.status),
-                pct(p.train_score),
-                pct(p.val_score)
-            )
-        },
-    );
-    let manifest = match result {
-        Ok(m) => m,
-        Err(cnn::train::TrainError::Interrupted { .. }) => {
-            let over = CurveManifest::load(&root)
-                .map(|m| {
-                    m.points
-                        .iter()
-                        .filter(|p| learning_curve::is_over(&p.status))
-                        .count()
-                })
-                .unwrap_or(0);
-            return Err(interrupted(format!(
-                "interrupted: {over} of {} fits are over; continue the curve with: cnn curve --resume {}",
-                sizes.len() * repeats,
-                root.display()
-            )));
-        }
-        Err(e) => return Err(e.into()),
+        progress: !args.base.quiet && processes.is_none(),
+        quiet: args.base.quiet,
+        interrupt: interrupt.clone(),
+        data: Some(&data),
     };
+    let plan = crate::study::execute(&args.exec, &execution, &|index, result| {
+        let Some(run) = entries.get(index) else {
+            return;
+        };
+        let Some(subset) = &run.subset else { return };
+        let mut point = CurvePoint {
+            fraction: subset.fraction,
+            train_size: subset.train_size,
+            repeat: subset.repeat,
+            seed: run.config.seed,
+            dir: run.dir.clone(),
+            status: "failed".into(),
+            train_score: f64::NAN,
+            val_score: f64::NAN,
+            error: None,
+        };
+        let summary = match result {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => crate::study::load_summary(&root.join(&run.dir)).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match summary {
+            Ok(s) => learning_curve::point_scores(&mut point, &s),
+            Err(e) => point.error = Some(e),
+        }
+        eprintln!(
+            "{} images (seed {}): {}, training accuracy {}, validation accuracy {}",
+            point.train_size,
+            point.seed,
+            point.error.as_deref().unwrap_or(&point.status),
+            pct(point.train_score),
+            pct(point.val_score)
+        )
+    })
+    .and_then(|()| Ok(StudyManifest::load(&root)?))?;
+    let manifest = study::sync_curve(&root, &plan)?;
+    if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+        let over = plan.runs.iter().filter(|r| r.state.is_over()).count();
+        return Err(interrupted(format!(
+            "interrupted: {over} of {} fits are over; continue the curve with: cnn curve --resume {}",
+            plan.runs.len(),
+            root.display()
+        )));
+    }
     let report = cnn::train::report::write_report(&root)?;
     say!(
         "{}",
@@ -174,6 +193,14 @@ pub fn curve(args: CurveArgs) -> CliResult {
         .iter()
         .filter(|p| p.status == "failed")
         .count();
+    let missing = plan.missing().len();
+    if missing > 0 {
+        return Err(failure(format!(
+            "{missing} of {} fits are not done (another worker holds them?): see cnn study status {}",
+            plan.runs.len(),
+            root.display()
+        )));
+    }
     if failed > 0 {
         return Err(failure(format!(
             "{failed} of {} fits failed (see {})",
@@ -208,7 +235,7 @@ fn reopen(
         || format!("{:?}", args.base) != format!("{plain:?}")
     {
         return Err(fail(
-            "--resume continues the curve with its own curve.json; only --quiet may be added",
+            "--resume continues the curve with its own curve.json; only --quiet may be added (and --executor, --devices, --per-device)",
         ));
     }
     if !dir.join(run_dir::curve::MANIFEST).is_file() {

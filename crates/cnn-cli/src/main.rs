@@ -18,6 +18,7 @@ mod lr_find;
 mod models;
 mod predict;
 mod report;
+mod study;
 mod summary;
 mod train;
 
@@ -56,6 +57,10 @@ enum Command {
     LrFind(Box<lr_find::LrFindArgs>),
     /// Write report.html for a run, comparison or learning-curve directory.
     Report(report::ReportArgs),
+    /// A comparison's or learning curve's plan of runs: run one (`study run
+    /// DIR INDEX`), list their states (`study status`), write the results
+    /// of those done (`study collect`).
+    Study(study::StudyCmd),
 }
 
 fn main() {
@@ -122,5 +127,6 @@ fn run(command: Command) -> CliResult {
         Command::Curve(a) => curve::curve(*a),
         Command::LrFind(a) => lr_find::lr_find(*a),
         Command::Report(a) => report::report(a),
+        Command::Study(a) => study::study(a),
     }
 }

@@ -176,6 +176,36 @@ where
     run_curve_from(root, base, data, fractions, repeats, &[], fit, done)
 }
 
+/// The configuration of repeat `repeat`'s fits: seed `seed + repeat`, and
+/// no `limit_train` (the subset is taken from the limited split).
+pub fn fit_config(base: &TrainConfig, repeat: usize) -> TrainConfig {
+    TrainConfig {
+        seed: base.seed.wrapping_add(repeat as u64),
+        limit_train: 0,
+        ..base.clone()
+    }
+}
+
+/// A fit's run directory name: `n<size>-seed<seed>`.
+pub fn fit_dir(train_size: usize, seed: u64) -> String {
+    format!("n{train_size}-seed{seed}")
+}
+
+/// A fit's point on the curve from its summary: its status and, unless it
+/// diverged, its final training (`train_eval`) and validation accuracy.
+pub fn point_scores(point: &mut CurvePoint, s: &RunSummary) {
+    point.status = s.status.name().into();
+    if !matches!(s.status, RunStatus::Diverged(_)) {
+        point.train_score = s.train_eval.as_ref().map_or(f64::NAN, |m| m.accuracy);
+        point.val_score = s
+            .history
+            .epochs
+            .last()
+            .and_then(|e| e.val.as_ref())
+            .map_or(f64::NAN, |v| v.accuracy);
+    }
+}
+
 /// Whether a fit of a curve is over (kept when the curve is resumed).
 pub fn is_over(status: &str) -> bool {
     matches!(status, "completed" | "early_stopped" | "diverged")
@@ -216,12 +246,8 @@ where
         let order = subset_order(base.seed, repeat, n);
         for &(fraction, size) in &sizes {
             let subset = with_train_subset(data, &order[..size])?;
-            let config = TrainConfig {
-                seed,
-                limit_train: 0,
-                ..base.clone()
-            };
-            let dir = format!("n{size}-seed{seed}");
+            let config = fit_config(base, repeat);
+            let dir = fit_dir(size, seed);
             if let Some(kept) = previous
                 .iter()
                 .find(|p| p.dir == dir && p.repeat == repeat && is_over(&p.status))
@@ -242,18 +268,7 @@ where
                 error: None,
             };
             match fit(&config, subset, &dir) {
-                Ok(s) => {
-                    point.status = s.status.name().into();
-                    if !matches!(s.status, RunStatus::Diverged(_)) {
-                        point.train_score = s.train_eval.as_ref().map_or(f64::NAN, |m| m.accuracy);
-                        point.val_score = s
-                            .history
-                            .epochs
-                            .last()
-                            .and_then(|e| e.val.as_ref())
-                            .map_or(f64::NAN, |v| v.accuracy);
-                    }
-                }
+                Ok(s) => point_scores(&mut point, &s),
                 Err(e @ TrainError::Interrupted { .. }) => {
                     manifest.save(root)?;
                     return Err(e);

@@ -34,6 +34,9 @@
 //!   [`lr_find`]: the LR range test (`cnn lr-find`, `cnn train --lr find`);
 //!   [`prune`]: stopping a study's unpromising trials (`--prune median`);
 //!   [`stats`]: their means, deviations and number formats;
+//!   [`study`]: either as a plan of runs in their own directories, run
+//!   by threads, processes per GPU or a cluster's scheduler, resumed and
+//!   collected;
 //!   [`report`]: the self-contained `report.html`, written by whoever
 //!   finishes a run, comparison or curve.
 
@@ -67,6 +70,7 @@ pub mod prune;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod study;
 
 pub use config::{LrFindSettings, SchedulePer, TrainConfig};
 pub use error::{Result, TrainError};

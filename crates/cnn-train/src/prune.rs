@@ -4,8 +4,8 @@
 //! [`median_decision`] is the rule as a pure function of the trial's
 //! curve and the completed trials' curves; [`Board`] holds the curves of
 //! the completed trials of one study (filled as trials finish, or read
-//! back from a study directory's finished runs), and a [`MedianPruner`]
-//! is the [`EpochGate`] a trainer asks after each epoch.
+//! back from a study directory's finished runs: [`study_gate`]), and a
+//! [`MedianPruner`] is the [`EpochGate`] a trainer asks after each epoch.
 //!
 //! The rules, as Optuna's `MedianPruner` (minimizing) takes them:
 //! - the value of an epoch is the validation loss (the training loss when
@@ -24,18 +24,23 @@
 //! - `interval_steps` is 1: every epoch after the warm-up is checked.
 //!
 //! "Completed" means trials that finished training (completed or stopped
-//! early) before the decision is taken; pruned, diverged and failed trials
-//! do not count. One trial at a time (`--jobs 1`), trial `i` is compared
-//! with the completed trials among `0..i`, so a study is reproducible;
-//! with several at once, which trials have completed when another one is
-//! judged depends on timing, and so may its outcome. Each decision records
+//! early) before the decision is taken (done in the study's `study.json`);
+//! pruned, diverged and failed trials do not count. One trial at a time
+//! (`--jobs 1`, one process), trial `i` is compared with the completed
+//! trials among `0..i`, so a study is reproducible; with several at once
+//! (`--jobs`, `--devices`, a Slurm array), which trials have completed when
+//! another one is judged depends on timing, and so may its outcome. Each decision records
 //! what it compared ([`Pruning`]).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::history::EpochRecord;
+use crate::records::read_history_jsonl;
+use crate::run_dir::HISTORY_JSONL;
+use crate::study::manifest::{RunState, StudyManifest};
 
 /// The median rule's settings (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +206,28 @@ impl EpochGate for MedianPruner {
         let trial: Vec<f64> = epochs.iter().map(epoch_value).collect();
         median_decision(&self.rule, &trial, &self.board.completed())
     }
+}
+
+/// The pruner of the runs of a study directory (`cnn compare`'s, with
+/// `--prune`): the completed trials are the runs its `study.json` lists as
+/// done (completed or stopped early) when a decision is taken, their
+/// values read from their `history.jsonl`. Every executor's worker builds
+/// it the same way, so the runs of a study judge each other whichever
+/// thread, process or machine runs them.
+pub fn study_gate(rule: MedianRule, root: PathBuf) -> Arc<dyn EpochGate> {
+    let board = Board::reading(move || {
+        let Ok(study) = StudyManifest::load(&root) else {
+            return Vec::new();
+        };
+        study
+            .runs
+            .iter()
+            .filter(|r| matches!(r.state, RunState::Done))
+            .filter_map(|r| read_history_jsonl(&root.join(&r.dir).join(HISTORY_JSONL)).ok())
+            .map(|epochs| epochs.iter().map(epoch_value).collect())
+            .collect()
+    });
+    Arc::new(MedianPruner { rule, board })
 }
 
 #[cfg(test)]

@@ -453,6 +453,14 @@ fn run_page(dir: &Path) -> Result<String> {
     Ok(page.finish())
 }
 
+/// A partial study's note of the runs it lacks (`study.json`).
+fn missing_runs(page: &mut Page, dir: &Path) {
+    if let Some(note) = crate::study::manifest::missing_note(dir) {
+        page.h2("Missing runs");
+        page.p(&note);
+    }
+}
+
 fn comparison_page(dir: &Path) -> Result<String> {
     let manifest = Manifest::load(dir)?;
     let results = compare::load_results(dir, &manifest)?;
@@ -470,6 +478,7 @@ fn comparison_page(dir: &Path) -> Result<String> {
             dir.display()
         ),
     );
+    missing_runs(&mut page, dir);
     page.h2("Summary");
     let (header, body) = compare::summary_cells(&rows);
     page.table("summary", &header, &body, &[1, 10]);
@@ -483,7 +492,7 @@ fn comparison_page(dir: &Path) -> Result<String> {
         "overlaid learning curves",
         "Training and validation loss and accuracy per epoch, one colour per variant: the mean over repeats with a band of ± one standard deviation.",
     )?;
-    if let Some(curve) = compare::validation_curve(&manifest, &results) {
+    if let Some(curve) = compare::validation_curve(&manifest, compare::finished(&results)) {
         page.h2("Validation curve");
         page.png(
             &dir.join(comparison::VALIDATION_CURVE_PNG),
@@ -568,6 +577,7 @@ fn curve_page(dir: &Path) -> Result<String> {
             dir.display()
         ),
     );
+    missing_runs(&mut page, dir);
     page.h2("Learning curve");
     page.png(
         &dir.join(curve::CURVE_PNG),

@@ -51,6 +51,10 @@ pub struct RunOptions {
     /// Asked after each epoch whether to stop the run as pruned (a study's
     /// pruner, [`crate::prune`]).
     pub gate: Option<Arc<dyn crate::prune::EpochGate>>,
+    /// The run directory's lock, taken by the caller (a study's worker,
+    /// which locks the run before it records it as running): the run
+    /// neither checks nor takes the lock itself.
+    pub held_lock: Option<Arc<DirLock>>,
 }
 
 /// How a run ended.
@@ -155,12 +159,14 @@ pub fn run_training<B: Backend>(
     // One process per run directory: a resumed run's is locked before
     // anything is read; a fresh one's is checked now (without a change:
     // the plan may still refuse the run) and locked before it is emptied.
-    let mut lock = match &target {
-        RunTarget::Fresh { out, .. } => {
+    let held = opts.held_lock.take();
+    let mut lock = match (&target, &held) {
+        (_, Some(_)) => None,
+        (RunTarget::Fresh { out, .. }, None) => {
             DirLock::check_free(out)?;
             None
         }
-        RunTarget::Resume(dir) => Some(DirLock::acquire(dir.root())?),
+        (RunTarget::Resume(dir), None) => Some(DirLock::acquire(dir.root())?),
     };
     if let RunTarget::Resume(dir) = &target
         && dir.is_over()
@@ -192,7 +198,9 @@ pub fn run_training<B: Backend>(
     let dir = match target {
         RunTarget::Resume(dir) => dir,
         RunTarget::Fresh { out, overwrite } => {
-            lock = Some(DirLock::acquire(&out)?);
+            if held.is_none() {
+                lock = Some(DirLock::acquire(&out)?);
+            }
             let dir = RunDir::create(&out, overwrite)?;
             let recorded = plan.recorded_config().to_toml();
             write_atomic(&dir.config(), recorded.as_bytes())?;
@@ -207,7 +215,10 @@ pub fn run_training<B: Backend>(
             crate::io::log_line(format_args!("{}", finding.summary()));
         }
     }
-    debug_assert!(lock.is_some(), "the run directory is locked");
+    debug_assert!(
+        lock.is_some() || held.is_some(),
+        "the run directory is locked"
+    );
     let steps_per_epoch = plan.steps_per_epoch();
     let mut trainer = Trainer::from_plan(backend, &plan, graph)?
         .with_run_dir(dir.clone())

@@ -97,6 +97,15 @@ pub mod curve {
     pub const CURVE_SVG: &str = "learning_curve.svg";
 }
 
+/// A study's files (a comparison or learning curve written as a plan of
+/// runs first: [`crate::study`]).
+pub mod study {
+    /// The study's manifest: every run and its state.
+    pub const MANIFEST: &str = "study.json";
+    /// The lock taken around each update of the manifest.
+    pub const MANIFEST_LOCK: &str = ".cnn-study-lock";
+}
+
 /// File names of the LR range test (`cnn lr-find`'s directory, and a run
 /// of `cnn train --lr find`).
 pub mod lr_find {
@@ -363,6 +372,8 @@ const CNN_NAMES: &[&str] = &[
     curve::SUMMARY_CSV,
     curve::CURVE_PNG,
     curve::CURVE_SVG,
+    study::MANIFEST,
+    study::MANIFEST_LOCK,
     lr_find::CSV,
     lr_find::PNG,
     lr_find::SVG,

@@ -6,10 +6,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::compare::variants::{PlannedRun, Variant};
+#[cfg(doc)]
+use crate::compare::variants::PlannedRun;
+use crate::compare::variants::Variant;
 use crate::error::{Result, TrainError};
 use crate::plan::RunPlan;
-use crate::run::RunSummary;
 use crate::setup::{self, DataSplits};
 
 /// Check every variant as a run checks itself before it writes anything,
@@ -50,14 +51,18 @@ pub fn preflight(variants: &[Variant]) -> Result<()> {
 /// Run every planned run with `run`, `jobs` at a time (1 = one after
 /// another), in plan order as far as a queue allows. `done` is called as
 /// each finishes (from the worker thread). Results are in plan order.
-pub fn run_all<F, D>(runs: &[PlannedRun], jobs: usize, run: F, done: D) -> Vec<Result<RunSummary>>
+/// The runs may be any items (a comparison's [`PlannedRun`]s, a study's
+/// run indices) and the results any values.
+pub fn run_all<T, R, F, D>(runs: &[T], jobs: usize, run: F, done: D) -> Vec<Result<R>>
 where
-    F: Fn(&PlannedRun) -> Result<RunSummary> + Sync,
-    D: Fn(usize, &PlannedRun, &Result<RunSummary>) + Sync,
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> Result<R> + Sync,
+    D: Fn(usize, &T, &Result<R>) + Sync,
 {
     let jobs = jobs.clamp(1, runs.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<RunSummary>>>> =
+    let results: Mutex<Vec<Option<Result<R>>>> =
         Mutex::new((0..runs.len()).map(|_| None).collect());
     let worker = || {
         loop {

@@ -41,8 +41,9 @@ mod variants;
 pub use execute::{preflight, run_all};
 pub use manifest::{Manifest, Search, SortMetric, is_comparison};
 pub use outputs::{
-    RunResult, SUMMARY_HEADER, SummaryRow, diagnoses, diagnosis_md, load_results, overlay_series,
-    sort_rows, summary_cells, summary_csv, summary_md, summary_rows, write_outputs,
+    RunResult, SUMMARY_HEADER, SummaryRow, diagnoses, diagnosis_md, finished, is_missing,
+    load_results, overlay_series, sort_rows, summary_cells, summary_csv, summary_md, summary_rows,
+    write_outputs,
 };
 pub use sample::search_lines;
 pub use validation_curve::{numeric_key, validation_curve};

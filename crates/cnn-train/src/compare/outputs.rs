@@ -66,6 +66,18 @@ pub fn load_results(root: &Path, manifest: &Manifest) -> Result<Vec<RunResult>> 
         .collect())
 }
 
+/// Whether a run has no result yet (a partial study's runs that are still
+/// pending or running): left out of the summary and diagnosis, which say
+/// it is missing instead.
+pub fn is_missing(r: &RunResult) -> bool {
+    r.summary.is_none()
+        && r.unreadable.is_none()
+        && matches!(
+            r.planned.status.as_str(),
+            "pending" | "interrupted" | "running"
+        )
+}
+
 /// Per-epoch mean ± std over the runs of one variant (NaN where no run has
 /// the epoch).
 pub fn overlay_series(label: &str, histories: &[&[EpochRecord]]) -> OverlaySeries {
@@ -141,7 +153,10 @@ pub fn summary_rows(manifest: &Manifest, results: &[RunResult]) -> Vec<SummaryRo
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let mine: Vec<&RunResult> = results.iter().filter(|r| r.planned.variant == i).collect();
+            let mine: Vec<&RunResult> = results
+                .iter()
+                .filter(|r| r.planned.variant == i && !is_missing(r))
+                .collect();
             let summaries: Vec<&RunSummary> =
                 mine.iter().filter_map(|r| r.summary.as_ref()).collect();
             let val = |s: &RunSummary| -> Vec<(usize, f64, f64)> {
@@ -403,6 +418,7 @@ pub fn diagnoses(
 ) -> Vec<(String, String, u64, Vec<Finding>)> {
     results
         .iter()
+        .filter(|r| !is_missing(r))
         .map(|r| {
             let findings = match &r.summary {
                 Some(s) => s.findings.clone(),
@@ -440,6 +456,14 @@ pub fn diagnosis_md(manifest: &Manifest, results: &[RunResult]) -> String {
     s
 }
 
+/// The runs that wrote a summary, each with its variant's index (what
+/// [`validation_curve`] takes).
+pub fn finished(results: &[RunResult]) -> impl Iterator<Item = (usize, &RunSummary)> {
+    results
+        .iter()
+        .filter_map(|r| Some((r.planned.variant, r.summary.as_ref()?)))
+}
+
 /// Write the overlay, summary tables and diagnosis of the comparison in
 /// `root` from `compare.json` and the runs' files. Returns the sorted rows.
 pub fn write_outputs(root: &Path) -> Result<Vec<SummaryRow>> {
@@ -469,15 +493,16 @@ pub fn write_outputs(root: &Path) -> Result<Vec<SummaryRow>> {
         &root.join(comparison::SUMMARY_CSV),
         summary_csv(&rows).as_bytes(),
     )?;
-    write_atomic(
-        &root.join(comparison::SUMMARY_MD),
-        summary_md(&rows, manifest.metric).as_bytes(),
-    )?;
+    let mut md = summary_md(&rows, manifest.metric);
+    if let Some(note) = crate::study::manifest::missing_note(root) {
+        md.push_str(&format!("\n{note}\n"));
+    }
+    write_atomic(&root.join(comparison::SUMMARY_MD), md.as_bytes())?;
     write_atomic(
         &root.join(comparison::DIAGNOSIS_MD),
         diagnosis_md(&manifest, &results).as_bytes(),
     )?;
-    if let Some(curve) = validation_curve(&manifest, &results) {
+    if let Some(curve) = validation_curve(&manifest, finished(&results)) {
         draw_validation_curve(
             &curve,
             &root.join(comparison::VALIDATION_CURVE_PNG),
