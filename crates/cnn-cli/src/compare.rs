@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cnn::train::compare::{self, Manifest, RunsFile, SortMetric, VarySpec};
+use cnn::train::compare::sample::{self, SampleSpec};
+use cnn::train::compare::{self, Manifest, RunsFile, Search, SortMetric, VarySpec};
+use cnn::train::prune::MedianRule;
 use cnn::train::run_dir::comparison;
 use cnn::train::study::{StudyKind, StudyManifest};
-use cnn::train::{RunStatus, RunSummary, TrainError};
+use cnn::train::{RunStatus, RunSummary, TrainConfig, TrainError};
 
 use crate::args::TrainArgs;
 use crate::error::{CliResult, fail, failure, interrupted};
@@ -61,6 +63,33 @@ pub struct CompareArgs {
     /// With the local executor's threads only (not --devices or Slurm).
     #[arg(long, value_name = "DIR", num_args = 0..=1)]
     pub tensorboard: Option<Option<PathBuf>>,
+    /// KEY=DIST: random search, one value per trial drawn from DIST:
+    /// loguniform(A,B) (0 < A <= B), uniform(A,B), int(A,B) (A and B
+    /// included) or choice(X,Y,...); repeatable, with --trials. Each
+    /// trial's values are in its label, config.toml, summary and report.
+    #[arg(long, value_name = "KEY=DIST")]
+    pub sample: Vec<String>,
+    /// Trials of a random search (--sample), each run --repeats times.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Seed of the random search's draws (default: --seed); the same
+    /// specs, trials and seed draw the same values.
+    #[arg(long, value_name = "N")]
+    pub search_seed: Option<u64>,
+    /// Stop unpromising runs: `median` stops a run after an epoch when its
+    /// best validation loss so far is above the median of the completed
+    /// runs' at that epoch (Optuna's MedianPruner); its state is `pruned`.
+    /// One run at a time a study is reproducible; with several, which runs
+    /// have completed at a decision depends on timing.
+    #[arg(long, value_name = "RULE")]
+    pub prune: Option<String>,
+    /// Epochs of each run that are never pruned (Optuna's n_warmup_steps).
+    #[arg(long, value_name = "EPOCHS", default_value_t = 0)]
+    pub prune_warmup: usize,
+    /// Runs that must complete before any is pruned (Optuna's
+    /// n_startup_trials).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub prune_startup: usize,
     /// Start a comparison of more than 256 runs (variants × repeats; at
     /// most 100000), which is refused without it.
     #[arg(long)]
@@ -207,6 +236,12 @@ pub fn compare(args: CompareArgs) -> CliResult {
     }
     say!();
     say!("curves: {}", root.join(comparison::OVERLAY_PNG).display());
+    if compare::numeric_key(&manifest).is_some() {
+        say!(
+            "validation curve: {}",
+            root.join(comparison::VALIDATION_CURVE_PNG).display()
+        );
+    }
     say!("summary: {}", root.join(comparison::SUMMARY_CSV).display());
     say!(
         "diagnosis: {}",
@@ -249,15 +284,18 @@ fn write_hparams(tb: &Path, root: &Path, manifest: &Manifest) -> CliResult {
 
 /// Whether a run of the manifest is over (kept by `--resume`).
 fn is_over(status: &str) -> bool {
-    matches!(status, "completed" | "early_stopped" | "diverged")
+    matches!(
+        status,
+        "completed" | "early_stopped" | "diverged" | "pruned"
+    )
 }
 
 /// A new comparison: its variants sized and checked, its directory made
 /// and its `compare.json` written.
 fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
-    if args.vary.is_empty() && args.runs.is_none() {
+    if args.vary.is_empty() && args.runs.is_none() && args.sample.is_empty() {
         return Err(fail(
-            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam) or --runs FILE",
+            "nothing to compare: give --vary KEY=V1,V2 (e.g. --vary optimizer=sgd,adam), --runs FILE or --sample KEY=DIST --trials N",
         ));
     }
     if args.repeats == 0 {
@@ -270,7 +308,20 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
         .iter()
         .map(|v| v.parse::<VarySpec>())
         .collect::<Result<Vec<_>, _>>()?;
-    let mut runs_file = args.runs.as_deref().map(RunsFile::load).transpose()?;
+    let samples = args
+        .sample
+        .iter()
+        .map(|s| s.parse::<SampleSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let prune = prune_rule(args)?;
+    let search = search(args, &samples, &base)?;
+    sample::check(&samples, &base, &vary)?;
+    let mut runs_file = match &search {
+        Some(s) => Some(sample::trials_file(&sample::draw(
+            &samples, s.trials, s.seed,
+        ))),
+        None => args.runs.as_deref().map(RunsFile::load).transpose()?,
+    };
     // Flags win over the file's [base], as they do over --config.
     if let Some(file) = &mut runs_file {
         let given = args.base.keys_given();
@@ -280,7 +331,9 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
     // Sized before a variant is made or anything is written.
     let entries = runs_file.as_ref().map_or(1, |f| f.run.len());
     let mut how: Vec<String> = Vec::new();
-    if runs_file.is_some() {
+    if search.is_some() {
+        how.push(format!("{entries} trials"));
+    } else if runs_file.is_some() {
         how.push(format!("{entries} [[run]] entries"));
     }
     how.extend(
@@ -306,9 +359,63 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
         metric,
         runs: compare::plan(&variants, args.repeats),
         variants,
+        search,
+        prune,
     };
     manifest.save(&root)?;
     Ok((root, manifest))
+}
+
+/// The random search of `--sample`/`--trials`/`--search-seed`, checked.
+fn search(
+    args: &CompareArgs,
+    samples: &[SampleSpec],
+    base: &TrainConfig,
+) -> CliResult<Option<Search>> {
+    if samples.is_empty() {
+        if args.trials.is_some() || args.search_seed.is_some() {
+            return Err(fail(
+                "--trials and --search-seed belong to a random search: give --sample KEY=DIST",
+            ));
+        }
+        return Ok(None);
+    }
+    if args.runs.is_some() {
+        return Err(fail(
+            "--sample draws its trials from the base configuration; it cannot be combined with --runs",
+        ));
+    }
+    let trials = match args.trials {
+        None => {
+            return Err(fail(
+                "--sample needs --trials N, the number of trials to draw",
+            ));
+        }
+        Some(0) => return Err(fail("--trials must be at least 1")),
+        Some(n) => n,
+    };
+    Ok(Some(Search {
+        samples: samples.iter().map(|s| s.text.clone()).collect(),
+        trials,
+        seed: args.search_seed.unwrap_or(base.seed),
+    }))
+}
+
+/// The pruning rule of `--prune`, `--prune-warmup`, `--prune-startup`.
+fn prune_rule(args: &CompareArgs) -> CliResult<Option<MedianRule>> {
+    match args.prune.as_deref() {
+        Some("median") => Ok(Some(MedianRule {
+            warmup: args.prune_warmup,
+            startup: args.prune_startup,
+        })),
+        Some(other) => Err(fail(format!(
+            "--prune {other}: unknown rule (the one rule is `median`)"
+        ))),
+        None if args.prune_warmup != 0 || args.prune_startup != 5 => Err(fail(
+            "--prune-warmup and --prune-startup belong to --prune median",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// An interrupted comparison to continue, as its `compare.json` says.
@@ -319,6 +426,12 @@ fn reopen(args: &CompareArgs, dir: &Path) -> CliResult<(PathBuf, Manifest)> {
     };
     if !args.vary.is_empty()
         || args.runs.is_some()
+        || !args.sample.is_empty()
+        || args.trials.is_some()
+        || args.search_seed.is_some()
+        || args.prune.is_some()
+        || args.prune_warmup != 0
+        || args.prune_startup != 5
         || args.repeats != 1
         || args.sort != "best_val_accuracy"
         || args.yes
@@ -354,6 +467,10 @@ fn describe(result: &Result<RunSummary, TrainError>) -> String {
             let kinds: Vec<&str> = s.findings.iter().map(|f| f.kind.name()).collect();
             let status = match &s.status {
                 RunStatus::Diverged(d) => format!("diverged at step {}", d.step),
+                RunStatus::Pruned(p) => format!(
+                    "pruned after epoch {} (best loss {:.4} > median {:.4} of {} completed runs)",
+                    p.epoch, p.value, p.median, p.at_epoch
+                ),
                 other => other.name().replace('_', " "),
             };
             format!("{status}{best}, {:.1} s; {}", s.seconds, kinds.join(", "))

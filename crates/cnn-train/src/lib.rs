@@ -32,6 +32,7 @@
 //!   (`cnn compare`: variants, execution, manifest, outputs);
 //!   [`learning_curve`]: score against training-set size (`cnn curve`);
 //!   [`lr_find`]: the LR range test (`cnn lr-find`, `cnn train --lr find`);
+//!   [`prune`]: stopping a study's unpromising trials (`--prune median`);
 //!   [`stats`]: their means, deviations and number formats;
 //!   [`study`]: either as a plan of runs in their own directories, run
 //!   by threads, processes per GPU or a cluster's scheduler, resumed and
@@ -70,6 +71,7 @@ pub mod display;
 pub mod inspect;
 pub mod learning_curve;
 pub mod lr_find;
+pub mod prune;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -25,6 +25,7 @@ use crate::history::{History, SplitMetrics};
 use crate::io::write_atomic;
 use crate::lock::DirLock;
 use crate::plan::RunPlan;
+use crate::prune::Pruning;
 use crate::run_dir::{RunDir, RunTarget, SUMMARY_JSON};
 use crate::setup::{self, DataSplits};
 use crate::trainer::{Outcome, Trainer};
@@ -47,6 +48,9 @@ pub struct RunOptions {
     /// Write TensorBoard event files into this directory as the run goes
     /// (`--tensorboard`; see [`crate::tensorboard`]).
     pub tensorboard: Option<std::path::PathBuf>,
+    /// Asked after each epoch whether to stop the run as pruned (a study's
+    /// pruner, [`crate::prune`]).
+    pub gate: Option<Arc<dyn crate::prune::EpochGate>>,
     /// The run directory's lock, taken by the caller (a study's worker,
     /// which locks the run before it records it as running): the run
     /// neither checks nor takes the lock itself.
@@ -58,17 +62,23 @@ pub struct RunOptions {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RunStatus {
     Completed,
-    EarlyStopped { epoch: usize, best_epoch: usize },
+    EarlyStopped {
+        epoch: usize,
+        best_epoch: usize,
+    },
     Diverged(Divergence),
+    /// Stopped by a study's pruner after `epoch` ([`crate::prune`]).
+    Pruned(Pruning),
 }
 
 impl RunStatus {
-    /// `completed`, `early_stopped` or `diverged`.
+    /// `completed`, `early_stopped`, `diverged` or `pruned`.
     pub fn name(&self) -> &'static str {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::EarlyStopped { .. } => "early_stopped",
             RunStatus::Diverged(_) => "diverged",
+            RunStatus::Pruned(_) => "pruned",
         }
     }
 
@@ -171,6 +181,7 @@ pub fn run_training<B: Backend>(
                     RunStatus::EarlyStopped { epoch, .. } =>
                         format!("stopped early after epoch {epoch}"),
                     RunStatus::Diverged(d) => format!("diverged at step {}", d.step),
+                    RunStatus::Pruned(p) => format!("pruned after epoch {}", p.epoch),
                 }
             ));
         }
@@ -215,6 +226,9 @@ pub fn run_training<B: Backend>(
         .with_epoch_log(opts.log);
     if let Some(flag) = &opts.interrupt {
         trainer = trainer.with_interrupt(Arc::clone(flag));
+    }
+    if let Some(gate) = &opts.gate {
+        trainer = trainer.with_epoch_gate(Arc::clone(gate));
     }
     if let Some(tensorboard) = &opts.tensorboard {
         trainer = trainer.with_tensorboard(crate::tensorboard::EventWriter::create(tensorboard)?);
@@ -296,6 +310,15 @@ pub fn run_training<B: Backend>(
             }
             RunStatus::EarlyStopped { epoch, best_epoch }
         }
+        Ok(Outcome::Pruned(p)) => {
+            if opts.log {
+                crate::io::log_line(format_args!(
+                    "pruned after epoch {}: best loss {:.4} above the median {:.4} of {} completed trials",
+                    p.epoch, p.value, p.median, p.at_epoch
+                ));
+            }
+            RunStatus::Pruned(p)
+        }
         Err(TrainError::Diverged {
             step,
             epoch,
@@ -326,8 +349,10 @@ pub fn run_training<B: Backend>(
         Err(e) => return Err(e),
     };
     let diverged = matches!(status, RunStatus::Diverged(_));
+    // A pruned trial is not evaluated further (Optuna gives it no value).
+    let pruned = matches!(status, RunStatus::Pruned(_));
     let test_subset = trainer.data().test.clone();
-    let test = if diverged || test_subset.is_empty() {
+    let test = if diverged || pruned || test_subset.is_empty() {
         None
     } else {
         let (m, _) = trainer.evaluate(&test_subset)?;
@@ -341,7 +366,7 @@ pub fn run_training<B: Backend>(
         }
         Some(m)
     };
-    let train_eval = if opts.eval_train && !diverged {
+    let train_eval = if opts.eval_train && !diverged && !pruned {
         let subset = trainer.data().train.clone();
         Some(trainer.evaluate(&subset)?.0)
     } else {

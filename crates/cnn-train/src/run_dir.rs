@@ -83,6 +83,9 @@ pub mod comparison {
     pub const SUMMARY_CSV: &str = "summary.csv";
     pub const SUMMARY_MD: &str = "summary.md";
     pub const DIAGNOSIS_MD: &str = "diagnosis.md";
+    /// Score against the value of the one numeric setting varied.
+    pub const VALIDATION_CURVE_PNG: &str = "validation_curve.png";
+    pub const VALIDATION_CURVE_SVG: &str = "validation_curve.svg";
 }
 
 /// File names of a learning-curve directory (`cnn curve`).
@@ -398,6 +401,8 @@ const CNN_NAMES: &[&str] = &[
     comparison::SUMMARY_CSV,
     comparison::SUMMARY_MD,
     comparison::DIAGNOSIS_MD,
+    comparison::VALIDATION_CURVE_PNG,
+    comparison::VALIDATION_CURVE_SVG,
     curve::MANIFEST,
     curve::POINTS_CSV,
     curve::SUMMARY_CSV,

@@ -89,6 +89,8 @@ pub enum Outcome {
     Completed,
     /// Early stopping triggered after this epoch.
     EarlyStopped { epoch: usize, best_epoch: usize },
+    /// The epoch gate (a study's pruner) stopped the run after an epoch.
+    Pruned(crate::prune::Pruning),
 }
 
 /// Trains one model on one dataset.
@@ -127,6 +129,8 @@ pub struct Trainer<B: Backend> {
     /// TensorBoard's event file, appended to with the records each time
     /// they are written (`write_files` takes `&self`, hence the lock).
     tensorboard: Option<std::sync::Mutex<crate::tensorboard::EventWriter>>,
+    /// Asked after each epoch whether to stop the run as pruned.
+    gate: Option<Arc<dyn crate::prune::EpochGate>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -212,6 +216,7 @@ impl<B: Backend> Trainer<B> {
             scratch: HashMap::new(),
             host_preds: Vec::new(),
             tensorboard: None,
+            gate: None,
         })
     }
 
@@ -233,6 +238,13 @@ impl<B: Backend> Trainer<B> {
     /// time the run's files are written.
     pub fn with_tensorboard(mut self, writer: crate::tensorboard::EventWriter) -> Self {
         self.tensorboard = Some(std::sync::Mutex::new(writer));
+        self
+    }
+
+    /// Ask `gate` after each epoch (once its files and checkpoint are
+    /// written) whether to stop the run as pruned.
+    pub fn with_epoch_gate(mut self, gate: Arc<dyn crate::prune::EpochGate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -736,6 +748,13 @@ impl<B: Backend> Trainer<B> {
             self.write_files(&dir, val_cm.as_ref())?;
         }
         self.checkpoint()?;
+        if let Some(p) = self
+            .gate
+            .as_ref()
+            .and_then(|g| g.check(&self.history.epochs))
+        {
+            return Ok(Some(Outcome::Pruned(p)));
+        }
         if self.state.early_stopping.should_stop() {
             return self.stop_early(epoch).map(Some);
         }

@@ -170,6 +170,8 @@ fn a_comparison_runs_every_variant_even_when_one_diverges() {
         metric: Default::default(),
         runs: compare::plan(&variants, 2),
         variants,
+        search: None,
+        prune: None,
     };
     manifest.save(&root).unwrap();
     let results = compare::run_all(

@@ -165,6 +165,8 @@ fn a_comparison_with_a_diverged_run_has_its_summary_and_report() {
         metric: SortMetric::BestValAccuracy,
         variants,
         runs,
+        search: None,
+        prune: None,
     };
     manifest.save(root).unwrap();
     let rows = write_outputs(root).expect("outputs of a comparison with a diverged run");

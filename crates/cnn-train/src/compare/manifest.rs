@@ -12,6 +12,7 @@ use crate::compare::variants::{PlannedRun, Variant};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::io::write_atomic;
+use crate::prune::MedianRule;
 use crate::run_dir::comparison::MANIFEST;
 
 /// Which summary column orders the table.
@@ -55,6 +56,21 @@ pub struct Manifest {
     pub metric: SortMetric,
     pub variants: Vec<Variant>,
     pub runs: Vec<PlannedRun>,
+    /// The random search that drew the variants (`--sample`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+    /// The pruning rule of the study (`--prune median`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<MedianRule>,
+}
+
+/// A random search as `compare.json` records it: the `--sample` specs as
+/// given, the number of trials and the seed of the draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Search {
+    pub samples: Vec<String>,
+    pub trials: usize,
+    pub seed: u64,
 }
 
 impl Manifest {

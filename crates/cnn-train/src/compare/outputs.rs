@@ -1,8 +1,10 @@
 //! What a comparison directory shows, derived from `compare.json` and the
 //! runs' files alone: `overlay.png`/`overlay.svg` (mean ± std over repeats
 //! per variant), `summary.csv`/`summary.md` (one row per variant, sorted by
-//! the manifest's [`SortMetric`]) and `diagnosis.md` (the
-//! [`crate::diagnose`](mod@crate::diagnose) findings of every run).
+//! the manifest's [`SortMetric`]; a pruned run said so in its diagnosis),
+//! `diagnosis.md` (the [`crate::diagnose`](mod@crate::diagnose) findings
+//! of every run) and, when the variants differ in one numeric setting,
+//! `validation_curve.png`/`.svg`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,12 +12,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::compare::manifest::{Manifest, SortMetric};
+use crate::compare::validation_curve::validation_curve;
 use crate::compare::variants::PlannedRun;
 use crate::diagnose::{Finding, FindingKind};
 use crate::error::Result;
 use crate::history::EpochRecord;
 use crate::io::write_atomic;
-use crate::plot::{OverlaySeries, draw_overlay};
+use crate::plot::{OverlaySeries, draw_overlay, draw_validation_curve};
 use crate::run::{RunStatus, RunSummary};
 use crate::run_dir::{SUMMARY_JSON, comparison};
 use crate::stats::{mean_std, num, pct};
@@ -123,6 +126,9 @@ pub struct SummaryRow {
     pub runs: usize,
     pub diverged: usize,
     pub failed: usize,
+    /// Runs stopped by the study's pruner ([`crate::prune`]).
+    #[serde(default)]
+    pub pruned: usize,
     pub best_val_accuracy: f64,
     pub best_val_accuracy_std: f64,
     /// Mean over runs of the epoch of the best validation accuracy.
@@ -209,6 +215,20 @@ pub fn summary_rows(manifest: &Manifest, results: &[RunResult]) -> Vec<SummaryRo
                     }
                 })
                 .collect();
+            let pruned: Vec<usize> = summaries
+                .iter()
+                .filter_map(|s| match &s.status {
+                    RunStatus::Pruned(p) => Some(p.epoch),
+                    _ => None,
+                })
+                .collect();
+            match pruned.as_slice() {
+                [] => {}
+                [epoch] if mine.len() == 1 => {
+                    diagnosis.insert(0, format!("pruned after epoch {epoch}"));
+                }
+                _ => diagnosis.insert(0, format!("pruned ({}/{})", pruned.len(), mine.len())),
+            }
             let unreadable = mine.iter().filter(|r| r.unreadable.is_some()).count();
             if failed > unreadable {
                 diagnosis.push(format!("failed ({}/{})", failed - unreadable, mine.len()));
@@ -224,6 +244,7 @@ pub fn summary_rows(manifest: &Manifest, results: &[RunResult]) -> Vec<SummaryRo
                     .filter(|s| matches!(s.status, RunStatus::Diverged(_)))
                     .count(),
                 failed,
+                pruned: pruned.len(),
                 best_val_accuracy: best_acc,
                 best_val_accuracy_std: best_acc_std,
                 best_epoch,
@@ -240,8 +261,9 @@ pub fn summary_rows(manifest: &Manifest, results: &[RunResult]) -> Vec<SummaryRo
         .collect()
 }
 
-/// Sort best first by `metric`; runs that diverged or failed, and missing
-/// values, go last.
+/// Sort best first by `metric`; variants whose every run was pruned come
+/// after the others, and runs that diverged or failed, and missing
+/// values, last.
 pub fn sort_rows(rows: &mut [SummaryRow], metric: SortMetric) {
     let key = |r: &SummaryRow| -> f64 {
         let v = match metric {
@@ -256,7 +278,11 @@ pub fn sort_rows(rows: &mut [SummaryRow], metric: SortMetric) {
     };
     rows.sort_by(|a, b| {
         let broken = |r: &SummaryRow| r.diverged + r.failed == r.runs;
-        broken(a).cmp(&broken(b)).then(key(a).total_cmp(&key(b)))
+        let pruned = |r: &SummaryRow| r.runs > 0 && r.pruned == r.runs;
+        broken(a)
+            .cmp(&broken(b))
+            .then(pruned(a).cmp(&pruned(b)))
+            .then(key(a).total_cmp(&key(b)))
     });
 }
 
@@ -420,6 +446,14 @@ pub fn diagnosis_md(manifest: &Manifest, results: &[RunResult]) -> String {
     s
 }
 
+/// The runs that wrote a summary, each with its variant's index (what
+/// [`validation_curve`] takes).
+pub fn finished(results: &[RunResult]) -> impl Iterator<Item = (usize, &RunSummary)> {
+    results
+        .iter()
+        .filter_map(|r| Some((r.planned.variant, r.summary.as_ref()?)))
+}
+
 /// Write the overlay, summary tables and diagnosis of the comparison in
 /// `root` from `compare.json` and the runs' files. Returns the sorted rows.
 pub fn write_outputs(root: &Path) -> Result<Vec<SummaryRow>> {
@@ -458,6 +492,13 @@ pub fn write_outputs(root: &Path) -> Result<Vec<SummaryRow>> {
         &root.join(comparison::DIAGNOSIS_MD),
         diagnosis_md(&manifest, &results).as_bytes(),
     )?;
+    if let Some(curve) = validation_curve(&manifest, finished(&results)) {
+        draw_validation_curve(
+            &curve,
+            &root.join(comparison::VALIDATION_CURVE_PNG),
+            &root.join(comparison::VALIDATION_CURVE_SVG),
+        )?;
+    }
     Ok(rows)
 }
 
@@ -502,6 +543,7 @@ mod tests {
             runs: 1,
             diverged,
             failed: 0,
+            pruned: 0,
             best_val_accuracy: acc,
             best_val_accuracy_std: 0.0,
             best_epoch: 1.0,

@@ -60,7 +60,7 @@ impl FromStr for VarySpec {
 
 /// A value as a command line gives it, read as TOML (a number, boolean,
 /// array or quoted string), else as a bare string.
-fn text_value(value: &str) -> toml::Value {
+pub(super) fn text_value(value: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
         .and_then(|mut t| t.remove("v"))

@@ -66,16 +66,17 @@ pub(super) fn band_extent(t: &[(f64, f64, f64)]) -> impl Iterator<Item = f64> + 
     })
 }
 
-pub(super) type Chart<'a, DB> = ChartContext<
-    'a,
-    DB,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+pub(super) type Chart<'a, DB> = ChartX<'a, DB, plotters::coord::types::RangedCoordf64>;
+
+/// A chart with a linear y axis over an x axis of any kind (a log axis:
+/// `plotters::coord::combinators::LogCoord<f64>`).
+pub(super) type ChartX<'a, DB, X> =
+    ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>;
 
 /// A line (broken at non-finite values) with circle markers, labelled in
 /// the legend.
-pub(super) fn draw_line<DB: DrawingBackend>(
-    chart: &mut Chart<'_, DB>,
+pub(super) fn draw_line<DB: DrawingBackend, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartX<'_, DB, X>,
     points: &[(f64, f64)],
     color: RGBColor,
     label: &str,
@@ -102,8 +103,8 @@ pub(super) fn draw_line<DB: DrawingBackend>(
 }
 
 /// Mean line with markers and, where the std is non-zero, a ±std band.
-pub(super) fn draw_band_line<DB: DrawingBackend>(
-    chart: &mut Chart<'_, DB>,
+pub(super) fn draw_band_line<DB: DrawingBackend, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartX<'_, DB, X>,
     t: &[(f64, f64, f64)],
     color: RGBColor,
     label: &str,
@@ -177,8 +178,8 @@ pub(super) fn quiet_corner(
     order.swap_remove(i)
 }
 
-pub(super) fn legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartX<'a, DB, X>,
     position: SeriesLabelPosition,
 ) -> DrawResult {
     chart
@@ -223,7 +224,10 @@ pub(super) fn chart<'a, DB: DrawingBackend>(
 }
 
 /// A grey note in the middle of an empty panel.
-pub(super) fn no_data<DB: DrawingBackend>(chart: &Chart<'_, DB>, what: &str) -> DrawResult {
+pub(super) fn no_data<DB: DrawingBackend, X: Ranged<ValueType = f64>>(
+    chart: &ChartX<'_, DB, X>,
+    what: &str,
+) -> DrawResult {
     let area = chart.plotting_area();
     let (w, h) = area.dim_in_pixel();
     let style = TextStyle::from((FONT, 16).into_font())

@@ -14,7 +14,8 @@
 //! Files: `render` (the `Figure` trait, PNG and SVG output), `text` (font
 //! and the glyph-placing backend), `axis` (ranges and tick labels), `chart`
 //! (a panel's chart, lines, bands, legends), one file per figure
-//! (`curves`, `confusion`, `overlay`, `score`, `lr_find`), and `tests`, which
+//! (`curves`, `confusion`, `overlay`, `score`, `lr_find`, `validation`), and
+//! `tests`, which
 //! measures where chart text's glyphs land in a bitmap.
 
 mod axis;
@@ -26,6 +27,7 @@ mod overlay;
 mod render;
 mod score;
 mod text;
+mod validation;
 
 #[cfg(test)]
 mod tests;
@@ -41,10 +43,12 @@ use crate::plot::lr_find::LrFindFigure;
 use crate::plot::overlay::OverlayFigure;
 use crate::plot::render::{plot_error, save_png, save_svg};
 use crate::plot::score::ScoreFigure;
+use crate::plot::validation::ValidationFigure;
 
 pub use crate::plot::lr_find::LrFindCurve;
 pub use crate::plot::overlay::OverlaySeries;
 pub use crate::plot::score::ScoreVsSize;
+pub use crate::plot::validation::{Band, ValidationCurve};
 
 /// Learning curves of one run (1200x900): loss per epoch (train, validation
 /// and the per-step training loss, faint, against fractional epoch),
@@ -121,6 +125,15 @@ pub fn draw_score_vs_size(points: &ScoreVsSize, png: &Path, svg: &Path) -> Resul
 /// a log axis, raw and smoothed, the suggestions marked.
 pub fn draw_lr_find(curve: &LrFindCurve<'_>, png: &Path, svg: &Path) -> Result<()> {
     let fig = LrFindFigure { curve };
+    save_png(&fig, png)?;
+    save_svg(&fig, svg)
+}
+
+/// Draw a [`ValidationCurve`] (1200x900): final and best accuracy, final
+/// and lowest loss, training and validation, against the setting's value
+/// (mean ± std bands; a log axis when [`ValidationCurve::log_x`]).
+pub fn draw_validation_curve(curve: &ValidationCurve, png: &Path, svg: &Path) -> Result<()> {
+    let fig = ValidationFigure { curve };
     save_png(&fig, png)?;
     save_svg(&fig, svg)
 }

@@ -313,6 +313,9 @@ fn comparison_page(dir: &Path) -> Result<String> {
     let (header, body) = compare::summary_cells(&rows);
     page.table("summary", &header, &body, &[1, 10]);
     page.p("Sorted best first; accuracies are means over repeats (± one standard deviation).");
+    for line in crate::compare::search_lines(&manifest, &results) {
+        page.p(&line);
+    }
     page.h2("Learning curves");
     page.p(CHART_HINT);
     for (chart, caption) in comparison_charts(&manifest, &results) {
@@ -323,6 +326,19 @@ fn comparison_page(dir: &Path) -> Result<String> {
         "overlaid learning curves",
         "Training and validation loss and accuracy per epoch, one colour per variant: the mean over repeats with a band of ± one standard deviation.",
     )?;
+    if let Some(curve) = compare::validation_curve(&manifest, compare::finished(&results)) {
+        page.h2("Validation curve");
+        page.png(
+            &dir.join(comparison::VALIDATION_CURVE_PNG),
+            "validation curve",
+            &format!(
+                "Final and best accuracy and loss, training and validation, against {}{}: the mean over the runs of each value with a band of ± one standard deviation{}.",
+                curve.key,
+                if curve.log_x { " (log scale)" } else { "" },
+                if manifest.prune.is_some() { "; pruned runs are left out" } else { "" }
+            ),
+        )?;
+    }
     page.h2("Diagnosis");
     for (label, run_dir, seed, findings) in compare::diagnoses(&manifest, &results) {
         page.h3(&format!("{label} (seed {seed}, {run_dir}/)"));

@@ -39,6 +39,7 @@ pub fn compare_entries(manifest: &Manifest) -> Vec<PlanEntry> {
             let (state, status) = match r.status.as_str() {
                 "completed" | "early_stopped" => (RunState::Done, Some(r.status.clone())),
                 "diverged" => (RunState::Diverged, Some(r.status.clone())),
+                "pruned" => (RunState::Pruned, Some(r.status.clone())),
                 "failed" => (RunState::Failed, None),
                 _ => (RunState::Pending, None),
             };

@@ -194,10 +194,18 @@ impl Claim {
                 )?)
             }
         };
+        // A comparison's pruner, judging by the study's runs done by then.
+        let gate = match self.kind {
+            StudyKind::Compare => Manifest::load(&self.root)?
+                .prune
+                .map(|rule| crate::prune::study_gate(rule, self.root.clone())),
+            StudyKind::Curve => None,
+        };
         Ok(RunOptions {
             eval_train: self.kind == StudyKind::Curve,
             data,
             held_lock: Some(Arc::clone(&self.lock)),
+            gate,
             ..RunOptions::default()
         })
     }
@@ -213,6 +221,7 @@ impl Claim {
                 Ok(s) => {
                     run.state = match s.status {
                         RunStatus::Diverged(_) => RunState::Diverged,
+                        RunStatus::Pruned(_) => RunState::Pruned,
                         _ => RunState::Done,
                     };
                     run.status = Some(s.status.name().to_string());
