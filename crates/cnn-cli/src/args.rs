@@ -155,6 +155,8 @@ pub struct TrainArgs {
     /// Check every layer's output and gradient for NaN/inf (slow).
     #[arg(long)]
     pub detect_anomaly: bool,
+    #[command(flatten)]
+    pub averaging: crate::averaging::AveragingArgs,
     /// Refuse to train when the memory estimate exceeds this (bytes, or
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
@@ -284,6 +286,7 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         self.common.apply(&mut c);
+        self.averaging.apply(&mut c);
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = &self.$field { c.$field = v.clone(); } )*};
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use cnn_optim::{OptimizerConfig, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::averaging::settings::AveragingSettings;
 use crate::error::{Result, TrainError};
 
 /// SGD's learning rate when none is given. PyTorch's SGD has no default
@@ -129,6 +130,9 @@ pub struct TrainConfig {
     /// it, with `lr` set to its suggestion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_find: Option<LrFindSettings>,
+    /// Weight averaging: EMA and SWA ([`crate::averaging`]).
+    #[serde(skip_serializing_if = "AveragingSettings::is_off")]
+    pub averaging: AveragingSettings,
 }
 
 /// The LR range test's settings (`cnn lr-find`, `cnn train --lr find`):
@@ -309,6 +313,7 @@ impl Default for TrainConfig {
             detect_anomaly: false,
             max_memory: None,
             lr_find: None,
+            averaging: AveragingSettings::default(),
         }
     }
 }
@@ -593,6 +598,7 @@ impl TrainConfig {
         {
             return bad(format!("lr {lr} must be a non-negative number"));
         }
+        self.averaging.validate()?;
         if let Some(find) = &self.lr_find {
             find.validate()?;
             if find.suggestion.is_none() && self.lr.is_some() {

@@ -2,7 +2,8 @@
 //!
 //! - `steps.csv`: `step,epoch,loss,lr`, one row per optimizer step.
 //! - `metrics.csv`: one row per epoch, for spreadsheets and pandas (written,
-//!   never read back).
+//!   never read back); with weight averaging, `ema_val_*` and `swa_val_*`
+//!   columns at the end.
 //! - `history.jsonl`: one JSON [`EpochRecord`] per line; with `steps.csv`
 //!   the source of truth for resuming and comparing runs.
 //!
@@ -129,14 +130,40 @@ pub fn metrics_csv(epochs: &[EpochRecord]) -> String {
             None => s.push_str(",,,,,"),
         }
     }
+    // The weight averages' columns only in runs that have them (so a run
+    // without `--ema` or `--swa-start` writes the file it always did).
+    let ema = epochs.iter().any(|e| e.ema_val.is_some());
+    let swa = epochs.iter().any(|e| e.swa_val.is_some());
     let mut s = String::with_capacity(128 * (epochs.len() + 1));
     s.push_str(METRICS_HEADER);
+    for (on, prefix) in [(ema, "ema_val"), (swa, "swa_val")] {
+        if on {
+            for m in [
+                "loss",
+                "accuracy",
+                "precision_macro",
+                "recall_macro",
+                "f1_macro",
+            ] {
+                let _ = write!(s, ",{prefix}_{m}");
+            }
+        }
+    }
     s.push('\n');
     for e in epochs {
         let _ = write!(s, "{},", e.epoch);
         split(&mut s, Some(&e.train));
         split(&mut s, e.val.as_ref());
-        let _ = writeln!(s, "{},{},{}", e.lr, e.seconds, e.images_per_sec);
+        let _ = write!(s, "{},{},{}", e.lr, e.seconds, e.images_per_sec);
+        for (on, m) in [(ema, &e.ema_val), (swa, &e.swa_val)] {
+            if on {
+                s.push(',');
+                split(&mut s, m.as_ref());
+                // `split` ends each group with a comma.
+                s.pop();
+            }
+        }
+        s.push('\n');
     }
     s
 }
