@@ -146,6 +146,11 @@ pub struct TrainArgs {
     /// Random crop and horizontal flip.
     #[arg(long)]
     pub augment: bool,
+    /// Cutout (DeVries & Taylor): zero one SIZE x SIZE square per training
+    /// image, centre uniform over the image, clipped at the borders,
+    /// drawn per (seed, epoch, image) [default: 0, off].
+    #[arg(long, value_name = "SIZE")]
+    pub cutout: Option<usize>,
     /// Start from these weights (safetensors, e.g. exported from PyTorch).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -307,7 +312,8 @@ impl TrainArgs {
             restore_best,
             val_fraction,
             limit_train,
-            checkpoint_every
+            checkpoint_every,
+            cutout
         );
         match self.lr {
             Some(LrArg::Value(lr)) => {

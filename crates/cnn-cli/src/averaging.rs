@@ -13,7 +13,7 @@ pub struct AveragingArgs {
     /// Keep an exponential moving average of the weights and batch-norm
     /// statistics with this decay (timm's ModelEmaV2: after each optimizer
     /// step ema = decay * ema + (1 - decay) * weights), validated each
-    /// epoch (ema_val columns, a dashed curve) and saved as
+    /// epoch (ema_val columns, its own line in curves.png) and saved as
     /// ema.safetensors.
     #[arg(long, value_name = "DECAY", allow_negative_numbers = true)]
     pub ema: Option<f64>,

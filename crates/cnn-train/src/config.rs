@@ -18,6 +18,10 @@ use crate::error::{Result, TrainError};
 /// 0.05 with momentum 0.9 (the LeNet-5 workload's settings); the other
 /// optimizers keep PyTorch's defaults.
 pub const SGD_LR: f64 = 0.05;
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 /// SGD's momentum when none is given (see [`SGD_LR`]).
 pub const SGD_MOMENTUM: f64 = 0.9;
 
@@ -110,6 +114,10 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Random crop (padding 4) and horizontal flip.
     pub augment: bool,
+    /// Cutout: zero one square of this side per training image, centre
+    /// uniform, clipped at the borders (0 = off; see `cnn_data::Augment`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cutout: usize,
     pub seed: u64,
     /// Worker threads (0 = all cores).
     pub threads: usize,
@@ -305,6 +313,7 @@ impl Default for TrainConfig {
             limit_train: 0,
             shuffle: true,
             augment: false,
+            cutout: 0,
             seed: 0,
             threads: 0,
             backend: "cpu".into(),

@@ -409,10 +409,13 @@ impl<B: Backend> Trainer<B> {
         cnn_data::LoaderConfig {
             shuffle: self.config.shuffle,
             seed: self.config.seed,
-            augment: if self.config.augment {
-                cnn_data::Augment::standard()
-            } else {
-                cnn_data::Augment::none()
+            augment: cnn_data::Augment {
+                cutout: self.config.cutout,
+                ..if self.config.augment {
+                    cnn_data::Augment::standard()
+                } else {
+                    cnn_data::Augment::none()
+                }
             },
             ..cnn_data::LoaderConfig::train(self.config.batch_size)
         }

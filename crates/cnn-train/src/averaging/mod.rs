@@ -3,7 +3,7 @@
 //! ([`swa`], `torch.optim.swa_utils`). Each keeps its own copy of the
 //! model, updated on the backend, validated after every epoch as its own
 //! curve (`ema_val` and `swa_val` in `history.jsonl`, `ema_val_*` and
-//! `swa_val_*` columns of `metrics.csv`, dashed lines in `curves.png`),
+//! `swa_val_*` columns of `metrics.csv`, a line each in `curves.png`),
 //! and saved as `ema.safetensors` / `swa.safetensors` beside
 //! `model.safetensors` and in every checkpoint, so a resumed run continues
 //! the same averages.
