@@ -152,6 +152,11 @@ pub struct TrainArgs {
     /// Random crop and horizontal flip.
     #[arg(long)]
     pub augment: bool,
+    /// Cutout (DeVries & Taylor): zero one SIZE x SIZE square per training
+    /// image, centre uniform over the image, clipped at the borders,
+    /// drawn per (seed, epoch, image) [default: 0, off].
+    #[arg(long, value_name = "SIZE")]
+    pub cutout: Option<usize>,
     /// Start from these weights (safetensors, e.g. exported from PyTorch).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -161,6 +166,8 @@ pub struct TrainArgs {
     /// Check every layer's output and gradient for NaN/inf (slow).
     #[arg(long)]
     pub detect_anomaly: bool,
+    #[command(flatten)]
+    pub averaging: crate::averaging::AveragingArgs,
     /// Refuse to train when the memory estimate exceeds this (bytes, or
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
@@ -295,6 +302,7 @@ impl TrainArgs {
             None => TrainConfig::default(),
         };
         self.common.apply(&mut c);
+        self.averaging.apply(&mut c);
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = &self.$field { c.$field = v.clone(); } )*};
         }
@@ -315,7 +323,8 @@ impl TrainArgs {
             restore_best,
             val_fraction,
             limit_train,
-            checkpoint_every
+            checkpoint_every,
+            cutout
         );
         match self.lr {
             Some(LrArg::Value(lr)) => {

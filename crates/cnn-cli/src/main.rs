@@ -8,6 +8,7 @@
 mod output;
 
 mod args;
+mod averaging;
 mod compare;
 mod curve;
 mod error;

@@ -47,7 +47,7 @@ pub mod tensor;
 
 pub use backend::*;
 pub use error::{CnnError, Result};
-pub use graph::{ArrayData, DataParallel, Graph, GraphBuilder, GraphSpec, NamedArray};
+pub use graph::{ArrayData, DataParallel, Graph, GraphBuilder, GraphSpec, NamedArray, StateKind};
 pub use layers::{LayerSpec, Mode};
 pub use losses::{MeanSquaredError, SoftmaxCrossEntropy};
 pub use param::{Param, ParamKind};

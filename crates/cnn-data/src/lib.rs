@@ -70,7 +70,7 @@ pub mod split;
 mod stats;
 pub mod synthetic;
 
-pub use augment::{Augment, AugmentParams};
+pub use augment::{Augment, AugmentParams, CutoutBox};
 pub use cifar::{CifarBatch, load_cifar10_dir, parse_cifar_batch};
 pub use dataset::{Dataset, ImageSet, Pixels, Subset};
 pub use error::{DataError, ParseError, Result};

@@ -287,13 +287,18 @@ impl Inner {
         }
         for (out, &i) in batch.images.chunks_exact_mut(numel).zip(&order[start..end]) {
             batch.labels.push(self.data.label(i));
-            if augment.is_identity() {
+            if !augment.moves_pixels() {
                 self.data.write_image(i, &self.norm, out);
             } else {
                 self.data.write_image(i, &self.norm, scratch);
                 augment
                     .draw(self.config.seed, epoch, i as u64)
                     .apply(scratch, dims, &self.norm, out);
+            }
+            if let Some(square) =
+                augment.draw_cutout(self.config.seed, epoch, i as u64, dims[1], dims[2])
+            {
+                square.apply(out, dims);
             }
         }
     }

@@ -18,6 +18,9 @@ use rand_chacha::ChaCha8Rng;
 pub const STREAM_SHUFFLE: u64 = 0x5348_5546; // "SHUF"
 /// Stream tag of augmentation draws.
 pub const STREAM_AUGMENT: u64 = 0x4155_474d; // "AUGM"
+/// Stream tag of cutout draws (apart from the crop and flip's, so that
+/// turning cutout on leaves those as they were).
+pub const STREAM_CUTOUT: u64 = 0x4355_544f; // "CUTO"
 
 /// A ChaCha8 generator whose 256-bit seed is `(seed, stream, a, b)`, little
 /// endian: distinct tuples give independent streams.

@@ -242,6 +242,7 @@ fn loader_matches_sequential_iteration() {
             Augment {
                 pad: 1,
                 flip: false,
+                cutout: 0,
             },
             0,
         ),

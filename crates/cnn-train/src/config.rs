@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use cnn_optim::{OptimizerConfig, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::averaging::settings::AveragingSettings;
 use crate::error::{Result, TrainError};
 
 /// SGD's learning rate when none is given. PyTorch's SGD has no default
@@ -17,6 +18,10 @@ use crate::error::{Result, TrainError};
 /// 0.05 with momentum 0.9 (the LeNet-5 workload's settings); the other
 /// optimizers keep PyTorch's defaults.
 pub const SGD_LR: f64 = 0.05;
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 /// SGD's momentum when none is given (see [`SGD_LR`]).
 pub const SGD_MOMENTUM: f64 = 0.9;
 
@@ -115,6 +120,10 @@ pub struct TrainConfig {
     pub shuffle: bool,
     /// Random crop (padding 4) and horizontal flip.
     pub augment: bool,
+    /// Cutout: zero one square of this side per training image, centre
+    /// uniform, clipped at the borders (0 = off; see `cnn_data::Augment`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cutout: usize,
     pub seed: u64,
     /// Worker threads (0 = all cores).
     pub threads: usize,
@@ -135,6 +144,9 @@ pub struct TrainConfig {
     /// it, with `lr` set to its suggestion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_find: Option<LrFindSettings>,
+    /// Weight averaging: EMA and SWA ([`crate::averaging`]).
+    #[serde(skip_serializing_if = "AveragingSettings::is_off")]
+    pub averaging: AveragingSettings,
 }
 
 /// The LR range test's settings (`cnn lr-find`, `cnn train --lr find`):
@@ -308,6 +320,7 @@ impl Default for TrainConfig {
             limit_train: 0,
             shuffle: true,
             augment: false,
+            cutout: 0,
             seed: 0,
             threads: 0,
             backend: "cpu".into(),
@@ -316,6 +329,7 @@ impl Default for TrainConfig {
             detect_anomaly: false,
             max_memory: None,
             lr_find: None,
+            averaging: AveragingSettings::default(),
         }
     }
 }
@@ -609,6 +623,7 @@ impl TrainConfig {
         {
             return bad(format!("lr {lr} must be a non-negative number"));
         }
+        self.averaging.validate()?;
         if let Some(find) = &self.lr_find {
             find.validate()?;
             if find.suggestion.is_none() && self.lr.is_some() {

@@ -65,6 +65,14 @@ pub struct EpochRecord {
     /// Per-class precision, recall and F1 on the validation split.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub val_per_class: Vec<ClassMetrics>,
+    /// The exponential moving average of the weights on the validation
+    /// split (`--ema`), evaluated after the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_val: Option<SplitMetrics>,
+    /// The SWA average on the validation split, from `--swa-start` on,
+    /// with its batch norm statistics recomputed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swa_val: Option<SplitMetrics>,
 }
 
 impl EpochRecord {
@@ -87,8 +95,20 @@ impl EpochRecord {
             s if s < 0.9995 => format!("{:.0} ms", s * 1e3),
             s => format!("{s:.1}s"),
         };
+        let averaged: String = [("ema", &self.ema_val), ("swa", &self.swa_val)]
+            .into_iter()
+            .filter_map(|(name, m)| {
+                m.as_ref().map(|v| {
+                    format!(
+                        "  {name} val loss {} acc {:.2}%",
+                        crate::display::Loss(v.loss),
+                        v.accuracy * 100.0
+                    )
+                })
+            })
+            .collect();
         format!(
-            "epoch {:>3}: train loss {} acc {:.2}%  {val}  ({time}, {:.0} img/s)",
+            "epoch {:>3}: train loss {} acc {:.2}%  {val}{averaged}  ({time}, {:.0} img/s)",
             self.epoch,
             crate::display::Loss(self.train.loss),
             self.train.accuracy * 100.0,

@@ -41,6 +41,7 @@
 //!   finishes a run, comparison or curve.
 
 mod accumulation;
+pub mod averaging;
 pub mod checkpoint;
 pub mod checkpoint_store;
 pub mod config;

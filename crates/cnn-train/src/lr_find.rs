@@ -359,6 +359,7 @@ fn sweep_config(config: &TrainConfig, settings: &LrFindSettings) -> TrainConfig 
         checkpoint_every: 0,
         init_from: None,
         lr_find: None,
+        averaging: Default::default(),
         ..config.clone()
     }
 }

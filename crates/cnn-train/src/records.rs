@@ -2,7 +2,8 @@
 //!
 //! - `steps.csv`: `step,epoch,loss,lr`, one row per optimizer step.
 //! - `metrics.csv`: one row per epoch, for spreadsheets and pandas (written,
-//!   never read back).
+//!   never read back); with weight averaging, `ema_val_*` and `swa_val_*`
+//!   columns at the end.
 //! - `history.jsonl`: one JSON [`EpochRecord`] per line; with `steps.csv`
 //!   the source of truth for resuming and comparing runs.
 //!
@@ -118,13 +119,36 @@ pub fn metrics_csv(epochs: &[EpochRecord]) -> String {
             None => row.extend(std::iter::repeat_n(String::new(), 5)),
         }
     }
+    // The weight averages' columns only in runs that have them (so a run
+    // without `--ema` or `--swa-start` writes the file it always did).
+    let ema = epochs.iter().any(|e| e.ema_val.is_some());
+    let swa = epochs.iter().any(|e| e.swa_val.is_some());
+    let mut header = METRICS_HEADER.to_string();
+    for (on, prefix) in [(ema, "ema_val"), (swa, "swa_val")] {
+        if on {
+            for m in [
+                "loss",
+                "accuracy",
+                "precision_macro",
+                "recall_macro",
+                "f1_macro",
+            ] {
+                header.push_str(&format!(",{prefix}_{m}"));
+            }
+        }
+    }
     csv_text(
-        METRICS_HEADER,
+        &header,
         epochs.iter().map(|e| {
             let mut row = vec![e.epoch.to_string()];
             split(&mut row, Some(&e.train));
             split(&mut row, e.val.as_ref());
             row.extend([e.lr, e.seconds, e.images_per_sec].map(|v| v.to_string()));
+            for (on, m) in [(ema, &e.ema_val), (swa, &e.swa_val)] {
+                if on {
+                    split(&mut row, m.as_ref());
+                }
+            }
             row
         }),
     )

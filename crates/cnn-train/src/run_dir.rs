@@ -8,7 +8,9 @@
 //! - `config.toml`: the resolved configuration
 //! - `steps.csv`, `metrics.csv`, `history.jsonl`: the learning curves
 //! - `model.safetensors`: the latest weights (PyTorch state_dict names);
-//!   `best.safetensors`: the weights of the best validation loss
+//!   `best.safetensors`: the weights of the best validation loss;
+//!   `ema.safetensors`, `swa.safetensors`: the weight averages, with
+//!   `--ema` and `--swa-start` (also in each checkpoint)
 //! - `curves.png`, `curves.svg`, `confusion.png`
 //! - with `--lr find`, the LR range test's `lr_find.csv`, `lr_find.png`
 //!   and `lr_find.svg`
@@ -50,6 +52,9 @@ pub const HISTORY_JSONL: &str = "history.jsonl";
 pub const MODEL_SAFETENSORS: &str = "model.safetensors";
 /// The weights of the best validation loss.
 pub const BEST_SAFETENSORS: &str = "best.safetensors";
+/// The weight averages (`--ema`, `--swa-start`; also in checkpoints).
+pub const EMA_SAFETENSORS: &str = "ema.safetensors";
+pub const SWA_SAFETENSORS: &str = "swa.safetensors";
 /// The learning curves.
 pub const CURVES_PNG: &str = "curves.png";
 pub const CURVES_SVG: &str = "curves.svg";
@@ -387,6 +392,8 @@ const CNN_NAMES: &[&str] = &[
     HISTORY_JSONL,
     MODEL_SAFETENSORS,
     BEST_SAFETENSORS,
+    EMA_SAFETENSORS,
+    SWA_SAFETENSORS,
     CURVES_PNG,
     CURVES_SVG,
     CONFUSION_PNG,

@@ -14,6 +14,7 @@ use cnn_optim::{Optimizer, Regularizer, ScheduleConfig, Scheduler};
 use serde::{Deserialize, Serialize};
 
 use crate::accumulation::{Pending, scale_grads};
+use crate::averaging::Averages;
 use crate::checkpoint::{load_safetensors, save_safetensors};
 use crate::config::{SchedulePer, TrainConfig};
 use crate::early_stopping::EarlyStopping;
@@ -131,6 +132,8 @@ pub struct Trainer<B: Backend> {
     tensorboard: Option<std::sync::Mutex<crate::tensorboard::EventWriter>>,
     /// Asked after each epoch whether to stop the run as pruned.
     gate: Option<Arc<dyn crate::prune::EpochGate>>,
+    /// The weight averages (`--ema`, `--swa-start`).
+    averages: Option<Averages<B>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -175,6 +178,7 @@ impl<B: Backend> Trainer<B> {
         let scheduler = plan.schedule().cloned().map(Scheduler::new).transpose()?;
         let regularizer = plan.regularizer();
         let parallel = DataParallel::for_graph(&graph)?;
+        let averages = Averages::new(&config.averaging, &graph)?;
         let state = TrainerState {
             epochs_done: 0,
             batch_in_epoch: 0,
@@ -217,6 +221,7 @@ impl<B: Backend> Trainer<B> {
             host_preds: Vec::new(),
             tensorboard: None,
             gate: None,
+            averages,
         })
     }
 
@@ -303,10 +308,20 @@ impl<B: Backend> Trainer<B> {
     /// the optimizer's base rate.
     fn current_lr(&self) -> f64 {
         let base = self.optimizer.config().lr();
-        match &self.scheduler {
+        let lr = match &self.scheduler {
             Some(s) => s.lr(base),
             None => base,
+        };
+        match &self.averages {
+            // SWALR from `swa_start` on (the schedule stands still there).
+            Some(a) => a.lr(self.state.epochs_done + 1, lr),
+            None => lr,
         }
+    }
+
+    /// Whether the schedule stands still in `epoch` (SWA's epochs).
+    fn swa_epoch(&self, epoch: usize) -> bool {
+        self.averages.as_ref().is_some_and(|a| a.swa_active(epoch))
     }
 
     /// Train until the configured epochs or step budget are done, early
@@ -406,10 +421,13 @@ impl<B: Backend> Trainer<B> {
         cnn_data::LoaderConfig {
             shuffle: self.config.shuffle,
             seed: self.config.seed,
-            augment: if self.config.augment {
-                cnn_data::Augment::standard()
-            } else {
-                cnn_data::Augment::none()
+            augment: cnn_data::Augment {
+                cutout: self.config.cutout,
+                ..if self.config.augment {
+                    cnn_data::Augment::standard()
+                } else {
+                    cnn_data::Augment::none()
+                }
             },
             ..cnn_data::LoaderConfig::train(self.config.batch_size)
         }
@@ -589,12 +607,17 @@ impl<B: Backend> Trainer<B> {
                 )),
             });
         }
+        let swa_epoch = self.swa_epoch(epoch);
         if let (Some(s), SchedulePer::Step) = (self.scheduler.as_mut(), self.config.schedule_per)
             && !needs_metric(s)
+            && !swa_epoch
         {
             s.step();
         }
         self.state.step += 1;
+        if let Some(a) = &mut self.averages {
+            a.after_step(&self.graph, self.state.step)?;
+        }
         self.state.epoch_loss_sum += loss * closed.images as f64;
         let record = StepRecord {
             step: self.state.step,
@@ -696,6 +719,7 @@ impl<B: Backend> Trainer<B> {
             let (m, cm) = self.evaluate(&val_subset)?;
             (Some(m), Some(cm))
         };
+        let averaged = self.end_epoch_averages(epoch)?;
         let seconds = self.state.epoch_seconds;
         let record = EpochRecord {
             epoch,
@@ -711,6 +735,8 @@ impl<B: Backend> Trainer<B> {
             images_per_sec: self.state.epoch_seen as f64 / seconds.max(1e-9),
             val_per_class: val_cm.as_ref().map(|c| c.per_class()).unwrap_or_default(),
             val: val.clone(),
+            ema_val: averaged.ema,
+            swa_val: averaged.swa,
         };
         if self.log_epochs {
             crate::io::log_line(format_args!("{}", record.summary_line()));
@@ -720,7 +746,8 @@ impl<B: Backend> Trainer<B> {
         let monitored = val
             .as_ref()
             .map_or(self.history.epochs[epoch - 1].train.loss, |v| v.loss);
-        if let Some(s) = self.scheduler.as_mut() {
+        let swa_epoch = self.swa_epoch(epoch);
+        if let Some(s) = self.scheduler.as_mut().filter(|_| !swa_epoch) {
             if needs_metric(s) {
                 s.step_with_metric(monitored);
             } else if self.config.schedule_per == SchedulePer::Epoch {

@@ -29,6 +29,8 @@ fn epoch(epoch: usize, train: SplitMetrics, val: SplitMetrics) -> EpochRecord {
         seconds: 0.5,
         images_per_sec: f64::INFINITY,
         val_per_class: Vec::new(),
+        ema_val: None,
+        swa_val: None,
     }
 }
 

@@ -43,6 +43,8 @@ fn history(epochs: usize, steps_per_epoch: u64, with_val: bool) -> History {
             seconds: 1.0,
             images_per_sec: 1000.0,
             val_per_class: vec![],
+            ema_val: None,
+            swa_val: None,
         });
     }
     h

@@ -42,6 +42,8 @@ fn history() -> History {
                 seconds: 12.345678901234567,
                 images_per_sec: 3888.1234567,
                 val_per_class: vec![],
+                ema_val: None,
+                swa_val: None,
             },
             EpochRecord {
                 epoch: 2,
@@ -66,6 +68,8 @@ fn history() -> History {
                         support: 0,
                     },
                 ],
+                ema_val: None,
+                swa_val: None,
             },
         ],
     }

@@ -15,7 +15,7 @@ mod state;
 pub use counts::{LayerCount, ModelCounts};
 pub use data_parallel::{DataParallel, samples_independent};
 pub use spec::{GraphBuilder, GraphSpec, INPUT, NodeOp, NodeSpec, ResolvedGraph};
-pub use state::{ArrayData, NamedArray};
+pub use state::{ArrayData, NamedArray, StateKind};
 
 use crate::backend::{Activation, Backend};
 use crate::error::{CnnError, Result};

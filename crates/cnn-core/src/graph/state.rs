@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::{Graph, Node};
 use crate::backend::Backend;
 use crate::error::{CnnError, Result};
+use crate::tensor::Tensor;
 
 /// Values of one state_dict entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,15 @@ pub enum ArrayData {
     F32(Vec<f32>),
     /// Integer counters (`num_batches_tracked` is int64 in PyTorch).
     I64(Vec<i64>),
+}
+
+/// What a float tensor of the state_dict is (see [`Graph::zip_state_mut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// A trainable parameter's value.
+    Param,
+    /// A running statistic (batch norm's `running_mean`, `running_var`).
+    Buffer,
 }
 
 /// One state_dict entry: name, shape (row-major) and values.
@@ -53,6 +63,89 @@ impl<B: Backend> Graph<B> {
             }
         }
         Ok(out)
+    }
+
+    /// Visit the float tensors of this graph's state_dict beside those of
+    /// `source`, a graph of the same layers: `f(kind, mine, theirs)` for
+    /// each parameter value, then each running statistic, layer by layer
+    /// (what weight averaging reads and writes). An error when the two
+    /// graphs' tensors differ in number or shape.
+    pub fn zip_state_mut(
+        &mut self,
+        source: &Graph<B>,
+        mut f: impl FnMut(StateKind, &mut Tensor<B>, &Tensor<B>) -> Result<()>,
+    ) -> Result<()> {
+        let mismatch = || CnnError::StateDict("the two graphs' state_dicts differ".into());
+        let mine = self.nodes.iter().filter(|n| matches!(n, Node::Layer(_)));
+        let theirs = source.nodes.iter().filter(|n| matches!(n, Node::Layer(_)));
+        if mine.count() != theirs.count() {
+            return Err(mismatch());
+        }
+        let pairs = self.nodes.iter_mut().filter_map(|n| match n {
+            Node::Layer(l) => Some(l),
+            Node::Add => None,
+        });
+        let others = source.nodes.iter().filter_map(|n| match n {
+            Node::Layer(l) => Some(l),
+            Node::Add => None,
+        });
+        for (layer, other) in pairs.zip(others) {
+            let theirs: Vec<&Tensor<B>> = other.params().map(|p| &p.value).collect();
+            let mine: Vec<&mut crate::param::Param<B>> = layer.params_mut().collect();
+            if mine.len() != theirs.len() {
+                return Err(mismatch());
+            }
+            for (p, t) in mine.into_iter().zip(theirs) {
+                if p.value.shape() != t.shape() {
+                    return Err(mismatch());
+                }
+                f(StateKind::Param, &mut p.value, t)?;
+            }
+            let theirs: Vec<&Tensor<B>> = other.buffers().into_iter().map(|b| &b.value).collect();
+            let mine = layer.buffers_mut();
+            if mine.len() != theirs.len() {
+                return Err(mismatch());
+            }
+            for (b, t) in mine.into_iter().zip(theirs) {
+                if b.value.shape() != t.shape() {
+                    return Err(mismatch());
+                }
+                f(StateKind::Buffer, &mut b.value, t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The running statistics alone (batch norm's `running_mean` and
+    /// `running_var`), in state_dict order, mutably.
+    pub fn buffer_tensors_mut(&mut self) -> Vec<&mut Tensor<B>> {
+        let mut out = Vec::new();
+        for node in &mut self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            out.extend(layer.buffers_mut().into_iter().map(|b| &mut b.value));
+        }
+        out
+    }
+
+    /// The integer counters of the state_dict (`num_batches_tracked`), by name.
+    pub fn counters(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            out.extend(layer.counters());
+        }
+        out
+    }
+
+    /// Set each counter named in `counters`; names the graph lacks are
+    /// passed over.
+    pub fn set_counters(&mut self, counters: &[(String, i64)]) {
+        for node in &mut self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for (name, value) in counters {
+                layer.set_counter(name, *value);
+            }
+        }
     }
 
     /// Load values by name. Every parameter and buffer must be present with

@@ -525,6 +525,8 @@ mod tests {
                     seconds: 1.0,
                     images_per_sec: 1.0,
                     val_per_class: Vec::new(),
+                    ema_val: None,
+                    swa_val: None,
                 })
                 .collect()
         };

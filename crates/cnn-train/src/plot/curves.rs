@@ -1,10 +1,11 @@
 //! The learning curves of one run: loss (per epoch and per step),
-//! accuracy, and learning rate (log scale when it spans more than 10x).
+//! accuracy, and learning rate (log scale when it spans more than 10x);
+//! with weight averaging, the EMA's and SWA's validation curves too.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::history::History;
+use crate::history::{EpochRecord, History, SplitMetrics};
 use crate::plot::axis::{axis, clamp_unit, epoch_axis, fmt_tick};
 use crate::plot::chart::{
     GRID, PALETTE, TRAIN_COLOR, VAL_COLOR, chart, draw_line, legend, no_data, quiet_corner,
@@ -12,6 +13,9 @@ use crate::plot::chart::{
 };
 use crate::plot::render::{Ctx, DrawResult, Figure};
 use crate::plot::text::FONT;
+
+/// A curve's points, colour and label.
+type Series = (Vec<(f64, f64)>, RGBColor, &'static str);
 
 pub(super) struct CurvesFigure<'a> {
     pub(super) history: &'a History,
@@ -44,6 +48,33 @@ impl CurvesFigure<'_> {
             .collect()
     }
 
+    /// The weight averages' validation curves (EMA, SWA; empty without
+    /// them) of the metric `f`, with their colours and labels.
+    fn averaged(&self, f: impl Fn(&SplitMetrics) -> f64) -> Vec<Series> {
+        let epochs = &self.history.epochs;
+        let curve = |m: &dyn Fn(&EpochRecord) -> Option<&SplitMetrics>| -> Vec<(f64, f64)> {
+            epochs
+                .iter()
+                .filter_map(|e| m(e).map(|v| (e.epoch as f64, f(v))))
+                .collect()
+        };
+        [
+            (
+                curve(&|e| e.ema_val.as_ref()),
+                PALETTE[3],
+                "validation (EMA)",
+            ),
+            (
+                curve(&|e| e.swa_val.as_ref()),
+                PALETTE[4],
+                "validation (SWA)",
+            ),
+        ]
+        .into_iter()
+        .filter(|(points, _, _)| !points.is_empty())
+        .collect()
+    }
+
     fn loss_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
         let epochs = &self.history.epochs;
         let steps = self.step_losses();
@@ -61,8 +92,15 @@ impl CurvesFigure<'_> {
                 .map(|e| e.epoch as f64)
                 .chain(steps.iter().map(|p| p.0)),
         );
+        let averaged = self.averaged(|m| m.loss);
+        let averaged_points = averaged.iter().flat_map(|(p, _, _)| p.iter());
         let y = axis(
-            train.iter().chain(&val).chain(&steps).map(|p| p.1),
+            train
+                .iter()
+                .chain(&val)
+                .chain(&steps)
+                .chain(averaged_points.clone())
+                .map(|p| p.1),
             0.05,
             0.0..1.0,
         );
@@ -89,7 +127,15 @@ impl CurvesFigure<'_> {
         if !val.is_empty() {
             draw_line(&mut chart, &val, VAL_COLOR, "validation")?;
         }
-        let all = train.iter().chain(&val).chain(&steps).copied();
+        for (points, color, label) in &averaged {
+            draw_line(&mut chart, points, *color, label)?;
+        }
+        let all = train
+            .iter()
+            .chain(&val)
+            .chain(&steps)
+            .chain(averaged_points)
+            .copied();
         legend(
             &mut chart,
             quiet_corner(all, &x, &y, SeriesLabelPosition::UpperRight),
@@ -107,7 +153,17 @@ impl CurvesFigure<'_> {
             .filter_map(|e| e.val.as_ref().map(|v| (e.epoch as f64, v.accuracy)))
             .collect();
         let x = epoch_axis(epochs.iter().map(|e| e.epoch as f64));
-        let y = clamp_unit(axis(train.iter().chain(&val).map(|p| p.1), 0.05, 0.0..1.0));
+        let averaged = self.averaged(|m| m.accuracy);
+        let averaged_points = averaged.iter().flat_map(|(p, _, _)| p.iter());
+        let y = clamp_unit(axis(
+            train
+                .iter()
+                .chain(&val)
+                .chain(averaged_points.clone())
+                .map(|p| p.1),
+            0.05,
+            0.0..1.0,
+        ));
         let mut chart = chart(area, "Accuracy", x.clone(), y.clone(), "epoch", "accuracy")?;
         if train.is_empty() {
             return no_data(&chart, "no data yet");
@@ -116,7 +172,10 @@ impl CurvesFigure<'_> {
         if !val.is_empty() {
             draw_line(&mut chart, &val, VAL_COLOR, "validation")?;
         }
-        let all = train.iter().chain(&val).copied();
+        for (points, color, label) in &averaged {
+            draw_line(&mut chart, points, *color, label)?;
+        }
+        let all = train.iter().chain(&val).chain(averaged_points).copied();
         legend(
             &mut chart,
             quiet_corner(all, &x, &y, SeriesLabelPosition::LowerRight),

@@ -61,3 +61,31 @@ pub fn evaluate<B: Backend>(
     metrics.top5_accuracy = Some(top5 as f64 / n);
     Ok((metrics, cm))
 }
+
+impl<B: Backend> super::Trainer<B> {
+    /// After `epoch`: the weight averages' update and their validation
+    /// metrics (see [`crate::averaging`]); nothing without averaging.
+    pub(super) fn end_epoch_averages(
+        &mut self,
+        epoch: usize,
+    ) -> Result<crate::averaging::Averaged> {
+        let Some(averages) = self.averages.as_mut() else {
+            return Ok(crate::averaging::Averaged::default());
+        };
+        let val = self.data.val.clone();
+        let norm = self.data.normalization.clone();
+        let eval_batch = self.config.batch_size.max(256);
+        let loss = self.loss;
+        averages.end_epoch(
+            &self.graph,
+            epoch,
+            (&self.data.train, &norm, self.config.batch_size),
+            |g| {
+                if val.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(evaluate(g, &val, &norm, eval_batch, loss)?.0))
+            },
+        )
+    }
+}

@@ -47,9 +47,10 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    /// Save weights, optimizer and trainer state as the newest checkpoint
-    /// (a commit: see [`crate::checkpoint_store`]), then the same weights
-    /// as the run's `model.safetensors`.
+    /// Save weights, optimizer and trainer state (and the weight averages)
+    /// as the newest checkpoint (a commit: see [`crate::checkpoint_store`]),
+    /// then the same weights as the run's `model.safetensors` (and
+    /// `ema.safetensors`, `swa.safetensors`).
     pub fn checkpoint(&mut self) -> Result<()> {
         let Some(dir) = self.run_dir.clone() else {
             return Ok(());
@@ -71,17 +72,29 @@ impl<B: Backend> Trainer<B> {
             .map_err(|e| TrainError::bad_file(origin(TRAINER_JSON), e.to_string()))?;
         let steps = crate::records::steps_csv(&self.history.steps);
         let history = crate::records::history_jsonl(&self.history.epochs, &origin(HISTORY_JSONL))?;
-        store.commit(
-            self.state.step,
-            &[
-                (MODEL_SAFETENSORS, &model),
-                (OPTIMIZER_JSON, &opt_json),
-                (TRAINER_JSON, &trainer_json),
-                (STEPS_CSV, steps.as_bytes()),
-                (HISTORY_JSONL, history.as_bytes()),
-            ],
-        )?;
-        write_atomic(&dir.model(), &model)
+        let averages = match &self.averages {
+            Some(a) => a.files(store.dir())?,
+            None => Vec::new(),
+        };
+        let mut files: Vec<(&str, &[u8])> = vec![
+            (MODEL_SAFETENSORS, &model),
+            (OPTIMIZER_JSON, &opt_json),
+            (TRAINER_JSON, &trainer_json),
+            (STEPS_CSV, steps.as_bytes()),
+            (HISTORY_JSONL, history.as_bytes()),
+        ];
+        files.extend(
+            averages
+                .iter()
+                .map(|(name, bytes)| (*name, bytes.as_slice())),
+        );
+        store.commit(self.state.step, &files)?;
+        write_atomic(&dir.model(), &model)?;
+        // `ema.safetensors`, `swa.safetensors` beside the model.
+        for (name, bytes) in &averages {
+            write_atomic(&dir.root().join(name), bytes)?;
+        }
+        Ok(())
     }
 
     /// Continue from the newest checkpoint of the run directory that

@@ -109,6 +109,9 @@ impl<B: Backend> Trainer<B> {
                 ),
             ));
         }
+        if let Some(averages) = &mut self.averages {
+            averages.load(ckpt, state.epochs_done)?;
+        }
         self.graph.load_state_dict(&weights)?;
         self.optimizer.import_state(&self.backend, &opt)?;
         if let (Some(s), Some(st)) = (self.scheduler.as_mut(), state.schedule.as_ref()) {
