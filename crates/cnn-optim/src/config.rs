@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{OptimError, Result};
 use crate::optimizer::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, GroupHyper, NadamConfig,
-    RadamConfig, RmspropConfig, Rule, SgdConfig, Slot, StepCtx,
+    RadamConfig, RmspropConfig, Rule, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig, SgdConfig,
+    Slot, StepCtx,
 };
 
 /// An optimizer and its hyperparameters, tagged by `kind` in serde
@@ -37,6 +38,12 @@ pub enum OptimizerConfig {
     RAdam(RadamConfig),
     /// `torch.optim.Adamax`
     Adamax(AdamaxConfig),
+    /// `schedulefree.AdamWScheduleFree`
+    #[serde(rename = "schedule_free_adamw")]
+    ScheduleFreeAdamW(ScheduleFreeAdamWConfig),
+    /// `schedulefree.SGDScheduleFree`
+    #[serde(rename = "schedule_free_sgd")]
+    ScheduleFreeSgd(ScheduleFreeSgdConfig),
 }
 
 /// Call `$body` with `$r` bound to the rule of whichever variant `$cfg` is.
@@ -52,6 +59,8 @@ macro_rules! with_rule {
             OptimizerConfig::NAdam($r) => $body,
             OptimizerConfig::RAdam($r) => $body,
             OptimizerConfig::Adamax($r) => $body,
+            OptimizerConfig::ScheduleFreeAdamW($r) => $body,
+            OptimizerConfig::ScheduleFreeSgd($r) => $body,
         }
     };
 }
@@ -65,8 +74,9 @@ impl Default for OptimizerConfig {
 
 impl OptimizerConfig {
     /// The optimizer `name` (case-insensitive: "sgd", "adam", "adamw",
-    /// "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax") with
-    /// PyTorch's default hyperparameters.
+    /// "rmsprop", "adagrad", "adadelta", "nadam", "radam", "adamax",
+    /// "schedule_free_adamw", "schedule_free_sgd") with the reference's
+    /// default hyperparameters.
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "sgd" => OptimizerConfig::Sgd(SgdConfig::default()),
@@ -78,6 +88,12 @@ impl OptimizerConfig {
             "nadam" => OptimizerConfig::NAdam(NadamConfig::default()),
             "radam" => OptimizerConfig::RAdam(RadamConfig::default()),
             "adamax" => OptimizerConfig::Adamax(AdamaxConfig::default()),
+            "schedule_free_adamw" | "adamwschedulefree" => {
+                OptimizerConfig::ScheduleFreeAdamW(ScheduleFreeAdamWConfig::default())
+            }
+            "schedule_free_sgd" | "sgdschedulefree" => {
+                OptimizerConfig::ScheduleFreeSgd(ScheduleFreeSgdConfig::default())
+            }
             _ => return Err(OptimError::UnknownOptimizer(name.to_string())),
         })
     }
@@ -127,6 +143,8 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(_) => "nadam",
             OptimizerConfig::RAdam(_) => "radam",
             OptimizerConfig::Adamax(_) => "adamax",
+            OptimizerConfig::ScheduleFreeAdamW(_) => "schedule_free_adamw",
+            OptimizerConfig::ScheduleFreeSgd(_) => "schedule_free_sgd",
         }
     }
 
@@ -170,6 +188,8 @@ impl OptimizerConfig {
             OptimizerConfig::NAdam(c) => c.betas.0 = momentum,
             OptimizerConfig::RAdam(c) => c.betas.0 = momentum,
             OptimizerConfig::Adamax(c) => c.betas.0 = momentum,
+            OptimizerConfig::ScheduleFreeAdamW(c) => c.betas.0 = momentum,
+            OptimizerConfig::ScheduleFreeSgd(c) => c.momentum = momentum,
             OptimizerConfig::Adagrad(_) | OptimizerConfig::Adadelta(_) => {
                 return Err(OptimError::InvalidCombination(format!(
                     "{} has no momentum",
@@ -186,6 +206,25 @@ impl OptimizerConfig {
 
     pub(crate) fn scalars(&self) -> Vec<(&'static str, f64)> {
         with_rule!(self, r => r.scalars())
+    }
+
+    /// Whether the optimizer evaluates at a point of its own (the
+    /// schedule-free average `x`) rather than at the parameters it trains.
+    pub fn has_eval_point(&self) -> bool {
+        self.eval_slot().is_some()
+    }
+
+    pub(crate) fn eval_slot(&self) -> Option<usize> {
+        with_rule!(self, r => r.eval_slot())
+    }
+
+    pub(crate) fn restore_train_point<B: Backend>(
+        &self,
+        backend: &B,
+        bufs: &[B::Buffer],
+        w: &mut B::Buffer,
+    ) -> Result<()> {
+        with_rule!(self, r => r.restore_train_point(backend, bufs, w))
     }
 
     pub(crate) fn update<B: Backend>(

@@ -7,8 +7,8 @@ use cnn_core::CnnError;
 pub type Result<T, E = OptimError> = std::result::Result<T, E>;
 
 /// The names [`crate::OptimizerConfig::from_name`] accepts.
-pub const OPTIMIZER_NAMES: &str =
-    "sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax";
+pub const OPTIMIZER_NAMES: &str = "sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax, \
+     schedule_free_adamw, schedule_free_sgd";
 
 /// The names [`crate::ScheduleConfig::from_name`] accepts.
 pub const SCHEDULE_NAMES: &str = "constant, step, multistep, exponential, cosine, cosine_warm_restarts, \

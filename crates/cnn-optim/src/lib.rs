@@ -25,6 +25,8 @@
 //!   decay, gradient clipping by norm and by value.
 //! - [`state`]: [`OptimizerState`] and [`ScheduleState`], the serde-able
 //!   snapshots a checkpoint stores.
+//! - [`wrap`]: Lookahead and SAM, wrappers around any rule
+//!   ([`Optimizer::with_lookahead`], [`Optimizer::with_sam`]).
 //! - [`error`]: [`OptimError`], the crate's typed error.
 //!
 //! A training step:
@@ -56,14 +58,16 @@ pub mod optimizer;
 pub mod regularize;
 pub mod schedule;
 pub mod state;
+pub mod wrap;
 
 pub use config::OptimizerConfig;
 pub use error::{OptimError, Result};
 pub use group::ParamGroup;
 pub use optimizer::{
     AdadeltaConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig, NadamConfig, Optimizer,
-    RadamConfig, RmspropConfig, SgdConfig,
+    RadamConfig, RmspropConfig, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig, SgdConfig,
 };
 pub use regularize::{PenaltyScope, Regularizer};
 pub use schedule::{ScheduleConfig, Scheduler};
 pub use state::{OptimizerState, ParamState, PlateauState, ScheduleState};
+pub use wrap::{LookaheadConfig, LookaheadState, SamConfig};
