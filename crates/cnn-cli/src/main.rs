@@ -20,6 +20,7 @@ mod predict;
 mod report;
 mod summary;
 mod train;
+mod wrapper_args;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;

@@ -129,6 +129,12 @@ pub struct TrainConfig {
     /// it, with `lr` set to its suggestion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr_find: Option<LrFindSettings>,
+    /// Lookahead around the optimizer (`[lookahead]`, k and alpha).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<cnn_optim::LookaheadConfig>,
+    /// SAM around the optimizer (`[sam]`, rho).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sam: Option<cnn_optim::SamConfig>,
 }
 
 /// The LR range test's settings (`cnn lr-find`, `cnn train --lr find`):
@@ -309,6 +315,8 @@ impl Default for TrainConfig {
             detect_anomaly: false,
             max_memory: None,
             lr_find: None,
+            lookahead: None,
+            sam: None,
         }
     }
 }
@@ -533,6 +541,8 @@ impl TrainConfig {
     pub fn checked_optimizer(&self) -> Result<OptimizerConfig> {
         self.validate()?;
         let optimizer = self.optimizer_config()?;
+        let (la, sam) = (self.lookahead.as_ref(), self.sam.as_ref());
+        crate::optim_wrap::check(&optimizer, la, sam, self.accumulate)?;
         self.schedule_config(1)?;
         Ok(optimizer)
     }

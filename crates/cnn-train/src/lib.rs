@@ -48,6 +48,7 @@ pub mod json_float;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod optim_wrap;
 pub mod plan;
 pub mod plot;
 pub mod progress;
