@@ -214,6 +214,18 @@ fn sam_with_batch_norm_and_dropout_resumes_bit_identically() {
         config.contains("[sam]") && config.contains("rho = 0.1"),
         "{config}"
     );
+    // Batch norm counted the first pass of each of the 12 steps only.
+    let (arrays, _) =
+        cnn::train::checkpoint::load_safetensors(&run.join("model.safetensors")).unwrap();
+    let tracked: Vec<_> = arrays
+        .iter()
+        .filter(|a| a.name.ends_with("num_batches_tracked"))
+        .map(|a| (a.name.clone(), a.data.clone()))
+        .collect();
+    assert!(!tracked.is_empty(), "no batch norm in the model");
+    for (name, data) in tracked {
+        assert_eq!(data, cnn::core::ArrayData::I64(vec![12]), "{name}");
+    }
     let plain = cnn(
         &args(&["--batch-norm", "on", "--dropout", "0.25"], "plain"),
         tmp.path(),
