@@ -78,7 +78,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     pub accumulate: Option<usize>,
     /// sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax,
-    /// asgd, rprop, adafactor, muon, lion, lamb, lars [default: sgd].
+    /// asgd, rprop, adafactor, muon, lion, lamb, lars, schedule_free_adamw,
+    /// schedule_free_sgd [default: sgd].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// KEY=VALUE: an optimizer hyperparameter by the reference
@@ -87,6 +88,19 @@ pub struct TrainArgs {
     /// --optimizer-param amsgrad=true); repeatable.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_optimizer_param)]
     pub optimizer_param: Vec<(String, toml::Value)>,
+    /// Wrap the optimizer in Lookahead: every k steps the slow weights
+    /// move alpha of the way to the fast ones, which restart from them.
+    /// Alone: k=5,alpha=0.5 (the reference's); or e.g. --lookahead
+    /// k=6,alpha=0.6.
+    #[arg(long, value_name = "k=K,alpha=A", num_args = 0..=1, default_missing_value = "",
+        value_parser = crate::wrapper_args::parse_lookahead)]
+    pub lookahead: Option<cnn::optim::LookaheadConfig>,
+    /// Wrap the optimizer in SAM (sharpness-aware minimization): each step
+    /// takes a second forward-backward at the weights moved by rho along
+    /// the normalised gradient. Alone: rho=0.05; or e.g. --sam rho=0.1.
+    #[arg(long, value_name = "rho=R", num_args = 0..=1, default_missing_value = "",
+        value_parser = crate::wrapper_args::parse_sam)]
+    pub sam: Option<cnn::optim::SamConfig>,
     /// Learning rate, or `find`: run the LR range test first (as `cnn
     /// lr-find` does) and train with its steepest-descent suggestion
     /// [default: 0.05 for sgd, else the optimizer's torch default].
@@ -349,6 +363,12 @@ impl TrainArgs {
         if self.weight_decay.is_some() {
             c.weight_decay = self.weight_decay;
         }
+        if self.lookahead.is_some() {
+            c.lookahead = self.lookahead.clone();
+        }
+        if self.sam.is_some() {
+            c.sam = self.sam.clone();
+        }
         if self.init_from.is_some() {
             c.init_from = self.init_from.clone();
         }
@@ -391,7 +411,7 @@ impl TrainArgs {
         given!(self; epochs, max_steps, batch_size, optimizer, lr, momentum, weight_decay,
             schedule, l1, l2, label_smoothing, clip_grad_norm, clip_value, early_stopping,
             min_delta, restore_best, val_fraction, limit_train, init_from, checkpoint_every,
-            max_memory);
+            max_memory, lookahead, sam);
         for (set, key) in [
             (self.nesterov, "nesterov"),
             (self.augment, "augment"),

@@ -24,6 +24,7 @@ mod slurm;
 mod study;
 mod summary;
 mod train;
+mod wrapper_args;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;

@@ -8,7 +8,8 @@ use crate::error::{OptimError, Result};
 use crate::optimizer::{
     AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig,
     AsgdConfig, GroupHyper, LambConfig, LarsConfig, LionConfig, MuonConfig, NadamConfig,
-    RadamConfig, RmspropConfig, RpropConfig, Rule, SgdConfig, Slot, StepCtx,
+    RadamConfig, RmspropConfig, RpropConfig, Rule, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig,
+    SgdConfig, Slot, StepCtx,
 };
 
 /// An optimizer and its hyperparameters, tagged by `kind` in serde
@@ -52,6 +53,12 @@ pub enum OptimizerConfig {
     Lamb(LambConfig),
     /// LARS (PyPI `pytorch-optimizer`'s `LARS`)
     Lars(LarsConfig),
+    /// `schedulefree.AdamWScheduleFree`
+    #[serde(rename = "schedule_free_adamw")]
+    ScheduleFreeAdamW(ScheduleFreeAdamWConfig),
+    /// `schedulefree.SGDScheduleFree`
+    #[serde(rename = "schedule_free_sgd")]
+    ScheduleFreeSgd(ScheduleFreeSgdConfig),
 }
 
 /// Call `$body` with `$r` bound to the rule of whichever variant `$cfg` is.
@@ -74,6 +81,8 @@ macro_rules! with_rule {
             OptimizerConfig::Lion($r) => $body,
             OptimizerConfig::Lamb($r) => $body,
             OptimizerConfig::Lars($r) => $body,
+            OptimizerConfig::ScheduleFreeAdamW($r) => $body,
+            OptimizerConfig::ScheduleFreeSgd($r) => $body,
         }
     };
 }
@@ -104,6 +113,8 @@ impl OptimizerConfig {
         "lion",
         "lamb",
         "lars",
+        "schedule_free_adamw",
+        "schedule_free_sgd",
     ];
 
     /// The optimizer `name` (case-insensitive, one of [`NAMES`](Self::NAMES))
@@ -126,6 +137,12 @@ impl OptimizerConfig {
             "lion" => OptimizerConfig::Lion(LionConfig::default()),
             "lamb" => OptimizerConfig::Lamb(LambConfig::default()),
             "lars" => OptimizerConfig::Lars(LarsConfig::default()),
+            "schedule_free_adamw" | "adamwschedulefree" => {
+                OptimizerConfig::ScheduleFreeAdamW(ScheduleFreeAdamWConfig::default())
+            }
+            "schedule_free_sgd" | "sgdschedulefree" => {
+                OptimizerConfig::ScheduleFreeSgd(ScheduleFreeSgdConfig::default())
+            }
             _ => return Err(OptimError::UnknownOptimizer(name.to_string())),
         })
     }
@@ -182,6 +199,8 @@ impl OptimizerConfig {
             OptimizerConfig::Lion(_) => "lion",
             OptimizerConfig::Lamb(_) => "lamb",
             OptimizerConfig::Lars(_) => "lars",
+            OptimizerConfig::ScheduleFreeAdamW(_) => "schedule_free_adamw",
+            OptimizerConfig::ScheduleFreeSgd(_) => "schedule_free_sgd",
         }
     }
 
@@ -230,6 +249,8 @@ impl OptimizerConfig {
             OptimizerConfig::Lion(r) => r.weight_decay = wd,
             OptimizerConfig::Lamb(r) => r.weight_decay = wd,
             OptimizerConfig::Lars(r) => r.weight_decay = wd,
+            OptimizerConfig::ScheduleFreeAdamW(r) => r.weight_decay = wd,
+            OptimizerConfig::ScheduleFreeSgd(r) => r.weight_decay = wd,
             OptimizerConfig::Rprop(_) => {}
         }
         self
@@ -253,6 +274,8 @@ impl OptimizerConfig {
             OptimizerConfig::Lars(c) => c.momentum = momentum,
             OptimizerConfig::Lion(c) => c.betas.0 = momentum,
             OptimizerConfig::Lamb(c) => c.betas.0 = momentum,
+            OptimizerConfig::ScheduleFreeAdamW(c) => c.betas.0 = momentum,
+            OptimizerConfig::ScheduleFreeSgd(c) => c.momentum = momentum,
             OptimizerConfig::Adagrad(_)
             | OptimizerConfig::Adadelta(_)
             | OptimizerConfig::Asgd(_)
@@ -277,6 +300,25 @@ impl OptimizerConfig {
 
     pub(crate) fn scalars(&self) -> Vec<(&'static str, f64)> {
         with_rule!(self, r => r.scalars())
+    }
+
+    /// Whether the optimizer evaluates at a point of its own (the
+    /// schedule-free average `x`) rather than at the parameters it trains.
+    pub fn has_eval_point(&self) -> bool {
+        self.eval_slot().is_some()
+    }
+
+    pub(crate) fn eval_slot(&self) -> Option<usize> {
+        with_rule!(self, r => r.eval_slot())
+    }
+
+    pub(crate) fn restore_train_point<B: Backend>(
+        &self,
+        backend: &B,
+        bufs: &[B::Buffer],
+        w: &mut B::Buffer,
+    ) -> Result<()> {
+        with_rule!(self, r => r.restore_train_point(backend, bufs, w))
     }
 
     pub(crate) fn update<B: Backend>(

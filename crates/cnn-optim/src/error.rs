@@ -8,7 +8,7 @@ pub type Result<T, E = OptimError> = std::result::Result<T, E>;
 
 /// The names [`crate::OptimizerConfig::from_name`] accepts.
 pub const OPTIMIZER_NAMES: &str = "sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, \
-     adamax, asgd, rprop, adafactor, muon, lion, lamb, lars";
+     adamax, asgd, rprop, adafactor, muon, lion, lamb, lars, schedule_free_adamw, schedule_free_sgd";
 
 /// The names [`crate::ScheduleConfig::from_name`] accepts.
 pub const SCHEDULE_NAMES: &str = "constant, step, multistep, exponential, cosine, cosine_warm_restarts, \

@@ -30,6 +30,8 @@
 //!   decay, gradient clipping by norm and by value.
 //! - [`state`]: [`OptimizerState`] and [`ScheduleState`], the serde-able
 //!   snapshots a checkpoint stores.
+//! - [`wrap`]: Lookahead and SAM, wrappers around any rule
+//!   ([`Optimizer::with_lookahead`], [`Optimizer::with_sam`]).
 //! - [`error`]: [`OptimError`], the crate's typed error.
 //!
 //! A training step:
@@ -62,6 +64,7 @@ pub mod params;
 pub mod regularize;
 pub mod schedule;
 pub mod state;
+pub mod wrap;
 
 pub use config::OptimizerConfig;
 pub use error::{OptimError, Result};
@@ -69,8 +72,10 @@ pub use group::ParamGroup;
 pub use optimizer::{
     AdadeltaConfig, AdafactorConfig, AdagradConfig, AdamConfig, AdamWConfig, AdamaxConfig,
     AsgdConfig, LambConfig, LarsConfig, LionConfig, MuonConfig, NadamConfig, Optimizer,
-    RadamConfig, RmspropConfig, RpropConfig, SgdConfig,
+    RadamConfig, RmspropConfig, RpropConfig, ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig,
+    SgdConfig,
 };
 pub use regularize::{PenaltyScope, Regularizer};
 pub use schedule::{ScheduleConfig, Scheduler};
 pub use state::{OptimizerState, ParamState, PlateauState, ScheduleState};
+pub use wrap::{LookaheadConfig, LookaheadState, SamConfig};

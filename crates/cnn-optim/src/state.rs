@@ -16,6 +16,9 @@ pub struct OptimizerState {
     /// Per-parameter state keyed by parameter name; parameters that have
     /// not been stepped yet have no entry.
     pub params: BTreeMap<String, ParamState>,
+    /// Lookahead's slow weights and counter, when the optimizer has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<crate::wrap::LookaheadState>,
 }
 
 /// One parameter's optimizer state.

@@ -147,6 +147,12 @@ pub struct TrainConfig {
     /// Weight averaging: EMA and SWA ([`crate::averaging`]).
     #[serde(skip_serializing_if = "AveragingSettings::is_off")]
     pub averaging: AveragingSettings,
+    /// Lookahead around the optimizer (`[lookahead]`, k and alpha).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<cnn_optim::LookaheadConfig>,
+    /// SAM around the optimizer (`[sam]`, rho).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sam: Option<cnn_optim::SamConfig>,
 }
 
 /// The LR range test's settings (`cnn lr-find`, `cnn train --lr find`):
@@ -330,6 +336,8 @@ impl Default for TrainConfig {
             max_memory: None,
             lr_find: None,
             averaging: AveragingSettings::default(),
+            lookahead: None,
+            sam: None,
         }
     }
 }
@@ -556,6 +564,8 @@ impl TrainConfig {
     pub fn checked_optimizer(&self) -> Result<OptimizerConfig> {
         self.validate()?;
         let optimizer = self.optimizer_config()?;
+        let (la, sam) = (self.lookahead.as_ref(), self.sam.as_ref());
+        crate::optim_wrap::check(&optimizer, la, sam, self.accumulate)?;
         self.schedule_config(1)?;
         Ok(optimizer)
     }

@@ -55,6 +55,7 @@ pub mod json_float;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod optim_wrap;
 mod optimizer_params;
 pub mod plan;
 pub mod plot;

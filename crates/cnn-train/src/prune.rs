@@ -315,6 +315,8 @@ mod tests {
             seconds: 1.0,
             images_per_sec: 1.0,
             val_per_class: Vec::new(),
+            ema_val: None,
+            swa_val: None,
         };
         let board = Board::new();
         let pruner = MedianPruner {

@@ -30,6 +30,7 @@ mod evaluate;
 mod finite;
 mod persist;
 mod resume;
+mod wrapped;
 pub use evaluate::evaluate;
 pub use resume::Restored;
 
@@ -167,7 +168,8 @@ impl<B: Backend> Trainer<B> {
         let config = plan.config().clone();
         let data = plan.data().clone();
         let classes = data.num_classes();
-        let mut optimizer = Optimizer::new(plan.optimizer().clone())?;
+        let (la, sam) = (config.lookahead.as_ref(), config.sam.as_ref());
+        let mut optimizer = crate::optim_wrap::build(plan.optimizer(), la, sam, config.accumulate)?;
         let no_decay = cnn_optim::ParamGroup::no_decay(
             graph
                 .params()
@@ -358,9 +360,11 @@ impl<B: Backend> Trainer<B> {
             }
             let stop = self.end_epoch(epoch)?;
             if let Some(outcome) = stop {
+                self.eval_point(true)?;
                 return Ok(outcome);
             }
         }
+        self.eval_point(true)?;
         Ok(Outcome::Completed)
     }
 
@@ -487,6 +491,7 @@ impl<B: Backend> Trainer<B> {
         let classes = self.data.num_classes();
         let b = self.backend.clone();
         let step = self.state.step + 1;
+        self.eval_point(false)?;
         if let Some(i) = images.iter().position(|v| !v.is_finite()) {
             return Err(TrainError::Diverged {
                 step,
@@ -575,14 +580,19 @@ impl<B: Backend> Trainer<B> {
         if self.pending.batches() < self.config.accumulate && !closes {
             return Ok((loss, None));
         }
-        let record = self.optimizer_step(epoch)?;
+        let record = self.optimizer_step(epoch, images, labels)?;
         Ok((loss, Some(record)))
     }
 
     /// The optimizer step on the pending batches' mean gradient: the
     /// regularizers and clipping, the update at the schedule's rate, the
     /// schedule's step and the step's record.
-    fn optimizer_step(&mut self, epoch: usize) -> Result<StepRecord> {
+    fn optimizer_step(
+        &mut self,
+        epoch: usize,
+        images: &[f32],
+        labels: &[u32],
+    ) -> Result<StepRecord> {
         let b = self.backend.clone();
         let step = self.state.step + 1;
         let closed = self.pending.close();
@@ -593,7 +603,7 @@ impl<B: Backend> Trainer<B> {
         let lr = self.current_lr();
         self.adjust_gradients(&b)?;
         self.optimizer.set_lr(lr)?;
-        self.optimizer.step_graph(&b, &mut self.graph)?;
+        self.wrapped_step(&b, epoch, images, labels)?;
         self.graph.zero_grad()?;
         if self.config.detect_anomaly
             && let Some(name) = self.first_non_finite_weight()?
@@ -694,6 +704,7 @@ impl<B: Backend> Trainer<B> {
 
     /// Evaluate on a subset: mean loss (without penalties) and the confusion matrix.
     pub fn evaluate(&mut self, subset: &Subset) -> Result<(SplitMetrics, ConfusionMatrix)> {
+        self.eval_point(true)?;
         evaluate(
             &mut self.graph,
             subset,
@@ -766,6 +777,7 @@ impl<B: Backend> Trainer<B> {
         self.state.epoch_seconds = 0.0;
         if let Some(dir) = self.run_dir.clone() {
             if improved {
+                self.eval_point(true)?;
                 save_safetensors(
                     &dir.best_model(),
                     &self.graph.state_dict()?,

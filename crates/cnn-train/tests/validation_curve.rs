@@ -48,6 +48,8 @@ fn summary(epochs: &[(f64, f64, f64, f64)], status: RunStatus) -> RunSummary {
                     seconds: 1.0,
                     images_per_sec: 1.0,
                     val_per_class: Vec::new(),
+                    ema_val: None,
+                    swa_val: None,
                 })
                 .collect(),
         },

@@ -239,4 +239,53 @@ impl<B: Backend> Graph<B> {
         }
         Ok(())
     }
+
+    /// Device copies of every buffer (batch norm's running statistics)
+    /// into `saved` (reused from call to call, so a steady state allocates
+    /// nothing), and the counters: what [`restore_buffers`](Self::restore_buffers)
+    /// puts back, e.g. around a forward whose statistics must not count.
+    pub fn save_buffers(&self, saved: &mut Vec<B::Buffer>) -> Result<Vec<i64>> {
+        let mut i = 0;
+        let mut counters = Vec::new();
+        for node in &self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for b in layer.buffers() {
+                let n = b.value.numel();
+                if saved.len() <= i {
+                    saved.push(self.backend.alloc_zeros(n)?);
+                } else if self.backend.buffer_len(&saved[i]) != n {
+                    saved[i] = self.backend.alloc_zeros(n)?;
+                }
+                self.backend.copy(b.value.buffer(), &mut saved[i])?;
+                i += 1;
+            }
+            counters.extend(layer.counters().into_iter().map(|(_, v)| v));
+        }
+        saved.truncate(i);
+        Ok(counters)
+    }
+
+    /// Put back what [`save_buffers`](Self::save_buffers) saved.
+    pub fn restore_buffers(&mut self, saved: &[B::Buffer], counters: &[i64]) -> Result<()> {
+        let backend = self.backend.clone();
+        let (mut i, mut j) = (0, 0);
+        for node in &mut self.nodes {
+            let Node::Layer(layer) = node else { continue };
+            for b in layer.buffers_mut() {
+                let src = saved.get(i).ok_or_else(|| {
+                    CnnError::StateDict("fewer saved buffers than the graph has".into())
+                })?;
+                backend.copy(src, b.value.buffer_mut())?;
+                i += 1;
+            }
+            for (name, _) in layer.counters() {
+                let v = *counters.get(j).ok_or_else(|| {
+                    CnnError::StateDict("fewer saved counters than the graph has".into())
+                })?;
+                layer.set_counter(&name, v);
+                j += 1;
+            }
+        }
+        Ok(())
+    }
 }

@@ -11,6 +11,7 @@ use crate::error::{OptimError, Result, check};
 use crate::group::ParamGroup;
 use crate::schedule::Scheduler;
 use crate::state::{OptimizerState, ParamState};
+use crate::wrap::{Lookahead, LookaheadConfig, Sam, SamConfig};
 
 /// The most dimensions a parameter may have.
 const MAX_RANK: usize = 8;
@@ -66,6 +67,13 @@ pub struct Optimizer<B: Backend> {
     /// earlier in this call: that finds a name given twice without building
     /// a set of names every step (a steady-state step allocates nothing).
     call: u64,
+    /// Lookahead around the rule, when configured.
+    lookahead: Option<Lookahead<B>>,
+    /// SAM around the rule, when configured.
+    sam: Option<Sam<B>>,
+    /// Whether the parameters hold the evaluation point (schedule-free's
+    /// `x`) rather than the training point: see [`Optimizer::set_eval_point`].
+    eval_point: bool,
 }
 
 impl<B: Backend> std::fmt::Debug for Optimizer<B> {
@@ -93,7 +101,42 @@ impl<B: Backend> Optimizer<B> {
             groups: vec![default],
             state: HashMap::new(),
             call: 0,
+            lookahead: None,
+            sam: None,
+            eval_point: false,
         })
+    }
+
+    /// Wrap the rule in Lookahead (see [`crate::wrap`]). Schedule-free
+    /// rules cannot be wrapped: they recompute the weights from their own
+    /// state every step.
+    pub fn with_lookahead(mut self, config: LookaheadConfig) -> Result<Self> {
+        if self.config.has_eval_point() {
+            return Err(OptimError::InvalidCombination(format!(
+                "lookahead cannot wrap {}: it recomputes the weights from its own averages every step",
+                self.config.name()
+            )));
+        }
+        self.lookahead = Some(Lookahead::new(config)?);
+        Ok(self)
+    }
+
+    /// Wrap the rule in SAM (see [`crate::wrap`]): call
+    /// [`sam_perturb`](Self::sam_perturb) after the first backward, take
+    /// the second gradient, then [`step`](Self::step).
+    pub fn with_sam(mut self, config: SamConfig) -> Result<Self> {
+        self.sam = Some(Sam::new(config)?);
+        Ok(self)
+    }
+
+    /// Lookahead's configuration, when the rule is wrapped in it.
+    pub fn lookahead(&self) -> Option<&LookaheadConfig> {
+        self.lookahead.as_ref().map(Lookahead::config)
+    }
+
+    /// SAM's configuration, when the rule is wrapped in it.
+    pub fn sam(&self) -> Option<&SamConfig> {
+        self.sam.as_ref().map(Sam::config)
     }
 
     /// The configuration.
@@ -229,14 +272,106 @@ impl<B: Backend> Optimizer<B> {
     where
         B: 'a,
     {
+        if self.eval_point {
+            return Err(OptimError::InvalidCombination(
+                "step while the parameters hold the evaluation point (call set_eval_point(false) first)"
+                    .into(),
+            ));
+        }
         self.call += 1;
+        let sync = self.lookahead.as_ref().is_some_and(Lookahead::syncs_now);
         for p in params {
-            self.step_one(backend, p)?;
+            self.step_one(backend, p, sync)?;
+        }
+        if let Some(l) = self.lookahead.as_mut() {
+            l.end_step(sync);
+        }
+        if let Some(s) = self.sam.as_mut() {
+            s.end_step();
         }
         Ok(())
     }
 
-    fn step_one(&mut self, backend: &B, p: &mut Param<B>) -> Result<()> {
+    /// SAM's first step over every parameter of `graph`: save the weights
+    /// and move them by `rho g / ||g||` (an error when the optimizer has
+    /// no SAM). The next [`step`](Self::step) puts them back before the
+    /// inner update.
+    pub fn sam_perturb_graph(&mut self, backend: &B, graph: &mut Graph<B>) -> Result<()> {
+        let sam = self.sam.as_mut().ok_or_else(no_sam)?;
+        let scale = sam.scale(backend, graph.params_iter())?;
+        sam.perturb(backend, scale, graph.params_iter_mut())
+    }
+
+    /// [`sam_perturb_graph`](Self::sam_perturb_graph) over `params`.
+    pub fn sam_perturb(&mut self, backend: &B, params: &mut [&mut Param<B>]) -> Result<()> {
+        let sam = self.sam.as_mut().ok_or_else(no_sam)?;
+        let scale = sam.scale(backend, params.iter().map(|p| &**p))?;
+        sam.perturb(backend, scale, params.iter_mut().map(|p| &mut **p))
+    }
+
+    /// Put the evaluation point (schedule-free's average `x`) into the
+    /// parameters (`on`) or the training point back (`!on`), as the
+    /// reference's `eval()` and `train()` do; an exact swap of buffers, no
+    /// arithmetic. A no-op for rules without an evaluation point, for
+    /// parameters not stepped yet (both points are the initial weights)
+    /// and when the parameters are already there.
+    pub fn set_eval_point<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = &'a mut Param<B>>,
+        on: bool,
+    ) -> Result<()>
+    where
+        B: 'a,
+    {
+        let Some(slot) = self.config.eval_slot() else {
+            return Ok(());
+        };
+        if on == self.eval_point {
+            return Ok(());
+        }
+        for p in params {
+            if let Some(st) = self.state.get_mut(&p.name) {
+                let x = st.bufs.get_mut(slot).ok_or_else(|| {
+                    OptimError::State(format!("parameter `{}` lacks its average", p.name))
+                })?;
+                std::mem::swap(p.value.buffer_mut(), x);
+            }
+        }
+        self.eval_point = on;
+        Ok(())
+    }
+
+    /// Whether the parameters hold the evaluation point now.
+    pub fn at_eval_point(&self) -> bool {
+        self.eval_point
+    }
+
+    /// After [`import_state`](Self::import_state) and loading the weights:
+    /// recompute each stepped parameter's training point from the state
+    /// (schedule-free's `y` from `x` and `z`, the same ops as its step, so
+    /// a resumed run continues bit for bit). A no-op for other rules.
+    pub fn restore_train_point<'a>(
+        &mut self,
+        backend: &B,
+        params: impl IntoIterator<Item = &'a mut Param<B>>,
+    ) -> Result<()>
+    where
+        B: 'a,
+    {
+        if self.config.eval_slot().is_none() {
+            return Ok(());
+        }
+        for p in params {
+            if let Some(st) = self.state.get(&p.name) {
+                self.config
+                    .restore_train_point(backend, &st.bufs, p.value.buffer_mut())?;
+            }
+        }
+        self.eval_point = false;
+        Ok(())
+    }
+
+    fn step_one(&mut self, backend: &B, p: &mut Param<B>, sync: bool) -> Result<()> {
         let gi = self.group_of(&p.name);
         let hp = GroupHyper {
             lr: self.groups[gi].lr,
@@ -271,6 +406,12 @@ impl<B: Backend> Optimizer<B> {
         let mut dims = [0usize; MAX_RANK];
         dims[..rank].copy_from_slice(shape);
         let t = st.step + 1;
+        if let Some(sam) = &self.sam {
+            sam.restore(backend, &p.name, p.value.buffer_mut())?;
+        }
+        if let Some(l) = self.lookahead.as_mut() {
+            l.before(backend, &p.name, p.value.buffer())?;
+        }
         let Param { value, grad, .. } = p;
         let ctx = StepCtx {
             t,
@@ -282,6 +423,9 @@ impl<B: Backend> Optimizer<B> {
         };
         self.config.update(backend, hp, ctx)?;
         st.step = t;
+        if sync && let Some(l) = self.lookahead.as_mut() {
+            l.sync(backend, &p.name, p.value.buffer_mut())?;
+        }
         Ok(())
     }
 
@@ -318,6 +462,11 @@ impl<B: Backend> Optimizer<B> {
 
     /// A host copy of the state (downloads every state buffer).
     pub fn export_state(&self, backend: &B) -> Result<OptimizerState> {
+        if self.eval_point {
+            return Err(OptimError::State(
+                "cannot export while the parameters hold the evaluation point".into(),
+            ));
+        }
         let scalars = self.config.scalars();
         let mut params = BTreeMap::new();
         for (name, st) in &self.state {
@@ -337,6 +486,11 @@ impl<B: Backend> Optimizer<B> {
             kind: self.config.name().to_string(),
             group_lrs: self.groups.iter().map(|g| g.lr).collect(),
             params,
+            lookahead: self
+                .lookahead
+                .as_ref()
+                .map(|l| l.export(backend))
+                .transpose()?,
         })
     }
 
@@ -409,10 +563,25 @@ impl<B: Backend> Optimizer<B> {
                 },
             );
         }
+        match (self.lookahead.as_mut(), &state.lookahead) {
+            (Some(l), Some(ls)) => l.import(backend, ls)?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(OptimError::State(
+                    "the state has no lookahead slow weights, the optimizer uses lookahead".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OptimError::State(
+                    "the state has lookahead slow weights, the optimizer no lookahead".into(),
+                ));
+            }
+        }
         for (g, &lr) in self.groups.iter_mut().zip(&state.group_lrs) {
             g.lr = lr;
         }
         self.state = new_state;
+        self.eval_point = false;
         Ok(())
     }
 }
@@ -452,4 +621,8 @@ fn check_layout<B: Backend>(
         }
     }
     Ok(())
+}
+
+fn no_sam() -> OptimError {
+    OptimError::InvalidCombination("sam_perturb on an optimizer without SAM".into())
 }

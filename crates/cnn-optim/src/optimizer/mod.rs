@@ -32,6 +32,7 @@ mod newton_schulz;
 mod radam;
 mod rmsprop;
 mod rprop;
+mod schedule_free;
 mod sgd;
 
 pub use adadelta::AdadeltaConfig;
@@ -50,6 +51,7 @@ pub use nadam::NadamConfig;
 pub use radam::RadamConfig;
 pub use rmsprop::RmspropConfig;
 pub use rprop::RpropConfig;
+pub use schedule_free::{ScheduleFreeAdamWConfig, ScheduleFreeSgdConfig};
 pub use sgd::SgdConfig;
 
 use cnn_core::Backend;
@@ -130,6 +132,21 @@ pub(crate) trait Rule {
     }
     /// Apply one step to one parameter.
     fn update<B: Backend>(&self, backend: &B, hp: GroupHyper, ctx: StepCtx<'_, B>) -> Result<()>;
+    /// The state buffer holding the point evaluation uses instead of the
+    /// parameter (schedule-free's average `x`), if the rule has one.
+    fn eval_slot(&self) -> Option<usize> {
+        None
+    }
+    /// Recompute the parameter's training point from its state into `w`
+    /// (schedule-free's `y` from `x` and `z`), as the last step left it.
+    fn restore_train_point<B: Backend>(
+        &self,
+        _backend: &B,
+        _bufs: &[B::Buffer],
+        _w: &mut B::Buffer,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// `1 - beta^t` in f64, the Adam-family bias correction.

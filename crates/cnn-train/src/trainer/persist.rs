@@ -60,12 +60,17 @@ impl<B: Backend> Trainer<B> {
         self.state.schedule = self.scheduler.as_ref().map(Scheduler::export_state);
         let store = dir.checkpoints();
         let origin = |name: &str| store.dir().join(name);
+        // The optimizer's state at the training point; the weights saved
+        // at the evaluation point (schedule-free's x; the same weights
+        // for other optimizers).
+        self.eval_point(false)?;
+        let opt = self.optimizer.export_state(&self.backend)?;
+        self.eval_point(true)?;
         let model = serialize_safetensors(
             &self.graph.state_dict()?,
             &HashMap::new(),
             &origin(MODEL_SAFETENSORS),
         )?;
-        let opt = self.optimizer.export_state(&self.backend)?;
         let opt_json = serde_json::to_vec(&opt)
             .map_err(|e| TrainError::bad_file(origin(OPTIMIZER_JSON), e.to_string()))?;
         let trainer_json = serde_json::to_vec_pretty(&self.state)

@@ -114,6 +114,10 @@ impl<B: Backend> Trainer<B> {
         }
         self.graph.load_state_dict(&weights)?;
         self.optimizer.import_state(&self.backend, &opt)?;
+        // Schedule-free's training point from its averages (the weights
+        // are its evaluation point).
+        let params = self.graph.params_iter_mut();
+        self.optimizer.restore_train_point(&self.backend, params)?;
         if let (Some(s), Some(st)) = (self.scheduler.as_mut(), state.schedule.as_ref()) {
             s.import_state(st)?;
         }
