@@ -74,7 +74,7 @@ fn a_bad_optimizer_param_is_one_line_and_exit_2() {
     for (extra, needle) in [
         (
             &["--optimizer", "adam", "--optimizer-param", "momentum=0.9"][..],
-            "adam has no parameter `momentum` (it is a parameter of sgd, rmsprop, muon, lars)",
+            "adam has no parameter `momentum` (it is a parameter of sgd, rmsprop, muon, lars, schedule_free_sgd)",
         ),
         (
             &[

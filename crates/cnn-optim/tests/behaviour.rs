@@ -138,7 +138,7 @@ fn bad_momentum_and_nesterov_are_rejected() {
 #[test]
 fn unknown_names_are_rejected() {
     let names = "sgd, adam, adamw, rmsprop, adagrad, adadelta, nadam, radam, adamax, asgd, rprop, \
-                 adafactor, muon, lion, lamb, lars";
+                 adafactor, muon, lion, lamb, lars, schedule_free_adamw, schedule_free_sgd";
     assert_eq!(
         OptimizerConfig::from_name("adamm").unwrap_err().to_string(),
         format!("unknown optimizer `adamm`; expected one of: {names}")
