@@ -15,7 +15,7 @@ pub struct AveragingSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
     /// Warm the EMA's decay up as timm's `ModelEmaV3` does with
-    /// `use_warmup` (see [`ema::decay_at`]).
+    /// `use_warmup` (see [`super::ema::decay_at`]).
     pub ema_warmup: bool,
     /// The epoch (counting from 1) from which SWA trains at the SWA rate
     /// and averages the weights after each epoch.

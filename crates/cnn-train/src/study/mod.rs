@@ -14,7 +14,7 @@
 //!   names the holder to a second worker) and [`Claim::finish`] records
 //!   how it ended; the CLI's `cnn study run DIR INDEX`, its threads and
 //!   its processes per GPU all go through them.
-//! - `collect.rs`: [`collect`] writes the command's files (overlays,
+//! - `collect.rs`: [`collect()`] writes the command's files (overlays,
 //!   summary, diagnosis, report) from whatever runs are over.
 //!
 //! Run indices count from 0, in plan order. The names of the files are in
