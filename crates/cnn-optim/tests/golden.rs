@@ -22,16 +22,7 @@ fn load(dir: &Path, file: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-fn floats(v: &Value, what: &str) -> Result<Vec<f64>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("`{what}` is not an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .ok_or_else(|| format!("`{what}` holds a non-number"))
-        })
-        .collect()
-}
+use cnn_testing::golden_floats as floats;
 
 /// The optim.json problem: loss = sum c (w - t)^2 + q sum w^4.
 struct Problem {

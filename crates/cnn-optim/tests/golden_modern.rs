@@ -25,16 +25,7 @@ use serde_json::Value;
 const ABS: f64 = 1e-5;
 const REL: f64 = 1e-4;
 
-fn floats(v: &Value, what: &str) -> Result<Vec<f64>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("`{what}` is not an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .ok_or_else(|| format!("`{what}` holds a non-number"))
-        })
-        .collect()
-}
+use cnn_testing::golden_floats as floats;
 
 fn run_case(backend: &CpuBackend, q: f64, case: &Value) -> Result<(), String> {
     let kind = case["optimizer"].as_str().ok_or("no `optimizer`")?;

@@ -32,16 +32,7 @@ fn path() -> PathBuf {
     .join(FILE)
 }
 
-fn floats(v: &Value, what: &str) -> Result<Vec<f64>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("`{what}` is not an array"))?
-        .iter()
-        .map(|x| {
-            x.as_f64()
-                .ok_or_else(|| format!("`{what}` holds a non-number"))
-        })
-        .collect()
-}
+use cnn_testing::golden_floats as floats;
 
 /// loss = sum c (w - t)^2 + q sum w^4, as in optim.json.
 struct Problem {

@@ -42,5 +42,5 @@ pub mod skip;
 pub mod strategies;
 
 pub use assert::{assert_close, check_close, check_close_scalar};
-pub use golden::{golden_dir, run_golden_layers};
+pub use golden::{golden_dir, golden_floats, run_golden_layers};
 pub use skip::{mnist_dir, skip};

@@ -85,6 +85,18 @@ pub fn golden_dir() -> PathBuf {
     }
 }
 
+/// A golden JSON array of numbers (`what` names it in the error).
+pub fn golden_floats(v: &Value, what: &str) -> Result<Vec<f64>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("`{what}` is not an array"))?
+        .iter()
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| format!("`{what}` holds a non-number"))
+        })
+        .collect()
+}
+
 /// The cases of `dir/layers.json`.
 pub fn load_layer_cases(dir: &Path) -> Result<Vec<Value>, String> {
     let path = dir.join("layers.json");
