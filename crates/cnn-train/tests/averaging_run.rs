@@ -13,7 +13,7 @@ use cnn_core::Graph;
 use cnn_cpu::CpuBackend;
 use cnn_train::averaging::swa::swa_lr;
 use cnn_train::averaging::{Anneal, AveragingSettings};
-use cnn_train::{RunDir, TrainConfig, TrainError, Trainer, setup};
+use cnn_train::{TrainConfig, TrainError, Trainer};
 
 fn config(averaging: AveragingSettings) -> TrainConfig {
     TrainConfig {
@@ -42,23 +42,7 @@ fn both() -> AveragingSettings {
     }
 }
 
-fn trainer(c: &TrainConfig, dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
-    let data = common::synthetic_splits(c.seed, 320, 64, c.val_fraction);
-    let backend = CpuBackend::with_threads(2).unwrap();
-    let spec = setup::model_spec(c, &data.shape, data.num_classes()).unwrap();
-    let graph = Graph::new(&backend, spec, c.seed).unwrap();
-    let run = if fresh {
-        RunDir::create(dir, false).unwrap()
-    } else {
-        RunDir::open(dir).unwrap()
-    };
-    if fresh {
-        cnn_train::io::write_atomic(&run.config(), c.to_toml().as_bytes()).unwrap();
-    }
-    Trainer::new(backend, c.clone(), graph, data)
-        .unwrap()
-        .with_run_dir(run)
-}
+use common::run_dir_trainer as trainer;
 
 fn read(path: std::path::PathBuf) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod common;
 
-use cnn_core::{ArrayData, Graph};
+use cnn_core::ArrayData;
 use cnn_cpu::CpuBackend;
-use cnn_train::{RunDir, TrainConfig, TrainError, Trainer, setup};
+use cnn_train::{TrainConfig, TrainError, Trainer};
 
 fn config(optimizer: &str) -> TrainConfig {
     let mut params = toml::Table::new();
@@ -41,23 +41,7 @@ fn config(optimizer: &str) -> TrainConfig {
     }
 }
 
-fn trainer(c: &TrainConfig, dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
-    let data = common::synthetic_splits(c.seed, 320, 64, c.val_fraction);
-    let backend = CpuBackend::with_threads(2).unwrap();
-    let spec = setup::model_spec(c, &data.shape, data.num_classes()).unwrap();
-    let graph = Graph::new(&backend, spec, c.seed).unwrap();
-    let run = if fresh {
-        RunDir::create(dir, false).unwrap()
-    } else {
-        RunDir::open(dir).unwrap()
-    };
-    if fresh {
-        cnn_train::io::write_atomic(&run.config(), c.to_toml().as_bytes()).unwrap();
-    }
-    Trainer::new(backend, c.clone(), graph, data)
-        .unwrap()
-        .with_run_dir(run)
-}
+use common::run_dir_trainer as trainer;
 
 fn bits(t: &Trainer<CpuBackend>) -> (Vec<u64>, Vec<(String, Vec<u32>)>) {
     let losses = t.history().steps.iter().map(|s| s.loss.to_bits()).collect();
