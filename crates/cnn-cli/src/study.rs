@@ -336,8 +336,11 @@ pub(crate) fn execute(
 /// on each device of `--devices`. The parent records each run's device
 /// before it starts it; a child that ends without recording its run
 /// (killed, crashed) has the run recorded as failed with its exit status.
-/// After an interrupt no new child starts; the running ones (which got
-/// the same Ctrl-C) stop at a checkpoint.
+/// Each child runs in a process group of its own, so a terminal's Ctrl-C
+/// reaches only this process; an interrupt here (Ctrl-C, or a SIGTERM
+/// sent to this process alone, as a scheduler or `kill` does) is
+/// forwarded once as SIGTERM to every running child, which stops at a
+/// checkpoint. After an interrupt no new child starts.
 fn run_processes(
     exec: &ExecArgs,
     e: &Execution,
@@ -367,7 +370,15 @@ fn run_processes(
         .collect();
     // (device, child, run index) per slot.
     let mut running: Vec<Option<(String, Child, usize)>> = (0..slots).map(|_| None).collect();
+    let mut forwarded = false;
     loop {
+        if !forwarded && e.interrupt.load(Ordering::SeqCst) {
+            running
+                .iter()
+                .flatten()
+                .for_each(|(_, child, _)| stop(child));
+            forwarded = true;
+        }
         for (slot, place) in running.iter_mut().enumerate() {
             if place.is_some() || e.interrupt.load(Ordering::SeqCst) {
                 continue;
@@ -390,6 +401,9 @@ fn run_processes(
                 .env("CUDA_VISIBLE_DEVICES", &device)
                 // Its one line of result is the parent's to print.
                 .stdout(std::process::Stdio::null());
+            // Signals reach it through this process alone (see above).
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
             // A resumed run keeps the threads it started with.
             if !started {
                 command.arg("--threads").arg(threads.to_string());
@@ -439,6 +453,18 @@ fn run_processes(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Ask `child` to stop at a checkpoint, as an interrupt of its own would.
+fn stop(child: &Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a valid signal on the pid of our own child,
+        // which has not been waited for (its pid cannot have been reused).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    #[cfg(not(unix))]
+    let _ = child;
 }
 
 /// Record run `index` as failed with `line` when `worker` (its child,

@@ -384,6 +384,37 @@ fn sigterm_stops_a_run_at_a_checkpoint_and_its_resume_equals_an_uninterrupted_ru
 }
 
 #[test]
+fn sigterm_to_the_parent_of_devices_stops_its_run_processes_at_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["compare", "--out", "study", "--devices", "a"];
+    args.extend_from_slice(STUDY);
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(&args)
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let study = tmp.path().join("study");
+    let run = study.join(RUNS[0]);
+    assert!(wait_for_step(&mut parent, &run, 3), "the study ended early");
+    let pid = libc::pid_t::try_from(parent.id()).unwrap();
+    // SAFETY: kill(2) with a valid signal on our own child's pid. Only the
+    // parent gets it: its run process must hear of it from the parent.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let o = parent.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let stopped = latest_step(&run).unwrap();
+    assert!((3..36).contains(&stopped), "stopped at {stopped}");
+    let json = status_json(&study);
+    assert_eq!(json["runs"][0]["state"], "pending", "{json}");
+    assert_eq!(json["runs"][1]["state"], "pending", "{json}");
+    let o = study_run(&study, 0).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_bits(&study, RUNS[0]);
+}
+
+#[test]
 fn a_curve_run_by_index_equals_cnn_curve() {
     let tmp = tempfile::tempdir().unwrap();
     let base = [
