@@ -2,6 +2,7 @@
 //! failure or bad input data, 2 a usage error: clap's, and every
 //! configuration error, 3 a diverged run, 130 an interrupted one).
 
+use cnn::optim::OptimError;
 use cnn::train::TrainError;
 
 /// A command failure: the one line to print and the exit code.
@@ -33,6 +34,10 @@ impl From<TrainError> for CliError {
             // (a flag's value, a --vary, a plan over the memory limit):
             // a usage error, like clap's.
             TrainError::Config(_) => 2,
+            // An optimizer, schedule or regularizer that cannot be built
+            // from its values (`--weight-decay -1`): also the command as
+            // given. These are raised only when a config is built.
+            TrainError::Optim(ref o) if is_construction_error(o) => 2,
             _ => 1,
         };
         CliError {
@@ -40,6 +45,19 @@ impl From<TrainError> for CliError {
             code,
         }
     }
+}
+
+/// Whether `e` rejects the values an optimizer, schedule or regularizer
+/// was asked to be built with (not a state file or a backend failure).
+fn is_construction_error(e: &OptimError) -> bool {
+    matches!(
+        e,
+        OptimError::InvalidHyperparameter { .. }
+            | OptimError::InvalidCombination(_)
+            | OptimError::UnknownOptimizer(_)
+            | OptimError::UnknownSchedule(_)
+            | OptimError::Config { .. }
+    )
 }
 
 impl From<cnn::core::CnnError> for CliError {
@@ -92,6 +110,7 @@ pub(crate) fn interrupted(message: impl Into<String>) -> CliError {
 #[cfg(test)]
 mod tests {
     use super::{CliError, failure, interrupted};
+    use cnn::optim::OptimError;
     use cnn::train::TrainError;
 
     #[test]
@@ -120,5 +139,22 @@ mod tests {
             3
         );
         assert_eq!(code(TrainError::bad_file("x.csv", "truncated")), 1);
+        // `--weight-decay -1` used to exit 1, as if the data were bad.
+        assert_eq!(
+            code(TrainError::Optim(OptimError::hyper(
+                "weight_decay",
+                -1,
+                "must be >= 0"
+            ))),
+            2
+        );
+        assert_eq!(
+            code(TrainError::Optim(OptimError::UnknownSchedule("x".into()))),
+            2
+        );
+        assert_eq!(
+            code(TrainError::Optim(OptimError::State("bad momentum".into()))),
+            1
+        );
     }
 }

@@ -265,7 +265,7 @@ fn bad_wrapper_parameters_are_one_error_line() {
         assert!(!t.join("bad").exists(), "{extra:?} made a run directory");
     }
     // Out-of-range hyperparameters of the rule itself exit as every
-    // optimizer's do (sgd's `--momentum -1` too): 1.
+    // optimizer's do (sgd's `--weight-decay -1` too): 2, a usage error.
     for (extra, needle) in [
         (
             &["--optimizer", "schedule_free_sgd", "--momentum", "1"][..],
@@ -277,7 +277,7 @@ fn bad_wrapper_parameters_are_one_error_line() {
         ),
     ] {
         let out = cnn(&args(extra, "bad"), t);
-        assert_eq!(out.status.code(), Some(1), "{extra:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
         assert_one_line_error(&out, needle);
         assert!(!t.join("bad").exists(), "{extra:?} made a run directory");
     }
