@@ -619,3 +619,97 @@ fn check_draw(
     tensors.push(report?);
     Ok(tensors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnn_core::Pool2dGeometry;
+    use cnn_core::graph::GraphBuilder;
+
+    fn cfg() -> GraphCheckConfig {
+        GraphCheckConfig {
+            n: 1,
+            samples_per_tensor: 64,
+            input_samples: 64,
+            ..GraphCheckConfig::default()
+        }
+    }
+
+    /// Runs the checks of one draw with the given input and targets.
+    fn check_at(
+        spec: &GraphSpec,
+        x: &[f64],
+        scale_first_grad: f64,
+    ) -> Result<Vec<TensorReport>, Failure> {
+        let graph = RefGraph::new(spec, 7).unwrap();
+        let targets = [1];
+        let mut grads = graph.gradients(x, 1, &targets, 0.0).unwrap();
+        grads.params[0][0] *= scale_first_grad;
+        check_draw(&graph, &graph.values(), &grads, x, &targets, &cfg(), 7)
+    }
+
+    #[test]
+    fn a_relu_input_within_a_step_of_zero_is_a_crossed_kink() {
+        let spec = GraphBuilder::new([4])
+            .relu()
+            .linear("fc", 3)
+            .spec()
+            .unwrap();
+        let x = [5e-7, 0.5, -0.5, 0.3];
+        assert_eq!(
+            check_at(&spec, &x, 1.0),
+            Err(Failure::KinkCrossed {
+                tensor: "input".into(),
+                index: 0
+            })
+        );
+        // A step further from the kink, the same graph passes everywhere.
+        let reports = check_at(&spec, &[2e-6, 0.5, -0.5, 0.3], 1.0).unwrap();
+        assert_eq!(reports.len(), 3);
+        assert!(
+            reports
+                .iter()
+                .all(|r| r.checked > 0 && r.worst_ratio <= 1.0)
+        );
+    }
+
+    #[test]
+    fn a_max_pool_window_within_a_step_of_a_tie_is_a_crossed_kink() {
+        let geometry = Pool2dGeometry {
+            kernel: [1, 2],
+            stride: [1, 2],
+            ..Pool2dGeometry::new(1)
+        };
+        let spec = GraphBuilder::new([1, 1, 4])
+            .max_pool2d(geometry)
+            .flatten()
+            .linear("fc", 2)
+            .spec()
+            .unwrap();
+        let x = [0.3, 0.3 + 5e-7, -0.2, 0.4];
+        assert_eq!(
+            check_at(&spec, &x, 1.0),
+            Err(Failure::KinkCrossed {
+                tensor: "input".into(),
+                index: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_wrong_chained_gradient_is_a_mismatch() {
+        let spec = GraphBuilder::new([2, 3, 3])
+            .conv2d("conv", cnn_core::Conv2dGeometry::new(2, 2))
+            .activation(Activation::Tanh)
+            .flatten()
+            .linear("fc", 3)
+            .spec()
+            .unwrap();
+        let x = uniform(1, 0, 18, -1.0, 1.0);
+        assert!(check_at(&spec, &x, 1.0).is_ok());
+        match check_at(&spec, &x, 1.0 + 1e-4) {
+            Err(Failure::Mismatch(m)) => assert!(m.contains("conv.weight[0]"), "{m}"),
+            other => panic!("a conv weight gradient off by 1e-4 passed: {other:?}"),
+        }
+    }
+}
