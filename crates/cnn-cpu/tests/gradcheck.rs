@@ -6,7 +6,11 @@
 //! it found it.
 //!
 //! Step, tolerances and kink handling are `cnn_testing::gradcheck`'s
-//! (see its constants); each test prints its report (`--nocapture`).
+//! (see its constants, measured on these tests); each test prints its
+//! report (`--nocapture`). These checks run in f32 because the backend's
+//! graph does; the derivatives of every op and of these graphs' layer
+//! compositions are checked in f64 with a tight tolerance by cnn-testing's
+//! `gradcheck64` tests.
 
 use cnn_core::models::{ModelOptions, lenet5};
 use cnn_core::{

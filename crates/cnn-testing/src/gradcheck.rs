@@ -1,4 +1,20 @@
-//! Finite-difference gradient checks of whole graphs.
+//! Finite-difference gradient checks of a backend's own graph, in f32.
+//!
+//! Why this check is loose, and where it is still needed: a [`Graph`] runs
+//! on a backend whose buffers are f32, so every intermediate of the
+//! perturbed forwards is rounded to f32 and the loss differences carry that
+//! rounding (`~1e-5` at `h = 1e-3`), and the step must be large enough to
+//! rise above it, which makes it cross ReLU and max-pooling kinks. The
+//! derivatives themselves are checked tightly elsewhere: the reference
+//! kernels' backwards against f64 central differences, op by op and
+//! chained through whole graphs ([`crate::gradcheck64`], tolerance
+//! `1e-8 + 1e-6 |g|`), and each backend's ops against the reference kernels
+//! (the conformance suite). What only this check covers is the backend's
+//! graph as it runs: the layers' wiring of the backend ops, gradient
+//! accumulation into the parameters, the input probe,
+//! dropout masks kept across forwards. It is therefore kept for the
+//! backends' graphs only, with tolerances measured on them (see
+//! [`REL_TOL`], [`ABS_TOL_FRACTION`], [`MAX_KINK_FRACTION`]).
 //!
 //! [`gradcheck`] computes the analytic gradients of a [`Graph`] with one
 //! training forward and backward (softmax cross-entropy on a host batch),
@@ -58,19 +74,26 @@ pub const DEFAULT_STEP: f32 = 1e-3;
 /// with the loss, not with an element's gradient) and the residue of the
 /// many small kinks a conv weight crosses, for elements whose own gradient
 /// is small.
+/// Measured with [`REL_TOL`], the checks need 3.4e-4 at most.
 pub const ABS_TOL_FRACTION: f64 = 1e-3;
 
-/// Relative tolerance on the analytic gradient: f32 central differences
-/// agree with a correct gradient to a few per cent at worst (curvature
-/// within the step); a wrong formula (a missing factor, a transposed
-/// index, a gradient that overwrote instead of accumulated) is off by far
-/// more.
-pub const REL_TOL: f64 = 5e-2;
+/// Relative tolerance on the analytic gradient. Measured on the CPU
+/// backend's checks (`crates/cnn-cpu/tests/gradcheck.rs`, every element's
+/// differences at `h` and at the retry step logged): the smallest relative
+/// tolerance that passes every compared element with [`ABS_TOL_FRACTION`]
+/// is 1.3e-3 (a LeNet-5 with batch norm conv1 weight whose perturbation
+/// crosses ReLU kinks; without the kinks the absolute part alone covers
+/// every element); 5e-3 is four times that. (It was 5e-2.) A wrong formula
+/// (a missing factor, a transposed index, a gradient that overwrote
+/// instead of accumulated) is off by far more.
+pub const REL_TOL: f64 = 5e-3;
 
 /// The largest fraction of checked elements that may be classed as kinks
 /// before the check fails (more means the check says little, or a bug
-/// hides behind non-smoothness).
-pub const MAX_KINK_FRACTION: f64 = 0.1;
+/// hides behind non-smoothness). None of the CPU backend's checks has one
+/// at [`REL_TOL`]; 2 % leaves room for a few on another CPU's rounding.
+/// (It was 10 %.)
+pub const MAX_KINK_FRACTION: f64 = 0.02;
 
 /// Tolerance between the host f64 loss and the backend's fused loss at the
 /// unperturbed point (relative to `1 + |L|`): both see the same f32 logits.

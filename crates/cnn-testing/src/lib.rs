@@ -22,7 +22,12 @@
 //! - [`golden`]: runs the PyTorch golden cases of `testdata/golden/layers.json`
 //!   through a backend ([`golden::run_golden_layers`]) or through the
 //!   reference kernels; one table lists the ops, each described once.
-//! - [`gradcheck`]: finite-difference gradient checks of whole graphs.
+//! - [`gradcheck64`]: gradient checks in f64 with a tight tolerance: every
+//!   reference backward against central differences of its forward, and
+//!   whole graph specs run by the reference kernels
+//!   ([`gradcheck64::graph`]).
+//! - [`gradcheck`]: finite-difference gradient checks of a backend's own
+//!   (f32) graph, with the looser tolerance f32 needs.
 //! - [`skip`](mod@skip): skips that print past the harness's capture, are
 //!   logged for CI (`CNN_SKIP_LOG`) and fail under `CNN_REQUIRE_*=1`; the
 //!   real MNIST directory ([`mnist_dir`]).
@@ -36,6 +41,7 @@ pub mod assert;
 pub mod conformance;
 pub mod golden;
 pub mod gradcheck;
+pub mod gradcheck64;
 mod host;
 pub mod reference;
 pub mod skip;

@@ -3,6 +3,8 @@
 
 use cnn_core::backend::Activation;
 
+use super::Real;
+
 /// The error function in f64, accurate to about 1e-15 absolute.
 ///
 /// Uses the everywhere-convergent series of positive terms
@@ -150,17 +152,17 @@ pub fn activation_derivative(act: Activation, x: f64) -> f64 {
 }
 
 /// `y = f(x)` elementwise.
-pub fn activation_forward(act: Activation, x: &[f32]) -> Vec<f64> {
+pub fn activation_forward<T: Real>(act: Activation, x: &[T]) -> Vec<f64> {
     x.iter()
-        .map(|&v| activation_value(act, f64::from(v)))
+        .map(|&v| activation_value(act, v.as_f64()))
         .collect()
 }
 
 /// `dx = f'(x) * dy` elementwise.
-pub fn activation_backward(act: Activation, x: &[f32], dy: &[f32]) -> Vec<f64> {
+pub fn activation_backward<T: Real>(act: Activation, x: &[T], dy: &[T]) -> Vec<f64> {
     x.iter()
         .zip(dy)
-        .map(|(&v, &g)| activation_derivative(act, f64::from(v)) * f64::from(g))
+        .map(|(&v, &g)| activation_derivative(act, v.as_f64()) * g.as_f64())
         .collect()
 }
 

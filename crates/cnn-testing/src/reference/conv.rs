@@ -11,6 +11,8 @@
 
 use cnn_core::backend::Conv2dParams;
 
+use super::Real;
+
 /// The input position a kernel tap reads, or `None` in the zero padding.
 fn input_pos(
     out: usize,
@@ -65,13 +67,13 @@ fn for_each_tap(p: &Conv2dParams, mut visit: impl FnMut(usize, usize, usize)) {
 }
 
 /// `y = conv(x, w) + b`; y is (N, C_out, H_out, W_out).
-pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f64> {
+pub fn conv2d_forward<T: Real>(p: &Conv2dParams, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<f64> {
     let mut y = vec![0.0f64; p.y_len()];
-    for_each_tap(p, |xi, wi, yi| y[yi] += f64::from(x[xi]) * f64::from(w[wi]));
+    for_each_tap(p, |xi, wi, yi| y[yi] += x[xi].as_f64() * w[wi].as_f64());
     if let Some(b) = b {
         let plane = p.h_out * p.w_out;
         for (yi, v) in y.iter_mut().enumerate() {
-            *v += f64::from(b[(yi / plane) % p.c_out]);
+            *v += b[(yi / plane) % p.c_out].as_f64();
         }
     }
     y
@@ -79,30 +81,26 @@ pub fn conv2d_forward(p: &Conv2dParams, x: &[f32], w: &[f32], b: Option<&[f32]>)
 
 /// `dx[x_index] = sum of dy[y_index] * w[w_index]` over the taps reading
 /// `x_index`; dx is (N, C_in, H, W).
-pub fn conv2d_backward_input(p: &Conv2dParams, dy: &[f32], w: &[f32]) -> Vec<f64> {
+pub fn conv2d_backward_input<T: Real>(p: &Conv2dParams, dy: &[T], w: &[T]) -> Vec<f64> {
     let mut dx = vec![0.0f64; p.x_len()];
-    for_each_tap(p, |xi, wi, yi| {
-        dx[xi] += f64::from(dy[yi]) * f64::from(w[wi])
-    });
+    for_each_tap(p, |xi, wi, yi| dx[xi] += dy[yi].as_f64() * w[wi].as_f64());
     dx
 }
 
 /// The weight gradient of one backward pass (a backend adds it to `dw`);
 /// dw is (C_out, C_in / groups, kh, kw).
-pub fn conv2d_backward_weight(p: &Conv2dParams, x: &[f32], dy: &[f32]) -> Vec<f64> {
+pub fn conv2d_backward_weight<T: Real>(p: &Conv2dParams, x: &[T], dy: &[T]) -> Vec<f64> {
     let mut dw = vec![0.0f64; p.w_len()];
-    for_each_tap(p, |xi, wi, yi| {
-        dw[wi] += f64::from(x[xi]) * f64::from(dy[yi])
-    });
+    for_each_tap(p, |xi, wi, yi| dw[wi] += x[xi].as_f64() * dy[yi].as_f64());
     dw
 }
 
 /// The bias gradient of one backward pass: dy summed over (N, H_out, W_out).
-pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32]) -> Vec<f64> {
+pub fn conv2d_backward_bias<T: Real>(p: &Conv2dParams, dy: &[T]) -> Vec<f64> {
     let mut db = vec![0.0f64; p.c_out];
     let plane = p.h_out * p.w_out;
     for (yi, &g) in dy.iter().enumerate() {
-        db[(yi / plane) % p.c_out] += f64::from(g);
+        db[(yi / plane) % p.c_out] += g.as_f64();
     }
     db
 }

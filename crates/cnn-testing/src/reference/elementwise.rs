@@ -2,11 +2,13 @@
 
 use cnn_core::backend::BiasParams;
 
+use super::Real;
+
 /// `a + b`.
-pub fn add(a: &[f32], b: &[f32]) -> Vec<f64> {
+pub fn add<T: Real>(a: &[T], b: &[T]) -> Vec<f64> {
     a.iter()
         .zip(b)
-        .map(|(&x, &y)| f64::from(x) + f64::from(y))
+        .map(|(&x, &y)| x.as_f64() + y.as_f64())
         .collect()
 }
 
@@ -56,12 +58,12 @@ pub fn add_sign(lambda: f32, w: &[f32], g: &[f32]) -> Vec<f64> {
 }
 
 /// `y[o, c, i] + b[c]` for y viewed as (outer, channels, inner).
-pub fn bias_add(p: &BiasParams, b: &[f32], y: &[f32]) -> Vec<f64> {
+pub fn bias_add<T: Real>(p: &BiasParams, b: &[T], y: &[T]) -> Vec<f64> {
     let mut out = Vec::with_capacity(y.len());
     for o in 0..p.outer {
         for c in 0..p.channels {
             for i in 0..p.inner {
-                out.push(f64::from(y[(o * p.channels + c) * p.inner + i]) + f64::from(b[c]));
+                out.push(y[(o * p.channels + c) * p.inner + i].as_f64() + b[c].as_f64());
             }
         }
     }
@@ -69,12 +71,12 @@ pub fn bias_add(p: &BiasParams, b: &[f32], y: &[f32]) -> Vec<f64> {
 }
 
 /// `db[c] = sum over (o, i) of dy[o, c, i]` (one pass; a backend adds it).
-pub fn bias_backward(p: &BiasParams, dy: &[f32]) -> Vec<f64> {
+pub fn bias_backward<T: Real>(p: &BiasParams, dy: &[T]) -> Vec<f64> {
     let mut db = vec![0.0f64; p.channels];
     for o in 0..p.outer {
         for (c, acc) in db.iter_mut().enumerate() {
             for i in 0..p.inner {
-                *acc += f64::from(dy[(o * p.channels + c) * p.inner + i]);
+                *acc += dy[(o * p.channels + c) * p.inner + i].as_f64();
             }
         }
     }

@@ -2,24 +2,28 @@
 
 use cnn_core::backend::GemmParams;
 
+use super::Real;
+
 /// `alpha * op(A) op(B) + beta * C` (C is m x n, row-major; see
 /// [`GemmParams`] for the storage of A and B). With `beta == 0` the old C
 /// is ignored entirely, so NaN in it does not propagate.
-pub fn gemm(p: &GemmParams, a: &[f32], b: &[f32], c: &[f32]) -> Vec<f64> {
+pub fn gemm<T: Real>(p: &GemmParams, a: &[T], b: &[T], c: &[T]) -> Vec<f64> {
     // op(A)[i, l] and op(B)[l, j], reading the stored (possibly transposed) matrix.
     let a_at = |i: usize, l: usize| {
-        f64::from(if p.trans_a {
+        if p.trans_a {
             a[l * p.m + i]
         } else {
             a[i * p.k + l]
-        })
+        }
+        .as_f64()
     };
     let b_at = |l: usize, j: usize| {
-        f64::from(if p.trans_b {
+        if p.trans_b {
             b[j * p.k + l]
         } else {
             b[l * p.n + j]
-        })
+        }
+        .as_f64()
     };
     let mut out = vec![0.0f64; p.m * p.n];
     for i in 0..p.m {
@@ -31,7 +35,7 @@ pub fn gemm(p: &GemmParams, a: &[f32], b: &[f32], c: &[f32]) -> Vec<f64> {
             let old = if p.beta == 0.0 {
                 0.0
             } else {
-                f64::from(p.beta) * f64::from(c[i * p.n + j])
+                f64::from(p.beta) * c[i * p.n + j].as_f64()
             };
             out[i * p.n + j] = f64::from(p.alpha) * acc + old;
         }

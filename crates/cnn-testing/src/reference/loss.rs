@@ -2,13 +2,15 @@
 
 use cnn_core::backend::CrossEntropyParams;
 
+use super::Real;
+
 /// Mean softmax cross-entropy over the rows of `logits` (N, classes) and
 /// its gradient `(softmax - q) / N`, where the target distribution is
 /// `q = (1 - s) one_hot(target) + s / classes` (PyTorch's label smoothing).
 /// Log-softmax is formed as `z - max - ln(sum exp(z - max))`.
-pub fn softmax_cross_entropy(
+pub fn softmax_cross_entropy<T: Real>(
     p: &CrossEntropyParams,
-    logits: &[f32],
+    logits: &[T],
     targets: &[u32],
 ) -> (f64, Vec<f64>) {
     let c = p.classes;
@@ -18,7 +20,7 @@ pub fn softmax_cross_entropy(
     for row in 0..p.n {
         let z: Vec<f64> = logits[row * c..(row + 1) * c]
             .iter()
-            .map(|&v| f64::from(v))
+            .map(|&v| v.as_f64())
             .collect();
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let log_sum = z.iter().map(|&v| (v - max).exp()).sum::<f64>().ln();
@@ -37,12 +39,12 @@ pub fn softmax_cross_entropy(
 }
 
 /// `mean((x - target)^2)` and its gradient `2 (x - target) / len`.
-pub fn mse_loss(x: &[f32], target: &[f32]) -> (f64, Vec<f64>) {
+pub fn mse_loss<T: Real>(x: &[T], target: &[T]) -> (f64, Vec<f64>) {
     let len = x.len() as f64;
     let diff: Vec<f64> = x
         .iter()
         .zip(target)
-        .map(|(&a, &t)| f64::from(a) - f64::from(t))
+        .map(|(&a, &t)| a.as_f64() - t.as_f64())
         .collect();
     let loss = diff.iter().map(|d| d * d).sum::<f64>() / len;
     (loss, diff.iter().map(|d| 2.0 * d / len).collect())

@@ -1,10 +1,17 @@
 //! Naive reference kernels: the oracle every backend is tested against.
 //!
 //! One file per op family, mirroring [`cnn_core::backend`]. Every kernel is a
-//! plain loop over the definition, reads f32 host slices and the same
+//! plain loop over the definition, reads host slices and the same
 //! params structs as the backend op, accumulates in f64 and returns f64
-//! (or exact f32/u32 where the op only selects values). Nothing here is
+//! (or exact values and u32 indices where the op only selects values). Nothing here is
 //! tuned for speed; it is meant to be checked by eye.
+//!
+//! The kernels a model's forward and backward are made of (convolution,
+//! GEMM, bias, pooling, activations, batch norm, dropout, the losses and the
+//! residual add) are generic over the element type they read, [`Real`]:
+//! `f32` for the backend checks, `f64` for the f64 gradient checks
+//! ([`crate::gradcheck64`]), which chain kernels without rounding between
+//! them. Both run exactly the same loops.
 //!
 //! Conventions match the backend ops: kernels that produce a parameter
 //! gradient return that gradient alone (a backend *adds* it to its buffer),
@@ -45,6 +52,19 @@ pub use pool::{
     avg_pool_divisor, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool_backward,
     global_avg_pool_forward, max_pool2d_backward, max_pool2d_forward,
 };
+
+/// An element type the reference kernels read: `f32` (what the backends
+/// hold) or `f64`. Widening either to f64 is exact, so a kernel computes the
+/// same f64 result from an f32 slice as from its widened copy.
+pub trait Real: Copy + PartialOrd + Into<f64> + 'static {
+    /// The value as f64 (exact).
+    fn as_f64(self) -> f64 {
+        self.into()
+    }
+}
+
+impl Real for f32 {}
+impl Real for f64 {}
 
 /// Widen a host slice to f64.
 pub fn to_f64(x: &[f32]) -> Vec<f64> {

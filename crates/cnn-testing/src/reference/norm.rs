@@ -5,13 +5,15 @@
 
 use cnn_core::backend::{BatchNormParams, DropoutParams};
 
+use super::Real;
+
 /// Element `(n, c, i)` of an (N, C, HW) tensor.
-fn at(p: &BatchNormParams, x: &[f32], n: usize, c: usize, i: usize) -> f64 {
-    f64::from(x[(n * p.c + c) * p.hw + i])
+fn at<T: Real>(p: &BatchNormParams, x: &[T], n: usize, c: usize, i: usize) -> f64 {
+    x[(n * p.c + c) * p.hw + i].as_f64()
 }
 
 /// Per-channel batch mean and biased variance.
-fn batch_stats(p: &BatchNormParams, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
+fn batch_stats<T: Real>(p: &BatchNormParams, x: &[T]) -> (Vec<f64>, Vec<f64>) {
     let m = (p.n * p.hw) as f64;
     let mut mean = vec![0.0f64; p.c];
     let mut var = vec![0.0f64; p.c];
@@ -51,13 +53,13 @@ pub struct BatchNormTrain {
 }
 
 /// Training-mode batch norm with the running-statistics update.
-pub fn batch_norm2d_forward_train(
+pub fn batch_norm2d_forward_train<T: Real>(
     p: &BatchNormParams,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &[f32],
-    running_var: &[f32],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
 ) -> BatchNormTrain {
     let (mean, var) = batch_stats(p, x);
     let m = (p.n * p.hw) as f64;
@@ -69,16 +71,16 @@ pub fn batch_norm2d_forward_train(
         for c in 0..p.c {
             for i in 0..p.hw {
                 let xhat = (at(p, x, n, c, i) - mean[c]) * invstd[c];
-                y[(n * p.c + c) * p.hw + i] = xhat * f64::from(gamma[c]) + f64::from(beta[c]);
+                y[(n * p.c + c) * p.hw + i] = xhat * gamma[c].as_f64() + beta[c].as_f64();
             }
         }
     }
     let unbiased = |v: f64| if m > 1.0 { v * m / (m - 1.0) } else { v };
     let new_running_mean = (0..p.c)
-        .map(|c| (1.0 - momentum) * f64::from(running_mean[c]) + momentum * mean[c])
+        .map(|c| (1.0 - momentum) * running_mean[c].as_f64() + momentum * mean[c])
         .collect();
     let new_running_var = (0..p.c)
-        .map(|c| (1.0 - momentum) * f64::from(running_var[c]) + momentum * unbiased(var[c]))
+        .map(|c| (1.0 - momentum) * running_var[c].as_f64() + momentum * unbiased(var[c]))
         .collect();
     BatchNormTrain {
         y,
@@ -90,21 +92,21 @@ pub fn batch_norm2d_forward_train(
 }
 
 /// Eval-mode batch norm: `(x - running_mean) / sqrt(running_var + eps) * gamma + beta`.
-pub fn batch_norm2d_forward_eval(
+pub fn batch_norm2d_forward_eval<T: Real>(
     p: &BatchNormParams,
-    x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &[f32],
-    running_var: &[f32],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
 ) -> Vec<f64> {
     let mut y = vec![0.0f64; x.len()];
     for n in 0..p.n {
         for c in 0..p.c {
-            let invstd = 1.0 / (f64::from(running_var[c]) + f64::from(p.eps)).sqrt();
+            let invstd = 1.0 / (running_var[c].as_f64() + f64::from(p.eps)).sqrt();
             for i in 0..p.hw {
-                let xhat = (at(p, x, n, c, i) - f64::from(running_mean[c])) * invstd;
-                y[(n * p.c + c) * p.hw + i] = xhat * f64::from(gamma[c]) + f64::from(beta[c]);
+                let xhat = (at(p, x, n, c, i) - running_mean[c].as_f64()) * invstd;
+                y[(n * p.c + c) * p.hw + i] = xhat * gamma[c].as_f64() + beta[c].as_f64();
             }
         }
     }
@@ -124,11 +126,11 @@ pub struct BatchNormGrads {
 
 /// Backward of training-mode batch norm; the batch statistics are
 /// recomputed from x in f64.
-pub fn batch_norm2d_backward(
+pub fn batch_norm2d_backward<T: Real>(
     p: &BatchNormParams,
-    x: &[f32],
-    gamma: &[f32],
-    dy: &[f32],
+    x: &[T],
+    gamma: &[T],
+    dy: &[T],
 ) -> BatchNormGrads {
     let (mean, var) = batch_stats(p, x);
     let m = (p.n * p.hw) as f64;
@@ -151,7 +153,7 @@ pub fn batch_norm2d_backward(
     let mut dx = vec![0.0f64; x.len()];
     for n in 0..p.n {
         for c in 0..p.c {
-            let k = f64::from(gamma[c]) * invstd[c] / m;
+            let k = gamma[c].as_f64() * invstd[c] / m;
             for i in 0..p.hw {
                 let g = at(p, dy, n, c, i);
                 dx[(n * p.c + c) * p.hw + i] = k * (m * g - dbeta[c] - xhat(n, c, i) * dgamma[c]);
@@ -168,16 +170,16 @@ pub fn dropout_mask(p: &DropoutParams, len: usize) -> Vec<bool> {
 
 /// `y = x * scale` where kept, 0 where dropped (`scale` is the f32
 /// [`DropoutParams::scale`] the backends use).
-pub fn dropout_forward(p: &DropoutParams, x: &[f32]) -> Vec<f64> {
+pub fn dropout_forward<T: Real>(p: &DropoutParams, x: &[T]) -> Vec<f64> {
     let scale = f64::from(p.scale());
     x.iter()
         .zip(dropout_mask(p, x.len()))
-        .map(|(&v, keep)| if keep { f64::from(v) * scale } else { 0.0 })
+        .map(|(&v, keep)| if keep { v.as_f64() * scale } else { 0.0 })
         .collect()
 }
 
 /// `dx = dy * scale` where kept, 0 where dropped (the same mask).
-pub fn dropout_backward(p: &DropoutParams, dy: &[f32]) -> Vec<f64> {
+pub fn dropout_backward<T: Real>(p: &DropoutParams, dy: &[T]) -> Vec<f64> {
     dropout_forward(p, dy)
 }
 

@@ -6,6 +6,8 @@
 
 use cnn_core::backend::Pool2dParams;
 
+use super::Real;
+
 /// The window of one output position along one axis, in padded
 /// coordinates: `(start, end)` with `end` clipped to the padded input
 /// (`size + pad`), as PyTorch does for ceil-mode windows.
@@ -33,11 +35,16 @@ fn real_window(
     (start.max(0) as usize, end.clamp(0, size as isize) as usize)
 }
 
+/// Whether a value is NaN (widening keeps NaN a NaN).
+fn is_nan<T: Real>(v: T) -> bool {
+    v.as_f64().is_nan()
+}
+
 /// Max pooling: the values and, for each output, the index `h * W + w`
 /// within its (n, c) plane of the first maximum in row-major window order
 /// (a NaN beats every number; the first NaN wins).
-pub fn max_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
-    let mut y = vec![0.0f32; p.y_len()];
+pub fn max_pool2d_forward<T: Real>(p: &Pool2dParams, x: &[T]) -> (Vec<T>, Vec<u32>) {
+    let mut y = Vec::with_capacity(p.y_len());
     let mut argmax = vec![0u32; p.y_len()];
     for plane in 0..p.n * p.c {
         let xp = &x[plane * p.h * p.w..(plane + 1) * p.h * p.w];
@@ -45,13 +52,13 @@ pub fn max_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
             let (h0, h1) = real_window(oh, p.stride_h, p.pad_h, p.kh, p.h);
             for ow in 0..p.w_out {
                 let (w0, w1) = real_window(ow, p.stride_w, p.pad_w, p.kw, p.w);
-                let mut best: Option<(f32, usize)> = None;
+                let mut best: Option<(T, usize)> = None;
                 for ih in h0..h1 {
                     for iw in w0..w1 {
                         let v = xp[ih * p.w + iw];
                         let better = match best {
                             None => true,
-                            Some((b, _)) => !b.is_nan() && (v > b || v.is_nan()),
+                            Some((b, _)) => !is_nan(b) && (v > b || is_nan(v)),
                         };
                         if better {
                             best = Some((v, ih * p.w + iw));
@@ -60,7 +67,7 @@ pub fn max_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                 }
                 let (v, idx) = best.expect("a pooling window always holds a real element");
                 let yi = (plane * p.h_out + oh) * p.w_out + ow;
-                y[yi] = v;
+                y.push(v);
                 argmax[yi] = idx as u32;
             }
         }
@@ -69,12 +76,12 @@ pub fn max_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
 }
 
 /// `dx` of max pooling: each `dy` added at its argmax position.
-pub fn max_pool2d_backward(p: &Pool2dParams, dy: &[f32], argmax: &[u32]) -> Vec<f64> {
+pub fn max_pool2d_backward<T: Real>(p: &Pool2dParams, dy: &[T], argmax: &[u32]) -> Vec<f64> {
     let mut dx = vec![0.0f64; p.x_len()];
     let out_plane = p.h_out * p.w_out;
     for (yi, (&g, &idx)) in dy.iter().zip(argmax).enumerate() {
         let plane = yi / out_plane;
-        dx[plane * p.h * p.w + idx as usize] += f64::from(g);
+        dx[plane * p.h * p.w + idx as usize] += g.as_f64();
     }
     dx
 }
@@ -96,7 +103,7 @@ pub fn avg_pool_divisor(p: &Pool2dParams, oh: usize, ow: usize) -> usize {
 
 /// Average pooling: the sum of the real elements of each window over
 /// [`avg_pool_divisor`].
-pub fn avg_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> Vec<f64> {
+pub fn avg_pool2d_forward<T: Real>(p: &Pool2dParams, x: &[T]) -> Vec<f64> {
     let mut y = vec![0.0f64; p.y_len()];
     for plane in 0..p.n * p.c {
         for oh in 0..p.h_out {
@@ -106,7 +113,7 @@ pub fn avg_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> Vec<f64> {
                 let mut s = 0.0f64;
                 for ih in h0..h1 {
                     for iw in w0..w1 {
-                        s += f64::from(x[(plane * p.h + ih) * p.w + iw]);
+                        s += x[(plane * p.h + ih) * p.w + iw].as_f64();
                     }
                 }
                 y[(plane * p.h_out + oh) * p.w_out + ow] = s / avg_pool_divisor(p, oh, ow) as f64;
@@ -118,14 +125,14 @@ pub fn avg_pool2d_forward(p: &Pool2dParams, x: &[f32]) -> Vec<f64> {
 
 /// `dx` of average pooling: each `dy / divisor` added to every real
 /// element of its window.
-pub fn avg_pool2d_backward(p: &Pool2dParams, dy: &[f32]) -> Vec<f64> {
+pub fn avg_pool2d_backward<T: Real>(p: &Pool2dParams, dy: &[T]) -> Vec<f64> {
     let mut dx = vec![0.0f64; p.x_len()];
     for plane in 0..p.n * p.c {
         for oh in 0..p.h_out {
             let (h0, h1) = real_window(oh, p.stride_h, p.pad_h, p.kh, p.h);
             for ow in 0..p.w_out {
                 let (w0, w1) = real_window(ow, p.stride_w, p.pad_w, p.kw, p.w);
-                let g = f64::from(dy[(plane * p.h_out + oh) * p.w_out + ow])
+                let g = dy[(plane * p.h_out + oh) * p.w_out + ow].as_f64()
                     / avg_pool_divisor(p, oh, ow) as f64;
                 for ih in h0..h1 {
                     for iw in w0..w1 {
@@ -139,12 +146,12 @@ pub fn avg_pool2d_backward(p: &Pool2dParams, dy: &[f32]) -> Vec<f64> {
 }
 
 /// Mean of each (n, c) plane: x is (N, C, HW), y is (N, C).
-pub fn global_avg_pool_forward(n: usize, c: usize, hw: usize, x: &[f32]) -> Vec<f64> {
+pub fn global_avg_pool_forward<T: Real>(n: usize, c: usize, hw: usize, x: &[T]) -> Vec<f64> {
     (0..n * c)
         .map(|plane| {
             x[plane * hw..(plane + 1) * hw]
                 .iter()
-                .map(|&v| f64::from(v))
+                .map(|&v| v.as_f64())
                 .sum::<f64>()
                 / hw as f64
         })
@@ -152,11 +159,11 @@ pub fn global_avg_pool_forward(n: usize, c: usize, hw: usize, x: &[f32]) -> Vec<
 }
 
 /// `dx[plane, i] = dy[plane] / HW`.
-pub fn global_avg_pool_backward(n: usize, c: usize, hw: usize, dy: &[f32]) -> Vec<f64> {
+pub fn global_avg_pool_backward<T: Real>(n: usize, c: usize, hw: usize, dy: &[T]) -> Vec<f64> {
     let mut dx = vec![0.0f64; n * c * hw];
     for plane in 0..n * c {
         for i in 0..hw {
-            dx[plane * hw + i] = f64::from(dy[plane]) / hw as f64;
+            dx[plane * hw + i] = dy[plane].as_f64() / hw as f64;
         }
     }
     dx
