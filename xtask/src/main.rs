@@ -8,10 +8,14 @@
 //!   (see `bench.rs` and docs/benchmarks.md).
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, run for N seconds each or
 //!   only built (see `fuzz.rs`).
+//! - `mutants`: cargo-mutants over the optimizers, cnn-core's layers and
+//!   graph and the CPU's fast paths, results in `target/mutants/` (see
+//!   `mutants.rs` and docs/validation.md; not in CI).
 
 mod bench;
 mod fuzz;
 mod gpu_check;
+mod mutants;
 
 use std::process::{Command, ExitCode};
 
@@ -24,6 +28,7 @@ commands:
   bench   benchmarks and the report in target/bench/ (`cargo xtask bench --help`)
   fuzz    run the cargo-fuzz targets (`--seconds N`) or only build them (`--build`)
   gpu-check  build the CUDA tests and CLI, print the command that runs them on a GPU machine
+  mutants mutation testing (cargo-mutants) of the optimizers, layers, graph and CPU fast paths (`cargo xtask mutants --help`; hours, not in CI)
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("gpu-check") => gpu_check::gpu_check(&args[1..]),
+        Some("mutants") => mutants::mutants(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             Ok(())

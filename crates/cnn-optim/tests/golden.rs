@@ -146,3 +146,47 @@ fn golden_optim_and_schedules() {
         failures.join("\n")
     );
 }
+
+/// The options and schedule modes optim.json and schedules.json leave out
+/// (`testdata/golden/optim_gaps.json`, from `xtask/golden_option_gaps.py`):
+/// mutation testing found their branches reached by no test. Read from
+/// `$CNN_GOLDEN_DIR` when it holds the file, else from the repository's
+/// `testdata/golden/` (the file is this repository's, not the shared set's).
+#[test]
+fn golden_option_gaps() {
+    let mut dir = golden_dir();
+    if !dir.join("optim_gaps.json").is_file() {
+        dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
+    }
+    let backend = CpuBackend::with_threads(1).expect("cpu backend");
+    let gaps = load(&dir, "optim_gaps.json");
+    let problem = Problem::parse(&gaps["problem"]).expect("optim_gaps.json problem");
+    let mut failures = Vec::new();
+    let cases = gaps["cases"].as_array().expect("optim_gaps.json cases");
+    for case in cases {
+        let name = case["name"].as_str().unwrap_or("<unnamed>");
+        if let Err(e) = run_optim_case(&backend, &problem, case) {
+            failures.push(format!("optim case `{name}`: {e}"));
+        }
+    }
+    let schedules = gaps["schedule_cases"]
+        .as_array()
+        .expect("optim_gaps.json schedule_cases");
+    for case in schedules {
+        let name = case["name"].as_str().unwrap_or("<unnamed>");
+        if let Err(e) = run_schedule_case(case) {
+            failures.push(format!("schedule case `{name}`: {e}"));
+        }
+    }
+    assert_eq!(
+        cases.len() + schedules.len(),
+        24,
+        "cases in optim_gaps.json"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} golden failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

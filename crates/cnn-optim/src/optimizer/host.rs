@@ -67,3 +67,18 @@ pub(crate) fn lerp(start: f32, end: f32, weight: f32) -> f32 {
         end - (end - start) * (1.0 - weight)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lerp;
+
+    /// torch.lerp switches formula at |weight| = 0.5 and takes the second
+    /// one there; the two round differently (torch 2.15's float32 values).
+    #[test]
+    fn lerp_takes_torchs_formula_at_a_half() {
+        let (start, end) = (f32::from_bits(1_040_236_396), f32::from_bits(3_200_969_151));
+        assert_eq!(lerp(start, end, 0.5).to_bits(), 3_188_361_738);
+        assert_ne!((start + 0.5 * (end - start)).to_bits(), 3_188_361_738);
+        assert_eq!(lerp(start, end, 0.25).to_bits(), 3_147_606_464);
+    }
+}
