@@ -159,13 +159,16 @@ impl<B: Backend> Trainer<B> {
     /// from the plan's spec ([`RunPlan::build_graph`]). Parameters with
     /// `ParamKind::decays_by_default() == false` (biases, norm parameters)
     /// get no weight decay.
-    pub fn from_plan(backend: B, plan: &RunPlan, graph: Graph<B>) -> Result<Self> {
+    pub fn from_plan(backend: B, plan: &RunPlan, mut graph: Graph<B>) -> Result<Self> {
         if graph.spec() != plan.spec() {
             return Err(TrainError::Config(
                 "the graph was not built from the plan's model spec".into(),
             ));
         }
         let config = plan.config().clone();
+        if config.detect_anomaly {
+            graph.set_keep_gradients(true); // every node's, for locate_non_finite_grad
+        }
         let data = plan.data().clone();
         let classes = data.num_classes();
         let (la, sam) = (config.lookahead.as_ref(), config.sam.as_ref());
@@ -551,8 +554,8 @@ impl<B: Backend> Trainer<B> {
         // Non-finite gradients stop the run before they reach the weights.
         let bad_param = self.first_non_finite_param_grad()?;
         if bad_param.is_some() || self.config.detect_anomaly {
-            if split {
-                self.replay_unsplit(images, labels, graph_step_before, true)?;
+            if split || !self.graph.keeps_gradients() {
+                self.replay_for_gradients(images, labels, graph_step_before)?;
             }
             let layer = self.locate_non_finite_grad()?;
             if bad_param.is_some() || layer.is_some() {
