@@ -292,6 +292,11 @@ impl<B: Backend> Trainer<B> {
     pub fn graph(&self) -> &Graph<B> {
         &self.graph
     }
+    /// Drop the graph's workspaces ([`Graph::release_workspaces`]), e.g.
+    /// before a final evaluation at other batch sizes.
+    pub fn release_workspaces(&mut self) {
+        self.graph.release_workspaces();
+    }
     pub fn history(&self) -> &History {
         &self.history
     }
@@ -535,8 +540,8 @@ impl<B: Backend> Trainer<B> {
         let loss = data_loss + penalty;
         self.state.graph_step = self.graph.step();
         if !loss.is_finite() || self.config.detect_anomaly {
-            if split {
-                self.replay_unsplit(images, labels, graph_step_before, false)?;
+            if split || !self.graph.keeps_gradients() {
+                self.replay_keeping_all(images, labels, graph_step_before, false)?;
             }
             let location = self.locate_non_finite()?;
             if !loss.is_finite() || location.is_some() {
@@ -555,7 +560,7 @@ impl<B: Backend> Trainer<B> {
         let bad_param = self.first_non_finite_param_grad()?;
         if bad_param.is_some() || self.config.detect_anomaly {
             if split || !self.graph.keeps_gradients() {
-                self.replay_for_gradients(images, labels, graph_step_before)?;
+                self.replay_keeping_all(images, labels, graph_step_before, true)?;
             }
             let layer = self.locate_non_finite_grad()?;
             if bad_param.is_some() || layer.is_some() {

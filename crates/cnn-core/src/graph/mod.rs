@@ -131,6 +131,10 @@ pub struct Graph<B: Backend> {
     /// [`Graph::set_keep_gradients`]; a data-parallel replica's layers
     /// whose parameter gradients are put together from the parts).
     keep_grads: Vec<bool>,
+    /// Per node: an output that no backward reads (see
+    /// [`backward_free_outputs`]); a training forward shares its buffer,
+    /// unless [`Graph::set_keep_gradients`] keeps every output too.
+    backward_free: Vec<bool>,
 }
 
 /// The buffers of a workspace other than the one being written.
@@ -167,6 +171,50 @@ fn effective_input(folded: &[bool], resolved: &ResolvedGraph, i: usize) -> Optio
     } else {
         resolved.inputs[i]
     }
+}
+
+/// Which nodes' outputs no backward reads, so that a training forward may
+/// reuse their buffers once their last reader has run: a batch norm (its
+/// backward reads its input) or a residual add (it reads nothing), read
+/// only by ReLUs (whose backward reads their output: `y > 0` where `x >
+/// 0`, on every backend) and adds; never the graph's output. In ResNet-20
+/// that is three of a basic block's seven nodes.
+fn backward_free_outputs(spec: &GraphSpec, reads: &[Vec<usize>], folded: &[bool]) -> Vec<bool> {
+    let nodes = &spec.nodes;
+    let reads_only_output = |i: usize| {
+        !folded[i]
+            && matches!(
+                nodes[i].op,
+                NodeOp::Add { .. } | NodeOp::Layer(LayerSpec::Activation(Activation::Relu))
+            )
+    };
+    (0..nodes.len())
+        .map(|k| {
+            let own = matches!(
+                nodes[k].op,
+                NodeOp::Add { .. } | NodeOp::Layer(LayerSpec::BatchNorm2d { .. })
+            );
+            let mut readers = (0..nodes.len()).filter(|&i| !folded[i] && reads[i].contains(&k));
+            own && k + 1 != nodes.len() && readers.all(reads_only_output)
+        })
+        .collect()
+}
+
+/// The nodes whose outputs each node reads (a max pooling with a folded
+/// ReLU before it reads the ReLU's input; an add reads both operands).
+fn node_reads(resolved: &ResolvedGraph, folded: &[bool]) -> Vec<Vec<usize>> {
+    (0..resolved.shapes.len())
+        .map(|i| {
+            let add = match resolved.adds[i] {
+                Some(Some(j)) => Some(j),
+                _ => None,
+            };
+            effective_input(folded, resolved, i)
+                .into_iter()
+                .chain(add)
+                .collect()
+        })
+        .collect()
 }
 
 /// Which nodes are a ReLU read only by the max pooling that follows it.
@@ -232,6 +280,7 @@ impl<B: Backend> Graph<B> {
             });
         }
         let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
+        let backward_free = backward_free_outputs(&spec, &node_reads(&resolved, &folded), &folded);
         Ok(Graph {
             backend: backend.clone(),
             spec,
@@ -239,6 +288,7 @@ impl<B: Backend> Graph<B> {
             folded,
             ready: vec![false; nodes.len()],
             keep_grads: vec![false; nodes.len()],
+            backward_free,
             nodes,
             consumers,
             seed,
@@ -289,7 +339,7 @@ impl<B: Backend> Graph<B> {
     fn workspace_index(&mut self, batch: usize, mode: Mode) -> Result<usize> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
-        let keep_grads = &self.keep_grads;
+        let (keep_grads, backward_free) = (&self.keep_grads, &self.backward_free);
         let store = match mode {
             Mode::Train => &mut self.workspaces,
             Mode::Eval => &mut self.eval_workspaces,
@@ -297,23 +347,17 @@ impl<B: Backend> Graph<B> {
         let resolved = &self.resolved;
         store.use_or_insert(batch, || {
             let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
-            // The nodes whose outputs each node reads.
-            let reads: Vec<Vec<usize>> = (0..shapes.len())
-                .map(|i| {
-                    let add = match resolved.adds[i] {
-                        Some(Some(j)) => Some(j),
-                        _ => None,
-                    };
-                    effective_input(folded, resolved, i)
-                        .into_iter()
-                        .chain(add)
-                        .collect()
-                })
-                .collect();
-            let slots = match mode {
-                Mode::Train => Slots::one_per_node(shapes),
-                Mode::Eval => Slots::shared(shapes, &reads, folded),
+            let reads = node_reads(resolved, folded);
+            let n = shapes.len();
+            // Training keeps every output backward reads (all of them when
+            // every gradient is kept); evaluation only the graph's.
+            let keep: Vec<bool> = match mode {
+                Mode::Train => (0..n)
+                    .map(|i| !backward_free[i] || keep_grads[i])
+                    .collect(),
+                Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
+            let slots = Slots::shared(shapes, &reads, folded, &keep);
             let acts = slots.shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
             let (grad_slots, grads, scratch_of, scratch) = match mode {
                 Mode::Train => {
@@ -575,8 +619,11 @@ impl<B: Backend> Graph<B> {
                         }
                         None => (&ws.grads[grad_slot[i]], None),
                     };
-                    let x = input.map_or(&ws.input, |j| &ws.acts[j]);
-                    let y = &ws.acts[i];
+                    // A node whose output is shared (backward-free) reads
+                    // neither its x nor its y here: see
+                    // `backward_free_outputs`.
+                    let x = input.map_or(&ws.input, |j| &ws.acts[ws.slots.slot[j]]);
+                    let y = &ws.acts[ws.slots.slot[i]];
                     let be = &self.backend;
                     // After a folded ReLU: its gradient on the pooled
                     // values first; the pooling then routes that.
@@ -677,19 +724,37 @@ impl<B: Backend> Graph<B> {
             return None;
         };
         let ws = self.workspaces.get(batch)?;
-        let x = self.resolved.inputs[i].map_or(Some(&ws.input), |j| ws.acts.get(j))?;
+        let x = match self.resolved.inputs[i] {
+            None => &ws.input,
+            Some(j) if ws.slots.holds[j] => ws.acts.get(ws.slots.slot[j])?,
+            Some(_) => return None,
+        };
         Some((x, ws.grad(i)?))
     }
 
-    /// Whether every node's output gradient keeps a buffer of its own, so
-    /// that [`Graph::node_grad`] sees all of them after backward (for
-    /// anomaly detection and Grad-CAM). Off by default: a node's gradient
-    /// then shares its buffer with others whose gradients are never live
-    /// at the same time, and only some survive backward. The results are
-    /// the same bits either way. Drops the training workspaces
-    /// (reallocated on the next forward).
+    /// Whether every node's output gradient, and every node's output in a
+    /// training forward, keeps a buffer of its own, so that
+    /// [`Graph::node_grad`] and [`Graph::node_output`] see all of them
+    /// (for anomaly detection and Grad-CAM). Off by default: a node's
+    /// gradient then shares its buffer with others whose gradients are
+    /// never live at the same time, and so do the outputs no backward
+    /// reads (batch norm's before a ReLU, residual adds'); only some
+    /// survive. The results are the same bits either way. Drops the
+    /// training workspaces (reallocated on the next forward).
     pub fn set_keep_gradients(&mut self, on: bool) {
         self.keep_node_gradients(vec![on; self.nodes.len()]);
+    }
+
+    /// Drop every workspace, training and evaluation (the next forward
+    /// makes its own again), so that their memory can serve what comes
+    /// next: a run's final test evaluation, at batch sizes of its own,
+    /// then peaks at what it needs instead of adding to the training and
+    /// validation workspaces. Parameters, gradients and statistics stay.
+    pub fn release_workspaces(&mut self) {
+        self.workspaces.clear();
+        self.eval_workspaces.clear();
+        self.last_forward = None;
+        self.last_kept = false;
     }
 
     /// Whether every node's gradient is kept ([`Graph::set_keep_gradients`]).

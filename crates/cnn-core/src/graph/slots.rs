@@ -1,6 +1,8 @@
 //! Which buffer holds each node's output, and each node's output
-//! gradient. A training forward keeps every output until backward has read
-//! it, one buffer per node. An evaluation forward needs a value only until
+//! gradient. A training forward keeps every output that backward reads
+//! until backward has read it, one buffer each; the outputs no backward
+//! reads (batch norm's before a ReLU, a residual add's) share buffers as
+//! an evaluation forward's do. An evaluation forward needs a value only until
 //! its last reader has run, so its buffers are shared: a node takes the
 //! buffer of an earlier value of the same shape that nothing reads any
 //! more. ResNet-20's evaluation then holds a handful of activations per
@@ -34,20 +36,14 @@ impl Slots {
         }
     }
 
-    /// One buffer per node (training: backward reads every output).
-    pub fn one_per_node(shapes: &[Shape]) -> Self {
-        Slots {
-            slot: (0..shapes.len()).collect(),
-            holds: vec![true; shapes.len()],
-            shapes: shapes.to_vec(),
-        }
-    }
-
-    /// Shared buffers for an evaluation forward. `reads[i]` lists the nodes
-    /// whose outputs node `i` reads; `skipped[i]` marks a node the forward
-    /// never runs (a ReLU folded into the pooling after it). The last node's
-    /// output (the graph's) is kept; a node's buffer is never one it reads.
-    pub fn shared(shapes: &[Shape], reads: &[Vec<usize>], skipped: &[bool]) -> Self {
+    /// Shared buffers for a forward. `reads[i]` lists the nodes whose
+    /// outputs node `i` reads; `skipped[i]` marks a node the forward never
+    /// runs (a ReLU folded into the pooling after it). A node marked in
+    /// `keep` keeps its buffer to itself (an evaluation keeps the last
+    /// node's output, the graph's; a training forward every output that
+    /// backward reads); the others are free once their last reader has
+    /// run. A node's buffer is never one it reads.
+    pub fn shared(shapes: &[Shape], reads: &[Vec<usize>], skipped: &[bool], keep: &[bool]) -> Self {
         let n = shapes.len();
         // The last node that reads each output (None: nothing reads it).
         let mut last_reader: Vec<Option<usize>> = vec![None; n];
@@ -82,9 +78,9 @@ impl Slots {
             // (but the graph's) frees its buffer at once.
             for j in 0..=i {
                 let done = if j == i {
-                    last_reader[i].is_none() && i + 1 != n
+                    last_reader[i].is_none() && !keep[i]
                 } else {
-                    !skipped[j] && last_reader[j] == Some(i) && j + 1 != n
+                    !skipped[j] && last_reader[j] == Some(i) && !keep[j]
                 };
                 if done {
                     free.push(slot[j]);
@@ -199,12 +195,38 @@ mod tests {
         Shape::new([c, 4, 4])
     }
 
+    /// Keep only the last node's output (an evaluation forward).
+    fn last_only(n: usize) -> Vec<bool> {
+        (0..n).map(|i| i + 1 == n).collect()
+    }
+
+    #[test]
+    fn a_training_forward_shares_only_outputs_backward_never_reads() {
+        // 0 conv -> 1 bn -> 2 relu -> 3 conv -> 4 bn -> 5 add(4, 2) -> 6 relu:
+        // backward reads neither batch norm's output nor the add's.
+        let shapes = vec![s(2); 7];
+        let reads = vec![vec![], vec![0], vec![1], vec![2], vec![3], vec![4, 2], vec![5]];
+        let keep = [true, false, true, true, false, false, true];
+        let slots = Slots::shared(&shapes, &reads, &[false; 7], &keep);
+        // The kept outputs each have a buffer of their own, holding them.
+        let kept: Vec<usize> = (0..7).filter(|&i| keep[i]).map(|i| slots.slot[i]).collect();
+        for (a, &sa) in kept.iter().enumerate() {
+            assert!(kept[a + 1..].iter().all(|&sb| sb != sa), "kept outputs share {sa}");
+        }
+        for i in (0..7).filter(|&i| keep[i]) {
+            assert!(slots.holds[i], "node {i}");
+        }
+        // The three others take turns in fewer buffers.
+        assert!(slots.shapes.len() < 7, "{} buffers", slots.shapes.len());
+        assert_ne!(slots.slot[5], slots.slot[4], "the add overwrote what it reads");
+    }
+
     #[test]
     fn a_chain_needs_two_buffers_per_shape() {
         // 0 -> 1 -> 2 -> 3, all one shape: a node never writes what it reads.
         let shapes = vec![s(2); 4];
         let reads = vec![vec![], vec![0], vec![1], vec![2]];
-        let slots = Slots::shared(&shapes, &reads, &[false; 4]);
+        let slots = Slots::shared(&shapes, &reads, &[false; 4], &last_only(4));
         assert_eq!(slots.slot, vec![0, 1, 0, 1]);
         assert_eq!(slots.shapes.len(), 2);
         assert_eq!(slots.holds, vec![false, false, true, true]);
@@ -215,7 +237,7 @@ mod tests {
         // 0 (block input) -> 1 -> 2 -> 3 = add(2, 0) -> 4.
         let shapes = vec![s(2); 5];
         let reads = vec![vec![], vec![0], vec![1], vec![2, 0], vec![3]];
-        let slots = Slots::shared(&shapes, &reads, &[false; 5]);
+        let slots = Slots::shared(&shapes, &reads, &[false; 5], &last_only(5));
         // Node 0's buffer is not reused before node 3 has read it.
         for i in 1..=3 {
             assert_ne!(slots.slot[i], slots.slot[0], "node {i} overwrote node 0");
@@ -230,7 +252,7 @@ mod tests {
         let shapes = vec![s(2), s(2), s(4), s(4), s(4)];
         let reads = vec![vec![], vec![0], vec![0], vec![2], vec![3]];
         let skipped = [false, false, false, true, false];
-        let slots = Slots::shared(&shapes, &reads, &skipped);
+        let slots = Slots::shared(&shapes, &reads, &skipped, &last_only(5));
         for i in [0, 1, 2, 4] {
             assert_eq!(slots.shapes[slots.slot[i]], shapes[i], "node {i}");
         }
@@ -282,8 +304,8 @@ mod tests {
         let reads = vec![vec![], vec![0], vec![1], vec![2], vec![3], vec![4]];
         let keep = [false, false, false, false, true, false];
         let slots = Slots::backward(&shapes, &reads, &[false; 6], &keep);
-        for i in 0..6 {
-            assert_eq!(slots.shapes[slots.slot[i]], shapes[i], "node {i}");
+        for (i, shape) in shapes.iter().enumerate() {
+            assert_eq!(&slots.shapes[slots.slot[i]], shape, "node {i}");
         }
         assert!(slots.holds[4], "a kept gradient survives backward");
         assert_ne!(slots.slot[2], slots.slot[4]);
@@ -292,14 +314,5 @@ mod tests {
         let shapes = vec![s(2); 4];
         let slots = Slots::backward(&shapes, &reads, &[false; 4], &[false; 4]);
         assert!(!slots.holds[1]);
-    }
-
-    #[test]
-    fn training_keeps_one_buffer_per_node() {
-        let shapes = vec![s(1), s(2), s(3)];
-        let slots = Slots::one_per_node(&shapes);
-        assert_eq!(slots.slot, vec![0, 1, 2]);
-        assert_eq!(slots.holds, vec![true; 3]);
-        assert_eq!(slots.shapes, shapes);
     }
 }
