@@ -238,7 +238,11 @@ fn shared_gradient_buffers_give_the_bits_of_one_buffer_per_node() {
         let outputs = (0..graph.node_shapes().len())
             .filter(|&i| graph.node_output(i).is_some())
             .count();
-        assert_eq!(outputs == graph.node_shapes().len(), keep, "outputs kept: {outputs}");
+        assert_eq!(
+            outputs == graph.node_shapes().len(),
+            keep,
+            "outputs kept: {outputs}"
+        );
         let params: Vec<Vec<u32>> = graph
             .params_iter()
             .map(|p| {
@@ -284,13 +288,20 @@ fn released_workspaces_are_made_again_with_the_same_bits() {
     graph.forward_host(&x, n, Mode::Train).unwrap();
     graph.backward(&dlogits).unwrap();
     let eval = |graph: &mut Graph<CpuBackend>| {
-        let y = graph.forward_host(&x, n, Mode::Eval).unwrap().to_vec(&be).unwrap();
+        let y = graph
+            .forward_host(&x, n, Mode::Eval)
+            .unwrap()
+            .to_vec(&be)
+            .unwrap();
         y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     };
     let before = eval(&mut graph);
     assert_eq!(bytes_allocated(|| assert_eq!(eval(&mut graph), before)), 0);
     graph.release_workspaces();
-    assert!(graph.node_output(0).is_none(), "no forward's outputs are left");
+    assert!(
+        graph.node_output(0).is_none(),
+        "no forward's outputs are left"
+    );
     let mut after = Vec::new();
     let made = bytes_allocated(|| after = eval(&mut graph));
     assert!(made > 0, "the evaluation workspace was not dropped");

@@ -352,9 +352,7 @@ impl<B: Backend> Graph<B> {
             // Training keeps every output backward reads (all of them when
             // every gradient is kept); evaluation only the graph's.
             let keep: Vec<bool> = match mode {
-                Mode::Train => (0..n)
-                    .map(|i| !backward_free[i] || keep_grads[i])
-                    .collect(),
+                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_grads[i]).collect(),
                 Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
             let slots = Slots::shared(shapes, &reads, folded, &keep);

@@ -205,20 +205,34 @@ mod tests {
         // 0 conv -> 1 bn -> 2 relu -> 3 conv -> 4 bn -> 5 add(4, 2) -> 6 relu:
         // backward reads neither batch norm's output nor the add's.
         let shapes = vec![s(2); 7];
-        let reads = vec![vec![], vec![0], vec![1], vec![2], vec![3], vec![4, 2], vec![5]];
+        let reads = vec![
+            vec![],
+            vec![0],
+            vec![1],
+            vec![2],
+            vec![3],
+            vec![4, 2],
+            vec![5],
+        ];
         let keep = [true, false, true, true, false, false, true];
         let slots = Slots::shared(&shapes, &reads, &[false; 7], &keep);
         // The kept outputs each have a buffer of their own, holding them.
         let kept: Vec<usize> = (0..7).filter(|&i| keep[i]).map(|i| slots.slot[i]).collect();
         for (a, &sa) in kept.iter().enumerate() {
-            assert!(kept[a + 1..].iter().all(|&sb| sb != sa), "kept outputs share {sa}");
+            assert!(
+                kept[a + 1..].iter().all(|&sb| sb != sa),
+                "kept outputs share {sa}"
+            );
         }
         for i in (0..7).filter(|&i| keep[i]) {
             assert!(slots.holds[i], "node {i}");
         }
         // The three others take turns in fewer buffers.
         assert!(slots.shapes.len() < 7, "{} buffers", slots.shapes.len());
-        assert_ne!(slots.slot[5], slots.slot[4], "the add overwrote what it reads");
+        assert_ne!(
+            slots.slot[5], slots.slot[4],
+            "the add overwrote what it reads"
+        );
     }
 
     #[test]
