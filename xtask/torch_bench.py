@@ -5,7 +5,7 @@ Runs one workload per process and prints one JSON object on stdout with the
 same shape as cnn-workloads, so `cargo xtask bench --compare-torch` can put
 the two side by side:
 
-    python3 xtask/torch_bench.py <sgemm|w1|w2|w3> [--threads N] [--quick]
+    python3 xtask/torch_bench.py <sgemm|w1|w2|w3|w5|w6|w7> [--threads N] [--quick]
                                  [--runs R] [--mnist DIR] [--size N]
                                  [--device cpu|cuda]
 
@@ -14,7 +14,10 @@ W1 LeNet-5 one shuffled MNIST epoch (batch 64, SGD lr 0.05 momentum 0.9,
 pixels/255 then (x - 0.1307) / 0.3081), then test accuracy; W2 the article's
 classifier, 200 steps of batch 64 on synthetic 3x32x32; W3 one conv2d
 (32x64x32x32, 64 out, 3x3, pad 1) forward and forward + backward (input,
-weight and bias gradients); W4 square sgemm.
+weight and bias gradients); W4 square sgemm; W5 ResNet-20 training steps
+(batch 128 of synthetic 3x32x32, SGD lr 0.1 momentum 0.9, batch norm in
+training mode); W6 the built-in `vgg`, the same steps at lr 0.01; W7
+ResNet-20 in evaluation mode, batch 256.
 
 Needs torch and numpy; MNIST is read from the IDX files (raw or gzip).
 
@@ -104,6 +107,31 @@ def train_flops_per_sample(model, input_shape):
     return total
 
 
+def hooked_flops(model, input_shape):
+    """Per-sample forward FLOPs of each Conv2d and Linear, in call order."""
+    import torch
+
+    flops = []
+
+    def hook(layer, inputs, y):
+        if isinstance(layer, torch.nn.Conv2d):
+            k = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+            flops.append(2.0 * y.numel() * k)
+        else:
+            flops.append(2.0 * layer.in_features * layer.out_features)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros((1,) + input_shape))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return flops
+
+
 def lenet5():
     import torch.nn as nn
 
@@ -127,6 +155,65 @@ def article():
         nn.Linear(768, 256), nn.ReLU(),
         nn.Linear(256, 10),
     )
+
+
+def vgg():
+    """cnn's built-in `vgg` (models.rs `vgg_small`)."""
+    import torch.nn as nn
+
+    layers, c = [], 3
+    for out in (32, 64, 128):
+        for _ in range(2):
+            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU()]
+            c = out
+        layers.append(nn.MaxPool2d(2))
+    layers += [nn.Flatten(), nn.Linear(128 * 4 * 4, 256), nn.ReLU(), nn.Linear(256, 10)]
+    return nn.Sequential(*layers)
+
+
+def resnet20():
+    """cnn's built-in `resnet20` (models.rs): 3x3 stem of 16 channels + BN +
+    ReLU, three stages of three basic blocks (16/32/64, stride 2 with a 1x1
+    conv + BN shortcut at stages 2-3), global average pool, linear 10."""
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, 0, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            s = x if self.downsample is None else self.downsample(x)
+            return torch.relu(y + s)
+
+    class ResNet20(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            blocks, c = [], 16
+            for stage, out in enumerate((16, 32, 64)):
+                for b in range(3):
+                    blocks.append(Block(c, out, 2 if stage > 0 and b == 0 else 1))
+                    c = out
+            self.blocks = nn.Sequential(*blocks)
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.bn1(self.conv1(x)))
+            x = self.blocks(x)
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    return ResNet20()
 
 
 def read_idx(directory, stems):
@@ -290,6 +377,109 @@ def w3(args, runs):
     return out
 
 
+REAL_TRAIN_BATCH = 128
+REAL_INFER_BATCH = 256
+
+
+def synthetic_pool(batch, pool):
+    """`pool` batches of `batch` synthetic 3x32x32 images in [-1, 1) and
+    their labels (i * 7 % 10), cycled as cnn-workloads cycles its own."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    xs = torch.rand((pool * batch, 3, 32, 32), generator=g) * 2 - 1
+    ys = torch.tensor([(i * 7) % 10 for i in range(pool * batch)])
+    return xs, ys
+
+
+def real_size_train(args, runs, model_fn, name, lr):
+    """W5/W6: two untimed steps, then `steps` timed ones, as cnn-workloads."""
+    import torch
+
+    steps = 3 if args.quick else 20
+    pool = 4
+    xs, ys = synthetic_pool(REAL_TRAIN_BATCH, pool)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    fwd = hooked_flops(model_fn(), (3, 32, 32))
+    flops = 2.0 * fwd[0] + 3.0 * sum(fwd[1:])
+    values, seconds, gflops, extra = [], [], [], {}
+    for _ in range(runs):
+        torch.manual_seed(SEED)
+        model = model_fn().to(DEVICE)
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+        def step(s):
+            b = s % pool
+            n = REAL_TRAIN_BATCH
+            x = xs[b * n:(b + 1) * n].to(DEVICE)
+            y = ys[b * n:(b + 1) * n].to(DEVICE)
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        for s in range(2):
+            step(s)
+        sync()
+        start = time.perf_counter()
+        for s in range(steps):
+            loss = step(s)
+        sync()
+        secs = time.perf_counter() - start
+        images = steps * REAL_TRAIN_BATCH
+        values.append(images / secs)
+        seconds.append(secs)
+        gflops.append(flops * images / secs / 1e9)
+        extra = {"images": float(images), "final_loss": float(loss.item()),
+                 "mflop_per_image": flops / 1e6}
+    return [result(name, "img/s", values, seconds, gflops, extra)]
+
+
+def w5(args, runs):
+    return real_size_train(args, runs, resnet20, "w5_resnet20_train", 0.1)
+
+
+def w6(args, runs):
+    return real_size_train(args, runs, vgg, "w6_vgg_train", 0.01)
+
+
+def w7(args, runs):
+    """ResNet-20 in evaluation mode, batch 256: logits to the host, arg-max."""
+    import torch
+
+    batches = 2 if args.quick else 10
+    xs, ys = synthetic_pool(REAL_INFER_BATCH, 2)
+    flops = sum(hooked_flops(resnet20(), (3, 32, 32)))
+    torch.manual_seed(SEED)
+    model = resnet20().to(DEVICE)
+    model.eval()
+    n = REAL_INFER_BATCH
+
+    def forward(s):
+        b = s % 2
+        with torch.no_grad():
+            pred = model(xs[b * n:(b + 1) * n].to(DEVICE)).argmax(1).cpu()
+        return int((pred == ys[b * n:(b + 1) * n]).sum().item())
+
+    values, seconds, gflops, extra = [], [], [], {}
+    for _ in range(runs):
+        forward(0)
+        sync()
+        start = time.perf_counter()
+        correct = sum(forward(s) for s in range(batches))
+        sync()
+        secs = time.perf_counter() - start
+        images = batches * n
+        values.append(images / secs)
+        seconds.append(secs)
+        gflops.append(flops * images / secs / 1e9)
+        extra = {"images": float(images), "correct": float(correct),
+                 "mflop_per_image": flops / 1e6}
+    return [result("w7_resnet20_infer", "img/s", values, seconds, gflops, extra)]
+
+
 def sgemm(args, runs):
     import torch
 
@@ -306,7 +496,7 @@ def sgemm(args, runs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["sgemm", "w1", "w2", "w3"])
+    parser.add_argument("workload", choices=["sgemm", "w1", "w2", "w3", "w5", "w6", "w7"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--runs", type=int)
@@ -332,7 +522,7 @@ def main():
     torch.set_num_interop_threads(1)
     default_runs = 5 if args.workload in ("sgemm", "w3") else 3
     runs = 1 if args.quick else (args.runs or default_runs)
-    fn = {"sgemm": sgemm, "w1": w1, "w2": w2, "w3": w3}[args.workload]
+    fn = {"sgemm": sgemm, "w1": w1, "w2": w2, "w3": w3, "w5": w5, "w6": w6, "w7": w7}[args.workload]
     results = fn(args, runs)
     print(json.dumps({
         "framework": "torch " + torch.__version__,

@@ -4,12 +4,13 @@
 //! - `benches/ops.rs`, `benches/train_step.rs`: criterion benches (sgemm,
 //!   the W3 convolution layer, one LeNet-5 training step), run by
 //!   `cargo bench -p cnn-benches`.
-//! - `src/bin/cnn-workloads.rs`: the end-to-end workloads W1-W4 of
+//! - `src/bin/cnn-workloads.rs`: the end-to-end workloads W1-W7 of
 //!   `docs/benchmarks.md`, one workload per process so that each reports its
 //!   own peak memory; `cargo xtask bench` runs it and writes
 //!   `target/bench/report.{md,json}`.
 //! - `tests/steady_state_allocations.rs`: a counting global allocator
-//!   showing that a warmed-up training step allocates nothing.
+//!   showing that a warmed-up training step allocates nothing (LeNet-5,
+//!   the article's classifier, ResNet-20, VGG).
 //!
 //! This library holds what they share:
 //! - [`trainer`]: [`Trainer`], one classifier training step (forward,
@@ -17,7 +18,9 @@
 //!   allocated up front, and test-set accuracy.
 //! - [`workloads`]: the workloads themselves (W1 LeNet-5 on MNIST, W2 the
 //!   article's classifier on synthetic images, W3 one convolution layer, W4
-//!   sgemm), each returning a [`workloads::Measurement`].
+//!   sgemm, W5/W6 ResNet-20 and VGG training steps at batch 128, W7
+//!   ResNet-20 evaluation at batch 256), each returning a
+//!   [`workloads::Measurement`].
 //! - [`sys`]: thread count from the environment, peak resident memory,
 //!   medians.
 

@@ -6,6 +6,12 @@
 //! - W3 `conv-layer`: one conv2d, batch 32, 64->64 channels, 3x3, pad 1,
 //!   32x32; forward, and forward + backward (input, weight, bias grads).
 //! - W4 `sgemm`: `C = A B`, f32, square.
+//! - W5 `resnet20-train`: the built-in ResNet-20 on synthetic 3x32x32,
+//!   training steps of batch 128, SGD lr 0.1 momentum 0.9, batch norm in
+//!   training mode.
+//! - W6 `vgg-train`: the built-in `vgg`, the same steps with SGD lr 0.01
+//!   momentum 0.9.
+//! - W7 `resnet20-infer`: W5's network in evaluation mode, batch 256.
 //!
 //! Each returns a [`Measurement`]: one value per run (higher is better),
 //! seconds per run and the GFLOP/s achieved.
@@ -13,12 +19,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cnn_core::models::{ModelOptions, article, lenet5};
+use cnn_core::models::{ModelOptions, article, lenet5, resnet20, vgg_small};
 use cnn_core::{
     Backend, Conv2dGeometry, Conv2dParams, GemmParams, GraphSpec, LayerSpec, Shape, graph::NodeOp,
 };
 use cnn_data::{IdxFlavor, ImageSet, Normalization, load_mnist_dir};
 use serde_json::{Value, json};
+
+use cnn_optim::OptimizerConfig;
 
 use crate::sys::{median, min_max};
 use crate::{Result, Trainer};
@@ -79,14 +87,30 @@ impl Measurement {
     }
 }
 
-/// Training FLOPs per sample of a chain of layers: each convolution and
-/// linear layer costs its forward FLOPs three times (forward, input
-/// gradient, weight gradient), except the first, whose input gradient
-/// backward skips. Elementwise ops, pooling and the loss are not counted.
+/// Training FLOPs per sample of a graph: each convolution and linear layer
+/// costs its forward FLOPs three times (forward, input gradient, weight
+/// gradient), except the first, whose input gradient backward skips.
+/// Elementwise ops, batch norm, pooling and the loss are not counted.
 pub fn train_flops_per_sample(spec: &GraphSpec) -> Result<f64> {
+    let fwd = layer_forward_flops(spec)?;
+    Ok(fwd
+        .iter()
+        .enumerate()
+        .map(|(i, f)| f * if i == 0 { 2.0 } else { 3.0 })
+        .sum())
+}
+
+/// Forward FLOPs per sample of a graph's convolution and linear layers
+/// (2 per multiply-add), as `torch.utils.flop_counter` counts them.
+pub fn forward_flops_per_sample(spec: &GraphSpec) -> Result<f64> {
+    Ok(layer_forward_flops(spec)?.iter().sum())
+}
+
+/// Forward FLOPs per sample of each convolution and linear layer, in
+/// execution order.
+fn layer_forward_flops(spec: &GraphSpec) -> Result<Vec<f64>> {
     let resolved = spec.resolve()?;
-    let mut total = 0.0;
-    let mut first = true;
+    let mut flops = Vec::new();
     for (i, node) in spec.nodes.iter().enumerate() {
         let input: &Shape = resolved.inputs[i].map_or(&spec.input, |j| &resolved.shapes[j]);
         let fwd = match &node.op {
@@ -99,10 +123,9 @@ pub fn train_flops_per_sample(spec: &GraphSpec) -> Result<f64> {
             }
             _ => continue,
         };
-        total += fwd * if first { 2.0 } else { 3.0 };
-        first = false;
+        flops.push(fwd);
     }
-    Ok(total)
+    Ok(flops)
 }
 
 /// MNIST train and test images, as bytes.
@@ -235,6 +258,136 @@ pub fn w2_article<B: Backend>(backend: &B, steps: usize, runs: usize) -> Result<
         m.seconds.push(secs);
         m.gflops.push(flops * images / secs / 1e9);
         m.extra = vec![("images", images), ("final_loss", f64::from(loss))];
+    }
+    Ok(m)
+}
+
+/// Batch size of W5 and W6's training steps.
+pub const REAL_TRAIN_BATCH: usize = 128;
+/// Batch size of W7's evaluation forwards.
+pub const REAL_INFER_BATCH: usize = 256;
+
+/// Synthetic 3x32x32 batches for W5-W7: `pool` batches of `batch` images
+/// (values in `[-1, 1)`, seed 1) and their labels (`i * 7 % 10`), cycled.
+struct SyntheticPool {
+    x: Vec<f32>,
+    labels: Vec<u32>,
+    batch: usize,
+    pool: usize,
+}
+
+impl SyntheticPool {
+    const NUMEL: usize = 3 * 32 * 32;
+
+    fn new(batch: usize, pool: usize) -> Self {
+        SyntheticPool {
+            x: synthetic_values(pool * batch * Self::NUMEL, 1),
+            labels: (0..pool * batch).map(|i| (i * 7 % 10) as u32).collect(),
+            batch,
+            pool,
+        }
+    }
+
+    /// Batch `s` (modulo the pool): images and labels.
+    fn batch(&self, s: usize) -> (&[f32], &[u32]) {
+        let (b, n) = (s % self.pool, self.batch);
+        (
+            &self.x[b * n * Self::NUMEL..(b + 1) * n * Self::NUMEL],
+            &self.labels[b * n..(b + 1) * n],
+        )
+    }
+}
+
+/// W5 (`resnet20`, lr 0.1) and W6 (`vgg`, lr 0.01): `runs` times `steps`
+/// timed training steps of batch 128 on synthetic 3x32x32 images, SGD
+/// momentum 0.9, after two untimed steps (workspaces, optimizer state,
+/// the backend's pools); each run from fresh parameters.
+pub fn real_size_train<B: Backend>(
+    backend: &B,
+    model: &str,
+    steps: usize,
+    runs: usize,
+) -> Result<Measurement> {
+    let opts = ModelOptions::new([3, 32, 32], 10);
+    let (name, spec, lr) = match model {
+        "resnet20" => ("w5_resnet20_train", resnet20(&opts)?, 0.1),
+        "vgg" => ("w6_vgg_train", vgg_small(&opts)?, 0.01),
+        other => return Err(format!("no real-size training workload for `{other}`").into()),
+    };
+    let flops = train_flops_per_sample(&spec)?;
+    let data = SyntheticPool::new(REAL_TRAIN_BATCH, 4);
+    let mut m = Measurement::new(name, "img/s");
+    for _ in 0..runs {
+        let config = OptimizerConfig::from_name("sgd")?
+            .with_lr(lr)
+            .with_momentum(0.9)?;
+        let mut t = Trainer::new(backend, spec.clone(), SEED, config)?;
+        for s in 0..2 {
+            let (x, y) = data.batch(s);
+            t.step(x, y)?;
+        }
+        backend.synchronize()?;
+        let start = Instant::now();
+        let mut loss = 0.0;
+        backend.run(|| -> Result<()> {
+            for s in 0..steps {
+                let (x, y) = data.batch(s);
+                loss = t.step(x, y)?;
+            }
+            Ok(())
+        })?;
+        backend.synchronize()?;
+        let secs = start.elapsed().as_secs_f64();
+        let images = (steps * REAL_TRAIN_BATCH) as f64;
+        m.values.push(images / secs);
+        m.seconds.push(secs);
+        m.gflops.push(flops * images / secs / 1e9);
+        m.extra = vec![
+            ("images", images),
+            ("final_loss", f64::from(loss)),
+            ("mflop_per_image", flops / 1e6),
+        ];
+    }
+    Ok(m)
+}
+
+/// W7: `runs` times `batches` evaluation-mode forwards of ResNet-20 at
+/// batch 256 (logits downloaded, arg-max taken), after one untimed
+/// forward; images/s.
+pub fn w7_resnet20_infer<B: Backend>(
+    backend: &B,
+    batches: usize,
+    runs: usize,
+) -> Result<Measurement> {
+    let spec = resnet20(&ModelOptions::new([3, 32, 32], 10))?;
+    let flops = forward_flops_per_sample(&spec)?;
+    let data = SyntheticPool::new(REAL_INFER_BATCH, 2);
+    let mut t = Trainer::new(backend, spec, SEED, Trainer::<B>::sgd_config()?)?;
+    let mut m = Measurement::new("w7_resnet20_infer", "img/s");
+    for _ in 0..runs {
+        let (x, y) = data.batch(0);
+        t.correct(x, y)?;
+        backend.synchronize()?;
+        let start = Instant::now();
+        let mut correct = 0;
+        backend.run(|| -> Result<()> {
+            for s in 0..batches {
+                let (x, y) = data.batch(s);
+                correct += t.correct(x, y)?;
+            }
+            Ok(())
+        })?;
+        backend.synchronize()?;
+        let secs = start.elapsed().as_secs_f64();
+        let images = (batches * REAL_INFER_BATCH) as f64;
+        m.values.push(images / secs);
+        m.seconds.push(secs);
+        m.gflops.push(flops * images / secs / 1e9);
+        m.extra = vec![
+            ("images", images),
+            ("correct", correct as f64),
+            ("mflop_per_image", flops / 1e6),
+        ];
     }
     Ok(m)
 }
@@ -378,6 +531,23 @@ mod tests {
         let fwd_rest = 480_000.0 + 96_000.0 + 20_160.0 + 1_680.0;
         let want = 2.0 * 235_200.0 + 3.0 * fwd_rest;
         assert_eq!(train_flops_per_sample(&spec).unwrap(), want);
+    }
+
+    #[test]
+    fn real_size_flops_match_the_workload_definitions() {
+        // BENCHMARKS.md: 40,813,184 and 39,160,320 MACs per image forward.
+        let opts = ModelOptions::new([3, 32, 32], 10);
+        let resnet = resnet20(&opts).unwrap();
+        assert_eq!(
+            forward_flops_per_sample(&resnet).unwrap(),
+            2.0 * 40_813_184.0
+        );
+        let vgg = vgg_small(&opts).unwrap();
+        assert_eq!(forward_flops_per_sample(&vgg).unwrap(), 2.0 * 39_160_320.0);
+        // Training: x3, less the stem's input gradient (3 -> 16, 3x3, 32x32).
+        let stem = 2.0 * 16.0 * 32.0 * 32.0 * 27.0;
+        let want = 3.0 * 2.0 * 40_813_184.0 - stem;
+        assert_eq!(train_flops_per_sample(&resnet).unwrap(), want);
     }
 
     #[test]

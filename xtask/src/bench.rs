@@ -18,10 +18,10 @@ pub const HELP: &str = "\
 cargo xtask bench [--quick] [--threads N] [--backend cpu|cuda]
                   [--compare-torch [--python PATH]] [--no-criterion]
 
-  --quick          fewer criterion samples, one run per workload, W1 over 5,000 images
-                   (CI runs this; under two minutes once built)
+  --quick          fewer criterion samples, one run per workload, W1 over 5,000 images,
+                   W5/W6 3 steps, W7 2 batches (CI runs this; a few minutes once built)
   --threads N      worker threads for every bench (default: every core); with N > 1,
-                   W1 also runs on one thread for the scaling figure
+                   W1 and W5 also run on one thread for the scaling figures
   --backend NAME   backend of the end-to-end workloads (cpu, cuda); cuda builds
                    cnn-workloads with --features cuda and runs PyTorch on the GPU
                    too; the criterion benches stay on the CPU
@@ -383,7 +383,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     };
     let mut notes: Vec<String> = Vec::new();
     if opts.quick {
-        notes.push("quick mode: one run per workload, W1 over the first 5,000 shuffled images, W2 50 steps; not comparable to full runs".into());
+        notes.push("quick mode: one run per workload, W1 over the first 5,000 shuffled images, W2 50 steps, W5/W6 3 steps, W7 2 batches; not comparable to full runs".into());
     }
     let mut workloads = vec![("sgemm", opts.threads)];
     if mnist.is_some() {
@@ -399,6 +399,12 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     workloads.push(("w2", opts.threads));
     workloads.push(("w3", opts.threads));
+    workloads.push(("w5", opts.threads));
+    if opts.threads > 1 && opts.backend == "cpu" {
+        workloads.push(("w5", 1));
+    }
+    workloads.push(("w6", opts.threads));
+    workloads.push(("w7", opts.threads));
 
     // 3. Each workload, then (with --compare-torch) the same in PyTorch
     // right after it: the machine's speed drifts over minutes on a shared
@@ -545,12 +551,14 @@ fn markdown(
         ));
     }
     let t = opts.threads as u64;
-    let w1 = |threads| find(ours, "w1_lenet_mnist", threads).and_then(|r| r["median"].as_f64());
-    if let (true, Some(a), Some(b)) = (t > 1, w1(t), w1(1)) {
-        s.push_str(&format!(
-            "\nW1 scaling, {t} threads vs 1: {:.2}x (target >= 1.7x)\n",
-            a / b
-        ));
+    for (label, name) in [("W1", "w1_lenet_mnist"), ("W5", "w5_resnet20_train")] {
+        let median = |threads| find(ours, name, threads).and_then(|r| r["median"].as_f64());
+        if let (true, Some(a), Some(b)) = (t > 1, median(t), median(1)) {
+            s.push_str(&format!(
+                "\n{label} scaling, {t} threads vs 1: {:.2}x (target >= 1.7x)\n",
+                a / b
+            ));
+        }
     }
     if !torch.is_empty() {
         s.push_str("\n## Against PyTorch (same run, same threads, each PyTorch workload right after ours)\n\nRatio = cnn / PyTorch of the median (higher is better for both units); time ratio = cnn time / PyTorch time.\n\n");

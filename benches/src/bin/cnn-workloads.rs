@@ -2,7 +2,7 @@
 //! result as one JSON object on stdout (what `cargo xtask bench` collects).
 //!
 //! ```text
-//! cnn-workloads <sgemm|w1|w2|w3> [--threads N] [--backend cpu|cuda]
+//! cnn-workloads <sgemm|w1|w2|w3|w5|w6|w7> [--threads N] [--backend cpu|cuda]
 //!               [--runs R] [--quick] [--mnist DIR] [--size N]
 //! ```
 //!
@@ -27,12 +27,16 @@ workloads:
   w1      LeNet-5, one MNIST epoch (batch 64, SGD 0.05 momentum 0.9), test accuracy
   w2      the article's classifier, 200 steps of batch 64 on synthetic 3x32x32
   w3      one conv2d (32x64x32x32, 64 out, 3x3 pad 1): forward and forward+backward
+  w5      ResNet-20 training steps, batch 128 of synthetic 3x32x32, SGD 0.1 momentum 0.9
+  w6      the built-in vgg, the same steps with SGD 0.01 momentum 0.9
+  w7      ResNet-20 evaluation-mode forwards, batch 256
 
 options:
   --threads N       worker threads (default: $CNN_BENCH_THREADS or every core)
   --backend NAME    cpu (default) or cuda (needs a build with `--features cuda`)
   --runs R          repetitions (default 3; sgemm and w3: 5)
-  --quick           one run; W1 over 5,000 images; shorter timings
+  --quick           one run; W1 over 5,000 images; W5/W6 3 steps, W7 2 batches;
+                    shorter timings
   --mnist DIR       MNIST directory (default: $CNN_MNIST_DIR)
   --size N          sgemm size
 ";
@@ -157,7 +161,24 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<()> {
             vec![workloads::w2_article(backend, steps, runs(3))?]
         }
         "w3" => workloads::w3_conv(backend, runs(5), secs)?.into(),
-        other => return Err(format!("unknown workload `{other}` (sgemm, w1, w2, w3)").into()),
+        "w5" | "w6" => {
+            let steps = if args.quick { 3 } else { 20 };
+            let model = if args.workload == "w5" {
+                "resnet20"
+            } else {
+                "vgg"
+            };
+            vec![workloads::real_size_train(backend, model, steps, runs(3))?]
+        }
+        "w7" => {
+            let batches = if args.quick { 2 } else { 10 };
+            vec![workloads::w7_resnet20_infer(backend, batches, runs(3))?]
+        }
+        other => {
+            return Err(
+                format!("unknown workload `{other}` (sgemm, w1, w2, w3, w5, w6, w7)").into(),
+            );
+        }
     };
     let out = json!({
         "framework": "cnn",

@@ -355,6 +355,8 @@ pub fn run_training<B: Backend>(
     let test = if diverged || pruned || test_subset.is_empty() {
         None
     } else {
+        // Training is over: its workspaces' memory serves the test batches.
+        trainer.release_workspaces();
         let (m, _) = trainer.evaluate(&test_subset)?;
         if opts.log {
             crate::io::log_line(format_args!(

@@ -159,13 +159,16 @@ impl<B: Backend> Trainer<B> {
     /// from the plan's spec ([`RunPlan::build_graph`]). Parameters with
     /// `ParamKind::decays_by_default() == false` (biases, norm parameters)
     /// get no weight decay.
-    pub fn from_plan(backend: B, plan: &RunPlan, graph: Graph<B>) -> Result<Self> {
+    pub fn from_plan(backend: B, plan: &RunPlan, mut graph: Graph<B>) -> Result<Self> {
         if graph.spec() != plan.spec() {
             return Err(TrainError::Config(
                 "the graph was not built from the plan's model spec".into(),
             ));
         }
         let config = plan.config().clone();
+        if config.detect_anomaly {
+            graph.set_keep_gradients(true); // every node's, for locate_non_finite_grad
+        }
         let data = plan.data().clone();
         let classes = data.num_classes();
         let (la, sam) = (config.lookahead.as_ref(), config.sam.as_ref());
@@ -288,6 +291,11 @@ impl<B: Backend> Trainer<B> {
 
     pub fn graph(&self) -> &Graph<B> {
         &self.graph
+    }
+    /// Drop the graph's workspaces ([`Graph::release_workspaces`]), e.g.
+    /// before a final evaluation at other batch sizes.
+    pub fn release_workspaces(&mut self) {
+        self.graph.release_workspaces();
     }
     pub fn history(&self) -> &History {
         &self.history
@@ -532,8 +540,8 @@ impl<B: Backend> Trainer<B> {
         let loss = data_loss + penalty;
         self.state.graph_step = self.graph.step();
         if !loss.is_finite() || self.config.detect_anomaly {
-            if split {
-                self.replay_unsplit(images, labels, graph_step_before, false)?;
+            if split || !self.graph.keeps_gradients() {
+                self.replay_keeping_all(images, labels, graph_step_before, false)?;
             }
             let location = self.locate_non_finite()?;
             if !loss.is_finite() || location.is_some() {
@@ -551,8 +559,8 @@ impl<B: Backend> Trainer<B> {
         // Non-finite gradients stop the run before they reach the weights.
         let bad_param = self.first_non_finite_param_grad()?;
         if bad_param.is_some() || self.config.detect_anomaly {
-            if split {
-                self.replay_unsplit(images, labels, graph_step_before, true)?;
+            if split || !self.graph.keeps_gradients() {
+                self.replay_keeping_all(images, labels, graph_step_before, true)?;
             }
             let layer = self.locate_non_finite_grad()?;
             if bad_param.is_some() || layer.is_some() {

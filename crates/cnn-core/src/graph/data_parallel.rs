@@ -113,8 +113,12 @@ impl<B: Backend> DataParallel<B> {
         let replicas = (0..parts)
             .map(|_| {
                 let backend = backend.shard_handle();
+                let mut replica = Graph::new(&backend, graph.spec().clone(), graph.seed())?;
+                // Phase 4 reads these nodes' output gradients after backward.
+                let keep = replica.nodes.iter().map(has_whole_batch_params).collect();
+                replica.keep_node_gradients(keep);
                 Ok(Replica {
-                    graph: Graph::new(&backend, graph.spec().clone(), graph.seed())?,
+                    graph: replica,
                     backend,
                     dlogits: PerSize::new(),
                     first: 0,
@@ -320,6 +324,16 @@ impl<B: Backend> DataParallel<B> {
         }
         layer.backward_params_from_parts(backend, &parts[..count])
     }
+}
+
+/// Whether some parameter gradient of `node` is put together from the
+/// parts' inputs and output gradients ([`Layer::backward_params_from_parts`](crate::layers::Layer::backward_params_from_parts)).
+fn has_whole_batch_params<B: Backend>(node: &Node<B>) -> bool {
+    let Node::Layer(layer) = node else {
+        return false;
+    };
+    let summed = layer.part_summed();
+    layer.params().enumerate().any(|(j, _)| !summed[j])
 }
 
 /// What a replica kept for node `i` in this step.

@@ -4,7 +4,9 @@
 //! Backward is explicit and layer-wise (no autodiff tape): each layer caches
 //! what it needs during a training forward. Activations and their gradients
 //! live in a workspace allocated once per batch size and reused, so a
-//! steady-state training step allocates nothing.
+//! steady-state training step allocates nothing. Gradient buffers are
+//! shared between nodes whose gradients are never live at once
+//! (`slots.rs`), unless [`Graph::set_keep_gradients`] asks for every one.
 
 mod counts;
 mod data_parallel;
@@ -67,17 +69,34 @@ struct Workspace<B: Backend> {
     slots: Slots,
     /// The buffers nodes write their outputs to (see `slots`).
     acts: Vec<Tensor<B>>,
-    /// Gradient of the loss with respect to each node's output.
+    /// Where each node's output gradient lives in `grads` (training only):
+    /// shared buffers, but one of its own for a node whose gradient is kept.
+    grad_slots: Slots,
+    /// The buffers that hold the gradients of the loss with respect to the
+    /// nodes' outputs (see `grad_slots`).
     grads: Vec<Tensor<B>>,
-    /// For nodes read by several consumers: where a second gradient lands
-    /// before it is added to `grads`.
-    scratch: Vec<Option<Tensor<B>>>,
+    /// For a node read by several consumers, the index in `scratch` of the
+    /// buffer where a second gradient lands before it is added to its own.
+    scratch_of: Vec<Option<usize>>,
+    /// Those buffers, one per shape (each is used within one node's
+    /// backward only).
+    scratch: Vec<Tensor<B>>,
     /// The gradient with respect to the graph input, made by the first
     /// backward that asks for it ([`Graph::backward_to_input`]).
     input_grad: Option<Tensor<B>>,
     /// For a max pooling with a folded ReLU before it: the pooled values
     /// before the ReLU (forward), then their gradient (backward).
     pooled: Vec<Option<Tensor<B>>>,
+}
+
+impl<B: Backend> Workspace<B> {
+    /// Node `i`'s output gradient, where its buffer still holds it.
+    fn grad(&self, i: usize) -> Option<&Tensor<B>> {
+        if !*self.grad_slots.holds.get(i)? {
+            return None;
+        }
+        self.grads.get(self.grad_slots.slot[i])
+    }
 }
 
 /// A built model on backend `B`.
@@ -107,6 +126,15 @@ pub struct Graph<B: Backend> {
     /// Per node: a ReLU whose only consumer is the max pooling right after
     /// it, folded into that pooling (see [`fold_relu_into_pool`]).
     folded: Vec<bool>,
+    /// Per node: whether its output gradient keeps a buffer of its own, so
+    /// that [`Graph::node_grad`] sees it after backward (all of them with
+    /// [`Graph::set_keep_gradients`]; a data-parallel replica's layers
+    /// whose parameter gradients are put together from the parts).
+    keep_grads: Vec<bool>,
+    /// Per node: an output that no backward reads (see
+    /// [`backward_free_outputs`]); a training forward shares its buffer,
+    /// unless [`Graph::set_keep_gradients`] keeps every output too.
+    backward_free: Vec<bool>,
 }
 
 /// The buffers of a workspace other than the one being written.
@@ -143,6 +171,50 @@ fn effective_input(folded: &[bool], resolved: &ResolvedGraph, i: usize) -> Optio
     } else {
         resolved.inputs[i]
     }
+}
+
+/// Which nodes' outputs no backward reads, so that a training forward may
+/// reuse their buffers once their last reader has run: a batch norm (its
+/// backward reads its input) or a residual add (it reads nothing), read
+/// only by ReLUs (whose backward reads their output: `y > 0` where `x >
+/// 0`, on every backend) and adds; never the graph's output. In ResNet-20
+/// that is three of a basic block's seven nodes.
+fn backward_free_outputs(spec: &GraphSpec, reads: &[Vec<usize>], folded: &[bool]) -> Vec<bool> {
+    let nodes = &spec.nodes;
+    let reads_only_output = |i: usize| {
+        !folded[i]
+            && matches!(
+                nodes[i].op,
+                NodeOp::Add { .. } | NodeOp::Layer(LayerSpec::Activation(Activation::Relu))
+            )
+    };
+    (0..nodes.len())
+        .map(|k| {
+            let own = matches!(
+                nodes[k].op,
+                NodeOp::Add { .. } | NodeOp::Layer(LayerSpec::BatchNorm2d { .. })
+            );
+            let mut readers = (0..nodes.len()).filter(|&i| !folded[i] && reads[i].contains(&k));
+            own && k + 1 != nodes.len() && readers.all(reads_only_output)
+        })
+        .collect()
+}
+
+/// The nodes whose outputs each node reads (a max pooling with a folded
+/// ReLU before it reads the ReLU's input; an add reads both operands).
+fn node_reads(resolved: &ResolvedGraph, folded: &[bool]) -> Vec<Vec<usize>> {
+    (0..resolved.shapes.len())
+        .map(|i| {
+            let add = match resolved.adds[i] {
+                Some(Some(j)) => Some(j),
+                _ => None,
+            };
+            effective_input(folded, resolved, i)
+                .into_iter()
+                .chain(add)
+                .collect()
+        })
+        .collect()
 }
 
 /// Which nodes are a ReLU read only by the max pooling that follows it.
@@ -208,12 +280,15 @@ impl<B: Backend> Graph<B> {
             });
         }
         let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
+        let backward_free = backward_free_outputs(&spec, &node_reads(&resolved, &folded), &folded);
         Ok(Graph {
             backend: backend.clone(),
             spec,
             resolved,
             folded,
             ready: vec![false; nodes.len()],
+            keep_grads: vec![false; nodes.len()],
+            backward_free,
             nodes,
             consumers,
             seed,
@@ -264,6 +339,7 @@ impl<B: Backend> Graph<B> {
     fn workspace_index(&mut self, batch: usize, mode: Mode) -> Result<usize> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
+        let (keep_grads, backward_free) = (&self.keep_grads, &self.backward_free);
         let store = match mode {
             Mode::Train => &mut self.workspaces,
             Mode::Eval => &mut self.eval_workspaces,
@@ -271,35 +347,41 @@ impl<B: Backend> Graph<B> {
         let resolved = &self.resolved;
         store.use_or_insert(batch, || {
             let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
-            let slots = match mode {
-                Mode::Train => Slots::one_per_node(shapes),
-                Mode::Eval => {
-                    let reads: Vec<Vec<usize>> = (0..shapes.len())
-                        .map(|i| {
-                            let add = match resolved.adds[i] {
-                                Some(Some(j)) => Some(j),
-                                _ => None,
-                            };
-                            effective_input(folded, resolved, i)
-                                .into_iter()
-                                .chain(add)
-                                .collect()
-                        })
-                        .collect();
-                    Slots::shared(shapes, &reads, folded)
-                }
+            let reads = node_reads(resolved, folded);
+            let n = shapes.len();
+            // Training keeps every output backward reads (all of them when
+            // every gradient is kept); evaluation only the graph's.
+            let keep: Vec<bool> = match mode {
+                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_grads[i]).collect(),
+                Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
+            let slots = Slots::shared(shapes, &reads, folded, &keep);
             let acts = slots.shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
-            let (grads, scratch) = match mode {
-                Mode::Train => (
-                    shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?,
-                    shapes
+            let (grad_slots, grads, scratch_of, scratch) = match mode {
+                Mode::Train => {
+                    let grad_slots = Slots::backward(shapes, &reads, folded, keep_grads);
+                    let grads = grad_slots.shapes.iter().map(zeros).collect::<Result<_>>()?;
+                    let mut scratch_shapes: Vec<&Shape> = Vec::new();
+                    let scratch_of = shapes
                         .iter()
                         .zip(consumers)
-                        .map(|(s, &c)| if c > 1 { zeros(s).map(Some) } else { Ok(None) })
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-                Mode::Eval => (Vec::new(), Vec::new()),
+                        .map(|(s, &c)| {
+                            (c > 1).then(|| match scratch_shapes.iter().position(|t| *t == s) {
+                                Some(k) => k,
+                                None => {
+                                    scratch_shapes.push(s);
+                                    scratch_shapes.len() - 1
+                                }
+                            })
+                        })
+                        .collect();
+                    let scratch = scratch_shapes
+                        .into_iter()
+                        .map(zeros)
+                        .collect::<Result<_>>()?;
+                    (grad_slots, grads, scratch_of, scratch)
+                }
+                Mode::Eval => (Slots::none(), Vec::new(), Vec::new(), Vec::new()),
             };
             let pooled = (0..shapes.len())
                 .map(|i| {
@@ -315,7 +397,9 @@ impl<B: Backend> Graph<B> {
                 input: zeros(input)?,
                 slots,
                 acts,
+                grad_slots,
                 grads,
+                scratch_of,
                 scratch,
                 input_grad: None,
                 pooled,
@@ -490,15 +574,16 @@ impl<B: Backend> Graph<B> {
         let w = self.workspace_index(batch, Mode::Train)?;
         let last = self.nodes.len() - 1;
         let ws = &mut self.workspaces[w];
-        if dlogits.shape() != ws.grads[last].shape() {
+        let last_slot = ws.grad_slots.slot[last];
+        if dlogits.shape() != ws.grads[last_slot].shape() {
             return Err(CnnError::ShapeMismatch {
                 layer: "loss gradient".into(),
-                expected: ws.grads[last].shape().clone(),
+                expected: ws.grads[last_slot].shape().clone(),
                 actual: dlogits.shape().clone(),
             });
         }
         self.backend
-            .copy(dlogits.buffer(), ws.grads[last].buffer_mut())?;
+            .copy(dlogits.buffer(), ws.grads[last_slot].buffer_mut())?;
         if to_input && ws.input_grad.is_none() {
             ws.input_grad = Some(Tensor::zeros(&self.backend, ws.input.shape().clone())?);
         }
@@ -512,8 +597,6 @@ impl<B: Backend> Graph<B> {
             if !ready[i] {
                 continue; // nothing downstream of this node reaches the loss
             }
-            let (g_before, g_rest) = ws.grads.split_at_mut(i);
-            let dy = &g_rest[0];
             let ctx = ForwardCtx {
                 mode,
                 seed: self.seed,
@@ -522,10 +605,23 @@ impl<B: Backend> Graph<B> {
             };
             let input = effective_input(&self.folded, &self.resolved, i);
             let folded_before = i > 0 && self.folded[i - 1];
+            let grad_slot = &ws.grad_slots.slot;
             match &mut self.nodes[i] {
                 Node::Layer(layer) => {
-                    let x = input.map_or(&ws.input, |j| &ws.acts[j]);
-                    let y = &ws.acts[i];
+                    // dy, and the gradient buffer of the node read (never
+                    // dy's: see `Slots::backward`).
+                    let (dy, dx_node) = match input {
+                        Some(j) => {
+                            let (g, others) = split_out(&mut ws.grads, grad_slot[j]);
+                            (others.get(grad_slot[i]), Some(g))
+                        }
+                        None => (&ws.grads[grad_slot[i]], None),
+                    };
+                    // A node whose output is shared (backward-free) reads
+                    // neither its x nor its y here: see
+                    // `backward_free_outputs`.
+                    let x = input.map_or(&ws.input, |j| &ws.acts[ws.slots.slot[j]]);
+                    let y = &ws.acts[ws.slots.slot[i]];
                     let be = &self.backend;
                     // After a folded ReLU: its gradient on the pooled
                     // values first; the pooling then routes that.
@@ -566,21 +662,26 @@ impl<B: Backend> Graph<B> {
                         }
                         (None, _) => run(None)?,
                         (Some(j), _) if !ready[j] => {
-                            run(Some(&mut g_before[j]))?;
+                            run(dx_node)?;
                             ready[j] = true;
                         }
                         (Some(j), _) => {
-                            let scratch = ws.scratch[j].as_mut().ok_or_else(|| {
-                                CnnError::Graph(format!("node {j} has no gradient scratch"))
-                            })?;
+                            let scratch = ws.scratch_of[j]
+                                .and_then(|k| ws.scratch.get_mut(k))
+                                .ok_or_else(|| {
+                                    CnnError::Graph(format!("node {j} has no gradient scratch"))
+                                })?;
                             run(Some(scratch))?;
-                            self.backend
-                                .axpy(1.0, scratch.buffer(), g_before[j].buffer_mut())?;
+                            let dx = dx_node.ok_or_else(|| {
+                                CnnError::Graph(format!("node {j} has no gradient buffer"))
+                            })?;
+                            self.backend.axpy(1.0, scratch.buffer(), dx.buffer_mut())?;
                         }
                     }
                 }
                 Node::Add => {
                     let other = self.resolved.adds[i].flatten();
+                    let dy = &ws.grads[grad_slot[i]];
                     if to_input && let Some(dx) = ws.input_grad.as_mut() {
                         // The graph input read directly by the sum.
                         let reads = usize::from(input.is_none())
@@ -595,11 +696,12 @@ impl<B: Backend> Graph<B> {
                         }
                     }
                     for j in [input, other].into_iter().flatten() {
+                        let (g, others) = split_out(&mut ws.grads, grad_slot[j]);
+                        let dy = others.get(grad_slot[i]);
                         if ready[j] {
-                            self.backend
-                                .axpy(1.0, dy.buffer(), g_before[j].buffer_mut())?;
+                            self.backend.axpy(1.0, dy.buffer(), g.buffer_mut())?;
                         } else {
-                            self.backend.copy(dy.buffer(), g_before[j].buffer_mut())?;
+                            self.backend.copy(dy.buffer(), g.buffer_mut())?;
                             ready[j] = true;
                         }
                     }
@@ -620,8 +722,55 @@ impl<B: Backend> Graph<B> {
             return None;
         };
         let ws = self.workspaces.get(batch)?;
-        let x = self.resolved.inputs[i].map_or(Some(&ws.input), |j| ws.acts.get(j))?;
-        Some((x, ws.grads.get(i)?))
+        let x = match self.resolved.inputs[i] {
+            None => &ws.input,
+            Some(j) if ws.slots.holds[j] => ws.acts.get(ws.slots.slot[j])?,
+            Some(_) => return None,
+        };
+        Some((x, ws.grad(i)?))
+    }
+
+    /// Whether every node's output gradient, and every node's output in a
+    /// training forward, keeps a buffer of its own, so that
+    /// [`Graph::node_grad`] and [`Graph::node_output`] see all of them
+    /// (for anomaly detection and Grad-CAM). Off by default: a node's
+    /// gradient then shares its buffer with others whose gradients are
+    /// never live at the same time, and so do the outputs no backward
+    /// reads (batch norm's before a ReLU, residual adds'); only some
+    /// survive. The results are the same bits either way. Drops the
+    /// training workspaces (reallocated on the next forward).
+    pub fn set_keep_gradients(&mut self, on: bool) {
+        self.keep_node_gradients(vec![on; self.nodes.len()]);
+    }
+
+    /// Drop every workspace, training and evaluation (the next forward
+    /// makes its own again), so that their memory can serve what comes
+    /// next: a run's final test evaluation, at batch sizes of its own,
+    /// then peaks at what it needs instead of adding to the training and
+    /// validation workspaces. Parameters, gradients and statistics stay.
+    pub fn release_workspaces(&mut self) {
+        self.workspaces.clear();
+        self.eval_workspaces.clear();
+        self.last_forward = None;
+        self.last_kept = false;
+    }
+
+    /// Whether every node's gradient is kept ([`Graph::set_keep_gradients`]).
+    pub fn keeps_gradients(&self) -> bool {
+        self.keep_grads.iter().all(|&k| k)
+    }
+
+    /// Keep the output gradients of the nodes marked in `keep` (one flag
+    /// per node); drops the training workspaces if that changes anything.
+    pub(crate) fn keep_node_gradients(&mut self, keep: Vec<bool>) {
+        if keep != self.keep_grads {
+            self.keep_grads = keep;
+            self.workspaces.clear();
+            if self.last_kept {
+                self.last_forward = None;
+                self.last_kept = false;
+            }
+        }
     }
 
     /// Whether ReLUs read only by the max pooling right after them run
@@ -662,13 +811,15 @@ impl<B: Backend> Graph<B> {
 
     /// Gradient with respect to node `i`'s output from the last backward at
     /// the last forward's batch size (`None` for a folded ReLU, as for
-    /// [`Graph::node_output`]).
+    /// [`Graph::node_output`], and for a node whose gradient buffer a later
+    /// node of the backward reused: [`Graph::set_keep_gradients`] keeps
+    /// them all).
     pub fn node_grad(&self, i: usize) -> Option<&Tensor<B>> {
         if self.folded.get(i) == Some(&true) {
             return None;
         }
         let (batch, _) = self.last_forward?;
-        self.workspaces.get(batch).and_then(|w| w.grads.get(i))
+        self.workspaces.get(batch).and_then(|w| w.grad(i))
     }
 
     /// Node names in execution order.

@@ -152,6 +152,7 @@ pub fn inspect_image<B: Backend>(
     };
     let layer = gradcam_layer(graph, options.layer.as_deref())?;
     graph.set_relu_folding(false);
+    graph.set_keep_gradients(true);
     let backend = graph.backend().clone();
     let logits = graph
         .forward_host_for_gradients(pixels, 1)?

@@ -36,6 +36,26 @@ impl<B: Backend> Trainer<B> {
         Ok(None)
     }
 
+    /// Replay the step's forward (and `backward`) unsplit, keeping every
+    /// node's output and output gradient (a step shares some of their
+    /// buffers), for [`Trainer::locate_non_finite`] and
+    /// [`Trainer::locate_non_finite_grad`]; the running statistics the
+    /// replay's forward updates are restored.
+    pub(super) fn replay_keeping_all(
+        &mut self,
+        images: &[f32],
+        labels: &[u32],
+        graph_step: u64,
+        backward: bool,
+    ) -> Result<()> {
+        self.graph.set_keep_gradients(true);
+        let mut saved = Vec::new();
+        let counters = self.graph.save_buffers(&mut saved)?;
+        self.replay_unsplit(images, labels, graph_step, backward)?;
+        self.graph.restore_buffers(&saved, &counters)?;
+        Ok(())
+    }
+
     /// The first parameter (state_dict order) whose gradient holds NaN/inf.
     pub(super) fn first_non_finite_param_grad(&self) -> Result<Option<String>> {
         for p in self.graph.params_iter() {
