@@ -1,5 +1,6 @@
-"""Golden trajectories of Schedule-Free AdamW/SGD, Lookahead and SAM from
-their reference implementations, for crates/cnn-optim/tests/golden_wrappers.rs.
+"""Golden trajectories of Schedule-Free AdamW/SGD, Lookahead, SAM and
+adaptive SAM from their reference implementations, for
+crates/cnn-optim/tests/golden_wrappers.rs.
 
 usage: /work/torchvenv/bin/python xtask/golden_optim_wrappers.py [OUT.json]
 (default testdata/golden/optim_wrappers.json)
@@ -17,6 +18,13 @@ the training point y, the parameter in train mode), and for schedule-free
 `eval_trajectory[k]` = the averaged point x that eval() puts in the
 parameter after step k+1. SAM's second gradient is taken at the perturbed
 weights, from the same closed-form loss.
+
+Adaptive SAM (ASAM, Kwon et al. 2021) is written out below from
+davda54/sam's `adaptive=True` rule (a few lines: the norm of |w| * g over
+every parameter, the perturbation w^2 * g * rho / (norm + 1e-12)), and
+each of its trajectories is checked against pytorch-optimizer's
+`SAM(adaptive=True)` before it is written (within 1e-6 relative: that
+implementation sums the squared norms in float32).
 """
 import json
 import sys
@@ -100,6 +108,63 @@ def sam_case(name, inner, inner_hyper, wrapper, steps):
             "wrapper": dict(kind="sam", **wrapper), "steps": steps, "trajectory": ws}
 
 
+class AdaptiveSAM:
+    """davda54/sam's SAM with adaptive=True (Kwon et al.'s ASAM), its
+    first_step/second_step as there, around any inner optimizer."""
+
+    def __init__(self, params, base, rho, **inner):
+        self.params = list(params)
+        self.rho = rho
+        self.base = base(self.params, **inner)
+        self.old = {}
+
+    @torch.no_grad()
+    def grad_norm(self):
+        return torch.norm(torch.stack([(torch.abs(p) * p.grad).norm(p=2)
+                                       for p in self.params if p.grad is not None]), p=2)
+
+    @torch.no_grad()
+    def first_step(self):
+        scale = self.rho / (self.grad_norm() + 1e-12)
+        for p in self.params:
+            self.old[p] = p.data.clone()
+            p.add_(torch.pow(p, 2) * p.grad * scale.to(p))
+
+    @torch.no_grad()
+    def second_step(self):
+        for p in self.params:
+            p.data = self.old[p]
+        self.base.step()
+
+
+def asam_case(name, inner, inner_hyper, wrapper, steps):
+    p = param()
+    opt = AdaptiveSAM([p], INNER[inner], rho=wrapper["rho"], **inner_hyper)
+    ws = []
+    for _ in range(steps):
+        set_grad(p)
+        opt.first_step()
+        set_grad(p)  # the gradient at the perturbed weights
+        opt.second_step()
+        ws.append(p.detach().tolist())
+    # The same steps through pytorch-optimizer's SAM(adaptive=True).
+    q = param()
+    ref = SAM([q], INNER[inner], rho=wrapper["rho"], adaptive=True, foreach=False, **inner_hyper)
+    for k in range(steps):
+        set_grad(q)
+        ref.first_step(zero_grad=True)
+        set_grad(q)
+        ref.second_step(zero_grad=True)
+        # pytorch-optimizer squares and sums the norms in float32 (its
+        # get_global_gradient_norm), so the two agree to float32 rounding
+        # of the scale, not to float64's.
+        diff = max(abs(a - b) / (1 + abs(b)) for a, b in zip(q.detach().tolist(), ws[k]))
+        assert diff < 1e-6, f"{name}: step {k + 1} differs from pytorch-optimizer by {diff}"
+    return {"name": name, "optimizer": inner, "hyper": inner_hyper,
+            "wrapper": dict(kind="sam", adaptive=True, **wrapper), "steps": steps,
+            "trajectory": ws}
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "testdata/golden/optim_wrappers.json"
     cases = [
@@ -124,6 +189,10 @@ def main():
                  {"rho": 0.05}, 15),
         sam_case("sam_adam", "Adam", {"lr": 0.05, "weight_decay": 0.01},
                  {"rho": 0.2}, 15),
+        asam_case("asam_sgd_momentum", "SGD", {"lr": 0.05, "momentum": 0.9},
+                  {"rho": 0.5}, 15),
+        asam_case("asam_adamw", "AdamW", {"lr": 0.05, "weight_decay": 0.05},
+                  {"rho": 1.0}, 15),
     ]
     doc = {
         "generator": f"xtask/golden_optim_wrappers.py, torch {torch.__version__}, "

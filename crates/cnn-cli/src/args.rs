@@ -97,8 +97,10 @@ pub struct TrainArgs {
     pub lookahead: Option<cnn::optim::LookaheadConfig>,
     /// Wrap the optimizer in SAM (sharpness-aware minimization): each step
     /// takes a second forward-backward at the weights moved by rho along
-    /// the normalised gradient. Alone: rho=0.05; or e.g. --sam rho=0.1.
-    #[arg(long, value_name = "rho=R", num_args = 0..=1, default_missing_value = "",
+    /// the normalised gradient. Alone: rho=0.05; or e.g. --sam rho=0.1;
+    /// adaptive SAM (ASAM, the step scaled per weight by |w|): --sam
+    /// adaptive=true,rho=2.
+    #[arg(long, value_name = "rho=R,adaptive=B", num_args = 0..=1, default_missing_value = "",
         value_parser = crate::wrapper_args::parse_sam)]
     pub sam: Option<cnn::optim::SamConfig>,
     /// Learning rate, or `find`: run the LR range test first (as `cnn

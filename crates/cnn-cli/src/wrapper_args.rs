@@ -1,4 +1,4 @@
-//! `--lookahead [k=K,alpha=A]` and `--sam [rho=R]`: the optimizer
+//! `--lookahead [k=K,alpha=A]` and `--sam [rho=R,adaptive=B]`: the optimizer
 //! wrappers' flags, each usable alone (the reference's defaults) or with
 //! comma-separated `KEY=VALUE` parameters by the reference's names,
 //! checked here so that a bad one is one line naming it.
@@ -19,14 +19,28 @@ fn parse_params<T: DeserializeOwned>(flag: &str, keys: &str, s: &str) -> Result<
         let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
             .ok()
             .and_then(|mut t| t.remove("v"))
-            .ok_or_else(|| format!("{flag}: `{key}` needs a number, got `{value}`"))?;
+            .ok_or_else(|| {
+                format!("{flag}: `{key}` needs a number or true/false, got `{value}`")
+            })?;
         if table.insert(key.to_string(), value).is_some() {
             return Err(format!("{flag}: `{key}` given twice"));
         }
     }
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| format!("{flag}: {}", e.message().trim()))
+    let whole = toml::Value::Table(table.clone()).try_into::<T>();
+    whole.map_err(|e| {
+        // serde's message names the type, not the key: find the key whose
+        // value alone is refused, when there is one.
+        let culprit = table.iter().find(|(k, v)| {
+            let one = toml::Table::from_iter([(k.to_string(), (*v).clone())]);
+            toml::Value::Table(one).try_into::<T>().is_err()
+        });
+        match culprit {
+            Some((k, _)) if !e.message().contains(&format!("`{k}`")) => {
+                format!("{flag}: `{k}`: {}", e.message().trim())
+            }
+            _ => format!("{flag}: {}", e.message().trim()),
+        }
+    })
 }
 
 /// `--lookahead`'s value.
@@ -38,7 +52,7 @@ pub(crate) fn parse_lookahead(s: &str) -> Result<LookaheadConfig, String> {
 
 /// `--sam`'s value.
 pub(crate) fn parse_sam(s: &str) -> Result<SamConfig, String> {
-    let c: SamConfig = parse_params("--sam", "rho", s)?;
+    let c: SamConfig = parse_params("--sam", "rho, adaptive", s)?;
     c.validate().map_err(|e| format!("--sam: {e}"))?;
     Ok(c)
 }
@@ -57,8 +71,11 @@ mod tests {
             parse_lookahead("k=6, alpha=0.6").unwrap(),
             LookaheadConfig { k: 6, alpha: 0.6 }
         );
-        assert_eq!(parse_sam("").unwrap(), SamConfig { rho: 0.05 });
-        assert_eq!(parse_sam("rho=0.1").unwrap(), SamConfig { rho: 0.1 });
+        let sam = |rho, adaptive| SamConfig { rho, adaptive };
+        assert_eq!(parse_sam("").unwrap(), sam(0.05, false));
+        assert_eq!(parse_sam("rho=0.1").unwrap(), sam(0.1, false));
+        assert_eq!(parse_sam("adaptive=true").unwrap(), sam(0.05, true));
+        assert_eq!(parse_sam("adaptive=true,rho=2").unwrap(), sam(2.0, true));
     }
 
     #[test]
@@ -75,6 +92,8 @@ mod tests {
         assert!(e.contains("KEY=VALUE"), "{e}");
         let e = parse_sam("rho=abc").unwrap_err();
         assert!(e.contains("number"), "{e}");
+        let e = parse_sam("adaptive=1").unwrap_err();
+        assert!(e.contains("adaptive") && e.contains("bool"), "{e}");
         assert!(!e.contains('\n'));
     }
 }

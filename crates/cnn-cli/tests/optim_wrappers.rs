@@ -309,3 +309,93 @@ fn compare_varies_the_schedule_free_optimizers() {
         assert!(manifest.contains(name), "{name} not in {manifest}");
     }
 }
+
+#[test]
+fn adaptive_sam_resumes_bit_identically_and_takes_other_steps_than_sam() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--sam", "adaptive=true,rho=0.5"];
+    let run = trains_and_resumes_bit_identically(tmp.path(), &extra);
+    let config = String::from_utf8(read(&run.join("config.toml"))).unwrap();
+    assert!(
+        config.contains("[sam]")
+            && config.contains("rho = 0.5")
+            && config.contains("adaptive = true"),
+        "{config}"
+    );
+    let sam = cnn(&args(&["--sam", "rho=0.5"], "sam"), tmp.path());
+    assert!(sam.status.success(), "{}", stderr(&sam));
+    let config = String::from_utf8(read(&tmp.path().join("sam/config.toml"))).unwrap();
+    assert!(!config.contains("adaptive"), "plain SAM's config: {config}");
+    assert!(
+        read(&tmp.path().join("sam/steps.csv")) != read(&run.join("steps.csv")),
+        "adaptive SAM took SAM's steps"
+    );
+}
+
+#[test]
+fn compare_varies_the_wrappers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cnn(
+        &[
+            "compare",
+            "--vary",
+            "sam=0,0.05",
+            "--vary",
+            "lookahead=off,on",
+            // 6 steps: lookahead's first synchronisation is after step 5.
+            "--limit-train",
+            "192",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            "cmp",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root = tmp.path().join("cmp");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&root.join("compare.json"))).unwrap();
+    let variants = manifest["variants"].as_array().unwrap();
+    let labels: Vec<&str> = variants
+        .iter()
+        .map(|v| v["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "sam=0, lookahead=off",
+            "sam=0, lookahead=on",
+            "sam=0.05, lookahead=off",
+            "sam=0.05, lookahead=on"
+        ]
+    );
+    let mut steps = Vec::new();
+    for run in manifest["runs"].as_array().unwrap() {
+        let label = labels[run["variant"].as_u64().unwrap() as usize];
+        let dir = root.join(run["dir"].as_str().unwrap());
+        let config = String::from_utf8(read(&dir.join("config.toml"))).unwrap();
+        assert_eq!(
+            config.contains("[sam]"),
+            label.contains("sam=0.05"),
+            "{label}: {config}"
+        );
+        assert_eq!(
+            config.contains("[lookahead]"),
+            label.contains("lookahead=on"),
+            "{label}: {config}"
+        );
+        steps.push(read(&dir.join("steps.csv")));
+    }
+    assert_eq!(steps.len(), 4);
+    for i in 0..4 {
+        for j in 0..i {
+            assert!(steps[i] != steps[j], "variants {j} and {i} trained alike");
+        }
+    }
+}

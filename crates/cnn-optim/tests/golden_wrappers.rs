@@ -1,6 +1,7 @@
 //! The reference implementations' trajectories of Schedule-Free AdamW and
-//! SGD (`schedulefree`), Lookahead and SAM (`pytorch-optimizer`) around
-//! two inner optimizers each (`testdata/golden/optim_wrappers.json`,
+//! SGD (`schedulefree`), Lookahead and SAM (`pytorch-optimizer`) and
+//! adaptive SAM (davda54/sam's rule, checked against `pytorch-optimizer`)
+//! around two inner optimizers each (`testdata/golden/optim_wrappers.json`,
 //! written by `xtask/golden_optim_wrappers.py`; `$CNN_GOLDEN_DIR` when it
 //! holds the file) replayed through this crate on the CPU backend, within
 //! 1e-5 abs + 1e-4 rel at every step: the training weights after each step
@@ -163,7 +164,16 @@ fn golden_schedule_free_lookahead_and_sam() {
         path.display(),
         cases.len()
     );
-    assert!(cases.len() >= 9, "expected at least 9 cases");
+    assert!(cases.len() >= 11, "expected at least 11 cases");
+    let adaptive: Vec<&str> = cases
+        .iter()
+        .filter(|c| c["wrapper"]["adaptive"] == Value::Bool(true))
+        .map(|c| c["optimizer"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        adaptive.len() >= 2 && adaptive.iter().any(|o| *o != adaptive[0]),
+        "expected adaptive SAM around two inner optimizers, got {adaptive:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -135,7 +135,12 @@ fn wrappers_check_their_parameters_and_combinations() {
         .with_lookahead(LookaheadConfig { k: 2, alpha: -0.1 })
         .unwrap_err();
     assert!(e.to_string().contains("`alpha`"), "{e}");
-    let e = sgd().with_sam(SamConfig { rho: f64::NAN }).unwrap_err();
+    let e = sgd()
+        .with_sam(SamConfig {
+            rho: f64::NAN,
+            ..SamConfig::default()
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("`rho`"), "{e}");
     let b = CpuBackend::with_threads(1).unwrap();
     let mut p = param(&b, &[1.0]);
@@ -151,7 +156,10 @@ fn sam_restores_the_weights_before_the_inner_step() {
     let sgd = OptimizerConfig::from_name("sgd").unwrap().with_lr(0.5);
     let mut opt = Opt::new(sgd)
         .unwrap()
-        .with_sam(SamConfig { rho: 0.5 })
+        .with_sam(SamConfig {
+            rho: 0.5,
+            ..SamConfig::default()
+        })
         .unwrap();
     let mut p = param(&b, &[0.0, 0.0]);
     p.grad.copy_from_slice(&b, &[3.0, 4.0]).unwrap();

@@ -13,6 +13,9 @@
 //!   [`run_all`] runs the planned runs one after another or `jobs` at once
 //!   (scoped threads pulling from a shared queue); a run that diverges is a
 //!   result like any other.
+//! - `wrapper_keys.rs`: the optimizer wrappers as keys of the variants
+//!   (`--vary sam=off,0.05`, `sam.rho=...`, `lookahead=off,on`,
+//!   `lookahead.k=...`).
 //! - `sample.rs`: random search, `--sample KEY=DIST` ([`sample::SampleSpec`]):
 //!   seeded draws of `--trials` sets of values, made into a [`RunsFile`]
 //!   of one `[[run]]` per trial, so they are planned like any runs file.
@@ -37,6 +40,7 @@ mod outputs;
 pub mod sample;
 mod validation_curve;
 mod variants;
+mod wrapper_keys;
 
 pub use execute::{preflight, run_all};
 pub use manifest::{Manifest, Search, SortMetric, is_comparison};

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::wrapper_keys;
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 
@@ -164,6 +165,9 @@ pub fn apply_value(config: &TrainConfig, key: &str, value: toml::Value) -> Resul
     let key = key.replace('-', "_");
     let mut table = toml::Table::try_from(config)
         .map_err(|e| TrainError::Config(format!("cannot represent the configuration: {e}")))?;
+    if wrapper_keys::apply(&mut table, &key, &value)? {
+        return from_table(table, &key, &value.to_string());
+    }
     let value = match (table.get(&key), value) {
         (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
         (Some(toml::Value::Boolean(_)), toml::Value::String(s)) => match parse_on_off(&s) {
@@ -177,6 +181,11 @@ pub fn apply_value(config: &TrainConfig, key: &str, value: toml::Value) -> Resul
     };
     let shown = value.to_string();
     table.insert(key.clone(), value);
+    from_table(table, &key, &shown)
+}
+
+/// The configuration `table` holds after `key = shown` was set, checked.
+fn from_table(table: toml::Table, key: &str, shown: &str) -> Result<TrainConfig> {
     let out: TrainConfig = table.try_into().map_err(|e: toml::de::Error| {
         TrainError::Config(format!("{key} = {shown}: {}", e.message()))
     })?;
