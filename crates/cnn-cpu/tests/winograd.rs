@@ -458,3 +458,47 @@ fn names_parse() {
     );
     assert_eq!(ConvAlgorithm::from_name("fft"), None);
 }
+
+/// The default rule (docs/performance.md, entry 35): F(4x4,3x3) for the
+/// forward and input gradient of layers with at least 64 channels in and
+/// out, for the weight gradient from 16; the rest as without Winograd.
+#[test]
+fn default_rule_picks_winograd_where_it_pays() {
+    let plain = CpuBackend::with_threads(2).unwrap();
+    let wino = backend(2, ConvAlgorithm::Winograd);
+    let none = backend(2, ConvAlgorithm::NoWinograd);
+    // (c_in, c_out, side, forward and input gradient by Winograd, weight gradient by Winograd)
+    for (c_in, c_out, side, fwd, wgt) in [
+        (64, 64, 8, true, true),
+        (16, 16, 12, false, true),
+        (32, 64, 8, false, true),
+        (3, 16, 8, false, false),
+    ] {
+        let p = Conv2dParams::new(
+            2,
+            c_in,
+            side,
+            side,
+            &Conv2dGeometry::new(c_out, 3).padding(1),
+        )
+        .unwrap();
+        let x = values(5, 0, p.x_len(), -1.0, 1.0);
+        let w = values(5, 1, p.w_len(), -1.0, 1.0);
+        let dy = values(5, 2, p.y_len(), -1.0, 1.0);
+        let outs = |be: &CpuBackend| {
+            let mut y = vec![0.0; p.y_len()];
+            be.conv2d_forward(&p, &x, &w, None, &mut y).unwrap();
+            let mut dx = vec![0.0; p.x_len()];
+            be.conv2d_backward_input(&p, &dy, &w, &mut dx).unwrap();
+            let mut dw = vec![0.0; p.w_len()];
+            be.conv2d_backward_weight(&p, &x, &dy, &mut dw).unwrap();
+            [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+        };
+        let (d, a, n) = (outs(&plain), outs(&wino), outs(&none));
+        let pick = |i: usize, by_winograd: bool| if by_winograd { &a[i] } else { &n[i] };
+        assert!(d[0] == *pick(0, fwd), "{c_in}->{c_out}: forward");
+        assert!(d[1] == *pick(1, fwd), "{c_in}->{c_out}: input gradient");
+        assert!(d[2] == *pick(2, wgt), "{c_in}->{c_out}: weight gradient");
+        assert!(a[0] != n[0], "{c_in}->{c_out}: the two paths differ");
+    }
+}

@@ -21,21 +21,27 @@ pub enum ConvAlgorithm {
     Gemm,
     /// Winograd F(4x4, 3x3) (`CNN_CPU_CONV=winograd`).
     Winograd,
-    /// Winograd F(2x2, 3x3) (`CNN_CPU_CONV=winograd2x2`): four times the
-    /// multiplications of F(4x4, 3x3)'s transformed domain per output
-    /// for about a tenth of its rounding error.
+    /// Winograd F(2x2, 3x3) (`CNN_CPU_CONV=winograd2x2`): 1.8 times
+    /// F(4x4, 3x3)'s multiplications per output (4 against 2.25) for a
+    /// twentieth of its rounding error, slower at every workload layer
+    /// (docs/performance.md, entry 35).
     Winograd2x2,
+    /// The default rule without Winograd (`CNN_CPU_CONV=nowinograd`):
+    /// direct or im2col + GEMM by shape, the bits of the releases before
+    /// Winograd.
+    NoWinograd,
 }
 
 impl ConvAlgorithm {
     /// The algorithm `CNN_CPU_CONV` calls `name` (`direct`, `gemm`,
-    /// `winograd`, `winograd2x2`).
+    /// `winograd`, `winograd2x2`, `nowinograd`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "direct" => Some(Self::Direct),
             "gemm" => Some(Self::Gemm),
             "winograd" => Some(Self::Winograd),
             "winograd2x2" => Some(Self::Winograd2x2),
+            "nowinograd" => Some(Self::NoWinograd),
             _ => None,
         }
     }
@@ -59,18 +65,28 @@ pub(super) enum Path {
     Winograd(winograd::Variant),
 }
 
+/// Which op of a convolution is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Forward,
+    /// The input gradient (Winograd's is the transposed forward).
+    BackwardInput,
+    BackwardWeight,
+}
+
 /// The backend's forced algorithm, else `CNN_CPU_CONV`'s, where it
-/// applies to `p`; else Winograd where [`winograd::pays`], the direct
-/// kernels where [`direct::use_direct`]'s cost rule says so, im2col + GEMM
-/// for the rest. The forward and both gradients of a layer take the same
-/// path.
-pub(super) fn choose(be: &CpuBackend, p: &Conv2dParams) -> Path {
+/// applies to `p`; else Winograd F(4x4,3x3) where [`winograd::pays`] for
+/// `op`, the direct kernels where [`direct::use_direct`]'s cost rule says
+/// so, im2col + GEMM for the rest.
+pub(super) fn choose(be: &CpuBackend, p: &Conv2dParams, op: Op) -> Path {
     let forced = be.conv_algorithm().or_else(env_algorithm);
     if winograd::eligible(p) {
         match forced {
             Some(ConvAlgorithm::Winograd) => return Path::Winograd(winograd::Variant::F4),
             Some(ConvAlgorithm::Winograd2x2) => return Path::Winograd(winograd::Variant::F2),
-            None if winograd::pays(p) => return Path::Winograd(winograd::Variant::F4),
+            None if winograd::pays(p, op == Op::BackwardWeight) => {
+                return Path::Winograd(winograd::Variant::F4);
+            }
             _ => {}
         }
     }

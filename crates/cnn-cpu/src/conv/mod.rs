@@ -3,7 +3,7 @@
 //! Small stride-1 layers (LeNet-5's) take the direct kernels of
 //! [`direct`] instead ([`direct::use_direct`] decides per shape), and
 //! stride-1 3x3 layers may take Winograd's F(4x4,3x3) of [`winograd`]
-//! ([`choose`] decides; `CNN_CPU_CONV=direct|gemm|winograd|winograd2x2`
+//! ([`choose`] decides; `CNN_CPU_CONV=direct|gemm|winograd|winograd2x2|nowinograd`
 //! or [`CpuBackend::with_conv_algorithm`] forces one where it applies).
 //!
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
@@ -40,7 +40,7 @@ mod direct;
 mod winograd;
 
 pub use choice::ConvAlgorithm;
-use choice::{Path, choose};
+use choice::{Op, Path, choose};
 use columns::{Columns, col2im};
 
 use crate::CpuBackend;
@@ -435,7 +435,7 @@ impl ConvOps for CpuBackend {
         if y.is_empty() {
             return Ok(());
         }
-        match choose(self, p) {
+        match choose(self, p, Op::Forward) {
             Path::Direct => direct::forward(self, p, x, w, b, y),
             Path::Gemm => forward_gemm(self, p, x, w, b, y),
             Path::Winograd(v) => winograd::forward(self, v, p, x, w, b, y),
@@ -455,7 +455,7 @@ impl ConvOps for CpuBackend {
         if dx.is_empty() {
             return Ok(());
         }
-        let path = choose(self, p);
+        let path = choose(self, p, Op::BackwardInput);
         if path == Path::Direct {
             direct::backward_input(self, p, dy, w, dx);
             return Ok(());
@@ -498,7 +498,7 @@ impl ConvOps for CpuBackend {
         if p.n == 0 || dw.is_empty() {
             return Ok(());
         }
-        match choose(self, p) {
+        match choose(self, p, Op::BackwardWeight) {
             Path::Direct => {
                 direct::backward_weight(self, p, x, dy, dw);
                 return Ok(());

@@ -101,11 +101,12 @@ fn output_impl<T: Tile>(
                 for l in 0..L.min(g.k - kb * L) {
                     let k = kb * L + l;
                     let bv = bias.map_or(0.0, |b| b[k]);
-                    let yk = &mut y[k * plane + ti * T::M * g.wo + tj * T::M..];
+                    let at = k * plane + ti * T::M * g.wo + tj * T::M;
                     for i in 0..rows {
-                        for j in 0..cols {
-                            yk[i * g.wo + j] = yt[i][j][l] + bv;
-                        }
+                        // One row of the tile, gathered from the lanes and
+                        // stored at once.
+                        let row: [f32; 4] = std::array::from_fn(|j| yt[i][j][l] + bv);
+                        y[at + i * g.wo..][..cols].copy_from_slice(&row[..cols]);
                     }
                 }
             }
@@ -129,10 +130,10 @@ fn output_grad_impl<T: Tile>(g: &Geo, dy: &[f32], dm: &mut [f32], tb: usize, t0:
                 let mut dyt: [[Lanes; 4]; 4] = [[[0.0; L]; 4]; 4];
                 for l in 0..L.min(g.k - kb * L) {
                     let k = kb * L + l;
-                    let dk = &dy[k * plane + ti * T::M * g.wo + tj * T::M..];
+                    let at = k * plane + ti * T::M * g.wo + tj * T::M;
                     for i in 0..rows {
-                        for j in 0..cols {
-                            dyt[i][j][l] = dk[i * g.wo + j];
+                        for (j, &v) in dy[at + i * g.wo..][..cols].iter().enumerate() {
+                            dyt[i][j][l] = v;
                         }
                     }
                 }

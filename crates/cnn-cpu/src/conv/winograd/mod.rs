@@ -71,9 +71,28 @@ pub(crate) fn eligible(p: &Conv2dParams) -> bool {
         && p.w_out > 0
 }
 
-/// Whether Winograd is the default for `p` (an [`eligible`] layer).
-pub(crate) fn pays(_p: &Conv2dParams) -> bool {
-    false
+/// Smallest `min(c_in, c_out)` at which F(4x4,3x3) is the default for the
+/// forward and the input gradient: at 64 channels it took 0.41x (8x8
+/// maps) and 0.63x (16x16) of the default path's time, at 32 channels
+/// 1.4x and at 16 channels 2.4x (batch 128, one thread, AVX2;
+/// docs/performance.md, entry 35). Few channels leave the transforms,
+/// which grow with `c` (input) or `k` (output) alone, too little GEMM to
+/// amortise over.
+const MIN_CHANNELS: usize = 64;
+/// The same for the weight gradient, where the transforms of x and dy
+/// are shared by a GEMM over every tile: 0.64x at 16 channels on 32x32,
+/// 0.71x at 32 on 16x16, 0.37x at 64 on 8x8.
+const MIN_CHANNELS_WEIGHT: usize = 16;
+
+/// Whether F(4x4,3x3) is the default for the [`eligible`] layer `p`: its
+/// forward and input gradient (`weight == false`) or its weight gradient.
+pub(crate) fn pays(p: &Conv2dParams, weight: bool) -> bool {
+    let min = if weight {
+        MIN_CHANNELS_WEIGHT
+    } else {
+        MIN_CHANNELS
+    };
+    p.c_in.min(p.c_out) >= min
 }
 
 /// Derived sizes of one Winograd convolution (one tile kind).
