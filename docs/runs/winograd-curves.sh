@@ -13,7 +13,7 @@ for model in resnet20 vgg; do
       dir=$out/$model-$alg-$seed
       [ -f "$dir/metrics.csv" ] && continue
       CNN_CPU_CONV=$alg nice -n 10 target/release/cnn train --model "$model" \
-        --data synthetic --limit-train 512 --epochs 4 --batch-size 64 \
+        --data synthetic --limit-train 384 --epochs 3 --batch-size 64 \
         --seed "$seed" --threads 2 --out "$dir" --quiet
     done
   done
