@@ -9,7 +9,7 @@ import statistics
 import sys
 from pathlib import Path
 
-MODELS = ["resnet20", "vgg"]
+MODELS = ["resnet20", "vgg", "vgg-bn"]
 ALGS = {"default": ("Winograd where it pays (default)", "#1f77b4"),
         "nowinograd": ("CNN_CPU_CONV=nowinograd", "#ff7f0e")}
 SEEDS = [1, 2, 3]
@@ -25,9 +25,9 @@ def main():
     runs, out = Path(sys.argv[1]), Path(sys.argv[2])
     data = {(m, a, s): read(runs / f"{m}-{a}-{s}") for m in MODELS for a in ALGS for s in SEEDS}
     w, h, pad = 360, 240, 48
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w}" height="{2 * h + 40}" '
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w}" height="{len(MODELS) * h + 40}" '
            'font-family="sans-serif" font-size="11">',
-           f'<rect width="{2 * w}" height="{2 * h + 40}" fill="white"/>']
+           f'<rect width="{2 * w}" height="{len(MODELS) * h + 40}" fill="white"/>']
     for row, model in enumerate(MODELS):
         for col, (key, label) in enumerate(METRICS):
             x0, y0 = col * w + pad, row * h + 20
@@ -43,7 +43,7 @@ def main():
             svg.append(f'<text x="{x0 + pw / 2}" y="{y0 - 6}" text-anchor="middle">{model}: {label}</text>')
             for i in range(5):
                 v = lo + (hi - lo) * i / 4
-                svg.append(f'<text x="{x0 - 4}" y="{sy(v) + 4}" text-anchor="end">{v:.3g}</text>')
+                svg.append(f'<text x="{x0 - 4}" y="{sy(v) + 4}" text-anchor="end">{v:.4g}</text>')
             for e in range(1, n + 1):
                 svg.append(f'<text x="{sx(e)}" y="{y0 + ph + 14}" text-anchor="middle">{e}</text>')
             svg.append(f'<text x="{x0 + pw / 2}" y="{y0 + ph + 28}" text-anchor="middle">epoch</text>')
@@ -55,9 +55,9 @@ def main():
     for i, (a, (label, color)) in enumerate(ALGS.items()):
         x = 60 + i * 300
         dash = ' stroke-dasharray="5,3"' if a == "nowinograd" else ""
-        svg.append(f'<line x1="{x}" y1="{2 * h + 20}" x2="{x + 30}" y2="{2 * h + 20}" '
+        svg.append(f'<line x1="{x}" y1="{len(MODELS) * h + 20}" x2="{x + 30}" y2="{len(MODELS) * h + 20}" '
                    f'stroke="{color}" stroke-width="2"{dash}/>')
-        svg.append(f'<text x="{x + 36}" y="{2 * h + 24}">{label}, seeds 1-3</text>')
+        svg.append(f'<text x="{x + 36}" y="{len(MODELS) * h + 24}">{label}, seeds 1-3</text>')
     svg.append("</svg>")
     out.write_text("\n".join(svg) + "\n")
 
