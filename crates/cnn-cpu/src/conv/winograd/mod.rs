@@ -37,9 +37,10 @@ use crate::CpuBackend;
 use crate::gemm::{MatRef, sgemm};
 use crate::par::{BufPool, with_scratch};
 
-/// Tiles a block aims for: the transformed input and products of a
-/// 32-channel block stay within a core's L2 (36 x 128 x 64 floats, 1.2 MB
-/// ... at 64 channels they spill, measured either way in entry 35).
+/// Tiles a block aims for: enough rows for the GEMMs (two 32x32 images,
+/// eight 16x16, 32 8x8 ones). Not tuned: at 32 channels a block's
+/// transformed input and products (36 x 128 x 64 floats, 1.2 MB) already
+/// exceed a core's L2, so a smaller block is the first thing to try.
 const TARGET_TILES: usize = 128;
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.
