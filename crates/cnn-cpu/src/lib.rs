@@ -11,7 +11,9 @@
 //!   the column matrix packed straight from the input, and col2im);
 //!   `conv::direct`: direct convolution kernels for small layers (LeNet),
 //!   portable code and dispatch, with the `avx2` and `avx512` kernels in
-//!   files of their own.
+//!   files of their own; `conv::winograd`: Winograd F(4x4,3x3) and
+//!   F(2x2,3x3) for stride-1 3x3 layers; `conv::choice`: which path a
+//!   layer takes ([`ConvAlgorithm`] forces one).
 //! - `pool`: max, average and global-average pooling; `pool::max2x2`: the
 //!   2x2 stride-2 max-pooling fast path (scalar, with `avx2` and `avx512`
 //!   versions in files of their own).
@@ -50,6 +52,8 @@ use std::sync::Arc;
 
 use cnn_core::{Backend, CnnError, Result};
 
+pub use conv::ConvAlgorithm;
+
 /// Thread counts up to this are always granted, whatever the core count: a
 /// few threads more than cores cost little (on two cores, 4 threads train
 /// the default model about 10% slower than 2), and the 2- to 4-thread
@@ -62,6 +66,8 @@ pub const MIN_THREAD_CAP: usize = 4;
 pub struct CpuBackend {
     pool: Arc<rayon::ThreadPool>,
     threads: usize,
+    /// The convolution algorithm forced on this backend, if any.
+    conv: Option<ConvAlgorithm>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -97,6 +103,7 @@ impl CpuBackend {
         Ok(CpuBackend {
             pool: Arc::new(pool),
             threads,
+            conv: None,
         })
     }
 
@@ -109,6 +116,7 @@ impl CpuBackend {
         CpuBackend {
             pool: Arc::new(pool),
             threads: 1,
+            conv: None,
         }
     }
 
@@ -130,6 +138,19 @@ impl CpuBackend {
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// This backend with `algorithm` forced on every convolution it can
+    /// take (the others keep the default choice), over `CNN_CPU_CONV`:
+    /// for measurements and tests that compare algorithms in one process.
+    pub fn with_conv_algorithm(mut self, algorithm: ConvAlgorithm) -> Self {
+        self.conv = Some(algorithm);
+        self
+    }
+
+    /// The convolution algorithm forced by [`CpuBackend::with_conv_algorithm`].
+    pub fn conv_algorithm(&self) -> Option<ConvAlgorithm> {
+        self.conv
     }
 
     /// Run `f` inside this backend's thread pool (every parallel op forks
@@ -171,6 +192,7 @@ impl Backend for CpuBackend {
         CpuBackend {
             pool: Arc::clone(&self.pool),
             threads: 1,
+            conv: self.conv,
         }
     }
 

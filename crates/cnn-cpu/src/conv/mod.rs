@@ -1,7 +1,10 @@
 //! 2-D convolution as im2col + GEMM, parallel over the batch.
 //!
 //! Small stride-1 layers (LeNet-5's) take the direct kernels of
-//! [`direct`] instead ([`direct::use_direct`] decides per shape).
+//! [`direct`] instead ([`direct::use_direct`] decides per shape), and
+//! stride-1 3x3 layers may take Winograd's F(4x4,3x3) of [`winograd`]
+//! ([`choose`] decides; `CNN_CPU_CONV=direct|gemm|winograd|winograd2x2|nowinograd`
+//! or [`CpuBackend::with_conv_algorithm`] forces one where it applies).
 //!
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
 //! channels, `cog = c_out / groups` output channels, `K = cg kh kw`,
@@ -31,9 +34,13 @@
 use cnn_core::{CnnError, Conv2dParams, ConvOps, Result};
 use rayon::prelude::*;
 
+mod choice;
 mod columns;
 mod direct;
+mod winograd;
 
+pub use choice::ConvAlgorithm;
+use choice::{Op, Path, choose};
 use columns::{Columns, col2im};
 
 use crate::CpuBackend;
@@ -428,10 +435,10 @@ impl ConvOps for CpuBackend {
         if y.is_empty() {
             return Ok(());
         }
-        if direct::use_direct(p) {
-            direct::forward(self, p, x, w, b, y);
-        } else {
-            forward_gemm(self, p, x, w, b, y);
+        match choose(self, p, Op::Forward) {
+            Path::Direct => direct::forward(self, p, x, w, b, y),
+            Path::Gemm => forward_gemm(self, p, x, w, b, y),
+            Path::Winograd(v) => winograd::forward(self, v, p, x, w, b, y),
         }
         Ok(())
     }
@@ -448,14 +455,19 @@ impl ConvOps for CpuBackend {
         if dx.is_empty() {
             return Ok(());
         }
-        if direct::use_direct(p) {
+        let path = choose(self, p, Op::BackwardInput);
+        if path == Path::Direct {
             direct::backward_input(self, p, dy, w, dx);
             return Ok(());
         }
         if let Some(t) = transposed_params(p).filter(|_| !d.pointwise) {
             let mut wt = TRANSPOSED_WEIGHTS.take(w.len());
             transpose_weight(p, w, &mut wt[..w.len()]);
-            forward_gemm(self, &t, dy, &wt[..w.len()], None, dx);
+            match path {
+                // Eligible layers' transposes are eligible (padding 2 - pad).
+                Path::Winograd(v) => winograd::forward(self, v, &t, dy, &wt[..w.len()], None, dx),
+                _ => forward_gemm(self, &t, dy, &wt[..w.len()], None, dx),
+            }
             TRANSPOSED_WEIGHTS.give(wt);
             return Ok(());
         }
@@ -486,9 +498,16 @@ impl ConvOps for CpuBackend {
         if p.n == 0 || dw.is_empty() {
             return Ok(());
         }
-        if direct::use_direct(p) {
-            direct::backward_weight(self, p, x, dy, dw);
-            return Ok(());
+        match choose(self, p, Op::BackwardWeight) {
+            Path::Direct => {
+                direct::backward_weight(self, p, x, dy, dw);
+                return Ok(());
+            }
+            Path::Winograd(v) => {
+                winograd::backward_weight(self, v, p, x, dy, dw);
+                return Ok(());
+            }
+            Path::Gemm => {}
         }
         let (xi, yi) = (d.x_image(), d.y_image());
         if self.threads > 1 && p.n > 1 {

@@ -69,19 +69,11 @@ const DIRECT_MAX_COUT: usize = 64;
 /// Below this many forward FLOPs the direct kernels run on the calling thread.
 const PAR_MIN_FLOPS: f64 = 4.0e5;
 
-/// `CNN_CPU_CONV=direct|gemm` forces one path where the direct kernels are
-/// possible (for measurements); unset or anything else: the cost rule.
-fn forced() -> Option<bool> {
-    static FORCED: OnceLock<Option<bool>> = OnceLock::new();
-    *FORCED.get_or_init(|| match std::env::var("CNN_CPU_CONV").as_deref() {
-        Ok("direct") => Some(true),
-        Ok("gemm") => Some(false),
-        _ => None,
-    })
-}
-
-/// Whether the direct kernels handle `p` (shape support and cost rule).
-pub(crate) fn use_direct(p: &Conv2dParams) -> bool {
+/// Whether the direct kernels handle `p`: shape support, then `forced`
+/// (`Some(true)`: direct, `Some(false)`: im2col + GEMM, from
+/// `CNN_CPU_CONV=direct|gemm` or the backend's
+/// [`crate::ConvAlgorithm`]) or else the cost rule.
+pub(crate) fn use_direct(p: &Conv2dParams, forced: Option<bool>) -> bool {
     let supported = p.groups == 1
         && p.stride_h == 1
         && p.stride_w == 1
@@ -98,7 +90,7 @@ pub(crate) fn use_direct(p: &Conv2dParams) -> bool {
     } else {
         DIRECT_MAX_TAPS
     };
-    forced().unwrap_or(p.c_in * p.kh * p.kw <= max_taps && p.c_out <= DIRECT_MAX_COUT)
+    forced.unwrap_or(p.c_in * p.kh * p.kw <= max_taps && p.c_out <= DIRECT_MAX_COUT)
 }
 
 /// Set by tests to run the portable kernels on an AVX2 machine.
