@@ -585,7 +585,8 @@ impl<B: Backend> Trainer<B> {
         }
         self.pending.add(n, data_loss, penalty);
         self.state.epoch_seen += n;
-        for (&t, &p) in labels.iter().zip(&preds) {
+        let counted = crate::mixing::counted_labels(labels, self.batch_mix);
+        for (&t, &p) in counted.iter().zip(&preds) {
             if (t as usize) < classes && (p as usize) < classes {
                 self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
             }

@@ -44,10 +44,6 @@ fn mixed_config() -> TrainConfig {
     }
 }
 
-fn trainer(dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
-    trainer_of(config(), dir, fresh)
-}
-
 fn trainer_of(c: TrainConfig, dir: &std::path::Path, fresh: bool) -> Trainer<CpuBackend> {
     let data = common::synthetic_splits(c.seed, 320, 64, c.val_fraction);
     let backend = CpuBackend::with_threads(2).unwrap();
