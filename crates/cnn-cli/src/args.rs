@@ -174,7 +174,7 @@ pub struct TrainArgs {
     /// Mixup (timm's Mixup, mode "batch"): each training batch blended
     /// with itself reversed, lam ~ Beta(ALPHA, ALPHA) per (seed, epoch,
     /// batch); loss lam CE(y) + (1 - lam) CE(y reversed); training
-    /// accuracy counts each image's own label [default: 0, off].
+    /// accuracy counts the label that weighs more [default: 0, off].
     #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
     pub mixup: Option<f64>,
     /// CutMix: a box of the reversed batch pasted into each image, its
