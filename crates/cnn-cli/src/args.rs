@@ -173,6 +173,25 @@ pub struct TrainArgs {
     /// drawn per (seed, epoch, image) [default: 0, off].
     #[arg(long, value_name = "SIZE")]
     pub cutout: Option<usize>,
+    /// Mixup (timm's Mixup, mode "batch"): each training batch blended
+    /// with itself reversed, lam ~ Beta(ALPHA, ALPHA) per (seed, epoch,
+    /// batch); loss lam CE(y) + (1 - lam) CE(y reversed); training
+    /// accuracy counts the label that weighs more [default: 0, off].
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub mixup: Option<f64>,
+    /// CutMix: a box of the reversed batch pasted into each image, its
+    /// area 1 - lam with lam ~ Beta(ALPHA, ALPHA), lam then corrected to
+    /// the clipped box [default: 0, off].
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub cutmix: Option<f64>,
+    /// Probability that a training batch is mixed at all (with --mixup or
+    /// --cutmix) [default: 1].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub mix_prob: Option<f64>,
+    /// With both --mixup and --cutmix, the probability of CutMix instead of
+    /// mixup for a batch [default: 0.5].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub mix_switch_prob: Option<f64>,
     /// Start from these weights (safetensors, e.g. exported from PyTorch).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
@@ -340,7 +359,11 @@ impl TrainArgs {
             val_fraction,
             limit_train,
             checkpoint_every,
-            cutout
+            cutout,
+            mixup,
+            cutmix,
+            mix_prob,
+            mix_switch_prob
         );
         match self.lr {
             Some(LrArg::Value(lr)) => {
@@ -413,7 +436,7 @@ impl TrainArgs {
         given!(self; epochs, max_steps, batch_size, optimizer, lr, momentum, weight_decay,
             schedule, l1, l2, label_smoothing, clip_grad_norm, clip_value, early_stopping,
             min_delta, restore_best, val_fraction, limit_train, init_from, checkpoint_every,
-            max_memory, lookahead, sam);
+            max_memory, lookahead, sam, mixup, cutmix, mix_prob, mix_switch_prob);
         for (set, key) in [
             (self.nesterov, "nesterov"),
             (self.augment, "augment"),

@@ -49,7 +49,7 @@ pub use backend::*;
 pub use error::{CnnError, Result};
 pub use graph::{ArrayData, DataParallel, Graph, GraphBuilder, GraphSpec, NamedArray, StateKind};
 pub use layers::{LayerSpec, Mode};
-pub use losses::{MeanSquaredError, SoftmaxCrossEntropy};
+pub use losses::{MeanSquaredError, MixedTargets, SoftmaxCrossEntropy};
 pub use param::{Param, ParamKind};
 pub use shape::Shape;
 pub use tensor::Tensor;

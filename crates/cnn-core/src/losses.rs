@@ -28,6 +28,33 @@ impl SoftmaxCrossEntropy {
         targets: &B::IndexBuffer,
         dlogits: &mut Tensor<B>,
     ) -> Result<f32> {
+        let p = self.params(logits)?;
+        backend.softmax_cross_entropy(&p, logits.buffer(), targets, dlogits.buffer_mut())
+    }
+
+    /// The mean loss against the mixed targets of mixup and CutMix, `lam`
+    /// of `targets` and `1 - lam` of `partners` (label-smoothed first, as
+    /// timm's `mixup_target`); writes its gradient into `dlogits`.
+    pub fn forward_backward_mixed<B: Backend>(
+        &self,
+        backend: &B,
+        logits: &Tensor<B>,
+        mix: &MixedTargets<'_, B>,
+        dlogits: &mut Tensor<B>,
+    ) -> Result<f32> {
+        let p = self.params(logits)?;
+        backend.softmax_cross_entropy_mixed(
+            &p,
+            mix.lam,
+            logits.buffer(),
+            mix.targets,
+            mix.partners,
+            dlogits.buffer_mut(),
+        )
+    }
+
+    /// The op's params for logits `[N, classes]`.
+    fn params<B: Backend>(&self, logits: &Tensor<B>) -> Result<CrossEntropyParams> {
         let (n, classes) = match *logits.shape().dims() {
             [n, c] => (n, c),
             _ => {
@@ -40,13 +67,21 @@ impl SoftmaxCrossEntropy {
                 ));
             }
         };
-        let p = CrossEntropyParams {
+        Ok(CrossEntropyParams {
             n,
             classes,
             label_smoothing: self.label_smoothing,
-        };
-        backend.softmax_cross_entropy(&p, logits.buffer(), targets, dlogits.buffer_mut())
+        })
     }
+}
+
+/// The targets of a mixed batch on the device: each row's own class
+/// (`targets`), its partner's (`partners`) and the weight `lam` of the
+/// own class.
+pub struct MixedTargets<'a, B: Backend> {
+    pub targets: &'a B::IndexBuffer,
+    pub partners: &'a B::IndexBuffer,
+    pub lam: f64,
 }
 
 impl Default for SoftmaxCrossEntropy {
@@ -76,5 +111,13 @@ impl MeanSquaredError {
             });
         }
         backend.mse_loss(x.buffer(), target.buffer(), dx.buffer_mut())
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for MixedTargets<'_, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MixedTargets")
+            .field("lam", &self.lam)
+            .finish_non_exhaustive()
     }
 }

@@ -237,3 +237,52 @@ fn bad_input_is_an_error_and_leaves_the_graph_as_it_was() {
         .unwrap();
     assert_eq!(graph.step(), step + 1);
 }
+
+/// A mixed batch (mixup/CutMix targets: `lam` of the labels, `1 - lam` of
+/// the labels reversed, label smoothing 0.1): the split step's loss and
+/// gradients equal the unsplit step with the mixed loss, bit for bit.
+#[test]
+fn a_mixed_split_step_equals_the_unsplit_mixed_step_bit_for_bit() {
+    let be = CpuBackend::with_threads(2).unwrap();
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+    let loss = SoftmaxCrossEntropy {
+        label_smoothing: 0.1,
+    };
+    for n in [33, 8] {
+        let mut split = Graph::new(&be, spec.clone(), 5).unwrap();
+        let mut unsplit = Graph::new(&be, spec.clone(), 5).unwrap();
+        let mut parallel = DataParallel::for_graph(&split).unwrap().unwrap();
+        let x = values(11, 0, n * 28 * 28, -1.0, 1.0);
+        let y = labels(n, 10, 11);
+        let partners: Vec<u32> = y.iter().rev().copied().collect();
+        let lam = 0.3;
+        let got = parallel
+            .forward_backward_mixed(&mut split, &x, &y, Some((&partners, lam)), &loss, None)
+            .unwrap();
+        let logits = unsplit
+            .forward_host(&x, n, Mode::Train)
+            .unwrap()
+            .try_clone(&be)
+            .unwrap();
+        let targets = be.upload_indices(&y).unwrap();
+        let partner_targets = be.upload_indices(&partners).unwrap();
+        let mut dlogits = Tensor::zeros(&be, logits.shape().clone()).unwrap();
+        let mix = cnn_core::MixedTargets {
+            targets: &targets,
+            partners: &partner_targets,
+            lam,
+        };
+        let want = loss
+            .forward_backward_mixed(&be, &logits, &mix, &mut dlogits)
+            .unwrap();
+        unsplit.backward(&dlogits).unwrap();
+        assert_eq!(got.to_bits(), want.to_bits(), "batch {n}: mixed loss");
+        assert_same_grads(&split, &unsplit, &format!("mixed batch {n}"));
+        // Not the plain loss: the mix reaches the gradient.
+        let mut plain = Graph::new(&be, spec.clone(), 5).unwrap();
+        let plain_loss = parallel
+            .forward_backward(&mut plain, &x, &y, &loss, None)
+            .unwrap();
+        assert_ne!(plain_loss, got, "batch {n}");
+    }
+}

@@ -43,6 +43,53 @@ extern "C" __global__ void softmax_cross_entropy_f32(const float* logits, const 
     }
 }
 
+// Softmax cross-entropy against the mixed target lam q(t_a) + (1 - lam)
+// q(t_b) (mixup and CutMix), one thread per row (f64, as the CPU):
+// loss = lse - (1 - s)(lam x[t_a] + (1 - lam) x[t_b]) - s/C sum x;
+// dx = (softmax - q) / n. targets and partners are (n); a row whose target
+// or partner is out of range is skipped and lowers *bad_row to its index.
+extern "C" __global__ void softmax_cross_entropy_mixed_f32(
+    const float* logits, const u32* targets, const u32* partners, float* dlogits,
+    double* row_loss, u64 n, u64 classes, float label_smoothing, double lam,
+    unsigned long long* bad_row) {
+    GRID_STRIDE(row, n) {
+        const u64 ta = (u64)targets[row];
+        const u64 tb = (u64)partners[row];
+        if (ta >= classes || tb >= classes) {
+            atomicMin(bad_row, (unsigned long long)row);
+            row_loss[row] = 0.0;
+            continue;
+        }
+        const float* x = logits + row * classes;
+        float* dx = dlogits + row * classes;
+        float mx = NEG_INF;
+        for (u64 j = 0; j < classes; ++j) {
+            const float v = x[j];
+            if (v > mx || is_nan_f(v)) mx = v;
+        }
+        const double max = (double)mx;
+        double sum_exp = 0.0, sum_x = 0.0;
+        for (u64 j = 0; j < classes; ++j) {
+            sum_exp += exp((double)x[j] - max);
+            sum_x += (double)x[j];
+        }
+        const double s = (double)label_smoothing;
+        const double uniform = s / (double)classes;
+        const double on_a = (1.0 - s) * lam;
+        const double on_b = (1.0 - s) * (1.0 - lam);
+        const double inv_n = 1.0 / (double)n;
+        const double lse = max + log(sum_exp);
+        row_loss[row] = lse - on_a * (double)x[ta] - on_b * (double)x[tb] - uniform * sum_x;
+        for (u64 j = 0; j < classes; ++j) {
+            const double softmax = exp((double)x[j] - max) / sum_exp;
+            double q = uniform;
+            if (j == ta) q += on_a;
+            if (j == tb) q += on_b;
+            dx[j] = (float)((softmax - q) * inv_n);
+        }
+    }
+}
+
 // Mean squared error: dx = 2 (x - target) / n; partials[block] = the
 // block's sum of (x - target)^2 in f64.
 extern "C" __global__ void mse_loss_f32(const float* x, const float* target, float* dx, u64 n,

@@ -55,6 +55,58 @@ impl LossOps for CudaBackend {
         Ok((total * (1.0 / n as f64)) as f32)
     }
 
+    /// logits and dlogits are (N, classes), dlogits overwritten; targets
+    /// and partners are (N).
+    fn softmax_cross_entropy_mixed(
+        &self,
+        p: &CrossEntropyParams,
+        lam: f64,
+        logits: &CudaSlice<f32>,
+        targets: &CudaSlice<u32>,
+        partners: &CudaSlice<u32>,
+        dlogits: &mut CudaSlice<f32>,
+    ) -> Result<f32> {
+        p.check_mixed(
+            lam,
+            logits.len(),
+            targets.len(),
+            partners.len(),
+            dlogits.len(),
+        )?;
+        let n = p.n;
+        let mut row_loss = self.scratch::<f64>(n)?;
+        let mut bad_row = self.stream().clone_htod(&[n as u64]).map_err(driver_err)?;
+        launch!(
+            self,
+            self.function(KernelSource::Loss, "softmax_cross_entropy_mixed_f32")?,
+            grid(n),
+            [
+                logits,
+                targets,
+                partners,
+                dlogits,
+                &mut row_loss,
+                &(n as u64),
+                &(p.classes as u64),
+                &p.label_smoothing,
+                &lam,
+                &mut bad_row
+            ]
+        )?;
+        let bad = self.fetch(&bad_row)?[0] as usize;
+        if bad < n {
+            let (a, b) = (self.fetch(targets)?[bad], self.fetch(partners)?[bad]);
+            return Err(CnnError::TargetOutOfRange {
+                op: "softmax_cross_entropy_mixed",
+                row: bad,
+                target: if a as usize >= p.classes { a } else { b },
+                classes: p.classes,
+            });
+        }
+        let total: f64 = self.fetch(&row_loss)?.iter().sum();
+        Ok((total * (1.0 / n as f64)) as f32)
+    }
+
     /// x, target, dx are (n); dx overwritten with 2 (x - target) / n.
     fn mse_loss(
         &self,

@@ -24,6 +24,8 @@
 //!   ([`Normalization::compute`]).
 //! - [`shuffle`]: seeded generators and [`epoch_order`].
 //! - [`augment`]: random crop with zero padding and horizontal flip.
+//! - [`mix`]: mixup and CutMix of a whole batch ([`Mix`], [`MixDraw`]),
+//!   drawn per (seed, epoch, batch), as timm's `Mixup` does them.
 //! - [`loader`]: [`Loader`], which prepares [`Batch`]es on a background
 //!   thread and can start at any (epoch, batch).
 //! - [`files`]: reading files (gzip detected by content, decompression
@@ -62,6 +64,7 @@ pub mod files;
 pub mod folder;
 pub mod idx;
 pub mod loader;
+pub mod mix;
 pub mod mnist;
 pub mod normalize;
 pub mod shuffle;
@@ -78,6 +81,7 @@ pub use files::decode_maybe_gzip;
 pub use folder::{FolderOptions, decode_image_bytes, load_folder, load_image};
 pub use idx::{IdxImages, parse_idx_images, parse_idx_labels};
 pub use loader::{Batch, EpochIter, Loader, LoaderConfig};
+pub use mix::{CutBox, Mix, MixDraw};
 pub use mnist::{IdxFlavor, MNIST_DIR_ENV, load_mnist_dir};
 pub use normalize::Normalization;
 pub use shuffle::epoch_order;

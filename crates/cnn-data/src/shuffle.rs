@@ -21,6 +21,9 @@ pub const STREAM_AUGMENT: u64 = 0x4155_474d; // "AUGM"
 /// Stream tag of cutout draws (apart from the crop and flip's, so that
 /// turning cutout on leaves those as they were).
 pub const STREAM_CUTOUT: u64 = 0x4355_544f; // "CUTO"
+/// Stream tag of the per-batch mixup/CutMix draws (keyed by epoch and
+/// batch index, not by sample).
+pub const STREAM_MIX: u64 = 0x4d49_5842; // "MIXB"
 
 /// A ChaCha8 generator whose 256-bit seed is `(seed, stream, a, b)`, little
 /// endian: distinct tuples give independent streams.

@@ -124,6 +124,17 @@ pub struct TrainConfig {
     /// uniform, clipped at the borders (0 = off; see `cnn_data::Augment`).
     #[serde(skip_serializing_if = "is_zero")]
     pub cutout: usize,
+    /// Batch mixing (`crate::mixing`, timm's `Mixup`): mixup's and
+    /// CutMix's Beta parameters (0 = off), the probability a batch is
+    /// mixed, and with both on the probability of CutMix.
+    #[serde(skip_serializing_if = "crate::mixing::is_off")]
+    pub mixup: f64,
+    #[serde(skip_serializing_if = "crate::mixing::is_off")]
+    pub cutmix: f64,
+    #[serde(skip_serializing_if = "crate::mixing::is_default_prob")]
+    pub mix_prob: f64,
+    #[serde(skip_serializing_if = "crate::mixing::is_default_switch_prob")]
+    pub mix_switch_prob: f64,
     pub seed: u64,
     /// Worker threads (0 = all cores).
     pub threads: usize,
@@ -327,6 +338,10 @@ impl Default for TrainConfig {
             shuffle: true,
             augment: false,
             cutout: 0,
+            mixup: 0.0,
+            cutmix: 0.0,
+            mix_prob: crate::mixing::DEFAULT_PROB,
+            mix_switch_prob: crate::mixing::DEFAULT_SWITCH_PROB,
             seed: 0,
             threads: 0,
             backend: "cpu".into(),
@@ -617,6 +632,7 @@ impl TrainConfig {
                 self.label_smoothing
             ));
         }
+        crate::mixing::check(self.mixup, self.cutmix, self.mix_prob, self.mix_switch_prob)?;
         for (name, v) in [
             ("l1", self.l1),
             ("l2", self.l2),

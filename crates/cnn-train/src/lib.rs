@@ -24,6 +24,8 @@
 //!   directory, safetensors state_dicts, atomic writes.
 //! - [`tensorboard`]: TensorBoard event files of the same records
 //!   (`--tensorboard`).
+//! - [`mixing`]: mixup and CutMix in training (the settings' checks, the
+//!   batch mixed before its step, the mixed targets).
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
 //! - [`run`]: one training job into a run directory (`cnn train`).
 //! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
@@ -55,6 +57,7 @@ pub mod json_float;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod mixing;
 pub mod optim_wrap;
 mod optimizer_params;
 pub mod plan;

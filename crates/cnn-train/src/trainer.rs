@@ -28,6 +28,7 @@ use crate::setup::DataSplits;
 
 mod evaluate;
 mod finite;
+mod mixed;
 mod persist;
 mod resume;
 mod wrapped;
@@ -61,6 +62,8 @@ pub struct TrainerState {
 /// gradient and the predicted classes.
 struct LossScratch<B: Backend> {
     targets: B::IndexBuffer,
+    /// A mixed batch's partner targets (mixup, CutMix).
+    partners: B::IndexBuffer,
     dlogits: Tensor<B>,
     preds: B::IndexBuffer,
 }
@@ -76,6 +79,7 @@ impl<B: Backend> LossScratch<B> {
         if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(n) {
             slot.insert(LossScratch {
                 targets: b.alloc_indices(n)?,
+                partners: b.alloc_indices(n)?,
                 dlogits: Tensor::zeros(b, [n, classes])?,
                 preds: b.alloc_indices(n)?,
             });
@@ -135,6 +139,8 @@ pub struct Trainer<B: Backend> {
     gate: Option<Arc<dyn crate::prune::EpochGate>>,
     /// The weight averages (`--ema`, `--swa-start`).
     averages: Option<Averages<B>>,
+    /// The mixup/CutMix weight of the batch under way (`None`: unmixed).
+    batch_mix: Option<f64>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -227,6 +233,7 @@ impl<B: Backend> Trainer<B> {
             tensorboard: None,
             gate: None,
             averages,
+            batch_mix: None,
         })
     }
 
@@ -388,7 +395,8 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<()> {
         let started = Instant::now();
         let seconds_before = self.state.epoch_seconds;
-        for batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
+        for mut batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
+            self.batch_mix = self.mix_batch(epoch, &mut batch);
             let closes = self.state.batch_in_epoch + 1 >= self.batches_per_epoch;
             let (_, stepped) =
                 self.train_batch_here(epoch, &batch.images, &batch.labels, closes)?;
@@ -465,6 +473,7 @@ impl<B: Backend> Trainer<B> {
     /// the L1 penalty).
     pub fn train_step(&mut self, epoch: usize, images: &[f32], labels: &[u32]) -> Result<f64> {
         let backend = self.backend.clone();
+        self.batch_mix = None;
         backend
             .run(|| self.train_batch_here(epoch, images, labels, false))
             .map(|(loss, _)| loss)
@@ -482,6 +491,7 @@ impl<B: Backend> Trainer<B> {
         closes: bool,
     ) -> Result<Option<StepRecord>> {
         let backend = self.backend.clone();
+        self.batch_mix = None;
         backend
             .run(|| self.train_batch_here(epoch, images, labels, closes))
             .map(|(_, step)| step)
@@ -520,11 +530,15 @@ impl<B: Backend> Trainer<B> {
         }
         let mut preds = std::mem::take(&mut self.host_preds);
         preds.resize(n, 0);
+        let partners = self
+            .batch_mix
+            .map(|lam| (crate::mixing::partners(labels), lam));
         let data_loss = match self.parallel.as_mut().filter(|_| split) {
-            Some(parallel) => f64::from(parallel.forward_backward(
+            Some(parallel) => f64::from(parallel.forward_backward_mixed(
                 &mut self.graph,
                 images,
                 labels,
+                partners.as_ref().map(|(p, lam)| (p.as_slice(), *lam)),
                 &self.loss,
                 Some(&mut preds),
             )?),
@@ -579,7 +593,8 @@ impl<B: Backend> Trainer<B> {
         }
         self.pending.add(n, data_loss, penalty);
         self.state.epoch_seen += n;
-        for (&t, &p) in labels.iter().zip(&preds) {
+        let counted = crate::mixing::counted_labels(labels, self.batch_mix);
+        for (&t, &p) in counted.iter().zip(&preds) {
             if (t as usize) < classes && (p as usize) < classes {
                 self.state.epoch_confusion[t as usize * classes + p as usize] += 1;
             }
@@ -661,12 +676,16 @@ impl<B: Backend> Trainer<B> {
         let b = self.backend.clone();
         let LossScratch {
             targets,
+            partners,
             dlogits,
             preds,
         } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
         b.upload_indices_into(labels, targets)?;
         let logits = self.graph.forward_host(images, n, Mode::Train)?;
-        let data_loss = f64::from(self.loss.forward_backward(&b, logits, targets, dlogits)?);
+        let (loss, mix) = (&self.loss, self.batch_mix);
+        let data_loss = f64::from(mixed::batch_loss(
+            &b, loss, logits, labels, targets, partners, mix, dlogits,
+        )?);
         b.argmax_rows(n, classes, logits.buffer(), preds)?;
         b.download_indices_into(preds, host_preds)?;
         Ok(data_loss)

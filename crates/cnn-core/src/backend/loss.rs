@@ -41,6 +41,26 @@ impl CrossEntropyParams {
             self.n * self.classes,
         )
     }
+
+    /// [`check`](Self::check) for the mixed cross-entropy: also its
+    /// partner targets (`n` of them) and a mixing weight in `[0, 1]`.
+    pub fn check_mixed(
+        &self,
+        lam: f64,
+        logits: usize,
+        targets: usize,
+        partners: usize,
+        dlogits: usize,
+    ) -> Result<()> {
+        self.check(logits, targets, dlogits)?;
+        if !(0.0..=1.0).contains(&lam) {
+            return Err(CnnError::value(
+                "lam",
+                format!("the mixing weight {lam} is outside [0, 1]"),
+            ));
+        }
+        check_len("softmax_cross_entropy_mixed", "partners", partners, self.n)
+    }
 }
 
 /// Losses. Each returns the mean loss as a host scalar and writes the
@@ -54,6 +74,24 @@ pub trait LossOps: super::MemoryOps {
         p: &CrossEntropyParams,
         logits: &Self::Buffer,
         targets: &Self::IndexBuffer,
+        dlogits: &mut Self::Buffer,
+    ) -> Result<f32>;
+
+    /// Softmax cross-entropy against a mix of two targets per row (mixup
+    /// and CutMix, timm's `mixup_target` with `SoftTargetCrossEntropy`):
+    /// the target distribution of row `i` is `lam q(targets[i]) + (1 -
+    /// lam) q(partners[i])` with `q(t) = (1 - s) one_hot(t) + s / classes`,
+    /// so the loss is `lam CE_s(targets) + (1 - lam) CE_s(partners)` and
+    /// dlogits `(softmax - mixed target) / N`. logits and dlogits are
+    /// (N, classes); targets and partners are (N); `lam` is in `[0, 1]`; a
+    /// target or partner `>= classes` is an error. dlogits overwritten.
+    fn softmax_cross_entropy_mixed(
+        &self,
+        p: &CrossEntropyParams,
+        lam: f64,
+        logits: &Self::Buffer,
+        targets: &Self::IndexBuffer,
+        partners: &Self::IndexBuffer,
         dlogits: &mut Self::Buffer,
     ) -> Result<f32>;
 

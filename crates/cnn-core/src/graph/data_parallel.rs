@@ -44,6 +44,8 @@ struct WholeBatch<B: Backend> {
     logits: Tensor<B>,
     dlogits: Tensor<B>,
     targets: B::IndexBuffer,
+    /// The partner targets of a mixed batch (mixup, CutMix).
+    partners: B::IndexBuffer,
     preds: B::IndexBuffer,
 }
 
@@ -160,6 +162,22 @@ impl<B: Backend> DataParallel<B> {
         loss: &SoftmaxCrossEntropy,
         preds: Option<&mut [u32]>,
     ) -> Result<f32> {
+        self.forward_backward_mixed(graph, x, labels, None, loss, preds)
+    }
+
+    /// [`forward_backward`](Self::forward_backward) of a batch that may
+    /// be mixed (mixup, CutMix): with `mix = Some((partners, lam))` the
+    /// loss is [`SoftmaxCrossEntropy::forward_backward_mixed`] against
+    /// `lam` of `labels` and `1 - lam` of `partners` (`n` classes).
+    pub fn forward_backward_mixed(
+        &mut self,
+        graph: &mut Graph<B>,
+        x: &[f32],
+        labels: &[u32],
+        mix: Option<(&[u32], f64)>,
+        loss: &SoftmaxCrossEntropy,
+        preds: Option<&mut [u32]>,
+    ) -> Result<f32> {
         let n = labels.len();
         let sample = graph.input_shape().numel();
         if n == 0 || sample.checked_mul(n) != Some(x.len()) {
@@ -212,8 +230,20 @@ impl<B: Backend> DataParallel<B> {
             &mut self.host,
         )?;
         backend.upload_indices_into(labels, &mut whole.targets)?;
-        let mean_loss =
-            loss.forward_backward(&backend, &whole.logits, &whole.targets, &mut whole.dlogits)?;
+        let mean_loss = match mix {
+            None => {
+                loss.forward_backward(&backend, &whole.logits, &whole.targets, &mut whole.dlogits)?
+            }
+            Some((partners, lam)) => {
+                backend.upload_indices_into(partners, &mut whole.partners)?;
+                let mix = crate::losses::MixedTargets {
+                    targets: &whole.targets,
+                    partners: &whole.partners,
+                    lam,
+                };
+                loss.forward_backward_mixed(&backend, &whole.logits, &mix, &mut whole.dlogits)?
+            }
+        };
         if preds.is_some() {
             backend.argmax_rows(n, self.classes, whole.logits.buffer(), &mut whole.preds)?;
         }
@@ -267,6 +297,7 @@ impl<B: Backend> DataParallel<B> {
                 logits: Tensor::zeros(backend, [n, classes])?,
                 dlogits: Tensor::zeros(backend, [n, classes])?,
                 targets: backend.alloc_indices(n)?,
+                partners: backend.alloc_indices(n)?,
                 preds: backend.alloc_indices(n)?,
             })
         })

@@ -44,6 +44,27 @@ pub fn check_losses<B: Backend>(backend: &B) {
             )
         },
     );
+    let lam = prop_oneof![Just(0.0f64), Just(1.0f64), 0.0f64..=1.0];
+    let smoothing = prop_oneof![Just(0.0f32), 0.0f32..=1.0];
+    let mixed = (1usize..=6, 1usize..=12, smoothing, lam, any::<u64>());
+    run_cases(
+        "softmax_cross_entropy_mixed",
+        backend.name(),
+        CASES,
+        mixed,
+        |(n, classes, s, lam, seed)| {
+            ce_mixed_one(
+                backend,
+                &CrossEntropyParams {
+                    n,
+                    classes,
+                    label_smoothing: s,
+                },
+                lam,
+                seed,
+            )
+        },
+    );
     run_cases(
         "mse_loss",
         backend.name(),
@@ -88,6 +109,55 @@ fn ce_one<B: Backend>(be: &B, p: &CrossEntropyParams, scale: f32, seed: u64) -> 
             abs,
             LOSS_REL,
             "softmax_cross_entropy dlogits",
+        ),
+    ])
+}
+
+/// The mixed cross-entropy (mixup/CutMix targets: each row's partner is
+/// the batch reversed, as timm pairs them) against the reference, with
+/// logits up to 10.
+fn ce_mixed_one<B: Backend>(
+    be: &B,
+    p: &CrossEntropyParams,
+    lam: f64,
+    seed: u64,
+) -> Result<(), String> {
+    // logits and dlogits are (N, classes); targets and partners are (N).
+    let scale = 10.0f32;
+    let logits = values(seed, 0, p.n * p.classes, -scale, scale);
+    let mut rng = CounterRng::new(seed, 1);
+    let targets: Vec<u32> = (0..p.n)
+        .map(|_| rng.next_u32() % p.classes as u32)
+        .collect();
+    let partners: Vec<u32> = targets.iter().rev().copied().collect();
+    let mut d = filled(be, p.n * p.classes, f32::NAN)?;
+    let loss = ctx(
+        be.softmax_cross_entropy_mixed(
+            p,
+            lam,
+            &up(be, &logits)?,
+            &up_indices(be, &targets)?,
+            &up_indices(be, &partners)?,
+            &mut d,
+        ),
+        "softmax_cross_entropy_mixed",
+    )?;
+    let (loss_ref, d_ref) = r::softmax_cross_entropy_mixed(p, lam, &logits, &targets, &partners);
+    let abs = CE_ABS_PER_LOGIT * f64::from(scale);
+    all_ok([
+        check_close_scalar(
+            f64::from(loss),
+            loss_ref,
+            abs,
+            LOSS_REL,
+            "softmax_cross_entropy_mixed loss",
+        ),
+        check_close(
+            &down(be, &d)?,
+            &d_ref,
+            abs,
+            LOSS_REL,
+            "softmax_cross_entropy_mixed dlogits",
         ),
     ])
 }

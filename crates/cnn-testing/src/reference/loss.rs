@@ -38,6 +38,41 @@ pub fn softmax_cross_entropy<T: Real>(
     (loss / p.n as f64, dlogits)
 }
 
+/// Mean softmax cross-entropy against the mixed target of mixup and
+/// CutMix, `q = lam q(targets) + (1 - lam) q(partners)` with each `q(t)`
+/// label-smoothed as above (timm's `mixup_target`), and its gradient
+/// `(softmax - q) / N`: the two targets' one-hot rows mixed first, as timm
+/// does, not the two losses.
+pub fn softmax_cross_entropy_mixed(
+    p: &CrossEntropyParams,
+    lam: f64,
+    logits: &[f32],
+    targets: &[u32],
+    partners: &[u32],
+) -> (f64, Vec<f64>) {
+    let c = p.classes;
+    let s = f64::from(p.label_smoothing);
+    let (off, on) = (s / c as f64, 1.0 - s + s / c as f64);
+    let one_hot = |t: u32, k: usize| if k == t as usize { on } else { off };
+    let mut loss = 0.0f64;
+    let mut dlogits = vec![0.0f64; p.n * c];
+    for row in 0..p.n {
+        let z: Vec<f64> = logits[row * c..(row + 1) * c]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = z.iter().map(|&v| (v - max).exp()).sum::<f64>().ln();
+        for (k, &zk) in z.iter().enumerate() {
+            let log_p = zk - max - log_sum;
+            let q = lam * one_hot(targets[row], k) + (1.0 - lam) * one_hot(partners[row], k);
+            loss -= q * log_p;
+            dlogits[row * c + k] = (log_p.exp() - q) / p.n as f64;
+        }
+    }
+    (loss / p.n as f64, dlogits)
+}
+
 /// `mean((x - target)^2)` and its gradient `2 (x - target) / len`.
 pub fn mse_loss<T: Real>(x: &[T], target: &[T]) -> (f64, Vec<f64>) {
     let len = x.len() as f64;
@@ -70,6 +105,28 @@ pub fn argmax_rows(n: usize, classes: usize, x: &[f32]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixed_cross_entropy_by_hand() {
+        // Two equal logits: softmax (1/2, 1/2), loss ln 2 for any target;
+        // targets 0 and 1 mixed 1/4 : 3/4 give the gradient (1/4, -1/4).
+        let p = CrossEntropyParams {
+            n: 1,
+            classes: 2,
+            label_smoothing: 0.0,
+        };
+        let (loss, d) = softmax_cross_entropy_mixed(&p, 0.25, &[0.0, 0.0], &[0], &[1]);
+        assert!((loss - 2f64.ln()).abs() < 1e-12);
+        assert!((d[0] - 0.25).abs() < 1e-12 && (d[1] + 0.25).abs() < 1e-12);
+        // Smoothing 0.5 over 2 classes: q(0) = (3/4, 1/4), q(1) = (1/4, 3/4);
+        // mixed 1/2 : 1/2 is uniform, so the gradient is 0.
+        let p = CrossEntropyParams {
+            label_smoothing: 0.5,
+            ..p
+        };
+        let (_, d) = softmax_cross_entropy_mixed(&p, 0.5, &[0.0, 0.0], &[0], &[1]);
+        assert!(d.iter().all(|v| v.abs() < 1e-12), "{d:?}");
+    }
 
     #[test]
     fn cross_entropy_by_hand() {

@@ -38,7 +38,7 @@ pub use elementwise::{
     sum_squares,
 };
 pub use gemm::gemm;
-pub use loss::{argmax_rows, mse_loss, softmax_cross_entropy};
+pub use loss::{argmax_rows, mse_loss, softmax_cross_entropy, softmax_cross_entropy_mixed};
 pub use memory::fill;
 pub use norm::{
     BatchNormGrads, BatchNormTrain, batch_norm2d_backward, batch_norm2d_forward_eval,

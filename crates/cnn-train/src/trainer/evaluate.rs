@@ -40,6 +40,7 @@ pub fn evaluate<B: Backend>(
                 targets,
                 dlogits,
                 preds,
+                ..
             } = LossScratch::for_batch(&mut scratch, &b, n, classes)?;
             b.upload_indices_into(&batch.labels, targets)?;
             let logits = graph.forward_host(&batch.images, n, Mode::Eval)?;

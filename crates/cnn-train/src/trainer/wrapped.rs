@@ -42,11 +42,15 @@ impl<B: Backend> Trainer<B> {
         self.graph.set_step(after.saturating_sub(1));
         let mut preds = vec![0; n];
         let split = self.parallel.is_some() && !self.config.detect_anomaly;
+        let partners = self
+            .batch_mix
+            .map(|lam| (crate::mixing::partners(labels), lam));
         let loss = match self.parallel.as_mut().filter(|_| split) {
-            Some(parallel) => f64::from(parallel.forward_backward(
+            Some(parallel) => f64::from(parallel.forward_backward_mixed(
                 &mut self.graph,
                 images,
                 labels,
+                partners.as_ref().map(|(p, lam)| (p.as_slice(), *lam)),
                 &self.loss,
                 Some(&mut preds),
             )?),
