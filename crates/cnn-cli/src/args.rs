@@ -436,7 +436,8 @@ impl TrainArgs {
         given!(self; epochs, max_steps, batch_size, optimizer, lr, momentum, weight_decay,
             schedule, l1, l2, label_smoothing, clip_grad_norm, clip_value, early_stopping,
             min_delta, restore_best, val_fraction, limit_train, init_from, checkpoint_every,
-            max_memory, lookahead, sam, mixup, cutmix, mix_prob, mix_switch_prob);
+            max_memory, lookahead, sam, accumulate, cutout, mixup, cutmix, mix_prob,
+            mix_switch_prob);
         for (set, key) in [
             (self.nesterov, "nesterov"),
             (self.augment, "augment"),
@@ -488,4 +489,69 @@ fn parse_threads(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrainArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    /// The top-level keys of `args`' config that differ from the defaults.
+    fn changed_keys(args: &TrainArgs) -> Vec<String> {
+        let table = |c: &cnn::train::TrainConfig| -> toml::Table {
+            toml::from_str(&c.to_toml()).expect("config.toml parses")
+        };
+        let (given, plain) = (
+            table(&args.to_config().unwrap()),
+            table(&TrainArgs::default().to_config().unwrap()),
+        );
+        given
+            .iter()
+            .filter(|(k, v)| plain.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_top_level_key_a_flag_sets_is_one_a_runs_file_base_yields_to() {
+        // `--cutout` and `--accumulate` used to be missing, so a `--runs`
+        // file's [base] overrode them.
+        for flags in [
+            &["--cutout", "8"][..],
+            &["--accumulate", "2"],
+            &["--epochs", "3"],
+            &["--batch-size", "16"],
+            &["--lr", "0.5"],
+            &["--weight-decay", "0.01"],
+            &["--label-smoothing", "0.1"],
+            &["--mixup", "0.2"],
+            &["--cutmix", "1"],
+            &["--mix-prob", "0.5"],
+            &["--limit-train", "64"],
+            &["--checkpoint-every", "2"],
+            &["--augment"],
+            &["--no-shuffle"],
+            &["--seed", "9"],
+            &["--dropout", "0.3"],
+        ] {
+            let args = Cli::try_parse_from(std::iter::once("cnn").chain(flags.iter().copied()))
+                .unwrap_or_else(|e| panic!("{flags:?}: {e}"))
+                .train;
+            let changed = changed_keys(&args);
+            assert!(!changed.is_empty(), "{flags:?} changed nothing");
+            let given = args.keys_given();
+            for key in &changed {
+                assert!(
+                    given.contains(&key.as_str()),
+                    "{flags:?} sets `{key}`, which keys_given leaves out: {given:?}"
+                );
+            }
+        }
+    }
 }
