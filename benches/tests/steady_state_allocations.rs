@@ -565,8 +565,8 @@ fn regularizer_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
 /// graph's own bookkeeping allocates. ReLU, dropout, a residual add (so
 /// the ReLU's output has two consumers and its gradient goes through the
 /// scratch), max and global average pooling; no parameters (convolution and
-/// linear layers call GEMM, and cnn-cpu's batch-norm ops still allocate per
-/// call), so the LeNet-5 rows cover zero grad and the optimizer.
+/// linear layers call GEMM; batch norm has rows of its own above), so the
+/// LeNet-5 rows cover zero grad and the optimizer.
 fn gemm_free_phase_counts(be: &CpuBackend) -> Vec<(&'static str, usize)> {
     let builder = GraphBuilder::new([4, 8, 8]).relu();
     let relu = builder.last();

@@ -26,8 +26,10 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub base: TrainArgs,
     /// KEY=V1,V2,...: one variant per value of a configuration key
-    /// (optimizer, schedule, lr, l2, dropout, activation, batch_norm, ...).
-    /// Several --vary make a grid.
+    /// (optimizer, schedule, lr, l2, dropout, activation, batch_norm,
+    /// mixup, ...; the wrappers as sam=off,on,0.05, sam.rho, sam.adaptive,
+    /// lookahead=off,on, lookahead.k, lookahead.alpha). Several --vary make
+    /// a grid.
     #[arg(long, value_name = "KEY=V1,V2,...")]
     pub vary: Vec<String>,
     // The doc comment below is the help text: plain text for clap, where
