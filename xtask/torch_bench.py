@@ -257,6 +257,32 @@ def sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
+def time_training(model, opt, loss_fn, xs, ys, batch, warmup, steps):
+    """`warmup` untimed training steps, then `steps` timed ones, cycling
+    the batches of `batch` images in xs/ys and copying each to the device
+    (as cnn's trainer uploads each batch): (seconds, last loss)."""
+    pool = len(xs) // batch
+
+    def step(s):
+        b = s % pool
+        x = xs[b * batch:(b + 1) * batch].to(DEVICE)
+        y = ys[b * batch:(b + 1) * batch].to(DEVICE)
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for s in range(warmup):
+        step(s)
+    sync()
+    start = time.perf_counter()
+    for s in range(steps):
+        loss = step(s)
+    sync()
+    return time.perf_counter() - start, loss
+
+
 def w1(args, runs):
     import torch
 
@@ -309,9 +335,7 @@ def w2(args, runs):
 
     steps = 50 if args.quick else 200
     pool = 16
-    g = torch.Generator().manual_seed(1)
-    xs = torch.rand((pool * BATCH, 3, 32, 32), generator=g) * 2 - 1
-    ys = torch.tensor([(i * 7) % 10 for i in range(pool * BATCH)])
+    xs, ys = synthetic_pool(BATCH, pool)
     # cnn's trainer uploads each batch from the host, so this side copies too.
     loss_fn = torch.nn.CrossEntropyLoss()
     flops = train_flops_per_sample(article(), (3, 32, 32))
@@ -322,23 +346,8 @@ def w2(args, runs):
         model = article().to(DEVICE)
         opt = sgd(model)
 
-        def step(s):
-            b = s % pool
-            x = xs[b * BATCH:(b + 1) * BATCH].to(DEVICE)
-            y = ys[b * BATCH:(b + 1) * BATCH].to(DEVICE)
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        step(0)  # untimed warm-up, as in cnn-workloads
-        sync()
-        start = time.perf_counter()
-        for s in range(steps):
-            loss = step(s)
-        sync()
-        secs = time.perf_counter() - start
+        # One untimed warm-up step, as in cnn-workloads.
+        secs, loss = time_training(model, opt, loss_fn, xs, ys, BATCH, 1, steps)
         images = steps * BATCH
         values.append(images / secs)
         seconds.append(secs)
@@ -409,25 +418,7 @@ def real_size_train(args, runs, model_fn, name, lr):
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
 
-        def step(s):
-            b = s % pool
-            n = REAL_TRAIN_BATCH
-            x = xs[b * n:(b + 1) * n].to(DEVICE)
-            y = ys[b * n:(b + 1) * n].to(DEVICE)
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        for s in range(2):
-            step(s)
-        sync()
-        start = time.perf_counter()
-        for s in range(steps):
-            loss = step(s)
-        sync()
-        secs = time.perf_counter() - start
+        secs, loss = time_training(model, opt, loss_fn, xs, ys, REAL_TRAIN_BATCH, 2, steps)
         images = steps * REAL_TRAIN_BATCH
         values.append(images / secs)
         seconds.append(secs)

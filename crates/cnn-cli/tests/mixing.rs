@@ -10,38 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_one_line_error, cnn, cnn_with_env, stderr};
-
-/// 192 images (173 for training after the 10% validation split) in
-/// batches of 32: 6 steps an epoch (the last batch of 13, odd), 12 in
-/// all, checkpoints every 4 steps.
-const BASE: &[&str] = &[
-    "train",
-    "--limit-train",
-    "192",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--checkpoint-every",
-    "4",
-    "--threads",
-    "2",
-    "--seed",
-    "3",
-    "--quiet",
-];
-
-fn args<'a>(extra: &[&'a str], out: &'a str) -> Vec<&'a str> {
-    let mut a: Vec<&str> = BASE.to_vec();
-    a.extend_from_slice(extra);
-    a.extend_from_slice(&["--out", out]);
-    a
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use common::{assert_one_line_error, cnn, cnn_with_env, read, short_run as args, stderr};
 
 fn text(p: &Path) -> String {
     String::from_utf8(read(p)).unwrap()

@@ -5,6 +5,37 @@ use cnn_core::{CnnError, CrossEntropyParams, LossOps, Result};
 
 use crate::CpuBackend;
 
+/// What a softmax cross-entropy needs of one row of logits, in f64.
+struct RowStats {
+    /// The row's maximum (NaN if any element is NaN, as torch's max).
+    max: f64,
+    /// `sum exp(x - max)`.
+    sum_exp: f64,
+    /// `sum x`, for the label smoothing's uniform part.
+    sum_x: f64,
+}
+
+/// The statistics of row `x` that the plain and the mixed cross-entropy
+/// share (one pass for the maximum, one for the sums, in index order).
+fn row_stats(x: &[f32]) -> RowStats {
+    let max = x.iter().fold(
+        f32::NEG_INFINITY,
+        |m, &v| if v > m || v.is_nan() { v } else { m },
+    );
+    let max = f64::from(max);
+    let mut sum_exp = 0.0f64;
+    let mut sum_x = 0.0f64;
+    for &v in x {
+        sum_exp += (f64::from(v) - max).exp();
+        sum_x += f64::from(v);
+    }
+    RowStats {
+        max,
+        sum_exp,
+        sum_x,
+    }
+}
+
 impl LossOps for CpuBackend {
     /// Per row (f64 throughout): `lse = max + ln sum exp(x - max)`;
     /// `loss = lse - (1 - s) x[t] - s/C sum x`; `dx = (softmax - q) / n` with
@@ -39,17 +70,11 @@ impl LossOps for CpuBackend {
             .zip(targets)
         {
             let t = t as usize;
-            let max = x.iter().fold(
-                f32::NEG_INFINITY,
-                |m, &v| if v > m || v.is_nan() { v } else { m },
-            );
-            let max = f64::from(max);
-            let mut sum_exp = 0.0f64;
-            let mut sum_x = 0.0f64;
-            for &v in x {
-                sum_exp += (f64::from(v) - max).exp();
-                sum_x += f64::from(v);
-            }
+            let RowStats {
+                max,
+                sum_exp,
+                sum_x,
+            } = row_stats(x);
             let lse = max + sum_exp.ln();
             total += lse - (1.0 - s) * f64::from(x[t]) - uniform * sum_x;
             for (j, (d, &v)) in dx.iter_mut().zip(x).enumerate() {
@@ -104,17 +129,11 @@ impl LossOps for CpuBackend {
             .zip(partners)
         {
             let (ta, tb) = (ta as usize, tb as usize);
-            let max = x.iter().fold(
-                f32::NEG_INFINITY,
-                |m, &v| if v > m || v.is_nan() { v } else { m },
-            );
-            let max = f64::from(max);
-            let mut sum_exp = 0.0f64;
-            let mut sum_x = 0.0f64;
-            for &v in x {
-                sum_exp += (f64::from(v) - max).exp();
-                sum_x += f64::from(v);
-            }
+            let RowStats {
+                max,
+                sum_exp,
+                sum_x,
+            } = row_stats(x);
             let lse = max + sum_exp.ln();
             total += lse - on_a * f64::from(x[ta]) - on_b * f64::from(x[tb]) - uniform * sum_x;
             for (j, (d, &v)) in dx.iter_mut().zip(x).enumerate() {

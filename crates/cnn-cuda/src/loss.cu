@@ -1,5 +1,25 @@
 // Losses fused with their gradients, and row argmax.
 
+// What both cross-entropies need of a row x of `classes` logits, in f64:
+// its maximum (NaN if any element is NaN, as torch's max), sum exp(x - max)
+// and sum x (for the label smoothing's uniform part), in index order.
+__device__ __forceinline__ void row_stats(const float* x, u64 classes, double* max, double* sum_exp,
+                          double* sum_x) {
+    float mx = NEG_INF;
+    for (u64 j = 0; j < classes; ++j) {
+        const float v = x[j];
+        if (v > mx || is_nan_f(v)) mx = v;
+    }
+    *max = (double)mx;
+    double se = 0.0, sx = 0.0;
+    for (u64 j = 0; j < classes; ++j) {
+        se += exp((double)x[j] - *max);
+        sx += (double)x[j];
+    }
+    *sum_exp = se;
+    *sum_x = sx;
+}
+
 // Softmax cross-entropy, one thread per row (f64 throughout, as the CPU):
 // lse = max + ln sum exp(x - max);
 // loss = lse - (1 - s) x[t] - s/C sum x; dx = (softmax - q) / n with
@@ -19,17 +39,8 @@ extern "C" __global__ void softmax_cross_entropy_f32(const float* logits, const 
         }
         const float* x = logits + row * classes;
         float* dx = dlogits + row * classes;
-        float mx = NEG_INF;
-        for (u64 j = 0; j < classes; ++j) {
-            const float v = x[j];
-            if (v > mx || is_nan_f(v)) mx = v;
-        }
-        const double max = (double)mx;
-        double sum_exp = 0.0, sum_x = 0.0;
-        for (u64 j = 0; j < classes; ++j) {
-            sum_exp += exp((double)x[j] - max);
-            sum_x += (double)x[j];
-        }
+        double max, sum_exp, sum_x;
+        row_stats(x, classes, &max, &sum_exp, &sum_x);
         const double s = (double)label_smoothing;
         const double uniform = s / (double)classes;
         const double inv_n = 1.0 / (double)n;
@@ -62,17 +73,8 @@ extern "C" __global__ void softmax_cross_entropy_mixed_f32(
         }
         const float* x = logits + row * classes;
         float* dx = dlogits + row * classes;
-        float mx = NEG_INF;
-        for (u64 j = 0; j < classes; ++j) {
-            const float v = x[j];
-            if (v > mx || is_nan_f(v)) mx = v;
-        }
-        const double max = (double)mx;
-        double sum_exp = 0.0, sum_x = 0.0;
-        for (u64 j = 0; j < classes; ++j) {
-            sum_exp += exp((double)x[j] - max);
-            sum_x += (double)x[j];
-        }
+        double max, sum_exp, sum_x;
+        row_stats(x, classes, &max, &sum_exp, &sum_x);
         const double s = (double)label_smoothing;
         const double uniform = s / (double)classes;
         const double on_a = (1.0 - s) * lam;

@@ -50,3 +50,36 @@ pub fn assert_one_line_error(o: &Output, needle: &str) {
     );
     assert!(lines[0].contains(needle), "`{needle}` not in: {}", lines[0]);
 }
+
+/// A short synthetic `cnn train` with a checkpoint every 4 steps: 192
+/// images (173 for training after the 10% validation split) in batches of
+/// 32, 6 steps an epoch (the last batch of 13), 12 in all.
+pub const SHORT_RUN: &[&str] = &[
+    "train",
+    "--limit-train",
+    "192",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--checkpoint-every",
+    "4",
+    "--threads",
+    "2",
+    "--seed",
+    "3",
+    "--quiet",
+];
+
+/// [`SHORT_RUN`] with `extra` flags, written to `out`.
+pub fn short_run<'a>(extra: &[&'a str], out: &'a str) -> Vec<&'a str> {
+    let mut a: Vec<&str> = SHORT_RUN.to_vec();
+    a.extend_from_slice(extra);
+    a.extend_from_slice(&["--out", out]);
+    a
+}
+
+/// The bytes of `p`, naming it when it cannot be read.
+pub fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
