@@ -530,18 +530,21 @@ impl<B: Backend> Trainer<B> {
         }
         let mut preds = std::mem::take(&mut self.host_preds);
         preds.resize(n, 0);
-        let partners = self
-            .batch_mix
-            .map(|lam| (crate::mixing::partners(labels), lam));
         let data_loss = match self.parallel.as_mut().filter(|_| split) {
-            Some(parallel) => f64::from(parallel.forward_backward_mixed(
-                &mut self.graph,
-                images,
-                labels,
-                partners.as_ref().map(|(p, lam)| (p.as_slice(), *lam)),
-                &self.loss,
-                Some(&mut preds),
-            )?),
+            Some(parallel) => {
+                // (The unsplit step's `forward_loss` makes its own.)
+                let partners = self
+                    .batch_mix
+                    .map(|lam| (crate::mixing::partners(labels), lam));
+                f64::from(parallel.forward_backward_mixed(
+                    &mut self.graph,
+                    images,
+                    labels,
+                    partners.as_ref().map(|(p, lam)| (p.as_slice(), *lam)),
+                    &self.loss,
+                    Some(&mut preds),
+                )?)
+            }
             None => self.forward_loss(images, labels, &mut preds)?,
         };
         // The L1 penalty is part of the reported loss; L2 acts through the
