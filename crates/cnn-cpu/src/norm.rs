@@ -149,47 +149,6 @@ fn forward_train(
     Ok(())
 }
 
-/// Batch norm in evaluation mode: the running statistics' affine map,
-/// then `epilogue`.
-#[allow(clippy::too_many_arguments)]
-fn forward_eval(
-    be: &CpuBackend,
-    op: &'static str,
-    p: &BatchNormParams,
-    x: &[f32],
-    epilogue: Epilogue<'_>,
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &[f32],
-    running_var: &[f32],
-    y: &mut [f32],
-) -> Result<()> {
-    p.check(
-        op,
-        &[("x", x.len()), ("y", y.len())],
-        &[
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-        ],
-    )?;
-    epilogue.check(op, x.len())?;
-    with_channels(p.c, |chan| {
-        for (ch, slot) in chan.iter_mut().enumerate() {
-            let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
-            *slot = [
-                f64::from(running_mean[ch]),
-                f64::from((invstd * f64::from(gamma[ch])) as f32),
-                f64::from(beta[ch]),
-                0.0,
-            ];
-        }
-        apply(be, p, chan, x, epilogue, y);
-    });
-    Ok(())
-}
-
 /// What follows batch norm's affine map in the same pass.
 #[derive(Clone, Copy)]
 enum Epilogue<'a> {
@@ -310,31 +269,6 @@ impl NormOps for CpuBackend {
         )
     }
 
-    fn batch_norm2d_relu_forward_eval(
-        &self,
-        p: &BatchNormParams,
-        x: &Vec<f32>,
-        residual: Option<&Vec<f32>>,
-        gamma: &Vec<f32>,
-        beta: &Vec<f32>,
-        running_mean: &Vec<f32>,
-        running_var: &Vec<f32>,
-        y: &mut Vec<f32>,
-    ) -> Result<()> {
-        forward_eval(
-            self,
-            "batch_norm2d_relu_forward_eval",
-            p,
-            x,
-            Epilogue::fused(residual),
-            gamma,
-            beta,
-            running_mean,
-            running_var,
-            y,
-        )
-    }
-
     fn batch_norm2d_forward_eval(
         &self,
         p: &BatchNormParams,
@@ -345,18 +279,29 @@ impl NormOps for CpuBackend {
         running_var: &Vec<f32>,
         y: &mut Vec<f32>,
     ) -> Result<()> {
-        forward_eval(
-            self,
+        p.check(
             "batch_norm2d_forward_eval",
-            p,
-            x,
-            Epilogue::None,
-            gamma,
-            beta,
-            running_mean,
-            running_var,
-            y,
-        )
+            &[("x", x.len()), ("y", y.len())],
+            &[
+                ("gamma", gamma.len()),
+                ("beta", beta.len()),
+                ("running_mean", running_mean.len()),
+                ("running_var", running_var.len()),
+            ],
+        )?;
+        with_channels(p.c, |chan| {
+            for (ch, slot) in chan.iter_mut().enumerate() {
+                let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
+                *slot = [
+                    f64::from(running_mean[ch]),
+                    f64::from((invstd * f64::from(gamma[ch])) as f32),
+                    f64::from(beta[ch]),
+                    0.0,
+                ];
+            }
+            apply(self, p, chan, x, Epilogue::None, y);
+        });
+        Ok(())
     }
 
     /// With `xhat = (x - mean) invstd`, `N = n hw`:

@@ -185,26 +185,6 @@ pub trait NormOps: super::MemoryOps + super::ElementwiseOps {
         add_relu_in_place(self, residual, y)
     }
 
-    /// Eval-mode batch norm followed by an optional residual add and a
-    /// ReLU: `y = relu(bn_eval(x) + residual)`, with the bits of the
-    /// three ops run one after the other (see
-    /// [`NormOps::batch_norm2d_relu_forward_train`]).
-    #[allow(clippy::too_many_arguments)]
-    fn batch_norm2d_relu_forward_eval(
-        &self,
-        p: &BatchNormParams,
-        x: &Self::Buffer,
-        residual: Option<&Self::Buffer>,
-        gamma: &Self::Buffer,
-        beta: &Self::Buffer,
-        running_mean: &Self::Buffer,
-        running_var: &Self::Buffer,
-        y: &mut Self::Buffer,
-    ) -> Result<()> {
-        self.batch_norm2d_forward_eval(p, x, gamma, beta, running_mean, running_var, y)?;
-        add_relu_in_place(self, residual, y)
-    }
-
     /// `y = x * mask * scale` with the mask of [`DropoutParams::keep`].
     fn dropout_forward(
         &self,

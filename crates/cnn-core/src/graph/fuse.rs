@@ -1,12 +1,20 @@
 //! Batch norm fused with the ReLU after it, and with a residual add
-//! between them (ResNet's `bn -> relu` and `bn -> add -> relu`): one op
-//! ([`crate::NormOps::batch_norm2d_relu_forward_train`] and its eval
-//! twin) reads the batch norm's input and the residual and writes only the
-//! ReLU's output, where the three ops read and wrote seven tensors' worth
-//! of memory. The batch norm's and the add's outputs are never formed: no
-//! backward reads them (batch norm's backward reads its input, an add's
-//! nothing, ReLU's its own output), so backward runs node by node as
-//! before. The ops are the same in the same order, so the bits are too.
+//! between them (ResNet's `bn -> relu` and `bn -> add -> relu`), in
+//! training forwards: one op
+//! ([`crate::NormOps::batch_norm2d_relu_forward_train`]) reads the batch
+//! norm's input and the residual and writes only the ReLU's output, where
+//! the three ops read and wrote seven tensors' worth of memory. The batch
+//! norm's and the add's outputs are never formed: no backward reads them
+//! (batch norm's backward reads its input, an add's nothing, ReLU's its
+//! own output), so backward runs node by node as before. The ops are the
+//! same in the same order, so the bits are too.
+//!
+//! Where the ReLU's buffer is one the op reads, the group runs unfused:
+//! ResNet-20's two blocks with a 1x1 shortcut in training (the ReLU takes
+//! the buffer of the shortcut's batch norm, freed by the add), and every
+//! group of an evaluation forward, whose shared buffers give the ReLU the
+//! batch norm's input or the residual (fusing those would need an
+//! in-place op).
 
 use super::{Slots, spec::ResolvedGraph, split_out};
 use crate::backend::{Activation, Backend};

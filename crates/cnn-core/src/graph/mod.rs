@@ -521,7 +521,8 @@ impl<B: Backend> Graph<B> {
                 node: i,
             };
             let group = self.fused[i]
-                .filter(|g| self.fusion && g.applies(i, x_node, &ws.slots, &self.keep_grads));
+                .filter(|_| self.fusion && mode == Mode::Train)
+                .filter(|g| g.applies(i, x_node, &ws.slots, &self.keep_grads));
             if let (Some(g), Node::Layer(layer)) = (group, &mut self.nodes[i]) {
                 let (acts, slots) = (&mut ws.acts, &ws.slots);
                 let unformed = &mut self.unformed;
@@ -826,11 +827,17 @@ impl<B: Backend> Graph<B> {
     }
 
     /// Whether a batch norm and the (residual add and) ReLU after it run
-    /// as one op (on by default; the same bits either way, see
+    /// as one op in training forwards (on by default; the same bits either way, see
     /// `graph/fuse.rs`). Off runs every node as written, for measurements
     /// and checks; the batch norm's and the add's outputs are then formed.
     pub fn set_batch_norm_fusion(&mut self, on: bool) {
         self.fusion = on;
+    }
+
+    /// How many nodes the last forward ran inside fused groups without
+    /// forming their outputs (see [`Graph::set_batch_norm_fusion`]).
+    pub fn unformed_outputs(&self) -> usize {
+        self.unformed.iter().filter(|&&u| u).count()
     }
 
     /// Output of node `i` from the last forward, if any forward ran (`None`

@@ -81,8 +81,8 @@ impl<B: Backend> BatchNorm2d<B> {
 }
 
 impl<B: Backend> BatchNorm2d<B> {
-    /// The forward; with `relu`, followed by the add of its residual (if
-    /// any) and a ReLU in the same op.
+    /// The forward; with `relu` (training forwards only), followed by the
+    /// add of its residual (if any) and a ReLU in the same op.
     fn run_forward(
         &mut self,
         backend: &B,
@@ -137,33 +137,21 @@ impl<B: Backend> BatchNorm2d<B> {
                     ),
                 }
             }
-            Mode::Eval => {
-                let (rm, rv) = (
+            Mode::Eval => match relu {
+                None => backend.batch_norm2d_forward_eval(
+                    &p,
+                    x.buffer(),
+                    gamma,
+                    beta,
                     self.running_mean.value.buffer(),
                     self.running_var.value.buffer(),
-                );
-                match relu {
-                    None => backend.batch_norm2d_forward_eval(
-                        &p,
-                        x.buffer(),
-                        gamma,
-                        beta,
-                        rm,
-                        rv,
-                        y.buffer_mut(),
-                    ),
-                    Some(residual) => backend.batch_norm2d_relu_forward_eval(
-                        &p,
-                        x.buffer(),
-                        residual.map(Tensor::buffer),
-                        gamma,
-                        beta,
-                        rm,
-                        rv,
-                        y.buffer_mut(),
-                    ),
-                }
-            }
+                    y.buffer_mut(),
+                ),
+                Some(_) => Err(CnnError::Graph(format!(
+                    "layer `{}`: batch norm runs fused with a ReLU only in training forwards",
+                    self.name
+                ))),
+            },
         }
     }
 }

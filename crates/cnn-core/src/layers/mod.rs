@@ -128,8 +128,8 @@ pub trait Layer<B: Backend>: Send + Sync {
     /// `y = relu(layer(x) + residual)` (`relu(layer(x))` without
     /// `residual`) as one op, the same bits as the layer, the add and the
     /// ReLU run apart: the graph's fusion of a batch norm with the add and
-    /// ReLU after it (`graph/fuse.rs`). Only batch norm has it; other
-    /// layers say so with an error.
+    /// ReLU after it in training forwards (`graph/fuse.rs`). Only batch
+    /// norm has it; other layers say so with an error.
     fn forward_relu(
         &mut self,
         backend: &B,
