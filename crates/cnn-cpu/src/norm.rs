@@ -80,6 +80,143 @@ fn channel_planes<'a>(
     (0..p.n).map(move |i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw])
 }
 
+/// Batch norm in training mode: batch statistics, running averages and
+/// saves, then the affine map and `epilogue` in one pass.
+#[allow(clippy::too_many_arguments)]
+fn forward_train(
+    be: &CpuBackend,
+    op: &'static str,
+    p: &BatchNormParams,
+    x: &[f32],
+    epilogue: Epilogue<'_>,
+    [gamma, beta]: [&[f32]; 2],
+    [running_mean, running_var]: [&mut [f32]; 2],
+    y: &mut [f32],
+    [save_mean, save_invstd]: [&mut [f32]; 2],
+) -> Result<()> {
+    p.check(
+        op,
+        &[("x", x.len()), ("y", y.len())],
+        &[
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+            ("running_mean", running_mean.len()),
+            ("running_var", running_var.len()),
+            ("save_mean", save_mean.len()),
+            ("save_invstd", save_invstd.len()),
+        ],
+    )?;
+    epilogue.check(op, x.len())?;
+    let count = (p.n * p.hw) as f64;
+    with_channels(p.c, |chan| {
+        // Two-pass mean and biased variance per channel, in f64.
+        per_channel(be, p, chan, |ch| {
+            let mean = channel_planes(x, p, ch).map(sum_f64).sum::<f64>() / count;
+            let var = channel_planes(x, p, ch)
+                .map(|s| sum_map_f64(s, |v| (v - mean) * (v - mean)))
+                .sum::<f64>()
+                / count;
+            [mean, var, 0.0, 0.0]
+        });
+        let momentum = f64::from(p.momentum);
+        for (ch, slot) in chan.iter_mut().enumerate() {
+            let [mean, var, ..] = *slot;
+            let invstd = 1.0 / (var + f64::from(p.eps)).sqrt();
+            save_mean[ch] = mean as f32;
+            save_invstd[ch] = invstd as f32;
+            // PyTorch: the running variance uses the unbiased estimate
+            // (for a single value per channel there is none; keep the biased).
+            let unbiased = if count > 1.0 {
+                var * count / (count - 1.0)
+            } else {
+                var
+            };
+            running_mean[ch] =
+                ((1.0 - momentum) * f64::from(running_mean[ch]) + momentum * mean) as f32;
+            running_var[ch] =
+                ((1.0 - momentum) * f64::from(running_var[ch]) + momentum * unbiased) as f32;
+            // y = (x - mean) * (invstd * gamma) + beta, in f32 (held
+            // exactly in the f64 slots).
+            *slot = [
+                f64::from(mean as f32),
+                f64::from((invstd * f64::from(gamma[ch])) as f32),
+                f64::from(beta[ch]),
+                0.0,
+            ];
+        }
+        apply(be, p, chan, x, epilogue, y);
+    });
+    Ok(())
+}
+
+/// What follows batch norm's affine map in the same pass.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    /// Nothing: `y = bn(x)`.
+    None,
+    /// `y = relu(bn(x))`.
+    Relu,
+    /// `y = relu(bn(x) + residual)`, the residual `(n, c, hw)` like x.
+    AddRelu(&'a [f32]),
+}
+
+impl<'a> Epilogue<'a> {
+    fn fused(residual: Option<&'a Vec<f32>>) -> Self {
+        residual.map_or(Epilogue::Relu, |r| Epilogue::AddRelu(r))
+    }
+
+    fn check(&self, op: &'static str, len: usize) -> Result<()> {
+        match self {
+            Epilogue::AddRelu(r) => cnn_core::error::check_len(op, "residual", r.len(), len),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// ReLU as `activation_forward` computes it (NaN and -0 pass through).
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v < 0.0 { 0.0 } else { v }
+}
+
+/// `y = epilogue((x - mean) * scale + shift)` plane by plane, with each
+/// channel's `[mean, scale, shift, _]` from `chan` (f32 values held in
+/// f64). The operations are those of batch norm's output, the residual
+/// add (`bn + residual`) and ReLU run one after the other, so the bits
+/// are theirs.
+fn apply(
+    be: &CpuBackend,
+    p: &BatchNormParams,
+    chan: &[[f64; 4]],
+    x: &[f32],
+    epilogue: Epilogue<'_>,
+    y: &mut [f32],
+) {
+    let hw = p.hw;
+    per_plane(be, p, y, |ch, i, plane| {
+        let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
+        let xs = &x[i * hw..(i + 1) * hw];
+        match epilogue {
+            Epilogue::None => {
+                for (y, &x) in plane.iter_mut().zip(xs) {
+                    *y = (x - mean) * scale + shift;
+                }
+            }
+            Epilogue::Relu => {
+                for (y, &x) in plane.iter_mut().zip(xs) {
+                    *y = relu((x - mean) * scale + shift);
+                }
+            }
+            Epilogue::AddRelu(r) => {
+                let rs = &r[i * hw..(i + 1) * hw];
+                for ((y, &x), &r) in plane.iter_mut().zip(xs).zip(rs) {
+                    *y = relu((x - mean) * scale + shift + r);
+                }
+            }
+        }
+    });
+}
+
 impl NormOps for CpuBackend {
     fn batch_norm2d_forward_train(
         &self,
@@ -93,65 +230,43 @@ impl NormOps for CpuBackend {
         save_mean: &mut Vec<f32>,
         save_invstd: &mut Vec<f32>,
     ) -> Result<()> {
-        p.check(
+        forward_train(
+            self,
             "batch_norm2d_forward_train",
-            &[("x", x.len()), ("y", y.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("beta", beta.len()),
-                ("running_mean", running_mean.len()),
-                ("running_var", running_var.len()),
-                ("save_mean", save_mean.len()),
-                ("save_invstd", save_invstd.len()),
-            ],
-        )?;
-        let count = (p.n * p.hw) as f64;
-        with_channels(p.c, |chan| {
-            // Two-pass mean and biased variance per channel, in f64.
-            per_channel(self, p, chan, |ch| {
-                let mean = channel_planes(x, p, ch).map(sum_f64).sum::<f64>() / count;
-                let var = channel_planes(x, p, ch)
-                    .map(|s| sum_map_f64(s, |v| (v - mean) * (v - mean)))
-                    .sum::<f64>()
-                    / count;
-                [mean, var, 0.0, 0.0]
-            });
-            let momentum = f64::from(p.momentum);
-            for (ch, slot) in chan.iter_mut().enumerate() {
-                let [mean, var, ..] = *slot;
-                let invstd = 1.0 / (var + f64::from(p.eps)).sqrt();
-                save_mean[ch] = mean as f32;
-                save_invstd[ch] = invstd as f32;
-                // PyTorch: the running variance uses the unbiased estimate
-                // (for a single value per channel there is none; keep the biased).
-                let unbiased = if count > 1.0 {
-                    var * count / (count - 1.0)
-                } else {
-                    var
-                };
-                running_mean[ch] =
-                    ((1.0 - momentum) * f64::from(running_mean[ch]) + momentum * mean) as f32;
-                running_var[ch] =
-                    ((1.0 - momentum) * f64::from(running_var[ch]) + momentum * unbiased) as f32;
-                // y = (x - mean) * (invstd * gamma) + beta, in f32 (held
-                // exactly in the f64 slots).
-                *slot = [
-                    f64::from(mean as f32),
-                    f64::from((invstd * f64::from(gamma[ch])) as f32),
-                    f64::from(beta[ch]),
-                    0.0,
-                ];
-            }
-            let chan: &[[f64; 4]] = chan;
-            per_plane(self, p, y, |ch, i, plane| {
-                let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
-                let xs = &x[i * p.hw..(i + 1) * p.hw];
-                for (y, &x) in plane.iter_mut().zip(xs) {
-                    *y = (x - mean) * scale + shift;
-                }
-            });
-        });
-        Ok(())
+            p,
+            x,
+            Epilogue::None,
+            [gamma.as_slice(), beta.as_slice()],
+            [running_mean.as_mut_slice(), running_var.as_mut_slice()],
+            y,
+            [save_mean.as_mut_slice(), save_invstd.as_mut_slice()],
+        )
+    }
+
+    fn batch_norm2d_relu_forward_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        residual: Option<&Vec<f32>>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        running_mean: &mut Vec<f32>,
+        running_var: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+        save_mean: &mut Vec<f32>,
+        save_invstd: &mut Vec<f32>,
+    ) -> Result<()> {
+        forward_train(
+            self,
+            "batch_norm2d_relu_forward_train",
+            p,
+            x,
+            Epilogue::fused(residual),
+            [gamma.as_slice(), beta.as_slice()],
+            [running_mean.as_mut_slice(), running_var.as_mut_slice()],
+            y,
+            [save_mean.as_mut_slice(), save_invstd.as_mut_slice()],
+        )
     }
 
     fn batch_norm2d_forward_eval(
@@ -184,14 +299,7 @@ impl NormOps for CpuBackend {
                     0.0,
                 ];
             }
-            let chan: &[[f64; 4]] = chan;
-            per_plane(self, p, y, |ch, i, plane| {
-                let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
-                let xs = &x[i * p.hw..(i + 1) * p.hw];
-                for (y, &x) in plane.iter_mut().zip(xs) {
-                    *y = (x - mean) * scale + shift;
-                }
-            });
+            apply(self, p, chan, x, Epilogue::None, y);
         });
         Ok(())
     }

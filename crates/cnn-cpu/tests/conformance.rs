@@ -40,6 +40,11 @@ fn batch_norm() {
 }
 
 #[test]
+fn batch_norm_relu() {
+    conformance::check_batch_norm_relu(&backend());
+}
+
+#[test]
 fn dropout() {
     conformance::check_dropout(&backend());
 }

@@ -49,6 +49,13 @@ fn batch_norm() {
 }
 
 #[test]
+fn batch_norm_relu() {
+    if let Some(be) = common::cuda("batch_norm_relu") {
+        conformance::check_batch_norm_relu(&be);
+    }
+}
+
+#[test]
 fn dropout() {
     if let Some(be) = common::cuda("dropout") {
         conformance::check_dropout(&be);

@@ -98,7 +98,7 @@ impl DropoutParams {
 }
 
 /// Batch norm and dropout.
-pub trait NormOps: super::MemoryOps {
+pub trait NormOps: super::MemoryOps + super::ElementwiseOps {
     /// Training-mode batch norm: normalise with the batch statistics,
     /// update `running_mean`/`running_var` in place, and save the batch mean
     /// and `1/sqrt(var + eps)` (biased variance) for the backward pass.
@@ -146,6 +146,45 @@ pub trait NormOps: super::MemoryOps {
         dbeta: &mut Self::Buffer,
     ) -> Result<()>;
 
+    /// Training-mode batch norm followed by an optional residual add and
+    /// a ReLU, as one op: `y = relu(bn(x) + residual)` (`relu(bn(x))`
+    /// without `residual`), with the statistics, running averages and
+    /// saves of [`NormOps::batch_norm2d_forward_train`]. The result has
+    /// the bits of the three ops run one after the other (batch norm into
+    /// a buffer, `add(bn, residual)`, ReLU as
+    /// [`crate::ActivationOps::activation_forward`] computes it: `x < 0 ?
+    /// 0 : x`, NaN and -0 pass). The default runs batch norm into `y`, adds
+    /// the residual with `axpy(1, ..)` and clamps at zero in place (the
+    /// same bits, three passes); a backend may fuse them into one pass
+    /// over memory. residual and y are (N, C, HW), like x.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_forward_train(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buffer,
+        residual: Option<&Self::Buffer>,
+        gamma: &Self::Buffer,
+        beta: &Self::Buffer,
+        running_mean: &mut Self::Buffer,
+        running_var: &mut Self::Buffer,
+        y: &mut Self::Buffer,
+        save_mean: &mut Self::Buffer,
+        save_invstd: &mut Self::Buffer,
+    ) -> Result<()> {
+        self.batch_norm2d_forward_train(
+            p,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            y,
+            save_mean,
+            save_invstd,
+        )?;
+        add_relu_in_place(self, residual, y)
+    }
+
     /// `y = x * mask * scale` with the mask of [`DropoutParams::keep`].
     fn dropout_forward(
         &self,
@@ -161,4 +200,18 @@ pub trait NormOps: super::MemoryOps {
         dy: &Self::Buffer,
         dx: &mut Self::Buffer,
     ) -> Result<()>;
+}
+
+/// `y = relu(y + residual)` in place from the elementwise ops: `axpy(1,
+/// r, y)` adds exactly `y + r` (`1 * r` is exact, so a fused multiply-add
+/// rounds the same), and `clamp(0, inf)` is ReLU's `y < 0 ? 0 : y`.
+fn add_relu_in_place<B: NormOps + ?Sized>(
+    backend: &B,
+    residual: Option<&B::Buffer>,
+    y: &mut B::Buffer,
+) -> Result<()> {
+    if let Some(r) = residual {
+        backend.axpy(1.0, r, y)?;
+    }
+    backend.clamp(0.0, f32::INFINITY, y)
 }

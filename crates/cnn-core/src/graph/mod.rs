@@ -10,6 +10,7 @@
 
 mod counts;
 mod data_parallel;
+mod fuse;
 mod slots;
 mod spec;
 mod state;
@@ -135,6 +136,14 @@ pub struct Graph<B: Backend> {
     /// [`backward_free_outputs`]); a training forward shares its buffer,
     /// unless [`Graph::set_keep_gradients`] keeps every output too.
     backward_free: Vec<bool>,
+    /// Per node: the batch norm + (add +) ReLU group it heads, run as one
+    /// op where [`Graph::set_batch_norm_fusion`] allows (`fuse.rs`).
+    fused: Vec<Option<fuse::BnRelu>>,
+    /// Whether those groups run fused (on by default).
+    fusion: bool,
+    /// Per node: whether the last forward left its output unformed (inside
+    /// a fused group).
+    unformed: Vec<bool>,
 }
 
 /// The buffers of a workspace other than the one being written.
@@ -281,7 +290,11 @@ impl<B: Backend> Graph<B> {
         }
         let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
         let backward_free = backward_free_outputs(&spec, &node_reads(&resolved, &folded), &folded);
+        let fused = fuse::batch_norm_relu_groups(&spec, &resolved, &consumers, &folded);
         Ok(Graph {
+            fused,
+            fusion: true,
+            unformed: vec![false; nodes.len()],
             backend: backend.clone(),
             spec,
             resolved,
@@ -493,20 +506,42 @@ impl<B: Backend> Graph<B> {
             Mode::Train => &mut self.workspaces[w],
             Mode::Eval => &mut self.eval_workspaces[w],
         };
+        self.unformed.fill(false);
+        // The nodes up to here ran inside a fused group.
+        let mut fused_to = 0;
         for i in 0..self.nodes.len() {
-            if self.folded[i] {
-                continue; // runs after the pooling that follows
+            if self.folded[i] || i < fused_to {
+                continue; // runs after the pooling that follows, or ran fused
             }
-            let slot = &ws.slots.slot;
-            let (y, others) = split_out(&mut ws.acts, slot[i]);
             let x_node = effective_input(&self.folded, &self.resolved, i);
-            let x = x_node.map_or(&ws.input, |j| others.get(slot[j]));
             let ctx = ForwardCtx {
                 mode,
                 seed: self.seed,
                 step: self.step,
                 node: i,
             };
+            let group = self.fused[i]
+                .filter(|_| self.fusion && mode == Mode::Train)
+                .filter(|g| g.applies(i, x_node, &ws.slots, &self.keep_grads));
+            if let (Some(g), Node::Layer(layer)) = (group, &mut self.nodes[i]) {
+                let (acts, slots) = (&mut ws.acts, &ws.slots);
+                let unformed = &mut self.unformed;
+                g.forward(
+                    &mut **layer,
+                    &self.backend,
+                    &ctx,
+                    x_node,
+                    &ws.input,
+                    acts,
+                    slots,
+                    unformed,
+                )?;
+                fused_to = g.relu + 1;
+                continue;
+            }
+            let slot = &ws.slots.slot;
+            let (y, others) = split_out(&mut ws.acts, slot[i]);
+            let x = x_node.map_or(&ws.input, |j| others.get(slot[j]));
             match &mut self.nodes[i] {
                 Node::Layer(layer) if i > 0 && self.folded[i - 1] => {
                     // Max pooling of the ReLU's input, then the ReLU.
@@ -783,17 +818,35 @@ impl<B: Backend> Graph<B> {
         } else {
             vec![false; self.nodes.len()]
         };
+        self.fused =
+            fuse::batch_norm_relu_groups(&self.spec, &self.resolved, &self.consumers, &self.folded);
         self.workspaces.clear();
         self.eval_workspaces.clear();
         self.last_forward = None;
         self.last_kept = false;
     }
 
+    /// Whether a batch norm and the (residual add and) ReLU after it run
+    /// as one op in training forwards (on by default; the same bits either way, see
+    /// `graph/fuse.rs`). Off runs every node as written, for measurements
+    /// and checks; the batch norm's and the add's outputs are then formed.
+    pub fn set_batch_norm_fusion(&mut self, on: bool) {
+        self.fusion = on;
+    }
+
+    /// How many nodes the last forward ran inside fused groups without
+    /// forming their outputs (see [`Graph::set_batch_norm_fusion`]).
+    pub fn unformed_outputs(&self) -> usize {
+        self.unformed.iter().filter(|&&u| u).count()
+    }
+
     /// Output of node `i` from the last forward, if any forward ran (`None`
     /// for a ReLU folded into the pooling after it: its output is never
-    /// formed; the pooling's output is the ReLU's, pooled).
+    /// formed; the pooling's output is the ReLU's, pooled; and for a batch
+    /// norm and a residual add that ran fused with the ReLU after them,
+    /// see [`Graph::set_batch_norm_fusion`]).
     pub fn node_output(&self, i: usize) -> Option<&Tensor<B>> {
-        if self.folded.get(i) == Some(&true) {
+        if self.folded.get(i) == Some(&true) || self.unformed.get(i) == Some(&true) {
             return None;
         }
         let (batch, _) = self.last_forward?;

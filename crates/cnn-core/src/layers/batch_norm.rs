@@ -80,6 +80,82 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 }
 
+impl<B: Backend> BatchNorm2d<B> {
+    /// The forward; with `relu` (training forwards only), followed by the
+    /// add of its residual (if any) and a ReLU in the same op.
+    fn run_forward(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        relu: Option<Option<&Tensor<B>>>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
+        let p = self.params_for(x)?;
+        let gamma = self.gamma.value.buffer();
+        let beta = self.beta.value.buffer();
+        match ctx.mode {
+            Mode::Train => {
+                if p.n * p.hw < 2 {
+                    return Err(CnnError::InvalidGeometry {
+                        layer: Some(self.name.clone()),
+                        message: format!(
+                            "batch norm in training needs more than one value per channel, got input {}",
+                            x.shape()
+                        ),
+                    });
+                }
+                self.num_batches_tracked += 1;
+                let (rm, rv) = (
+                    self.running_mean.value.buffer_mut(),
+                    self.running_var.value.buffer_mut(),
+                );
+                let (sm, si) = (&mut self.save_mean, &mut self.save_invstd);
+                match relu {
+                    None => backend.batch_norm2d_forward_train(
+                        &p,
+                        x.buffer(),
+                        gamma,
+                        beta,
+                        rm,
+                        rv,
+                        y.buffer_mut(),
+                        sm,
+                        si,
+                    ),
+                    Some(residual) => backend.batch_norm2d_relu_forward_train(
+                        &p,
+                        x.buffer(),
+                        residual.map(Tensor::buffer),
+                        gamma,
+                        beta,
+                        rm,
+                        rv,
+                        y.buffer_mut(),
+                        sm,
+                        si,
+                    ),
+                }
+            }
+            Mode::Eval => match relu {
+                None => backend.batch_norm2d_forward_eval(
+                    &p,
+                    x.buffer(),
+                    gamma,
+                    beta,
+                    self.running_mean.value.buffer(),
+                    self.running_var.value.buffer(),
+                    y.buffer_mut(),
+                ),
+                Some(_) => Err(CnnError::Graph(format!(
+                    "layer `{}`: batch norm runs fused with a ReLU only in training forwards",
+                    self.name
+                ))),
+            },
+        }
+    }
+}
+
 impl<B: Backend> Layer<B> for BatchNorm2d<B> {
     fn name(&self) -> &str {
         &self.name
@@ -95,41 +171,18 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         x: &Tensor<B>,
         y: &mut Tensor<B>,
     ) -> Result<()> {
-        let p = self.params_for(x)?;
-        match ctx.mode {
-            Mode::Train => {
-                if p.n * p.hw < 2 {
-                    return Err(CnnError::InvalidGeometry {
-                        layer: Some(self.name.clone()),
-                        message: format!(
-                            "batch norm in training needs more than one value per channel, got input {}",
-                            x.shape()
-                        ),
-                    });
-                }
-                self.num_batches_tracked += 1;
-                backend.batch_norm2d_forward_train(
-                    &p,
-                    x.buffer(),
-                    self.gamma.value.buffer(),
-                    self.beta.value.buffer(),
-                    self.running_mean.value.buffer_mut(),
-                    self.running_var.value.buffer_mut(),
-                    y.buffer_mut(),
-                    &mut self.save_mean,
-                    &mut self.save_invstd,
-                )
-            }
-            Mode::Eval => backend.batch_norm2d_forward_eval(
-                &p,
-                x.buffer(),
-                self.gamma.value.buffer(),
-                self.beta.value.buffer(),
-                self.running_mean.value.buffer(),
-                self.running_var.value.buffer(),
-                y.buffer_mut(),
-            ),
-        }
+        self.run_forward(backend, ctx, x, None, y)
+    }
+
+    fn forward_relu(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        residual: Option<&Tensor<B>>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
+        self.run_forward(backend, ctx, x, Some(residual), y)
     }
 
     fn backward(

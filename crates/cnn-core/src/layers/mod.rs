@@ -125,6 +125,26 @@ pub trait Layer<B: Backend>: Send + Sync {
         y: &mut Tensor<B>,
     ) -> Result<()>;
 
+    /// `y = relu(layer(x) + residual)` (`relu(layer(x))` without
+    /// `residual`) as one op, the same bits as the layer, the add and the
+    /// ReLU run apart: the graph's fusion of a batch norm with the add and
+    /// ReLU after it in training forwards (`graph/fuse.rs`). Only batch
+    /// norm has it; other layers say so with an error.
+    fn forward_relu(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        residual: Option<&Tensor<B>>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
+        let _ = (backend, ctx, x, residual, y);
+        Err(crate::CnnError::Graph(format!(
+            "layer `{}` has no fused ReLU forward",
+            self.name()
+        )))
+    }
+
     /// Given `dy`, accumulate parameter gradients and, when `dx` is given,
     /// overwrite it with the input gradient. Must follow a forward with the
     /// same `x`, `y` and `ctx.mode`: a training forward, or an evaluation

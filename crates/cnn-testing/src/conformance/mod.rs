@@ -43,7 +43,7 @@ pub use errors::check_errors;
 pub use gemm::{check_gemm, check_gemm_case};
 pub use loss::check_losses;
 pub use memory::check_memory;
-pub use norm::{check_batch_norm, check_dropout};
+pub use norm::{check_batch_norm, check_batch_norm_relu, check_dropout};
 pub use optim::check_optim_updates;
 pub use pool::{check_max_pool_case, check_pooling};
 pub use runner::{CASES, HEAVY_CASES};

@@ -201,6 +201,98 @@ fn bn_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(), Stri
     ])
 }
 
+/// Batch norm fused with a residual add and a ReLU
+/// (`batch_norm2d_relu_forward_train`, with and without the residual):
+/// `relu(bn(x) + residual)` against the reference kernels, with the
+/// statistics of the training forward.
+pub fn check_batch_norm_relu<B: Backend>(backend: &B) {
+    run_cases(
+        "batch_norm2d_relu",
+        backend.name(),
+        CASES,
+        bn_params(),
+        |(p, seed)| bn_relu_one(backend, &p, seed),
+    );
+}
+
+fn bn_relu_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(), String> {
+    let (len, c) = (p.n * p.c * p.hw, p.c);
+    // x, residual and y are (N, C, HW); the rest (C). The residual shifts
+    // values across zero, so the ReLU cuts some.
+    let x = values(seed, 0, len, -2.0, 2.0);
+    let residual = values(seed, 1, len, -1.0, 1.0);
+    let gamma = values(seed, 2, c, -1.5, 1.5);
+    let beta = values(seed, 3, c, -0.5, 0.5);
+    let rm0 = values(seed, 4, c, -1.0, 1.0);
+    let rv0 = values(seed, 5, c, 0.5, 2.0);
+    let t = r::batch_norm2d_forward_train(p, &x, &gamma, &beta, &rm0, &rv0);
+    let (xb, rb, gb, bb) = (
+        up(be, &x)?,
+        up(be, &residual)?,
+        up(be, &gamma)?,
+        up(be, &beta)?,
+    );
+    let mut results = Vec::new();
+    for add in [false, true] {
+        let mut rm = up(be, &rm0)?;
+        let mut rv = up(be, &rv0)?;
+        let mut y = filled(be, len, f32::NAN)?;
+        let mut save_mean = filled(be, c, f32::NAN)?;
+        let mut save_invstd = filled(be, c, f32::NAN)?;
+        ctx(
+            be.batch_norm2d_relu_forward_train(
+                p,
+                &xb,
+                add.then_some(&rb),
+                &gb,
+                &bb,
+                &mut rm,
+                &mut rv,
+                &mut y,
+                &mut save_mean,
+                &mut save_invstd,
+            ),
+            "batch_norm2d_relu_forward_train",
+        )?;
+        let want: Vec<f64> =
+            t.y.iter()
+                .zip(&residual)
+                .map(|(&v, &r)| (if add { v + f64::from(r) } else { v }).max(0.0))
+                .collect();
+        results.extend([
+            check_close(
+                &down(be, &y)?,
+                &want,
+                BN_ABS,
+                BN_REL,
+                "batch_norm2d_relu_forward_train y",
+            ),
+            check_close(
+                &down(be, &save_mean)?,
+                &t.mean,
+                BN_ABS,
+                BN_REL,
+                "batch_norm2d_relu_forward_train save_mean",
+            ),
+            check_close(
+                &down(be, &save_invstd)?,
+                &t.invstd,
+                BN_ABS,
+                BN_REL,
+                "batch_norm2d_relu_forward_train save_invstd",
+            ),
+            check_close(
+                &down(be, &rv)?,
+                &t.running_var,
+                BN_ABS,
+                BN_REL,
+                "batch_norm2d_relu_forward_train running_var",
+            ),
+        ]);
+    }
+    all_ok(results)
+}
+
 /// The dropout mask is exactly [`DropoutParams::keep`] (element by
 /// element, for any seed, stream, step and length), kept values are scaled
 /// by `1 / (1 - prob)`, and backward regenerates the same mask.
