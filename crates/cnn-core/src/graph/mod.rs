@@ -13,6 +13,7 @@ mod data_parallel;
 mod slots;
 mod spec;
 mod state;
+mod workspace;
 
 pub use counts::{LayerCount, ModelCounts};
 pub use data_parallel::{DataParallel, samples_independent};
@@ -28,13 +29,16 @@ use crate::rng::CounterRng;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use slots::Slots;
+use workspace::{Layout, Workspace};
 
-/// How many batch sizes keep a workspace, per mode (the training batch and
-/// the last partial one; evaluation's batch and its last partial one, and
-/// the test set's). Training and evaluation keep theirs apart, so a run
-/// that alternates between them never evicts and reallocates a workspace
-/// each epoch (which grew a ResNet-20 run's memory by 0.6 GB an epoch:
-/// glibc keeps freed blocks of that size in its arenas).
+/// How many workspaces each mode keeps, for the batch sizes a run
+/// alternates between (a last partial batch runs in the full batch's
+/// workspace where the backend can shorten buffers, see `workspace.rs`;
+/// elsewhere it keeps one of its own). Training and evaluation keep theirs
+/// apart, so a run that alternates between them never evicts and
+/// reallocates a workspace each epoch (which grew a ResNet-20 run's memory
+/// by 0.6 GB an epoch: glibc keeps freed blocks of that size in its
+/// arenas).
 const MAX_WORKSPACES: usize = 3;
 
 enum Node<B: Backend> {
@@ -57,45 +61,6 @@ impl<B: Backend> Node<B> {
             Node::Layer(layer) => layer.params_mut(),
             Node::Add => LayerParams::none(),
         }
-    }
-}
-
-/// Buffers for one batch size.
-struct Workspace<B: Backend> {
-    batch: usize,
-    input: Tensor<B>,
-    /// Where each node's output lives in `acts`: one buffer per node for a
-    /// training forward, shared buffers for an evaluation forward.
-    slots: Slots,
-    /// The buffers nodes write their outputs to (see `slots`).
-    acts: Vec<Tensor<B>>,
-    /// Where each node's output gradient lives in `grads` (training only):
-    /// shared buffers, but one of its own for a node whose gradient is kept.
-    grad_slots: Slots,
-    /// The buffers that hold the gradients of the loss with respect to the
-    /// nodes' outputs (see `grad_slots`).
-    grads: Vec<Tensor<B>>,
-    /// For a node read by several consumers, the index in `scratch` of the
-    /// buffer where a second gradient lands before it is added to its own.
-    scratch_of: Vec<Option<usize>>,
-    /// Those buffers, one per shape (each is used within one node's
-    /// backward only).
-    scratch: Vec<Tensor<B>>,
-    /// The gradient with respect to the graph input, made by the first
-    /// backward that asks for it ([`Graph::backward_to_input`]).
-    input_grad: Option<Tensor<B>>,
-    /// For a max pooling with a folded ReLU before it: the pooled values
-    /// before the ReLU (forward), then their gradient (backward).
-    pooled: Vec<Option<Tensor<B>>>,
-}
-
-impl<B: Backend> Workspace<B> {
-    /// Node `i`'s output gradient, where its buffer still holds it.
-    fn grad(&self, i: usize) -> Option<&Tensor<B>> {
-        if !*self.grad_slots.holds.get(i)? {
-            return None;
-        }
-        self.grads.get(self.grad_slots.slot[i])
     }
 }
 
@@ -336,6 +301,8 @@ impl<B: Backend> Graph<B> {
         self.step = step;
     }
 
+    /// The position of the workspace for `batch` in `mode`'s store (see
+    /// [`workspace::index_for`]), made on first use.
     fn workspace_index(&mut self, batch: usize, mode: Mode) -> Result<usize> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
@@ -345,8 +312,7 @@ impl<B: Backend> Graph<B> {
             Mode::Eval => &mut self.eval_workspaces,
         };
         let resolved = &self.resolved;
-        store.use_or_insert(batch, || {
-            let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
+        workspace::index_for(store, b, batch, || {
             let reads = node_reads(resolved, folded);
             let n = shapes.len();
             // Training keeps every output backward reads (all of them when
@@ -355,55 +321,16 @@ impl<B: Backend> Graph<B> {
                 Mode::Train => (0..n).map(|i| !backward_free[i] || keep_grads[i]).collect(),
                 Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
-            let slots = Slots::shared(shapes, &reads, folded, &keep);
-            let acts = slots.shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
-            let (grad_slots, grads, scratch_of, scratch) = match mode {
-                Mode::Train => {
-                    let grad_slots = Slots::backward(shapes, &reads, folded, keep_grads);
-                    let grads = grad_slots.shapes.iter().map(zeros).collect::<Result<_>>()?;
-                    let mut scratch_shapes: Vec<&Shape> = Vec::new();
-                    let scratch_of = shapes
-                        .iter()
-                        .zip(consumers)
-                        .map(|(s, &c)| {
-                            (c > 1).then(|| match scratch_shapes.iter().position(|t| *t == s) {
-                                Some(k) => k,
-                                None => {
-                                    scratch_shapes.push(s);
-                                    scratch_shapes.len() - 1
-                                }
-                            })
-                        })
-                        .collect();
-                    let scratch = scratch_shapes
-                        .into_iter()
-                        .map(zeros)
-                        .collect::<Result<_>>()?;
-                    (grad_slots, grads, scratch_of, scratch)
-                }
-                Mode::Eval => (Slots::none(), Vec::new(), Vec::new(), Vec::new()),
+            let layout = Layout {
+                input,
+                shapes,
+                consumers,
+                folded,
+                slots: Slots::shared(shapes, &reads, folded, &keep),
+                grad_slots: (mode == Mode::Train)
+                    .then(|| Slots::backward(shapes, &reads, folded, keep_grads)),
             };
-            let pooled = (0..shapes.len())
-                .map(|i| {
-                    if i > 0 && folded[i - 1] {
-                        zeros(&shapes[i]).map(Some)
-                    } else {
-                        Ok(None)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Workspace {
-                batch,
-                input: zeros(input)?,
-                slots,
-                acts,
-                grad_slots,
-                grads,
-                scratch_of,
-                scratch,
-                input_grad: None,
-                pooled,
-            })
+            Workspace::new(b, batch, layout)
         })
     }
 
@@ -552,8 +479,7 @@ impl<B: Backend> Graph<B> {
         let (batch, _) = self
             .last_forward
             .ok_or_else(|| CnnError::Graph("backward before forward".into()))?;
-        self.workspaces
-            .get(batch)
+        workspace::at_batch(&self.workspaces, batch)
             .and_then(|ws| ws.input_grad.as_ref())
             .ok_or_else(|| CnnError::Graph("no input gradient was kept".into()))
     }
@@ -721,7 +647,7 @@ impl<B: Backend> Graph<B> {
         let (batch, Mode::Train) = self.last_forward? else {
             return None;
         };
-        let ws = self.workspaces.get(batch)?;
+        let ws = workspace::at_batch(&self.workspaces, batch)?;
         let x = match self.resolved.inputs[i] {
             None => &ws.input,
             Some(j) if ws.slots.holds[j] => ws.acts.get(ws.slots.slot[j])?,
@@ -802,7 +728,7 @@ impl<B: Backend> Graph<B> {
         } else {
             &self.eval_workspaces
         };
-        let ws = store.get(batch)?;
+        let ws = workspace::at_batch(store, batch)?;
         if !*ws.slots.holds.get(i)? {
             return None; // an evaluation forward reused its buffer
         }
@@ -819,7 +745,7 @@ impl<B: Backend> Graph<B> {
             return None;
         }
         let (batch, _) = self.last_forward?;
-        self.workspaces.get(batch).and_then(|w| w.grad(i))
+        workspace::at_batch(&self.workspaces, batch).and_then(|w| w.grad(i))
     }
 
     /// Node names in execution order.
