@@ -437,3 +437,84 @@ fn data_parallel_partial_batches_reuse_the_replicas_workspaces() {
         "the partial step's gradients differ"
     );
 }
+
+#[test]
+fn relus_write_over_their_inputs_with_the_same_bits() {
+    // VGG keeps every output backward reads, one buffer each; a ReLU whose
+    // input (a convolution's, a linear layer's) nothing else reads writes
+    // over that buffer, as PyTorch's `inplace=True`. A leaky ReLU (its
+    // backward reads its input) cannot, so the same network with leaky
+    // ReLUs allocates those outputs on top.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(1).unwrap();
+    let opts = ModelOptions::new([3, 16, 16], 10);
+    let spec = vgg_small(&opts).unwrap();
+    let n = 6;
+    let x: Vec<f32> = (0..n * 3 * 256)
+        .map(|i| ((i * 11) % 29) as f32 / 29.0 - 0.5)
+        .collect();
+    let dlogits: Vec<f32> = (0..n * 10).map(|i| (i % 9) as f32 / 90.0 - 0.04).collect();
+    let dlogits = Tensor::from_slice(&be, [n, 10], &dlogits).unwrap();
+    let step = |graph: &mut Graph<CpuBackend>| {
+        graph.forward_host(&x, n, Mode::Train).unwrap();
+        graph.backward(&dlogits).unwrap();
+    };
+    // Grow the backend's pools first, so that a first step allocates only
+    // what the graph keeps.
+    step(&mut Graph::new(&be, spec.clone(), 2).unwrap());
+    let mut graph = Graph::new(&be, spec.clone(), 2).unwrap();
+    let relu_bytes = bytes_allocated(|| step(&mut graph));
+    let names: Vec<String> = graph.node_names().map(str::to_string).collect();
+    let written_over: Vec<usize> = ["features.1.1", "features.2.1", "features.3.1", "fc1"]
+        .iter()
+        .map(|name| names.iter().position(|m| m == name).unwrap())
+        .collect();
+    for &i in &written_over {
+        assert!(
+            graph.node_output(i).is_none(),
+            "{} kept its output",
+            names[i]
+        );
+        assert!(graph.node_output(i + 1).is_some(), "its ReLU kept nothing");
+    }
+    let over_bytes: usize = written_over
+        .iter()
+        .map(|&i| graph.node_shapes()[i].numel() * n * 4)
+        .sum();
+    let mut leaky_opts = opts.clone();
+    leaky_opts.activation = cnn_core::Activation::LeakyRelu {
+        negative_slope: 0.01,
+    };
+    let leaky_spec = vgg_small(&leaky_opts).unwrap();
+    step(&mut Graph::new(&be, leaky_spec.clone(), 2).unwrap());
+    let mut leaky = Graph::new(&be, leaky_spec, 2).unwrap();
+    let leaky_bytes = bytes_allocated(|| step(&mut leaky));
+    assert!(
+        relu_bytes + over_bytes <= leaky_bytes,
+        "ReLU step {relu_bytes} bytes, leaky ReLU step {leaky_bytes}: the {over_bytes} bytes of written-over outputs were allocated"
+    );
+
+    // The bits of a graph that keeps every output (no ReLU in place): the
+    // logits, the parameter gradients, and an evaluation (which pools and
+    // applies the ReLU in place, without the pooled buffers) equal to the
+    // training forward (VGG has no batch norm or dropout).
+    let run = |keep: bool| {
+        let mut g = Graph::new(&be, spec.clone(), 5).unwrap();
+        g.set_keep_gradients(keep);
+        let eval = bits_of(g.forward_host(&x, n, Mode::Eval).unwrap(), &be);
+        let train = bits_of(g.forward_host(&x, n, Mode::Train).unwrap(), &be);
+        g.backward(&dlogits).unwrap();
+        (eval, train, grad_bits(&g, &be))
+    };
+    let (eval, train, grads) = run(false);
+    let (_, train_kept, grads_kept) = run(true);
+    assert!(train == train_kept, "logits differ with the ReLUs in place");
+    assert!(
+        grads == grads_kept,
+        "gradients differ with the ReLUs in place"
+    );
+    assert!(
+        eval == train,
+        "the evaluation differs from the training forward"
+    );
+}

@@ -100,6 +100,9 @@ pub struct Graph<B: Backend> {
     /// [`backward_free_outputs`]); a training forward shares its buffer,
     /// unless [`Graph::set_keep_gradients`] keeps every output too.
     backward_free: Vec<bool>,
+    /// Per node: a ReLU that writes its output over its input's buffer
+    /// (see [`in_place_relus`]).
+    in_place: Vec<bool>,
 }
 
 /// The buffers of a workspace other than the one being written.
@@ -163,6 +166,61 @@ fn backward_free_outputs(spec: &GraphSpec, reads: &[Vec<usize>], folded: &[bool]
             own && k + 1 != nodes.len() && readers.all(reads_only_output)
         })
         .collect()
+}
+
+/// Which nodes are a ReLU that may write its output over its input's
+/// buffer, as PyTorch's `ReLU(inplace=True)`: the input is a convolution's,
+/// a linear layer's, a batch norm's or a residual add's (whose backwards
+/// never read their own output), read by nothing else. The ReLU's backward
+/// reads its output, which is then in that buffer. In VGG that saves a
+/// buffer of each block's first convolution (VGG keeps one per node in
+/// training: no batch norm or add to share).
+fn in_place_relus(
+    spec: &GraphSpec,
+    resolved: &ResolvedGraph,
+    consumers: &[usize],
+    folded: &[bool],
+) -> Vec<bool> {
+    let nodes = &spec.nodes;
+    (0..nodes.len())
+        .map(|i| {
+            let relu = matches!(
+                nodes[i].op,
+                NodeOp::Layer(LayerSpec::Activation(Activation::Relu))
+            );
+            let over = resolved.inputs[i].is_some_and(|j| {
+                consumers[j] == 1
+                    && !folded[j]
+                    && matches!(
+                        nodes[j].op,
+                        NodeOp::Add { .. }
+                            | NodeOp::Layer(
+                                LayerSpec::Conv2d { .. }
+                                    | LayerSpec::Linear { .. }
+                                    | LayerSpec::BatchNorm2d { .. }
+                            )
+                    )
+            });
+            relu && !folded[i] && over
+        })
+        .collect()
+}
+
+/// [`backward_free_outputs`], and the outputs an in-place ReLU writes
+/// over (no backward reads them either).
+fn shareable_outputs(
+    spec: &GraphSpec,
+    resolved: &ResolvedGraph,
+    folded: &[bool],
+    in_place: &[bool],
+) -> Vec<bool> {
+    let mut free = backward_free_outputs(spec, &node_reads(resolved, folded), folded);
+    for (i, _) in in_place.iter().enumerate().filter(|(_, on)| **on) {
+        if let Some(j) = resolved.inputs[i] {
+            free[j] = true;
+        }
+    }
+    free
 }
 
 /// The nodes whose outputs each node reads (a max pooling with a folded
@@ -245,7 +303,8 @@ impl<B: Backend> Graph<B> {
             });
         }
         let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
-        let backward_free = backward_free_outputs(&spec, &node_reads(&resolved, &folded), &folded);
+        let in_place = in_place_relus(&spec, &resolved, &consumers, &folded);
+        let backward_free = shareable_outputs(&spec, &resolved, &folded, &in_place);
         Ok(Graph {
             backend: backend.clone(),
             spec,
@@ -254,6 +313,7 @@ impl<B: Backend> Graph<B> {
             ready: vec![false; nodes.len()],
             keep_grads: vec![false; nodes.len()],
             backward_free,
+            in_place,
             nodes,
             consumers,
             seed,
@@ -307,6 +367,7 @@ impl<B: Backend> Graph<B> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
         let (keep_grads, backward_free) = (&self.keep_grads, &self.backward_free);
+        let in_place = &self.in_place;
         let store = match mode {
             Mode::Train => &mut self.workspaces,
             Mode::Eval => &mut self.eval_workspaces,
@@ -317,8 +378,9 @@ impl<B: Backend> Graph<B> {
             let n = shapes.len();
             // Training keeps every output backward reads (all of them when
             // every gradient is kept); evaluation only the graph's.
+            let keep_all = keep_grads.iter().all(|&k| k);
             let keep: Vec<bool> = match mode {
-                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_grads[i]).collect(),
+                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_all).collect(),
                 Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
             let layout = Layout {
@@ -326,7 +388,7 @@ impl<B: Backend> Graph<B> {
                 shapes,
                 consumers,
                 folded,
-                slots: Slots::shared(shapes, &reads, folded, &keep),
+                slots: Slots::shared(shapes, &reads, folded, &keep, in_place),
                 grad_slots: (mode == Mode::Train)
                     .then(|| Slots::backward(shapes, &reads, folded, keep_grads)),
             };
@@ -424,6 +486,14 @@ impl<B: Backend> Graph<B> {
             if self.folded[i] {
                 continue; // runs after the pooling that follows
             }
+            if ws.slots.in_place[i] {
+                // A ReLU over its input's buffer: `clamp(0, inf)` is ReLU's
+                // formula (`x < 0 ? 0 : x`, NaN and -0 passing through) on
+                // every backend, so the bits are the out-of-place ReLU's.
+                let y = &mut ws.acts[ws.slots.slot[i]];
+                self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                continue;
+            }
             let slot = &ws.slots.slot;
             let (y, others) = split_out(&mut ws.acts, slot[i]);
             let x_node = effective_input(&self.folded, &self.resolved, i);
@@ -436,16 +506,24 @@ impl<B: Backend> Graph<B> {
             };
             match &mut self.nodes[i] {
                 Node::Layer(layer) if i > 0 && self.folded[i - 1] => {
-                    // Max pooling of the ReLU's input, then the ReLU.
-                    let pooled = ws.pooled[i]
-                        .as_mut()
-                        .ok_or_else(|| CnnError::Graph(format!("node {i} has no pooled buffer")))?;
-                    layer.forward(&self.backend, &ctx, x, pooled)?;
-                    self.backend.activation_forward(
-                        Activation::Relu,
-                        pooled.buffer(),
-                        y.buffer_mut(),
-                    )?;
+                    // Max pooling of the ReLU's input, then the ReLU: over
+                    // the pooled values kept for backward, or in place
+                    // where no backward follows (an evaluation workspace
+                    // has no pooled buffers), with the same bits.
+                    match ws.pooled[i].as_mut() {
+                        Some(pooled) => {
+                            layer.forward(&self.backend, &ctx, x, pooled)?;
+                            self.backend.activation_forward(
+                                Activation::Relu,
+                                pooled.buffer(),
+                                y.buffer_mut(),
+                            )?;
+                        }
+                        None => {
+                            layer.forward(&self.backend, &ctx, x, y)?;
+                            self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                        }
+                    }
                 }
                 Node::Layer(layer) => layer.forward(&self.backend, &ctx, x, y)?,
                 Node::Add => {
@@ -709,6 +787,9 @@ impl<B: Backend> Graph<B> {
         } else {
             vec![false; self.nodes.len()]
         };
+        self.in_place = in_place_relus(&self.spec, &self.resolved, &self.consumers, &self.folded);
+        self.backward_free =
+            shareable_outputs(&self.spec, &self.resolved, &self.folded, &self.in_place);
         self.workspaces.clear();
         self.eval_workspaces.clear();
         self.last_forward = None;

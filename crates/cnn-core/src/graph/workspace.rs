@@ -102,10 +102,12 @@ impl<B: Backend> Workspace<B> {
             }
             None => (Slots::none(), Vec::new(), Vec::new(), Vec::new()),
         };
-        let folded = layout.folded;
+        // Pooled values before a folded ReLU: training only (backward
+        // reuses them as scratch); an evaluation pools in place.
+        let (folded, train) = (layout.folded, !grads.is_empty());
         let pooled = (0..layout.shapes.len())
             .map(|i| {
-                if i > 0 && folded[i - 1] {
+                if train && i > 0 && folded[i - 1] {
                     zeros(&layout.shapes[i]).map(Some)
                 } else {
                     Ok(None)
