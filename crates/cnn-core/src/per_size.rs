@@ -49,7 +49,29 @@ impl<T, const N: usize> PerSize<T, N> {
         Ok(self.entries.len() - 1)
     }
 
+    /// Position of the first value (least recently used first) that
+    /// `pred` accepts with its key; valid until the next call that
+    /// reorders.
+    pub(crate) fn position(&self, mut pred: impl FnMut(usize, &T) -> bool) -> Option<usize> {
+        self.entries.iter().position(|(k, v)| pred(*k, v))
+    }
+
+    /// Make the value at position `i` the most recently used; its new
+    /// position. Allocates nothing.
+    pub(crate) fn touch(&mut self, i: usize) -> usize {
+        let entry = self.entries.remove(i);
+        self.entries.push(entry);
+        self.entries.len() - 1
+    }
+
+    /// The keys and values, least recently used first (in the order of
+    /// their positions).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.entries.iter().map(|(k, v)| (*k, v))
+    }
+
     /// The value for `key`, if kept.
+    #[cfg(test)]
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
         self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
@@ -115,6 +137,14 @@ mod tests {
         use_size(&mut kept, &mut made, 64);
         assert_eq!(made, [64, 32, 10]);
         assert!(kept.get(10).is_some() && kept.get(32).is_none());
+        // Found by value, moved to the most recent place without a new key.
+        let at = kept.position(|k, _| k == 10).unwrap();
+        let at = kept.touch(at);
+        assert_eq!(kept[at], "buffer 10");
+        assert_eq!(kept.latest().map(String::as_str), Some("buffer 10"));
+        let entries: Vec<(usize, &str)> = kept.entries().map(|(k, v)| (k, v.as_str())).collect();
+        assert_eq!(entries, [(64, "buffer 64"), (10, "buffer 10")]);
+        use_size(&mut kept, &mut made, 64);
         *kept.latest_mut().unwrap() = "changed".into();
         assert_eq!(kept.get(64).map(String::as_str), Some("changed"));
         kept.clear();

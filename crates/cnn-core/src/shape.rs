@@ -53,6 +53,14 @@ impl Shape {
     pub fn dim(&self, i: usize) -> Option<usize> {
         self.0.get(i).copied()
     }
+
+    /// Set the first (batch) dimension in place, without allocating; a
+    /// rank-0 shape is left as it is.
+    pub(crate) fn set_batch(&mut self, n: usize) {
+        if let Some(d) = self.0.first_mut() {
+            *d = n;
+        }
+    }
 }
 
 impl fmt::Debug for Shape {

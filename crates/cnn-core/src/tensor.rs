@@ -94,6 +94,30 @@ impl<B: MemoryOps> Tensor<B> {
         Ok(())
     }
 
+    /// Give the tensor `n` samples (its first dimension) in the memory its
+    /// buffer already holds, where the backend can
+    /// ([`MemoryOps::resize_within`]: no more samples than it was made
+    /// with); samples kept keep their values, new ones read as zeros.
+    /// False, and the tensor unchanged, where it cannot. Allocates nothing.
+    pub fn resize_batch(&mut self, backend: &B, n: usize) -> bool {
+        let Some(old) = self.shape.dim(0) else {
+            return false;
+        };
+        if n == old {
+            return true;
+        }
+        // Elements per sample, from the other dimensions (no allocation).
+        let sample: usize = self.shape.dims()[1..].iter().product();
+        let Some(len) = sample.checked_mul(n) else {
+            return false;
+        };
+        if !backend.resize_within(&mut self.buffer, len) {
+            return false;
+        }
+        self.shape.set_batch(n);
+        true
+    }
+
     /// A host copy of the values.
     pub fn to_vec(&self, backend: &B) -> Result<Vec<f32>> {
         backend.download(&self.buffer)

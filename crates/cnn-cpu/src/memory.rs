@@ -76,7 +76,58 @@ impl MemoryOps for CpuBackend {
         buf.len()
     }
 
+    /// Within the vector's capacity (what it was allocated with: buffers
+    /// are made at their exact length), without reallocating.
+    fn resize_within(&self, buf: &mut Vec<f32>, len: usize) -> bool {
+        if len > buf.capacity() {
+            return false;
+        }
+        buf.resize(len, 0.0);
+        true
+    }
+
+    fn resize_indices_within(&self, buf: &mut Vec<u32>, len: usize) -> bool {
+        if len > buf.capacity() {
+            return false;
+        }
+        buf.resize(len, 0);
+        true
+    }
+
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cnn_core::{MemoryOps, Tensor};
+
+    use crate::CpuBackend;
+
+    #[test]
+    fn a_tensor_resizes_within_what_it_was_made_with() {
+        let be = CpuBackend::with_threads(1).unwrap();
+        let data: Vec<f32> = (0..12).map(|i| i as f32 + 1.0).collect();
+        let mut t = Tensor::from_slice(&be, [4, 3], &data).unwrap();
+        let at = t.buffer().as_ptr();
+        // Fewer samples: the first ones keep their values, in place.
+        assert!(t.resize_batch(&be, 2));
+        assert_eq!(t.shape().dims(), [2, 3]);
+        assert_eq!(t.to_vec(&be).unwrap(), data[..6]);
+        // Back to four: the samples beyond the shortened length read as
+        // zeros, in the same memory.
+        assert!(t.resize_batch(&be, 4));
+        assert_eq!(t.to_vec(&be).unwrap()[6..], [0.0; 6]);
+        assert_eq!(t.buffer().as_ptr(), at);
+        // More than it was made with: refused, unchanged.
+        assert!(!t.resize_batch(&be, 5));
+        assert_eq!(t.shape().dims(), [4, 3]);
+        assert_eq!(be.buffer_len(t.buffer()), 12);
+        let mut idx = be.alloc_indices(6).unwrap();
+        assert!(be.resize_indices_within(&mut idx, 2));
+        assert_eq!(be.index_buffer_len(&idx), 2);
+        assert!(!be.resize_indices_within(&mut idx, 7));
+        assert_eq!(be.index_buffer_len(&idx), 2);
     }
 }

@@ -3,7 +3,9 @@
 //! evaluation batch and its last partial one), further epochs allocate no
 //! buffer. Four sizes used to share three workspaces, so each epoch
 //! evicted and reallocated some; glibc kept the freed blocks in per-thread
-//! arenas and a ResNet-20 run grew by 0.6 GB an epoch (issue #20).
+//! arenas and a ResNet-20 run grew by 0.6 GB an epoch (issue #20). A last
+//! partial batch now runs in the full batch's workspace, its buffers
+//! shortened in place, so it makes none of its own.
 //!
 //! A training step keeps one output buffer per node (backward reads
 //! them) but only a few gradient buffers: a node's output gradient lives
@@ -19,8 +21,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use cnn_core::models::{ModelOptions, resnet20};
-use cnn_core::{Conv2dGeometry, Graph, GraphBuilder, Mode, Tensor};
+use cnn_core::models::{ModelOptions, resnet20, vgg_small};
+use cnn_core::{
+    Conv2dGeometry, DataParallel, Graph, GraphBuilder, Mode, SoftmaxCrossEntropy, Tensor,
+};
 use cnn_cpu::CpuBackend;
 
 struct Counting;
@@ -306,4 +310,211 @@ fn released_workspaces_are_made_again_with_the_same_bits() {
     let made = bytes_allocated(|| after = eval(&mut graph));
     assert!(made > 0, "the evaluation workspace was not dropped");
     assert_eq!(after, before);
+}
+
+/// The bits of a tensor's values.
+fn bits_of(t: &Tensor<CpuBackend>, be: &CpuBackend) -> Vec<u32> {
+    t.to_vec(be).unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+/// The bits of every parameter gradient of `graph`.
+fn grad_bits(graph: &Graph<CpuBackend>, be: &CpuBackend) -> Vec<Vec<u32>> {
+    graph.params_iter().map(|p| bits_of(&p.grad, be)).collect()
+}
+
+#[test]
+fn a_last_partial_batch_runs_in_the_full_batchs_workspace() {
+    // An epoch ends with a partial batch (training and each evaluation
+    // split): it runs in the full batch's workspace, its buffers (and the
+    // max poolings' argmax buffers) shortened in place, so it allocates
+    // nothing and gives the bits of a workspace of its own. VGG's
+    // evaluation workspace at 256 32x32 images holds 140 MB.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(2).unwrap();
+    let spec = vgg_small(&ModelOptions::new([3, 16, 16], 10)).unwrap();
+    let input = |n: usize| -> Vec<f32> {
+        (0..n * 3 * 256)
+            .map(|i| ((i * 7) % 23) as f32 / 23.0 - 0.5)
+            .collect()
+    };
+    let dlogits = |n: usize| {
+        let v: Vec<f32> = (0..n * 10).map(|i| (i % 7) as f32 / 70.0 - 0.04).collect();
+        Tensor::from_slice(&be, [n, 10], &v).unwrap()
+    };
+    let (full, part) = (16, 13);
+    let (x_full, x_part) = (input(full), input(part));
+    let (d_full, d_part) = (dlogits(full), dlogits(part));
+    // The logits' bits are read after the counted part.
+    let eval = |graph: &mut Graph<CpuBackend>, x: &[f32], n: usize| {
+        graph.forward_host(x, n, Mode::Eval).unwrap();
+    };
+    let logits = |graph: &Graph<CpuBackend>| {
+        bits_of(
+            graph.node_output(graph.node_shapes().len() - 1).unwrap(),
+            &be,
+        )
+    };
+    let train = |graph: &mut Graph<CpuBackend>, x: &[f32], n: usize, d: &Tensor<CpuBackend>| {
+        graph.zero_grad().unwrap();
+        graph.forward_host(x, n, Mode::Train).unwrap();
+        graph.backward(d).unwrap();
+    };
+
+    // What a graph that meets only the partial batch gives.
+    let mut alone = Graph::new(&be, spec.clone(), 4).unwrap();
+    eval(&mut alone, &x_part, part);
+    let eval_alone = logits(&alone);
+    train(&mut alone, &x_part, part, &d_part);
+    let train_alone = grad_bits(&alone, &be);
+
+    let mut graph = Graph::new(&be, spec, 4).unwrap();
+    eval(&mut graph, &x_full, full);
+    let eval_full = logits(&graph);
+    train(&mut graph, &x_full, full, &d_full);
+    let train_full = grad_bits(&graph, &be);
+    let bytes = bytes_allocated(|| eval(&mut graph, &x_part, part));
+    assert_eq!(
+        bytes, 0,
+        "the partial evaluation batch allocated {bytes} bytes: a workspace of its own"
+    );
+    assert_eq!(logits(&graph).len(), part * 10);
+    assert!(logits(&graph) == eval_alone, "partial evaluation differs");
+    let bytes = bytes_allocated(|| train(&mut graph, &x_part, part, &d_part));
+    assert_eq!(
+        bytes, 0,
+        "the partial training batch allocated {bytes} bytes: a workspace of its own"
+    );
+    assert!(
+        grad_bits(&graph, &be) == train_alone,
+        "partial training step differs"
+    );
+    // Back at the full size, still without allocating, the same bits.
+    let bytes = bytes_allocated(|| eval(&mut graph, &x_full, full));
+    assert_eq!(
+        bytes, 0,
+        "the full evaluation batch made its workspace again"
+    );
+    assert!(logits(&graph) == eval_full);
+    let bytes = bytes_allocated(|| train(&mut graph, &x_full, full, &d_full));
+    assert_eq!(bytes, 0, "the full training batch made its workspace again");
+    assert!(grad_bits(&graph, &be) == train_full);
+}
+
+#[test]
+fn data_parallel_partial_batches_reuse_the_replicas_workspaces() {
+    // The replicas of a data-parallel step (VGG, 2 parts) run a last
+    // partial batch in their full parts' workspaces: no new buffer, and
+    // the gradients of a runner that met only the partial batch.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(2).unwrap();
+    let spec = vgg_small(&ModelOptions::new([3, 16, 16], 10)).unwrap();
+    let loss = SoftmaxCrossEntropy::new();
+    let batch = |n: usize| -> (Vec<f32>, Vec<u32>) {
+        let x = (0..n * 3 * 256)
+            .map(|i| ((i * 5) % 19) as f32 / 19.0 - 0.5)
+            .collect();
+        (x, (0..n as u32).map(|i| i % 10).collect())
+    };
+    let (full, part) = (batch(16), batch(10));
+    let step = |dp: &mut DataParallel<CpuBackend>,
+                graph: &mut Graph<CpuBackend>,
+                b: &(Vec<f32>, Vec<u32>)| {
+        graph.zero_grad().unwrap();
+        dp.forward_backward(graph, &b.0, &b.1, &loss, None).unwrap();
+    };
+    let mut alone = Graph::new(&be, spec.clone(), 6).unwrap();
+    let mut dp_alone = DataParallel::for_graph(&alone).unwrap().expect("2 parts");
+    step(&mut dp_alone, &mut alone, &part);
+    let want = grad_bits(&alone, &be);
+
+    let mut graph = Graph::new(&be, spec, 6).unwrap();
+    let mut dp = DataParallel::for_graph(&graph).unwrap().expect("2 parts");
+    step(&mut dp, &mut graph, &full);
+    let bytes = bytes_allocated(|| step(&mut dp, &mut graph, &part));
+    assert_eq!(bytes, 0, "the partial step allocated {bytes} bytes");
+    assert!(
+        grad_bits(&graph, &be) == want,
+        "the partial step's gradients differ"
+    );
+}
+
+#[test]
+fn relus_write_over_their_inputs_with_the_same_bits() {
+    // VGG keeps every output backward reads, one buffer each; a ReLU whose
+    // input (a convolution's, a linear layer's) nothing else reads writes
+    // over that buffer, as PyTorch's `inplace=True`. A leaky ReLU (its
+    // backward reads its input) cannot, so the same network with leaky
+    // ReLUs allocates those outputs on top.
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let be = CpuBackend::with_threads(1).unwrap();
+    let opts = ModelOptions::new([3, 16, 16], 10);
+    let spec = vgg_small(&opts).unwrap();
+    let n = 6;
+    let x: Vec<f32> = (0..n * 3 * 256)
+        .map(|i| ((i * 11) % 29) as f32 / 29.0 - 0.5)
+        .collect();
+    let dlogits: Vec<f32> = (0..n * 10).map(|i| (i % 9) as f32 / 90.0 - 0.04).collect();
+    let dlogits = Tensor::from_slice(&be, [n, 10], &dlogits).unwrap();
+    let step = |graph: &mut Graph<CpuBackend>| {
+        graph.forward_host(&x, n, Mode::Train).unwrap();
+        graph.backward(&dlogits).unwrap();
+    };
+    // Grow the backend's pools first, so that a first step allocates only
+    // what the graph keeps.
+    step(&mut Graph::new(&be, spec.clone(), 2).unwrap());
+    let mut graph = Graph::new(&be, spec.clone(), 2).unwrap();
+    let relu_bytes = bytes_allocated(|| step(&mut graph));
+    let names: Vec<String> = graph.node_names().map(str::to_string).collect();
+    let written_over: Vec<usize> = ["features.1.1", "features.2.1", "features.3.1", "fc1"]
+        .iter()
+        .map(|name| names.iter().position(|m| m == name).unwrap())
+        .collect();
+    for &i in &written_over {
+        assert!(
+            graph.node_output(i).is_none(),
+            "{} kept its output",
+            names[i]
+        );
+        assert!(graph.node_output(i + 1).is_some(), "its ReLU kept nothing");
+    }
+    let over_bytes: usize = written_over
+        .iter()
+        .map(|&i| graph.node_shapes()[i].numel() * n * 4)
+        .sum();
+    let mut leaky_opts = opts.clone();
+    leaky_opts.activation = cnn_core::Activation::LeakyRelu {
+        negative_slope: 0.01,
+    };
+    let leaky_spec = vgg_small(&leaky_opts).unwrap();
+    step(&mut Graph::new(&be, leaky_spec.clone(), 2).unwrap());
+    let mut leaky = Graph::new(&be, leaky_spec, 2).unwrap();
+    let leaky_bytes = bytes_allocated(|| step(&mut leaky));
+    assert!(
+        relu_bytes + over_bytes <= leaky_bytes,
+        "ReLU step {relu_bytes} bytes, leaky ReLU step {leaky_bytes}: the {over_bytes} bytes of written-over outputs were allocated"
+    );
+
+    // The bits of a graph that keeps every output (no ReLU in place): the
+    // logits, the parameter gradients, and an evaluation (which pools and
+    // applies the ReLU in place, without the pooled buffers) equal to the
+    // training forward (VGG has no batch norm or dropout).
+    let run = |keep: bool| {
+        let mut g = Graph::new(&be, spec.clone(), 5).unwrap();
+        g.set_keep_gradients(keep);
+        let eval = bits_of(g.forward_host(&x, n, Mode::Eval).unwrap(), &be);
+        let train = bits_of(g.forward_host(&x, n, Mode::Train).unwrap(), &be);
+        g.backward(&dlogits).unwrap();
+        (eval, train, grad_bits(&g, &be))
+    };
+    let (eval, train, grads) = run(false);
+    let (_, train_kept, grads_kept) = run(true);
+    assert!(train == train_kept, "logits differ with the ReLUs in place");
+    assert!(
+        grads == grads_kept,
+        "gradients differ with the ReLUs in place"
+    );
+    assert!(
+        eval == train,
+        "the evaluation differs from the training forward"
+    );
 }

@@ -47,6 +47,24 @@ pub trait MemoryOps {
     /// Number of elements in the index buffer.
     fn index_buffer_len(&self, buf: &Self::IndexBuffer) -> usize;
 
+    /// Give `buf` `len` elements in the memory it already holds, where the
+    /// backend can: at most as many as it was allocated with. Elements
+    /// beyond the old length read as zeros; those kept keep their values.
+    /// False, with `buf` unchanged, where it cannot (then the caller
+    /// allocates a new buffer; the default, for backends whose buffers
+    /// have a fixed length). Lets a graph run a last partial batch in the
+    /// full batch's workspace instead of one of its own.
+    fn resize_within(&self, buf: &mut Self::Buffer, len: usize) -> bool {
+        let _ = (buf, len);
+        false
+    }
+
+    /// [`MemoryOps::resize_within`] for an index buffer.
+    fn resize_indices_within(&self, buf: &mut Self::IndexBuffer, len: usize) -> bool {
+        let _ = (buf, len);
+        false
+    }
+
     /// Wait until all queued work has finished (a no-op on synchronous backends).
     fn synchronize(&self) -> Result<()>;
 }

@@ -9,12 +9,12 @@
 //! own output), so backward runs node by node as before. The ops are the
 //! same in the same order, so the bits are too.
 //!
-//! Where the ReLU's buffer is one the op reads, the group runs unfused:
-//! ResNet-20's two blocks with a 1x1 shortcut in training (the ReLU takes
-//! the buffer of the shortcut's batch norm, freed by the add), and every
-//! group of an evaluation forward, whose shared buffers give the ReLU the
-//! batch norm's input or the residual (fusing those would need an
-//! in-place op).
+//! Where the ReLU's buffer is one the op reads, the group runs unfused
+//! (`BnRelu::applies` checks each workspace's buffers). Since ReLUs write
+//! over their input's buffer (`in_place_relus`), a training forward's
+//! ReLU holds the batch norm's or the add's own buffer, which the op does
+//! not read, so every ResNet-20 group fuses in training. Evaluation
+//! forwards are not fused (they run the ops apart, the ReLU in place).
 
 use super::{Slots, spec::ResolvedGraph, split_out};
 use crate::backend::{Activation, Backend};

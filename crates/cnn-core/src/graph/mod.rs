@@ -14,6 +14,7 @@ mod fuse;
 mod slots;
 mod spec;
 mod state;
+mod workspace;
 
 pub use counts::{LayerCount, ModelCounts};
 pub use data_parallel::{DataParallel, samples_independent};
@@ -29,13 +30,16 @@ use crate::rng::CounterRng;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use slots::Slots;
+use workspace::{Layout, Workspace};
 
-/// How many batch sizes keep a workspace, per mode (the training batch and
-/// the last partial one; evaluation's batch and its last partial one, and
-/// the test set's). Training and evaluation keep theirs apart, so a run
-/// that alternates between them never evicts and reallocates a workspace
-/// each epoch (which grew a ResNet-20 run's memory by 0.6 GB an epoch:
-/// glibc keeps freed blocks of that size in its arenas).
+/// How many workspaces each mode keeps, for the batch sizes a run
+/// alternates between (a last partial batch runs in the full batch's
+/// workspace where the backend can shorten buffers, see `workspace.rs`;
+/// elsewhere it keeps one of its own). Training and evaluation keep theirs
+/// apart, so a run that alternates between them never evicts and
+/// reallocates a workspace each epoch (which grew a ResNet-20 run's memory
+/// by 0.6 GB an epoch: glibc keeps freed blocks of that size in its
+/// arenas).
 const MAX_WORKSPACES: usize = 3;
 
 enum Node<B: Backend> {
@@ -58,45 +62,6 @@ impl<B: Backend> Node<B> {
             Node::Layer(layer) => layer.params_mut(),
             Node::Add => LayerParams::none(),
         }
-    }
-}
-
-/// Buffers for one batch size.
-struct Workspace<B: Backend> {
-    batch: usize,
-    input: Tensor<B>,
-    /// Where each node's output lives in `acts`: one buffer per node for a
-    /// training forward, shared buffers for an evaluation forward.
-    slots: Slots,
-    /// The buffers nodes write their outputs to (see `slots`).
-    acts: Vec<Tensor<B>>,
-    /// Where each node's output gradient lives in `grads` (training only):
-    /// shared buffers, but one of its own for a node whose gradient is kept.
-    grad_slots: Slots,
-    /// The buffers that hold the gradients of the loss with respect to the
-    /// nodes' outputs (see `grad_slots`).
-    grads: Vec<Tensor<B>>,
-    /// For a node read by several consumers, the index in `scratch` of the
-    /// buffer where a second gradient lands before it is added to its own.
-    scratch_of: Vec<Option<usize>>,
-    /// Those buffers, one per shape (each is used within one node's
-    /// backward only).
-    scratch: Vec<Tensor<B>>,
-    /// The gradient with respect to the graph input, made by the first
-    /// backward that asks for it ([`Graph::backward_to_input`]).
-    input_grad: Option<Tensor<B>>,
-    /// For a max pooling with a folded ReLU before it: the pooled values
-    /// before the ReLU (forward), then their gradient (backward).
-    pooled: Vec<Option<Tensor<B>>>,
-}
-
-impl<B: Backend> Workspace<B> {
-    /// Node `i`'s output gradient, where its buffer still holds it.
-    fn grad(&self, i: usize) -> Option<&Tensor<B>> {
-        if !*self.grad_slots.holds.get(i)? {
-            return None;
-        }
-        self.grads.get(self.grad_slots.slot[i])
     }
 }
 
@@ -144,6 +109,9 @@ pub struct Graph<B: Backend> {
     /// Per node: whether the last forward left its output unformed (inside
     /// a fused group).
     unformed: Vec<bool>,
+    /// Per node: a ReLU that writes its output over its input's buffer
+    /// (see [`in_place_relus`]).
+    in_place: Vec<bool>,
 }
 
 /// The buffers of a workspace other than the one being written.
@@ -207,6 +175,61 @@ fn backward_free_outputs(spec: &GraphSpec, reads: &[Vec<usize>], folded: &[bool]
             own && k + 1 != nodes.len() && readers.all(reads_only_output)
         })
         .collect()
+}
+
+/// Which nodes are a ReLU that may write its output over its input's
+/// buffer, as PyTorch's `ReLU(inplace=True)`: the input is a convolution's,
+/// a linear layer's, a batch norm's or a residual add's (whose backwards
+/// never read their own output), read by nothing else. The ReLU's backward
+/// reads its output, which is then in that buffer. In VGG that saves a
+/// buffer of each block's first convolution (VGG keeps one per node in
+/// training: no batch norm or add to share).
+fn in_place_relus(
+    spec: &GraphSpec,
+    resolved: &ResolvedGraph,
+    consumers: &[usize],
+    folded: &[bool],
+) -> Vec<bool> {
+    let nodes = &spec.nodes;
+    (0..nodes.len())
+        .map(|i| {
+            let relu = matches!(
+                nodes[i].op,
+                NodeOp::Layer(LayerSpec::Activation(Activation::Relu))
+            );
+            let over = resolved.inputs[i].is_some_and(|j| {
+                consumers[j] == 1
+                    && !folded[j]
+                    && matches!(
+                        nodes[j].op,
+                        NodeOp::Add { .. }
+                            | NodeOp::Layer(
+                                LayerSpec::Conv2d { .. }
+                                    | LayerSpec::Linear { .. }
+                                    | LayerSpec::BatchNorm2d { .. }
+                            )
+                    )
+            });
+            relu && !folded[i] && over
+        })
+        .collect()
+}
+
+/// [`backward_free_outputs`], and the outputs an in-place ReLU writes
+/// over (no backward reads them either).
+fn shareable_outputs(
+    spec: &GraphSpec,
+    resolved: &ResolvedGraph,
+    folded: &[bool],
+    in_place: &[bool],
+) -> Vec<bool> {
+    let mut free = backward_free_outputs(spec, &node_reads(resolved, folded), folded);
+    for (i, _) in in_place.iter().enumerate().filter(|(_, on)| **on) {
+        if let Some(j) = resolved.inputs[i] {
+            free[j] = true;
+        }
+    }
+    free
 }
 
 /// The nodes whose outputs each node reads (a max pooling with a folded
@@ -289,7 +312,8 @@ impl<B: Backend> Graph<B> {
             });
         }
         let folded = fold_relu_into_pool(&spec, &resolved, &consumers);
-        let backward_free = backward_free_outputs(&spec, &node_reads(&resolved, &folded), &folded);
+        let in_place = in_place_relus(&spec, &resolved, &consumers, &folded);
+        let backward_free = shareable_outputs(&spec, &resolved, &folded, &in_place);
         let fused = fuse::batch_norm_relu_groups(&spec, &resolved, &consumers, &folded);
         Ok(Graph {
             fused,
@@ -302,6 +326,7 @@ impl<B: Backend> Graph<B> {
             ready: vec![false; nodes.len()],
             keep_grads: vec![false; nodes.len()],
             backward_free,
+            in_place,
             nodes,
             consumers,
             seed,
@@ -349,74 +374,38 @@ impl<B: Backend> Graph<B> {
         self.step = step;
     }
 
+    /// The position of the workspace for `batch` in `mode`'s store (see
+    /// [`workspace::index_for`]), made on first use.
     fn workspace_index(&mut self, batch: usize, mode: Mode) -> Result<usize> {
         let (b, shapes) = (&self.backend, &self.resolved.shapes);
         let (consumers, folded, input) = (&self.consumers, &self.folded, &self.spec.input);
         let (keep_grads, backward_free) = (&self.keep_grads, &self.backward_free);
+        let in_place = &self.in_place;
         let store = match mode {
             Mode::Train => &mut self.workspaces,
             Mode::Eval => &mut self.eval_workspaces,
         };
         let resolved = &self.resolved;
-        store.use_or_insert(batch, || {
-            let zeros = |s: &Shape| Tensor::zeros(b, s.with_batch(batch));
+        workspace::index_for(store, b, batch, || {
             let reads = node_reads(resolved, folded);
             let n = shapes.len();
             // Training keeps every output backward reads (all of them when
             // every gradient is kept); evaluation only the graph's.
+            let keep_all = keep_grads.iter().all(|&k| k);
             let keep: Vec<bool> = match mode {
-                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_grads[i]).collect(),
+                Mode::Train => (0..n).map(|i| !backward_free[i] || keep_all).collect(),
                 Mode::Eval => (0..n).map(|i| i + 1 == n).collect(),
             };
-            let slots = Slots::shared(shapes, &reads, folded, &keep);
-            let acts = slots.shapes.iter().map(zeros).collect::<Result<Vec<_>>>()?;
-            let (grad_slots, grads, scratch_of, scratch) = match mode {
-                Mode::Train => {
-                    let grad_slots = Slots::backward(shapes, &reads, folded, keep_grads);
-                    let grads = grad_slots.shapes.iter().map(zeros).collect::<Result<_>>()?;
-                    let mut scratch_shapes: Vec<&Shape> = Vec::new();
-                    let scratch_of = shapes
-                        .iter()
-                        .zip(consumers)
-                        .map(|(s, &c)| {
-                            (c > 1).then(|| match scratch_shapes.iter().position(|t| *t == s) {
-                                Some(k) => k,
-                                None => {
-                                    scratch_shapes.push(s);
-                                    scratch_shapes.len() - 1
-                                }
-                            })
-                        })
-                        .collect();
-                    let scratch = scratch_shapes
-                        .into_iter()
-                        .map(zeros)
-                        .collect::<Result<_>>()?;
-                    (grad_slots, grads, scratch_of, scratch)
-                }
-                Mode::Eval => (Slots::none(), Vec::new(), Vec::new(), Vec::new()),
+            let layout = Layout {
+                input,
+                shapes,
+                consumers,
+                folded,
+                slots: Slots::shared(shapes, &reads, folded, &keep, in_place),
+                grad_slots: (mode == Mode::Train)
+                    .then(|| Slots::backward(shapes, &reads, folded, keep_grads)),
             };
-            let pooled = (0..shapes.len())
-                .map(|i| {
-                    if i > 0 && folded[i - 1] {
-                        zeros(&shapes[i]).map(Some)
-                    } else {
-                        Ok(None)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Workspace {
-                batch,
-                input: zeros(input)?,
-                slots,
-                acts,
-                grad_slots,
-                grads,
-                scratch_of,
-                scratch,
-                input_grad: None,
-                pooled,
-            })
+            Workspace::new(b, batch, layout)
         })
     }
 
@@ -513,6 +502,14 @@ impl<B: Backend> Graph<B> {
             if self.folded[i] || i < fused_to {
                 continue; // runs after the pooling that follows, or ran fused
             }
+            if ws.slots.in_place[i] {
+                // A ReLU over its input's buffer: `clamp(0, inf)` is ReLU's
+                // formula (`x < 0 ? 0 : x`, NaN and -0 passing through) on
+                // every backend, so the bits are the out-of-place ReLU's.
+                let y = &mut ws.acts[ws.slots.slot[i]];
+                self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                continue;
+            }
             let x_node = effective_input(&self.folded, &self.resolved, i);
             let ctx = ForwardCtx {
                 mode,
@@ -544,16 +541,24 @@ impl<B: Backend> Graph<B> {
             let x = x_node.map_or(&ws.input, |j| others.get(slot[j]));
             match &mut self.nodes[i] {
                 Node::Layer(layer) if i > 0 && self.folded[i - 1] => {
-                    // Max pooling of the ReLU's input, then the ReLU.
-                    let pooled = ws.pooled[i]
-                        .as_mut()
-                        .ok_or_else(|| CnnError::Graph(format!("node {i} has no pooled buffer")))?;
-                    layer.forward(&self.backend, &ctx, x, pooled)?;
-                    self.backend.activation_forward(
-                        Activation::Relu,
-                        pooled.buffer(),
-                        y.buffer_mut(),
-                    )?;
+                    // Max pooling of the ReLU's input, then the ReLU: over
+                    // the pooled values kept for backward, or in place
+                    // where no backward follows (an evaluation workspace
+                    // has no pooled buffers), with the same bits.
+                    match ws.pooled[i].as_mut() {
+                        Some(pooled) => {
+                            layer.forward(&self.backend, &ctx, x, pooled)?;
+                            self.backend.activation_forward(
+                                Activation::Relu,
+                                pooled.buffer(),
+                                y.buffer_mut(),
+                            )?;
+                        }
+                        None => {
+                            layer.forward(&self.backend, &ctx, x, y)?;
+                            self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                        }
+                    }
                 }
                 Node::Layer(layer) => layer.forward(&self.backend, &ctx, x, y)?,
                 Node::Add => {
@@ -587,8 +592,7 @@ impl<B: Backend> Graph<B> {
         let (batch, _) = self
             .last_forward
             .ok_or_else(|| CnnError::Graph("backward before forward".into()))?;
-        self.workspaces
-            .get(batch)
+        workspace::at_batch(&self.workspaces, batch)
             .and_then(|ws| ws.input_grad.as_ref())
             .ok_or_else(|| CnnError::Graph("no input gradient was kept".into()))
     }
@@ -756,7 +760,7 @@ impl<B: Backend> Graph<B> {
         let (batch, Mode::Train) = self.last_forward? else {
             return None;
         };
-        let ws = self.workspaces.get(batch)?;
+        let ws = workspace::at_batch(&self.workspaces, batch)?;
         let x = match self.resolved.inputs[i] {
             None => &ws.input,
             Some(j) if ws.slots.holds[j] => ws.acts.get(ws.slots.slot[j])?,
@@ -820,6 +824,9 @@ impl<B: Backend> Graph<B> {
         };
         self.fused =
             fuse::batch_norm_relu_groups(&self.spec, &self.resolved, &self.consumers, &self.folded);
+        self.in_place = in_place_relus(&self.spec, &self.resolved, &self.consumers, &self.folded);
+        self.backward_free =
+            shareable_outputs(&self.spec, &self.resolved, &self.folded, &self.in_place);
         self.workspaces.clear();
         self.eval_workspaces.clear();
         self.last_forward = None;
@@ -855,7 +862,7 @@ impl<B: Backend> Graph<B> {
         } else {
             &self.eval_workspaces
         };
-        let ws = store.get(batch)?;
+        let ws = workspace::at_batch(store, batch)?;
         if !*ws.slots.holds.get(i)? {
             return None; // an evaluation forward reused its buffer
         }
@@ -872,7 +879,7 @@ impl<B: Backend> Graph<B> {
             return None;
         }
         let (batch, _) = self.last_forward?;
-        self.workspaces.get(batch).and_then(|w| w.grad(i))
+        workspace::at_batch(&self.workspaces, batch).and_then(|w| w.grad(i))
     }
 
     /// Node names in execution order.

@@ -9,7 +9,9 @@
 //! sample instead of sixty. Backward shares its gradient buffers the same
 //! way, in reverse: a node's output gradient lives from the backward of
 //! its last reader (the first to write it) to its own backward, so a
-//! training step holds a few gradient buffers instead of one per node.
+//! training step holds a few gradient buffers instead of one per node. A
+//! ReLU whose input nothing else reads may write over its input's buffer
+//! (in place, as PyTorch's `inplace=True`).
 
 use crate::shape::Shape;
 
@@ -24,6 +26,9 @@ pub(crate) struct Slots {
     pub holds: Vec<bool>,
     /// Per buffer: its per-sample shape.
     pub shapes: Vec<Shape>,
+    /// Per node: whether it writes its output over its input's buffer (a
+    /// ReLU in place; empty for gradients).
+    pub in_place: Vec<bool>,
 }
 
 impl Slots {
@@ -33,6 +38,7 @@ impl Slots {
             slot: Vec::new(),
             holds: Vec::new(),
             shapes: Vec::new(),
+            in_place: Vec::new(),
         }
     }
 
@@ -42,20 +48,38 @@ impl Slots {
     /// `keep` keeps its buffer to itself (an evaluation keeps the last
     /// node's output, the graph's; a training forward every output that
     /// backward reads); the others are free once their last reader has
-    /// run. A node's buffer is never one it reads.
-    pub fn shared(shapes: &[Shape], reads: &[Vec<usize>], skipped: &[bool], keep: &[bool]) -> Self {
+    /// run. A node's buffer is never one it reads, except for a node
+    /// marked in `in_place` (a ReLU written over its input): it takes its
+    /// input's buffer where it is that value's only reader, of the same
+    /// shape, and the value is not kept (see the field `in_place`).
+    pub fn shared(
+        shapes: &[Shape],
+        reads: &[Vec<usize>],
+        skipped: &[bool],
+        keep: &[bool],
+        in_place: &[bool],
+    ) -> Self {
         let n = shapes.len();
-        // The last node that reads each output (None: nothing reads it).
+        // The last node that reads each output (None: nothing reads it),
+        // and how many read it.
         let mut last_reader: Vec<Option<usize>> = vec![None; n];
+        let mut readers = vec![0usize; n];
         for (i, inputs) in reads.iter().enumerate() {
             if skipped[i] {
                 continue;
             }
             for &j in inputs {
                 last_reader[j] = Some(last_reader[j].map_or(i, |r| r.max(i)));
+                readers[j] += 1;
             }
         }
+        // The input node `i` writes over, if it may.
+        let over = |i: usize| match reads[i].as_slice() {
+            [j] if in_place[i] && readers[*j] == 1 && !keep[*j] && !skipped[*j] => Some(*j),
+            _ => None,
+        };
         let mut slot = vec![0; n];
+        let mut written_over = vec![false; n];
         let mut owner: Vec<usize> = Vec::new();
         let mut slot_shapes: Vec<Shape> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
@@ -63,24 +87,31 @@ impl Slots {
             if skipped[i] {
                 continue;
             }
-            let s = match free.iter().position(|&s| slot_shapes[s] == shapes[i]) {
-                Some(p) => free.swap_remove(p),
-                None => {
-                    slot_shapes.push(shapes[i].clone());
-                    owner.push(i);
-                    slot_shapes.len() - 1
+            let s = match over(i) {
+                Some(j) if shapes[j] == shapes[i] => {
+                    written_over[i] = true;
+                    slot[j]
                 }
+                _ => match free.iter().position(|&s| slot_shapes[s] == shapes[i]) {
+                    Some(p) => free.swap_remove(p),
+                    None => {
+                        slot_shapes.push(shapes[i].clone());
+                        owner.push(i);
+                        slot_shapes.len() - 1
+                    }
+                },
             };
             slot[i] = s;
             owner[s] = i;
             // Values read for the last time by node i free their buffers
-            // now, after i's own buffer was chosen; an output nothing reads
-            // (but the graph's) frees its buffer at once.
+            // now, after i's own buffer was chosen (but not the one i
+            // writes over: it is i's now); an output nothing reads (but
+            // the graph's) frees its buffer at once.
             for j in 0..=i {
                 let done = if j == i {
                     last_reader[i].is_none() && !keep[i]
                 } else {
-                    !skipped[j] && last_reader[j] == Some(i) && !keep[j]
+                    !skipped[j] && last_reader[j] == Some(i) && !keep[j] && slot[j] != s
                 };
                 if done {
                     free.push(slot[j]);
@@ -92,6 +123,7 @@ impl Slots {
             slot,
             holds,
             shapes: slot_shapes,
+            in_place: written_over,
         }
     }
 
@@ -183,6 +215,7 @@ impl Slots {
             slot: resolved,
             holds,
             shapes: slot_shapes,
+            in_place: Vec::new(),
         }
     }
 }
@@ -215,7 +248,7 @@ mod tests {
             vec![5],
         ];
         let keep = [true, false, true, true, false, false, true];
-        let slots = Slots::shared(&shapes, &reads, &[false; 7], &keep);
+        let slots = Slots::shared(&shapes, &reads, &[false; 7], &keep, &[false; 7]);
         // The kept outputs each have a buffer of their own, holding them.
         let kept: Vec<usize> = (0..7).filter(|&i| keep[i]).map(|i| slots.slot[i]).collect();
         for (a, &sa) in kept.iter().enumerate() {
@@ -236,11 +269,41 @@ mod tests {
     }
 
     #[test]
+    fn a_relu_in_place_takes_its_inputs_buffer_only_where_allowed() {
+        // 0 conv -> 1 relu -> 2 conv -> 3 relu -> 4 conv: both ReLUs may
+        // write over their inputs; a training forward keeps the ReLUs'
+        // outputs (their backward reads them) but not the convolutions'.
+        let shapes = vec![s(2); 5];
+        let reads = vec![vec![], vec![0], vec![1], vec![2], vec![3]];
+        let in_place = [false, true, false, true, false];
+        let keep = [false, true, false, true, true];
+        let slots = Slots::shared(&shapes, &reads, &[false; 5], &keep, &in_place);
+        assert_eq!(slots.in_place, in_place);
+        assert_eq!(slots.slot[1], slots.slot[0]);
+        assert_eq!(slots.slot[3], slots.slot[2]);
+        assert_ne!(slots.slot[1], slots.slot[3], "kept outputs share");
+        assert!(slots.holds[1] && slots.holds[3] && !slots.holds[0] && !slots.holds[2]);
+        assert_eq!(slots.shapes.len(), 3);
+        // A kept input, a second reader or another shape: a buffer of its own.
+        let keep_all = [true; 5];
+        let slots = Slots::shared(&shapes, &reads, &[false; 5], &keep_all, &in_place);
+        assert_eq!(slots.in_place, [false; 5]);
+        assert_eq!(slots.shapes.len(), 5);
+        let reads2 = vec![vec![], vec![0], vec![0], vec![2], vec![3]];
+        let slots = Slots::shared(&shapes, &reads2, &[false; 5], &keep, &in_place);
+        assert!(!slots.in_place[1], "node 0 has two readers");
+        assert!(slots.in_place[3]);
+        let shapes3 = vec![s(2), s(4), s(2), s(2), s(2)];
+        let slots = Slots::shared(&shapes3, &reads, &[false; 5], &keep, &in_place);
+        assert!(!slots.in_place[1], "shapes differ");
+    }
+
+    #[test]
     fn a_chain_needs_two_buffers_per_shape() {
         // 0 -> 1 -> 2 -> 3, all one shape: a node never writes what it reads.
         let shapes = vec![s(2); 4];
         let reads = vec![vec![], vec![0], vec![1], vec![2]];
-        let slots = Slots::shared(&shapes, &reads, &[false; 4], &last_only(4));
+        let slots = Slots::shared(&shapes, &reads, &[false; 4], &last_only(4), &[false; 4]);
         assert_eq!(slots.slot, vec![0, 1, 0, 1]);
         assert_eq!(slots.shapes.len(), 2);
         assert_eq!(slots.holds, vec![false, false, true, true]);
@@ -251,7 +314,7 @@ mod tests {
         // 0 (block input) -> 1 -> 2 -> 3 = add(2, 0) -> 4.
         let shapes = vec![s(2); 5];
         let reads = vec![vec![], vec![0], vec![1], vec![2, 0], vec![3]];
-        let slots = Slots::shared(&shapes, &reads, &[false; 5], &last_only(5));
+        let slots = Slots::shared(&shapes, &reads, &[false; 5], &last_only(5), &[false; 5]);
         // Node 0's buffer is not reused before node 3 has read it.
         for i in 1..=3 {
             assert_ne!(slots.slot[i], slots.slot[0], "node {i} overwrote node 0");
@@ -266,7 +329,7 @@ mod tests {
         let shapes = vec![s(2), s(2), s(4), s(4), s(4)];
         let reads = vec![vec![], vec![0], vec![0], vec![2], vec![3]];
         let skipped = [false, false, false, true, false];
-        let slots = Slots::shared(&shapes, &reads, &skipped, &last_only(5));
+        let slots = Slots::shared(&shapes, &reads, &skipped, &last_only(5), &[false; 5]);
         for i in [0, 1, 2, 4] {
             assert_eq!(slots.shapes[slots.slot[i]], shapes[i], "node {i}");
         }

@@ -216,13 +216,33 @@ impl<B: Backend> Layer<B> for Linear<B> {
             n += self.batch(part.x)?;
         }
         let (in_features, out_features) = (self.in_features, self.out_features);
-        let i = self.gathered.use_or_insert(n, || {
-            Ok(Gathered {
-                x: Tensor::zeros(backend, [n, in_features])?,
-                dy: Tensor::zeros(backend, [n, out_features])?,
-                host: Vec::new(),
-            })
-        })?;
+        // One of `n` rows; else the smallest made for more, shortened in
+        // place where the backend can (a last partial batch); else a new
+        // one (keyed by the rows it was made with).
+        let gathered = &mut self.gathered;
+        let fits = gathered.position(|_, g| g.x.shape().dim(0) == Some(n));
+        let longer = gathered
+            .entries()
+            .enumerate()
+            .filter(|(_, (made, _))| *made >= n)
+            .min_by_key(|(_, (made, _))| *made)
+            .map(|(i, _)| i);
+        let i = if let Some(i) = fits {
+            gathered.touch(i)
+        } else if let Some(i) = longer.filter(|&i| {
+            let g = &mut gathered[i];
+            g.x.resize_batch(backend, n) && g.dy.resize_batch(backend, n)
+        }) {
+            gathered.touch(i)
+        } else {
+            gathered.use_or_insert(n, || {
+                Ok(Gathered {
+                    x: Tensor::zeros(backend, [n, in_features])?,
+                    dy: Tensor::zeros(backend, [n, out_features])?,
+                    host: Vec::new(),
+                })
+            })?
+        };
         let g = &mut self.gathered[i];
         g.x.concat_from(backend, parts.iter().map(|p| p.x), &mut g.host)?;
         g.dy.concat_from(backend, parts.iter().map(|p| p.dy), &mut g.host)?;

@@ -11,10 +11,11 @@ use crate::tensor::Tensor;
 pub(crate) struct Pool<B: Backend> {
     name: String,
     spec: LayerSpec,
-    /// Max pooling's argmax buffers, keyed by length, one per recent batch
-    /// size (the full and the last partial batch of an epoch, so that
-    /// neither reallocates in steady state); the last forward wrote the
-    /// latest.
+    /// Max pooling's argmax buffers, keyed by the length they were made
+    /// with, one per recent batch size (the training and the evaluation
+    /// batch, so that neither reallocates in steady state; a smaller
+    /// batch shortens a longer buffer where the backend can); the last
+    /// forward wrote the latest.
     argmax: PerSize<B::IndexBuffer, ARGMAX_SIZES>,
 }
 
@@ -36,6 +37,32 @@ impl<B: Backend> Pool<B> {
     }
 }
 
+/// The position in `argmax` of a buffer of `need` indices: one of that
+/// length; else the shortest made at least as long, shortened in place where the
+/// backend can (a last partial batch); else a new one. It becomes the
+/// latest.
+fn argmax_index<B: Backend>(
+    argmax: &mut PerSize<B::IndexBuffer, ARGMAX_SIZES>,
+    backend: &B,
+    need: usize,
+) -> Result<usize> {
+    if let Some(i) = argmax.position(|_, buf| backend.index_buffer_len(buf) == need) {
+        return Ok(argmax.touch(i));
+    }
+    let longer = argmax
+        .entries()
+        .enumerate()
+        .filter(|(_, (made, _))| *made >= need)
+        .min_by_key(|(_, (made, _))| *made)
+        .map(|(i, _)| i);
+    if let Some(i) = longer
+        && backend.resize_indices_within(&mut argmax[i], need)
+    {
+        return Ok(argmax.touch(i));
+    }
+    argmax.use_or_insert(need, || backend.alloc_indices(need))
+}
+
 impl<B: Backend> Layer<B> for Pool<B> {
     fn name(&self) -> &str {
         &self.name
@@ -54,10 +81,7 @@ impl<B: Backend> Layer<B> for Pool<B> {
         match &self.spec {
             LayerSpec::MaxPool2d(g) => {
                 let p = self.params_for(x, g)?;
-                let need = p.y_len();
-                let i = self
-                    .argmax
-                    .use_or_insert(need, || backend.alloc_indices(need))?;
+                let i = argmax_index(&mut self.argmax, backend, p.y_len())?;
                 backend.max_pool2d_forward(&p, x.buffer(), y.buffer_mut(), &mut self.argmax[i])
             }
             LayerSpec::AvgPool2d(g) => {
