@@ -5,8 +5,8 @@
 //!
 //! Each scope is one `cargo mutants` run (two for `optim`) that mutates the
 //! scope's files and runs only the test binaries that exercise them
-//! (`--test-package` and `cargo test --lib --test NAME...`, never the
-//! doctests), writing `target/mutants/<scope>/mutants.out/` (`caught.txt`,
+//! (`--test-package` and `cargo test --lib --test NAME...`, built and run,
+//! never the doctests), writing `target/mutants/<scope>/mutants.out/` (`caught.txt`,
 //! `missed.txt`, `timeout.txt`, `unviable.txt`, `outcomes.json`).
 //!
 //! A mutant's cost is nearly all the rebuild of the mutated crate, the
@@ -305,8 +305,10 @@ fn mutants_args(o: &Options, scope: &Scope, run: &Run, out: &Path) -> Vec<String
             args.push((*t).into());
         }
         for t in run.test_targets {
-            // `=` keeps a value such as `--lib` from reading as an option.
-            args.push(format!("--cargo-test-arg={t}"));
+            // `--cargo-arg` reaches the build (`cargo test --no-run`) as
+            // well as the test run, so only these binaries are built; `=`
+            // keeps a value such as `--lib` from reading as an option.
+            args.push(format!("--cargo-arg={t}"));
         }
         args.extend(["--profile".into(), o.profile.clone()]);
         if o.in_place {
@@ -425,12 +427,12 @@ mod tests {
             "mutants --package cnn-cpu --file crates/cnn-cpu/src/conv/** \
              --file crates/cnn-cpu/src/pool/** --file crates/cnn-cpu/src/gemm/** \
              --file crates/cnn-cpu/src/norm.rs --shard 3/40 --sharding round-robin \
-             --test-package cnn-cpu --cargo-test-arg=--lib \
-             --cargo-test-arg=--test --cargo-test-arg=conformance \
-             --cargo-test-arg=--test --cargo-test-arg=fast_paths \
-             --cargo-test-arg=--test --cargo-test-arg=winograd \
-             --cargo-test-arg=--test --cargo-test-arg=golden \
-             --cargo-test-arg=--test --cargo-test-arg=gradcheck \
+             --test-package cnn-cpu --cargo-arg=--lib \
+             --cargo-arg=--test --cargo-arg=conformance \
+             --cargo-arg=--test --cargo-arg=fast_paths \
+             --cargo-arg=--test --cargo-arg=winograd \
+             --cargo-arg=--test --cargo-arg=golden \
+             --cargo-arg=--test --cargo-arg=gradcheck \
              --profile mutants --copy-target=false --jobs 1 --baseline skip \
              --timeout 300 --output /t/cpu --re max2x2"
         );
@@ -446,7 +448,7 @@ mod tests {
         let args = mutants_args(&o, o.scopes[0], &o.scopes[0].runs[0], Path::new("/t"));
         assert_eq!(
             args.join(" "),
-            "mutants --package cnn-optim --test-package cnn-optim --cargo-test-arg=--tests \
+            "mutants --package cnn-optim --test-package cnn-optim --cargo-arg=--tests \
              --profile release --in-place --timeout 50 --output /t"
         );
     }
