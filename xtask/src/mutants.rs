@@ -47,8 +47,10 @@ scopes (default: all three, in this order):
 --sample N      every Nth mutant of each scope (cargo mutants --shard K/N
                 --sharding round-robin; deterministic)
 --shard K       which of the N samples (default 0)
---no-baseline   skip the unmutated baseline run (cargo mutants --baseline skip);
-                the tests' timeout is then the scope's default unless --timeout
+--no-baseline   skip the run of the tests on the unmutated tree (cargo-mutants'
+                own baseline, or for runs that test other packages than the
+                mutated one, which cargo-mutants' baseline leaves out, a plain
+                `cargo test` of the same binaries first)
 --timeout S     per-mutant test timeout in seconds (default per scope: optim 120,
                 core 300, cpu 300)
 --in-place      mutate and build in the tree itself (nothing else may touch it)
@@ -322,7 +324,11 @@ fn mutants_args(o: &Options, scope: &Scope, run: &Run, out: &Path) -> Vec<String
                 o.jobs.to_string(),
             ]);
         }
-        if !o.baseline {
+        // cargo-mutants' own baseline tests only the mutated package (with
+        // these target options, which may name another package's tests), so
+        // a run that tests other packages gets its baseline from
+        // `baseline_args` instead.
+        if !o.baseline || !own_baseline(run) {
             args.extend(["--baseline".into(), "skip".into()]);
         }
         let timeout = o.timeout.unwrap_or(scope.timeout);
@@ -331,6 +337,25 @@ fn mutants_args(o: &Options, scope: &Scope, run: &Run, out: &Path) -> Vec<String
         args.push(out.display().to_string());
     }
     args.extend(o.extra.iter().cloned());
+    args
+}
+
+/// Whether cargo-mutants' baseline run covers `run`: it tests the mutated
+/// package alone.
+fn own_baseline(run: &Run) -> bool {
+    run.test_packages == [run.package]
+}
+
+/// The arguments after `cargo` of the baseline of a run whose tests span
+/// several packages: the same tests on the unmutated tree, in the same
+/// profile.
+fn baseline_args(o: &Options, run: &Run) -> Vec<String> {
+    let mut args: Vec<String> = vec!["test".into(), "--profile".into(), o.profile.clone()];
+    for t in run.test_packages {
+        args.push("--package".into());
+        args.push((*t).into());
+    }
+    args.extend(run.test_targets.iter().map(|t| t.to_string()));
     args
 }
 
@@ -347,20 +372,32 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
     for scope in &o.scopes {
         for (i, run) in scope.runs.iter().enumerate() {
             let out = out_dir(&root, scope.name, i);
-            let args = mutants_args(&o, scope, run, &out);
-            eprintln!("$ cargo {}", args.join(" "));
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(&args).current_dir(&root);
-            if !o.in_place {
-                // The scratch copies share one target directory, so the
-                // dependencies build once for every run.
-                cmd.env(
-                    "CARGO_TARGET_DIR",
-                    root.join("target").join("mutants-build"),
-                );
+            let command = |args: &[String]| {
+                eprintln!("$ cargo {}", args.join(" "));
+                let mut cmd = Command::new(&cargo);
+                cmd.args(args).current_dir(&root);
+                if !o.in_place {
+                    // The scratch copies share one target directory, so the
+                    // dependencies build once for every run.
+                    cmd.env(
+                        "CARGO_TARGET_DIR",
+                        root.join("target").join("mutants-build"),
+                    );
+                }
+                cmd.status().map_err(|e| format!("cannot run cargo: {e}"))
+            };
+            if o.baseline && !o.list && !own_baseline(run) {
+                let args = baseline_args(&o, run);
+                if !command(&args)?.success() {
+                    return Err(format!(
+                        "the unmutated tests fail (`cargo {}`), so no mutant was tested",
+                        args.join(" ")
+                    ));
+                }
             }
-            let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+            let args = mutants_args(&o, scope, run, &out);
+            let status = command(&args)?;
             // cargo mutants exits 2 when mutants were missed, 3 on timeouts:
             // findings to read, not a failure to run.
             match status.code() {
@@ -451,6 +488,27 @@ mod tests {
             "mutants --package cnn-optim --test-package cnn-optim --cargo-arg=--tests \
              --profile release --in-place --timeout 50 --output /t"
         );
+    }
+
+    #[test]
+    fn runs_across_packages_take_their_baseline_from_cargo_test() {
+        let o = parse(&strings(&["--scope", "core"])).unwrap().unwrap();
+        let run = &o.scopes[0].runs[0];
+        assert!(!own_baseline(run));
+        let args = mutants_args(&o, o.scopes[0], run, Path::new("/t"));
+        assert!(args.join(" ").contains(" --baseline skip "));
+        let baseline = baseline_args(&o, run).join(" ");
+        assert!(
+            baseline.starts_with(
+                "test --profile mutants --package cnn-core --package cnn-cpu --lib --test model_counts"
+            ),
+            "{baseline}"
+        );
+        let o = parse(&strings(&["--scope", "cpu"])).unwrap().unwrap();
+        let run = &o.scopes[0].runs[0];
+        assert!(own_baseline(run));
+        let args = mutants_args(&o, o.scopes[0], run, Path::new("/t"));
+        assert!(!args.contains(&"--baseline".to_string()));
     }
 
     #[test]
