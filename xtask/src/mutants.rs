@@ -41,10 +41,10 @@ scopes (default: all three, in this order):
           the CPU's fused update rules (crates/cnn-cpu/src/optim.rs): cnn-cpu's unit
           tests and conformance suite, cnn-optim's golden trajectories
   core    cnn-core's layers/ and graph/: cnn-core's tests, and cnn-cpu's unit tests,
-          conformance, golden, graph, gradient and data-parallel tests
+          conformance, golden, graph, gradient, data-parallel and batch norm tests
   cpu     cnn-cpu's fast paths: conv/ (direct, im2col, Winograd), pool/ (2x2 SIMD
           max), gemm/, norm.rs: cnn-cpu's unit tests, conformance, fast_paths,
-          winograd, golden and gradcheck
+          winograd, golden, gradcheck and batch_norm_edges
 
 --list          only count and list the mutants of each scope
 --sample N      every Nth mutant of each scope (cargo mutants --shard K/N
@@ -130,6 +130,8 @@ const SCOPES: &[Scope] = &[
                 "--test",
                 "spec_hostile",
                 "--test",
+                "spec_values",
+                "--test",
                 "conformance",
                 "--test",
                 "golden",
@@ -143,6 +145,8 @@ const SCOPES: &[Scope] = &[
                 "eval_gradients",
                 "--test",
                 "data_parallel",
+                "--test",
+                "batch_norm_edges",
             ],
         }],
         timeout: 300,
@@ -170,6 +174,8 @@ const SCOPES: &[Scope] = &[
                 "golden",
                 "--test",
                 "gradcheck",
+                "--test",
+                "batch_norm_edges",
             ],
         }],
         timeout: 300,
@@ -476,6 +482,7 @@ mod tests {
              --cargo-arg=--test --cargo-arg=winograd \
              --cargo-arg=--test --cargo-arg=golden \
              --cargo-arg=--test --cargo-arg=gradcheck \
+             --cargo-arg=--test --cargo-arg=batch_norm_edges \
              --profile mutants --copy-target=false --jobs 1 --baseline skip \
              --timeout 300 --output /t/cpu --re max2x2"
         );
