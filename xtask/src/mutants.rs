@@ -3,119 +3,226 @@
 //! whose tests should pin every behaviour: the optimizers and schedules,
 //! cnn-core's layers and graph, and the CPU backend's fast paths.
 //!
-//! Each scope is one `cargo mutants` run that mutates the scope's files and
-//! runs only the tests that exercise them (`--test-package`), in the release
-//! profile the suite uses, one job at a time, writing
-//! `target/mutants/<scope>/mutants.out/` (`caught.txt`, `missed.txt`,
-//! `timeout.txt`, `unviable.txt`, `outcomes.json`).
+//! Each scope is one `cargo mutants` run (two for `optim`) that mutates the
+//! scope's files and runs only the test binaries that exercise them
+//! (`--test-package` and `cargo test --lib --test NAME...`, built and run,
+//! never the doctests), writing `target/mutants/<scope>/mutants.out/` (`caught.txt`,
+//! `missed.txt`, `timeout.txt`, `unviable.txt`, `outcomes.json`).
 //!
-//! By default the mutants are built in place (`--in-place`): the tree's own
-//! `target/` is reused and nothing is copied (a copy of `target/` is several
-//! GB). cargo-mutants puts each mutated file back after its test, but do
-//! not edit the tree while a run is going; `--copy` builds in a scratch
-//! copy instead (it copies `target/` too).
+//! A mutant's cost is nearly all the rebuild of the mutated crate, the
+//! crates above it and the test binaries, so they build in the workspace's
+//! `mutants` profile (Cargo.toml: the test profile's opt-level 1,
+//! dependencies at 2, no debug info, incremental, 256 codegen units, and
+//! like release no debug assertions or overflow checks in the workspace)
+//! rather than in release: about a tenth of the time per mutant.
 //!
-//! Not part of CI: a whole run takes hours on a few cores. Needs
-//! `cargo install cargo-mutants --locked`.
+//! By default each run builds in a scratch copy of the tree that
+//! cargo-mutants makes (without `target/`), with `CARGO_TARGET_DIR` set to
+//! `target/mutants-build/`, so the dependencies are built once for every
+//! run and the tree stays free to edit and build meanwhile (with `--jobs
+//! N` each copy builds in its own `target/`, as cargo would serialize
+//! builds that share one). `--in-place` mutates the tree itself (and
+//! builds in its `target/`): nothing else may build or edit the tree until
+//! it ends.
+//!
+//! Not part of CI: the whole of the three scopes takes many hours on a few
+//! cores; `--sample N` runs a deterministic 1-in-N sample of each.
+//! Needs `cargo install cargo-mutants --locked`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const HELP: &str = "\
-cargo xtask mutants [--scope SCOPE]... [--list] [--copy] [--jobs N] [--timeout SECONDS] [-- ARGS...]
+cargo xtask mutants [--scope SCOPE]... [--list] [--sample N [--shard K]] [--no-baseline]
+                    [--timeout SECONDS] [--in-place] [--jobs N] [--profile NAME] [-- ARGS...]
 
 scopes (default: all three, in this order):
-  optim   cnn-optim (rules, schedules, regularizers, wrappers) and the CPU's
-          fused update rules (crates/cnn-cpu/src/optim.rs); tests of cnn-optim
-          (and cnn-cpu's for optim.rs)
-  core    cnn-core's layers/ and graph/; tests of cnn-core and cnn-cpu
-  cpu     cnn-cpu's fast paths: conv/ (direct, im2col), pool/ (2x2 SIMD max),
-          gemm/, norm.rs; tests of cnn-cpu
+  optim   cnn-optim (rules, schedules, regularizers, wrappers): cnn-optim's tests;
+          the CPU's fused update rules (crates/cnn-cpu/src/optim.rs): cnn-cpu's unit
+          tests and conformance suite, cnn-optim's golden trajectories
+  core    cnn-core's layers/ and graph/: cnn-core's tests, and cnn-cpu's unit tests,
+          conformance, golden, graph, gradient, data-parallel and batch norm tests
+  cpu     cnn-cpu's fast paths: conv/ (direct, im2col, Winograd), pool/ (2x2 SIMD
+          max), gemm/, norm.rs: cnn-cpu's unit tests, conformance, fast_paths,
+          winograd, golden, gradcheck and batch_norm_edges
 
---list         only count and list the mutants of each scope
---copy         build in a scratch copy instead of in place
---jobs N       parallel builds with --copy (default 1; in place there is one)
---timeout S    per-mutant test timeout (default: cargo-mutants' own, from the baseline)
--- ARGS        passed to cargo mutants (e.g. `-- --re adam` or `-- --file crates/cnn-cpu/src/norm.rs`)
+--list          only count and list the mutants of each scope
+--sample N      every Nth mutant of each scope (cargo mutants --shard K/N
+                --sharding round-robin; deterministic)
+--shard K       which of the N samples (default 0)
+--no-baseline   skip the run of the tests on the unmutated tree (cargo-mutants'
+                own baseline, or for runs that test other packages than the
+                mutated one, which cargo-mutants' baseline leaves out, a plain
+                `cargo test` of the same binaries first)
+--timeout S     per-mutant test timeout in seconds (default per scope: optim 120,
+                core 300, cpu 300)
+--in-place      mutate and build in the tree itself (nothing else may touch it)
+--jobs N        parallel builds in scratch copies, each with its own target/
+                (default 1, sharing target/mutants-build; not with --in-place)
+--profile NAME  cargo profile the mutants build in (default: mutants)
+-- ARGS         passed to cargo mutants (e.g. `-- --re adam` or `-- --file crates/cnn-cpu/src/norm.rs`)
 
 results: target/mutants/<scope>/mutants.out/{caught,missed,timeout,unviable}.txt
 ";
 
-/// One scope: a cargo mutants invocation's file filter and test packages.
-struct Scope {
-    name: &'static str,
-    /// `(package, file globs)`: one cargo mutants run each.
-    runs: &'static [(
-        &'static str,
-        &'static [&'static str],
-        &'static [&'static str],
-    )],
+/// One `cargo mutants` invocation of a scope.
+struct Run {
+    /// The package mutated.
+    package: &'static str,
+    /// The files mutated (empty: all of the package's).
+    files: &'static [&'static str],
+    /// The packages whose tests run against each mutant.
+    test_packages: &'static [&'static str],
+    /// The test binaries run (`cargo test` target options): the unit tests
+    /// and the integration tests that exercise the files, never doctests.
+    test_targets: &'static [&'static str],
 }
 
-/// The scopes, in the order they run. Each run: the package mutated, the
-/// files mutated (empty: all of the package's), the packages whose tests
-/// are run against each mutant.
+/// A scope: its runs and its default per-mutant test timeout in seconds
+/// (a few times the tests' own time on a loaded 2-core machine).
+struct Scope {
+    name: &'static str,
+    runs: &'static [Run],
+    timeout: u64,
+}
+
+/// The scopes, in the order they run.
 const SCOPES: &[Scope] = &[
     Scope {
         name: "optim",
         runs: &[
-            ("cnn-optim", &[], &["cnn-optim"]),
-            (
-                "cnn-cpu",
-                &["crates/cnn-cpu/src/optim.rs"],
-                &["cnn-cpu", "cnn-optim"],
-            ),
+            Run {
+                package: "cnn-optim",
+                files: &[],
+                test_packages: &["cnn-optim"],
+                test_targets: &["--tests"],
+            },
+            Run {
+                package: "cnn-cpu",
+                files: &["crates/cnn-cpu/src/optim.rs"],
+                test_packages: &["cnn-cpu", "cnn-optim"],
+                test_targets: &[
+                    "--lib",
+                    "--test",
+                    "conformance",
+                    "--test",
+                    "golden",
+                    "--test",
+                    "golden_modern",
+                ],
+            },
         ],
+        timeout: 120,
     },
     Scope {
         name: "core",
-        runs: &[(
-            "cnn-core",
-            &[
+        runs: &[Run {
+            package: "cnn-core",
+            files: &[
                 "crates/cnn-core/src/layers/*",
                 "crates/cnn-core/src/graph/*",
             ],
-            &["cnn-core", "cnn-cpu"],
-        )],
+            test_packages: &["cnn-core", "cnn-cpu"],
+            test_targets: &[
+                "--lib",
+                "--test",
+                "model_counts",
+                "--test",
+                "spec_hostile",
+                "--test",
+                "spec_values",
+                "--test",
+                "conformance",
+                "--test",
+                "golden",
+                "--test",
+                "graph",
+                "--test",
+                "graph_memory",
+                "--test",
+                "gradcheck",
+                "--test",
+                "eval_gradients",
+                "--test",
+                "data_parallel",
+                "--test",
+                "batch_norm_edges",
+            ],
+        }],
+        timeout: 300,
     },
     Scope {
         name: "cpu",
-        runs: &[(
-            "cnn-cpu",
-            &[
+        runs: &[Run {
+            package: "cnn-cpu",
+            files: &[
                 "crates/cnn-cpu/src/conv/**",
                 "crates/cnn-cpu/src/pool/**",
                 "crates/cnn-cpu/src/gemm/**",
                 "crates/cnn-cpu/src/norm.rs",
             ],
-            &["cnn-cpu"],
-        )],
+            test_packages: &["cnn-cpu"],
+            test_targets: &[
+                "--lib",
+                "--test",
+                "conformance",
+                "--test",
+                "fast_paths",
+                "--test",
+                "winograd",
+                "--test",
+                "golden",
+                "--test",
+                "gradcheck",
+                "--test",
+                "batch_norm_edges",
+            ],
+        }],
+        timeout: 300,
     },
 ];
 
 struct Options {
     scopes: Vec<&'static Scope>,
     list: bool,
-    copy: bool,
+    in_place: bool,
     jobs: u32,
     timeout: Option<u64>,
+    baseline: bool,
+    /// `(k, n)`: the kth of n round-robin shards.
+    sample: Option<(u32, u32)>,
+    profile: String,
     extra: Vec<String>,
+}
+
+fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
+    it.next().ok_or(format!("{flag} needs a value"))
+}
+
+fn whole(v: &str, flag: &str) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} expects a whole number, got `{v}`"))
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         scopes: Vec::new(),
         list: false,
-        copy: false,
+        in_place: false,
         jobs: 1,
         timeout: None,
+        baseline: true,
+        sample: None,
+        profile: "mutants".into(),
         extra: Vec::new(),
     };
+    let mut sample_n = None;
+    let mut shard = 0;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--scope" | "--package" | "-p" => {
-                let v = it.next().ok_or(format!("{a} needs a value"))?;
+                let v = value(&mut it, a)?;
                 let scope = SCOPES.iter().find(|s| s.name == v).ok_or(format!(
                     "unknown scope `{v}` (expected one of: {})",
                     scope_names()
@@ -123,22 +230,41 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 o.scopes.push(scope);
             }
             "--list" => o.list = true,
-            "--copy" => o.copy = true,
+            "--in-place" => o.in_place = true,
+            "--no-baseline" => o.baseline = false,
             "--jobs" | "-j" => {
-                let v = it.next().ok_or("--jobs needs a value")?;
-                o.jobs = v
-                    .parse()
+                let v = value(&mut it, a)?;
+                o.jobs = whole(v, "--jobs")?
+                    .try_into()
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or(format!("--jobs expects a positive whole number, got `{v}`"))?;
             }
             "--timeout" => {
-                let v = it.next().ok_or("--timeout needs a value")?;
-                o.timeout = Some(
-                    v.parse()
-                        .map_err(|_| format!("--timeout expects whole seconds, got `{v}`"))?,
-                );
+                let v = value(&mut it, a)?;
+                o.timeout = Some(whole(v, "--timeout")?).filter(|&t| t > 0);
+                if o.timeout.is_none() {
+                    return Err("--timeout expects a positive number of seconds".into());
+                }
             }
+            "--sample" => {
+                let v = value(&mut it, a)?;
+                let n: u32 = whole(v, "--sample")?
+                    .try_into()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!(
+                        "--sample expects a positive whole number, got `{v}`"
+                    ))?;
+                sample_n = Some(n);
+            }
+            "--shard" => {
+                let v = value(&mut it, a)?;
+                shard = whole(v, "--shard")?
+                    .try_into()
+                    .map_err(|_| format!("--shard {v} is too large"))?;
+            }
+            "--profile" => o.profile = value(&mut it, a)?.clone(),
             "--" => o.extra.extend(it.by_ref().cloned()),
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -146,6 +272,17 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             other => return Err(format!("unknown argument `{other}`\n\n{HELP}")),
         }
+    }
+    match sample_n {
+        Some(n) if shard >= n => {
+            return Err(format!("--shard {shard} must be below --sample {n}"));
+        }
+        Some(n) => o.sample = Some((shard, n)),
+        None if shard != 0 => return Err("--shard needs --sample".into()),
+        None => {}
+    }
+    if o.in_place && o.jobs > 1 {
+        return Err("--jobs needs scratch copies: not with --in-place".into());
     }
     if o.scopes.is_empty() {
         o.scopes = SCOPES.iter().collect();
@@ -158,40 +295,77 @@ fn scope_names() -> String {
 }
 
 /// The arguments after `cargo` for one run of a scope.
-fn mutants_args(
-    o: &Options,
-    package: &str,
-    files: &[&str],
-    tests: &[&str],
-    out: &Path,
-) -> Vec<String> {
-    let mut args: Vec<String> = vec!["mutants".into(), "--package".into(), package.into()];
-    for f in files {
+fn mutants_args(o: &Options, scope: &Scope, run: &Run, out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["mutants".into(), "--package".into(), run.package.into()];
+    for f in run.files {
         args.push("--file".into());
         args.push((*f).into());
+    }
+    if let Some((k, n)) = o.sample {
+        args.extend([
+            "--shard".into(),
+            format!("{k}/{n}"),
+            "--sharding".into(),
+            "round-robin".into(),
+        ]);
     }
     if o.list {
         args.push("--list".into());
     } else {
-        for t in tests {
+        for t in run.test_packages {
             args.push("--test-package".into());
             args.push((*t).into());
         }
-        args.extend(["--profile".into(), "release".into()]);
-        // In place there is one tree, so one job (cargo mutants refuses
-        // `--jobs` with `--in-place`).
-        if o.copy {
-            args.extend(["--jobs".into(), o.jobs.to_string()]);
-        } else {
+        for t in run.test_targets {
+            // `--cargo-arg` reaches the build (`cargo test --no-run`) as
+            // well as the test run, so only these binaries are built; `=`
+            // keeps a value such as `--lib` from reading as an option.
+            args.push(format!("--cargo-arg={t}"));
+        }
+        args.extend(["--profile".into(), o.profile.clone()]);
+        if o.in_place {
+            // One tree, so one job (cargo mutants refuses `--jobs` with
+            // `--in-place`).
             args.push("--in-place".into());
+        } else {
+            args.extend([
+                "--copy-target=false".into(),
+                "--jobs".into(),
+                o.jobs.to_string(),
+            ]);
         }
-        if let Some(t) = o.timeout {
-            args.extend(["--timeout".into(), t.to_string()]);
+        // cargo-mutants' own baseline tests only the mutated package (with
+        // these target options, which may name another package's tests), so
+        // a run that tests other packages gets its baseline from
+        // `baseline_args` instead.
+        if !o.baseline || !own_baseline(run) {
+            args.extend(["--baseline".into(), "skip".into()]);
         }
+        let timeout = o.timeout.unwrap_or(scope.timeout);
+        args.extend(["--timeout".into(), timeout.to_string()]);
         args.push("--output".into());
         args.push(out.display().to_string());
     }
     args.extend(o.extra.iter().cloned());
+    args
+}
+
+/// Whether cargo-mutants' baseline run covers `run`: it tests the mutated
+/// package alone.
+fn own_baseline(run: &Run) -> bool {
+    run.test_packages == [run.package]
+}
+
+/// The arguments after `cargo` of the baseline of a run whose tests span
+/// several packages: the same tests on the unmutated tree, in the same
+/// profile.
+fn baseline_args(o: &Options, run: &Run) -> Vec<String> {
+    let mut args: Vec<String> = vec!["test".into(), "--profile".into(), o.profile.clone()];
+    for t in run.test_packages {
+        args.push("--package".into());
+        args.push((*t).into());
+    }
+    args.extend(run.test_targets.iter().map(|t| t.to_string()));
     args
 }
 
@@ -206,16 +380,36 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
         .to_path_buf();
     let mut failed = Vec::new();
     for scope in &o.scopes {
-        for (i, (package, files, tests)) in scope.runs.iter().enumerate() {
+        for (i, run) in scope.runs.iter().enumerate() {
             let out = out_dir(&root, scope.name, i);
-            let args = mutants_args(&o, package, files, tests, &out);
-            eprintln!("$ cargo {}", args.join(" "));
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(&args)
-                .current_dir(&root)
-                .status()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            let command = |args: &[String]| {
+                eprintln!("$ cargo {}", args.join(" "));
+                let mut cmd = Command::new(&cargo);
+                cmd.args(args).current_dir(&root);
+                if !o.in_place && o.jobs == 1 {
+                    // The scratch copies share one target directory, so the
+                    // dependencies build once for every run (with several
+                    // jobs each copy keeps its own: cargo would hold one
+                    // lock over a shared one, one build at a time).
+                    cmd.env(
+                        "CARGO_TARGET_DIR",
+                        root.join("target").join("mutants-build"),
+                    );
+                }
+                cmd.status().map_err(|e| format!("cannot run cargo: {e}"))
+            };
+            if o.baseline && !o.list && !own_baseline(run) {
+                let args = baseline_args(&o, run);
+                if !command(&args)?.success() {
+                    return Err(format!(
+                        "the unmutated tests fail (`cargo {}`), so no mutant was tested",
+                        args.join(" ")
+                    ));
+                }
+            }
+            let args = mutants_args(&o, scope, run, &out);
+            let status = command(&args)?;
             // cargo mutants exits 2 when mutants were missed, 3 on timeouts:
             // findings to read, not a failure to run.
             match status.code() {
@@ -259,32 +453,128 @@ mod tests {
     }
 
     #[test]
-    fn scopes_map_to_scoped_release_in_place_runs() {
-        let o = parse(&strings(&["--scope", "cpu", "--", "--re", "max2x2"]))
-            .unwrap()
-            .unwrap();
+    fn scopes_map_to_scoped_runs_in_the_mutants_profile() {
+        let o = parse(&strings(&[
+            "--scope",
+            "cpu",
+            "--sample",
+            "40",
+            "--shard",
+            "3",
+            "--no-baseline",
+            "--",
+            "--re",
+            "max2x2",
+        ]))
+        .unwrap()
+        .unwrap();
         assert_eq!(o.scopes.len(), 1);
-        let (package, files, tests) = o.scopes[0].runs[0];
-        let args = mutants_args(&o, package, files, tests, Path::new("/t/cpu"));
+        let scope = o.scopes[0];
+        let args = mutants_args(&o, scope, &scope.runs[0], Path::new("/t/cpu"));
         assert_eq!(
             args.join(" "),
             "mutants --package cnn-cpu --file crates/cnn-cpu/src/conv/** \
              --file crates/cnn-cpu/src/pool/** --file crates/cnn-cpu/src/gemm/** \
-             --file crates/cnn-cpu/src/norm.rs --test-package cnn-cpu --profile release \
-             --in-place --output /t/cpu --re max2x2"
+             --file crates/cnn-cpu/src/norm.rs --shard 3/40 --sharding round-robin \
+             --test-package cnn-cpu --cargo-arg=--lib \
+             --cargo-arg=--test --cargo-arg=conformance \
+             --cargo-arg=--test --cargo-arg=fast_paths \
+             --cargo-arg=--test --cargo-arg=winograd \
+             --cargo-arg=--test --cargo-arg=golden \
+             --cargo-arg=--test --cargo-arg=gradcheck \
+             --cargo-arg=--test --cargo-arg=batch_norm_edges \
+             --profile mutants --copy-target=false --jobs 1 --baseline skip \
+             --timeout 300 --output /t/cpu --re max2x2"
+        );
+        let o = parse(&strings(&[
+            "--in-place",
+            "--timeout",
+            "50",
+            "--profile",
+            "release",
+        ]))
+        .unwrap()
+        .unwrap();
+        let args = mutants_args(&o, o.scopes[0], &o.scopes[0].runs[0], Path::new("/t"));
+        assert_eq!(
+            args.join(" "),
+            "mutants --package cnn-optim --test-package cnn-optim --cargo-arg=--tests \
+             --profile release --in-place --timeout 50 --output /t"
         );
     }
 
     #[test]
+    fn runs_across_packages_take_their_baseline_from_cargo_test() {
+        let o = parse(&strings(&["--scope", "core"])).unwrap().unwrap();
+        let run = &o.scopes[0].runs[0];
+        assert!(!own_baseline(run));
+        let args = mutants_args(&o, o.scopes[0], run, Path::new("/t"));
+        assert!(args.join(" ").contains(" --baseline skip "));
+        let baseline = baseline_args(&o, run).join(" ");
+        assert!(
+            baseline.starts_with(
+                "test --profile mutants --package cnn-core --package cnn-cpu --lib --test model_counts"
+            ),
+            "{baseline}"
+        );
+        let o = parse(&strings(&["--scope", "cpu"])).unwrap().unwrap();
+        let run = &o.scopes[0].runs[0];
+        assert!(own_baseline(run));
+        let args = mutants_args(&o, o.scopes[0], run, Path::new("/t"));
+        assert!(!args.contains(&"--baseline".to_string()));
+    }
+
+    #[test]
+    fn every_test_target_named_exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        for scope in SCOPES {
+            for run in scope.runs {
+                let mut names = run.test_targets.iter();
+                while let Some(t) = names.next() {
+                    if *t != "--test" {
+                        continue;
+                    }
+                    let name = names.next().unwrap();
+                    let found = run.test_packages.iter().any(|p| {
+                        root.join("crates")
+                            .join(p)
+                            .join("tests")
+                            .join(format!("{name}.rs"))
+                            .is_file()
+                    });
+                    assert!(
+                        found,
+                        "{}: no test `{name}` in {:?}",
+                        scope.name, run.test_packages
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn listing_runs_nothing_and_bad_arguments_are_refused() {
-        let o = parse(&strings(&["--list", "--copy"])).unwrap().unwrap();
+        let o = parse(&strings(&["--list", "--sample", "7"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.scopes.len(), 3);
-        let (package, files, tests) = o.scopes[0].runs[0];
-        let args = mutants_args(&o, package, files, tests, Path::new("/t"));
-        assert_eq!(args.join(" "), "mutants --package cnn-optim --list");
-        assert!(parse(&strings(&["--scope", "gpu"])).is_err());
-        assert!(parse(&strings(&["--jobs", "0"])).is_err());
-        assert!(parse(&strings(&["--frobnicate"])).is_err());
+        let args = mutants_args(&o, o.scopes[0], &o.scopes[0].runs[0], Path::new("/t"));
+        assert_eq!(
+            args.join(" "),
+            "mutants --package cnn-optim --shard 0/7 --sharding round-robin --list"
+        );
+        for bad in [
+            &["--scope", "gpu"][..],
+            &["--jobs", "0"],
+            &["--frobnicate"],
+            &["--timeout", "0"],
+            &["--sample", "0"],
+            &["--sample", "4", "--shard", "4"],
+            &["--shard", "1"],
+            &["--in-place", "--jobs", "2"],
+        ] {
+            assert!(parse(&strings(bad)).is_err(), "{bad:?} accepted");
+        }
         assert_eq!(
             out_dir(Path::new("/r"), "optim", 1),
             Path::new("/r/target/mutants/optim-2")

@@ -52,8 +52,8 @@ fn direct_convolution_on_every_small_shape() {
                 for kw in 1..=3 {
                     for ph in 0..kh {
                         for pw in 0..kw {
-                            let h0 = (kh - 2 * ph).max(1);
-                            let w0 = (kw - 2 * pw).max(1);
+                            let h0 = usize::saturating_sub(kh, 2 * ph).max(1);
+                            let w0 = usize::saturating_sub(kw, 2 * pw).max(1);
                             for h in h0..=h0 + 2 {
                                 for w in w0..=w0 + 2 {
                                     for n in [1, 3] {
