@@ -49,14 +49,13 @@ impl ElementwiseOps for CpuBackend {
         let len = x.len();
         zip_chunks(self, len, [x], [], |_, [x], []| {
             for v in x.iter_mut() {
-                // NaN passes through, as torch.clamp.
-                *v = if *v < lo {
-                    lo
-                } else if *v > hi {
-                    hi
-                } else {
-                    *v
-                };
+                // NaN passes through, as torch.clamp. Two selects rather
+                // than an if/else chain (the same values: `lo <= hi`), so
+                // the loop vectorises; the chain compiled to scalar
+                // branches, which the in-place ReLU (`clamp(0, inf)`)
+                // mispredicted on every other element.
+                let up = if *v < lo { lo } else { *v };
+                *v = if up > hi { hi } else { up };
             }
         });
         Ok(())
@@ -183,6 +182,53 @@ impl ElementwiseOps for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place ReLU of the graph is `clamp(0, inf)`: it must give
+    /// ReLU's bits (`x < 0 ? 0 : x`: NaN and -0 pass through), and any
+    /// clamp the chained `x < lo ? lo : x > hi ? hi : x`, over lengths
+    /// that leave vector remainders.
+    #[test]
+    fn clamp_gives_the_chained_selects_bits_and_relus_at_zero_infinity() {
+        use cnn_core::{Activation, ActivationOps};
+        let be = CpuBackend::with_threads(2).unwrap();
+        let special = [
+            f32::NAN,
+            -0.0,
+            0.0,
+            -1.5,
+            2.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -1e-42,
+            1e-42,
+            -0.75,
+            0.75,
+        ];
+        for len in [1, 7, 8, 9, 37, 1000] {
+            let x: Vec<f32> = (0..len).map(|i| special[(i * 7) % special.len()]).collect();
+            for (lo, hi) in [(0.0, f32::INFINITY), (-1.0, 1.0), (0.5, 0.5)] {
+                let mut y = x.clone();
+                be.clamp(lo, hi, &mut y).unwrap();
+                for (&v, &got) in x.iter().zip(&y) {
+                    let want = if v < lo {
+                        lo
+                    } else if v > hi {
+                        hi
+                    } else {
+                        v
+                    };
+                    assert_eq!(got.to_bits(), want.to_bits(), "clamp({lo}, {hi}) of {v}");
+                }
+            }
+            let mut relu = vec![0.0; len];
+            be.activation_forward(Activation::Relu, &x, &mut relu)
+                .unwrap();
+            let mut y = x.clone();
+            be.clamp(0.0, f32::INFINITY, &mut y).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&relu), "length {len}");
+        }
+    }
 
     #[test]
     fn elementwise_basics() {
