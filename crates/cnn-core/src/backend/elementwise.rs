@@ -30,6 +30,12 @@ pub trait ElementwiseOps: super::MemoryOps {
     fn scale(&self, alpha: f32, x: &mut Self::Buffer) -> Result<()>;
     /// `x = clamp(x, lo, hi)` (gradient clipping by value).
     fn clamp(&self, lo: f32, hi: f32, x: &mut Self::Buffer) -> Result<()>;
+    /// `x = relu(x)` in place, as `clamp(0, inf)`: clamp's `x < 0 ? 0 : x`
+    /// is ReLU's formula (NaN and -0 pass through) on every backend, so
+    /// the bits are those of the out-of-place ReLU.
+    fn relu_in_place(&self, x: &mut Self::Buffer) -> Result<()> {
+        self.clamp(0.0, f32::INFINITY, x)
+    }
     /// `g += lambda * sign(w)` (the L1 subgradient; sign(0) = 0).
     fn add_sign(&self, lambda: f32, w: &Self::Buffer, g: &mut Self::Buffer) -> Result<()>;
 

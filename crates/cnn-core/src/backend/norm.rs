@@ -204,7 +204,7 @@ pub trait NormOps: super::MemoryOps + super::ElementwiseOps {
 
 /// `y = relu(y + residual)` in place from the elementwise ops: `axpy(1,
 /// r, y)` adds exactly `y + r` (`1 * r` is exact, so a fused multiply-add
-/// rounds the same), and `clamp(0, inf)` is ReLU's `y < 0 ? 0 : y`.
+/// rounds the same), then the in-place ReLU.
 fn add_relu_in_place<B: NormOps + ?Sized>(
     backend: &B,
     residual: Option<&B::Buffer>,
@@ -213,5 +213,5 @@ fn add_relu_in_place<B: NormOps + ?Sized>(
     if let Some(r) = residual {
         backend.axpy(1.0, r, y)?;
     }
-    backend.clamp(0.0, f32::INFINITY, y)
+    backend.relu_in_place(y)
 }

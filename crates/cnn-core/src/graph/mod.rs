@@ -503,11 +503,9 @@ impl<B: Backend> Graph<B> {
                 continue; // runs after the pooling that follows, or ran fused
             }
             if ws.slots.in_place[i] {
-                // A ReLU over its input's buffer: `clamp(0, inf)` is ReLU's
-                // formula (`x < 0 ? 0 : x`, NaN and -0 passing through) on
-                // every backend, so the bits are the out-of-place ReLU's.
+                // A ReLU over its input's buffer (the out-of-place ReLU's bits).
                 let y = &mut ws.acts[ws.slots.slot[i]];
-                self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                self.backend.relu_in_place(y.buffer_mut())?;
                 continue;
             }
             let x_node = effective_input(&self.folded, &self.resolved, i);
@@ -556,7 +554,7 @@ impl<B: Backend> Graph<B> {
                         }
                         None => {
                             layer.forward(&self.backend, &ctx, x, y)?;
-                            self.backend.clamp(0.0, f32::INFINITY, y.buffer_mut())?;
+                            self.backend.relu_in_place(y.buffer_mut())?;
                         }
                     }
                 }
