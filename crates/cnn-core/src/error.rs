@@ -74,6 +74,14 @@ pub enum CnnError {
         backend: &'static str,
         message: String,
     },
+    /// A precision mode the backend does not compute in.
+    #[error(
+        "the {backend} backend computes in f32 only; --precision {precision} needs a backend with that mode (cuda)"
+    )]
+    UnsupportedPrecision {
+        backend: &'static str,
+        precision: crate::Precision,
+    },
 }
 
 fn layer_prefix(layer: &Option<String>) -> String {

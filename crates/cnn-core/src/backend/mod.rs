@@ -22,6 +22,7 @@ mod memory;
 mod norm;
 mod optim;
 mod pool;
+mod precision;
 
 pub use activation::{Activation, ActivationOps};
 pub use conv::{Conv2dGeometry, Conv2dParams, ConvOps};
@@ -35,6 +36,7 @@ pub use optim::{
     RadamStep, RmspropStep, RpropStep, SgdStep, check_optim_state, missing_optim_state,
 };
 pub use pool::{Pool2dGeometry, Pool2dParams, PoolOps};
+pub use precision::Precision;
 
 /// A compute backend: device memory plus every op the layers need.
 ///
@@ -79,6 +81,26 @@ pub trait Backend:
     /// thread count. The default, 1, means "do not split".
     fn shards(&self) -> usize {
         1
+    }
+
+    /// The precision this handle computes convolutions and linear layers
+    /// in (see [`Precision`]). The default: f32.
+    fn precision(&self) -> Precision {
+        Precision::F32
+    }
+
+    /// A handle on the same device computing convolutions and linear
+    /// layers in `precision`, or [`CnnError::UnsupportedPrecision`] where
+    /// the backend has no such mode. The default supports f32 only.
+    fn with_precision(self, precision: Precision) -> crate::Result<Self> {
+        if precision == Precision::F32 {
+            Ok(self)
+        } else {
+            Err(crate::CnnError::UnsupportedPrecision {
+                backend: self.name(),
+                precision,
+            })
+        }
     }
 
     /// A handle on the same device whose ops run entirely on the calling
