@@ -315,4 +315,74 @@ mod tests {
             }
         }
     }
+
+    /// Runs `gpu_workloads_in_every_mode` with a stand-in `cnn-workloads`
+    /// (`body`, a bash script) and a `python3` without torch; returns the
+    /// output and the lines written to `bench.jsonl`.
+    fn run_modes(tag: &str, body: &str) -> Option<(String, Vec<String>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cnn-gpu-modes-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, text) in [("cnn-workloads", body), ("python3", "exit 1")] {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/usr/bin/env bash\n{text}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let script = format!(
+            "set -euo pipefail\nhere={0}\nroot={0}\nresults={0}\nstatus=0\n{1}echo \"status=$status\"\n",
+            dir.display(),
+            gpu_workloads_in_every_mode()
+        );
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .env("PATH", path)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let jsonl = std::fs::read_to_string(dir.join("bench.jsonl")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        Some((text, jsonl.lines().map(str::to_string).collect()))
+    }
+
+    #[test]
+    fn modes_cnn_refuses_and_a_missing_pytorch_are_skips_and_other_failures_fail() {
+        // A cnn-workloads with f32 only: exit 2 and one line for the rest.
+        let f32_only = r#"[ "${5:-}" = f32 ] || { echo "no $5 mode" >&2; exit 2; }
+echo "{\"workload\": \"$1\", \"precision\": \"$5\"}""#;
+        let Some((out, jsonl)) = run_modes("skip", f32_only) else {
+            return; // no bash here
+        };
+        assert_eq!(
+            jsonl,
+            [
+                r#"{"workload": "w5gpu", "precision": "f32"}"#,
+                r#"{"workload": "w8", "precision": "f32"}"#
+            ],
+            "{out}"
+        );
+        assert!(
+            out.contains("SKIPPED the PyTorch side of every mode"),
+            "{out}"
+        );
+        assert!(out.contains("SKIPPED PyTorch version"), "{out}");
+        for p in ["tf32", "bf16", "f16"] {
+            for w in ["w3", "w5gpu", "w8"] {
+                let line = format!("SKIPPED cnn {w} {p}: the CUDA backend has no {p} mode");
+                assert!(out.contains(&line), "{line}\n{out}");
+            }
+        }
+        assert!(!out.contains("SKIPPED cnn w3 f32"), "W3 f32 runs elsewhere");
+        assert!(out.trim_end().ends_with("status=0"), "{out}");
+        // Any other failure makes the run fail.
+        let (out, _) = run_modes("fail", "exit 1").unwrap();
+        assert!(out.contains("cnn w8 bf16 failed (exit 1)"), "{out}");
+        assert!(out.trim_end().ends_with("status=1"), "{out}");
+    }
 }
