@@ -20,7 +20,7 @@ weight and bias gradients); W4 square sgemm; W5 ResNet-20 training steps
 training mode); W6 the built-in `vgg`, the same steps at lr 0.01; W7
 ResNet-20 in evaluation mode, batch 256; W5-GPU (`w5gpu`) W5 at batch 512;
 W8 the airbench94 network (cnn's built-in `airbench94`) at batch 1024,
-SGD lr 0.05, Nesterov momentum 0.85. `counts` prints every model's
+SGD lr 0.01, Nesterov momentum 0.85. `counts` prints every model's
 parameter count and forward MACs (`torch.utils.flop_counter`) instead.
 
 Needs torch and numpy; MNIST is read from the IDX files (raw or gzip).
@@ -542,10 +542,10 @@ def w5gpu(args, runs):
 
 
 def w8(args, runs):
-    """W8: airbench94's network, batch 1024, SGD lr 0.05 with Nesterov
+    """W8: airbench94's network, batch 1024, SGD lr 0.01 with Nesterov
     momentum 0.85 (airbench's kind of update, without its weight decay and
     schedule), channels_last on the GPU."""
-    return real_size_train(args, runs, airbench94, "w8_airbench94_train", 0.05,
+    return real_size_train(args, runs, airbench94, "w8_airbench94_train", 0.01,
                            batch=args.batch or W8_BATCH, momentum=0.85, nesterov=True, cl=True)
 
 

@@ -15,7 +15,7 @@
 //! - W5-GPU `resnet20-train` at batch 512: W5's steps at the batch a GPU
 //!   wants (the GPU workload; it runs on the CPU too).
 //! - W8 `airbench94`: the built-in `airbench94` (Jordan 2024's network),
-//!   training steps of batch 1024, SGD lr 0.05 with Nesterov momentum 0.85.
+//!   training steps of batch 1024, SGD lr 0.01 with Nesterov momentum 0.85.
 //!
 //! Each returns a [`Measurement`]: one value per run (higher is better),
 //! seconds per run and the GFLOP/s achieved.
@@ -339,7 +339,7 @@ pub const CIFAR10_EPOCH: usize = 50_000;
 
 /// The GPU training workloads (they run on any backend): `w5gpu`, W5's
 /// network and optimizer at batch 512; `w8`, the built-in `airbench94` at
-/// batch 1024 with SGD lr 0.05 and Nesterov momentum 0.85 (airbench's
+/// batch 1024 with SGD lr 0.01 and Nesterov momentum 0.85 (airbench's
 /// kind of update; its weight decay, label smoothing and schedule are
 /// left out, as the other workloads time plain steps). `batch` replaces
 /// the batch size (small batches for tests on the CPU). `runs` times
@@ -366,7 +366,7 @@ pub fn gpu_train<B: Backend>(
             name: "w8_airbench94_train",
             spec: airbench94(&opts)?,
             config: OptimizerConfig::Sgd(SgdConfig {
-                lr: 0.05,
+                lr: 0.01,
                 momentum: 0.85,
                 nesterov: true,
                 ..SgdConfig::default()

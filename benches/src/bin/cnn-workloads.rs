@@ -36,7 +36,7 @@ workloads:
   w6      the built-in vgg, the same steps with SGD 0.01 momentum 0.9
   w7      ResNet-20 evaluation-mode forwards, batch 256
   w5gpu   W5-GPU: w5's steps at batch 512
-  w8      W8: the built-in airbench94, training steps of batch 1024, SGD 0.05
+  w8      W8: the built-in airbench94, training steps of batch 1024, SGD 0.01
           Nesterov momentum 0.85; also the seconds of a 50,000-image epoch
 
 options:
