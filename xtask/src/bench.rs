@@ -422,6 +422,15 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// `1.23x`, or `-` where either side is missing.
+fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}x")
+    } else {
+        "-".into()
+    }
+}
+
 /// Every `(process JSON, result JSON)` pair of a set of process outputs.
 fn results(procs: &[Value]) -> Vec<(&Value, &Value)> {
     procs
@@ -693,9 +702,8 @@ fn markdown(
         for (p, r) in results(torch) {
             let name = r["name"].as_str().unwrap_or("?");
             let th = p["threads"].as_u64().unwrap_or(0);
-            let Some(mine) = find(ours, name, th) else {
-                continue;
-            };
+            // A mode cnn refused still shows PyTorch's figure, cnn's as "-".
+            let mine = find(ours, name, th).unwrap_or(&Value::Null);
             let mine_proc = ours
                 .iter()
                 .find(|q| {
@@ -710,12 +718,12 @@ fn markdown(
                 r["median"].as_f64().unwrap_or(f64::NAN),
             );
             s.push_str(&format!(
-                "| {name} | {th} | {} | {} | {} | {:.2}x | {:.2}x | {} | {} |",
+                "| {name} | {th} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt_num(a),
                 fmt_num(b),
                 r["unit"].as_str().unwrap_or(""),
-                a / b,
-                b / a,
+                fmt_ratio(a / b),
+                fmt_ratio(b / a),
                 fmt_bytes(mine_proc["peak_rss_bytes"].as_f64()),
                 fmt_bytes(p["peak_rss_bytes"].as_f64()),
             ));
@@ -847,6 +855,36 @@ mod tests {
         assert_eq!(
             &list[list.len() - 3..],
             ["w3:1:bf16", "w5gpu:1:bf16", "w8:1:bf16"]
+        );
+    }
+
+    #[test]
+    fn a_mode_cnn_refused_keeps_pytorchs_row_with_device_peaks() {
+        let o = opts(&["--backend", "cuda", "--threads", "1"]).unwrap();
+        let proc = |framework: &str, name: &str, median: f64, device: Value| {
+            json!({"framework": framework, "threads": 1, "peak_rss_bytes": 2e8,
+                   "peak_device_bytes": device, "gpu": "NVIDIA H100",
+                   "results": [{"name": name, "unit": "img/s", "median": median}]})
+        };
+        let ours = vec![proc("cnn", "w8_airbench94_train", 30_000.0, Value::Null)];
+        let torch = vec![
+            proc("torch", "w8_airbench94_train", 20_000.0, json!(3e9)),
+            proc("torch", "w8_airbench94_train_bf16", 50_000.0, json!(2e9)),
+        ];
+        let report = json!({"meta": {"gpu": "NVIDIA H100"}, "notes": []});
+        let md = markdown(&report, &ours, &torch, &[], None, &o);
+        assert!(md.contains("- GPU (as PyTorch names it): NVIDIA H100; precision modes of W3, W5-GPU, W8: f32, tf32, bf16, f16"), "{md}");
+        assert!(
+            md.contains("| cnn device peak | PyTorch device peak |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| w8_airbench94_train | 1 | 30000 | 20000 | img/s | 1.50x | 0.67x | 200 MB | 200 MB | - | 3000 MB |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| w8_airbench94_train_bf16 | 1 | - | 50000 | img/s | - | - | - | 200 MB | - | 2000 MB |"),
+            "{md}"
         );
     }
 

@@ -160,7 +160,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cnn-workloads {} ({}): {e}", args.workload, args.precision);
+            // The mode is named where it is not f32 (the line stays as it
+            // was for every run before precision modes).
+            if args.precision == Precision::F32 {
+                eprintln!("cnn-workloads {}: {e}", args.workload);
+            } else {
+                eprintln!("cnn-workloads {} ({}): {e}", args.workload, args.precision);
+            }
             // A mode the backend does not have is a bad argument.
             let unsupported = matches!(
                 e.downcast_ref::<CnnError>(),
