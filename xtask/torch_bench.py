@@ -5,9 +5,10 @@ Runs one workload per process and prints one JSON object on stdout with the
 same shape as cnn-workloads, so `cargo xtask bench --compare-torch` can put
 the two side by side:
 
-    python3 xtask/torch_bench.py <sgemm|w1|w2|w3|w5|w6|w7> [--threads N] [--quick]
-                                 [--runs R] [--mnist DIR] [--size N]
-                                 [--device cpu|cuda]
+    python3 xtask/torch_bench.py <sgemm|w1|w2|w3|w5|w6|w7|w5gpu|w8|counts>
+                                 [--threads N] [--quick] [--runs R]
+                                 [--mnist DIR] [--size N] [--batch N]
+                                 [--device cpu|cuda] [--precision f32|tf32|bf16|f16]
 
 The workloads are those of docs/benchmarks.md, implemented identically:
 W1 LeNet-5 one shuffled MNIST epoch (batch 64, SGD lr 0.05 momentum 0.9,
@@ -17,17 +18,28 @@ classifier, 200 steps of batch 64 on synthetic 3x32x32; W3 one conv2d
 weight and bias gradients); W4 square sgemm; W5 ResNet-20 training steps
 (batch 128 of synthetic 3x32x32, SGD lr 0.1 momentum 0.9, batch norm in
 training mode); W6 the built-in `vgg`, the same steps at lr 0.01; W7
-ResNet-20 in evaluation mode, batch 256.
+ResNet-20 in evaluation mode, batch 256; W5-GPU (`w5gpu`) W5 at batch 512;
+W8 the airbench94 network (cnn's built-in `airbench94`) at batch 1024,
+SGD lr 0.01, Nesterov momentum 0.85. `counts` prints every model's
+parameter count and forward MACs (`torch.utils.flop_counter`) instead.
 
 Needs torch and numpy; MNIST is read from the IDX files (raw or gzip).
 
 With `--device cuda` the models and data live on the GPU (each batch is
 prepared on the host and copied, as cnn's CUDA backend does), every timing
-ends with `torch.cuda.synchronize()`, and TF32 is switched off for matrix
-products and cuDNN convolutions, so both sides compute in full FP32.
+ends with `torch.cuda.synchronize()`, cudnn.benchmark is on, and the
+process reports `peak_device_bytes` (`torch.cuda.max_memory_allocated`).
+`--precision` picks the arithmetic: f32 (the default) switches TF32 off
+for matrix products and cuDNN convolutions, so both sides compute in full
+FP32; tf32 switches it on; bf16 and f16 run forward and loss under
+`torch.autocast(device_type="cuda", dtype=...)`, f16 with
+`torch.amp.GradScaler`. W3, W5-GPU and W8 on the GPU keep the model and
+each batch `channels_last`. Result names carry the mode (`_bf16`) unless it
+is f32. On the CPU only f32 runs.
 """
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -39,6 +51,31 @@ import time
 BATCH = 64
 SEED = 0
 DEVICE = "cpu"
+PRECISION = "f32"
+
+
+def amp():
+    """The autocast context of --precision (bf16/f16 on the GPU), else none."""
+    if DEVICE == "cuda" and PRECISION in ("bf16", "f16"):
+        import torch
+
+        dtype = torch.bfloat16 if PRECISION == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def named(name):
+    """A result's name with the precision mode appended unless it is f32."""
+    return name if PRECISION == "f32" else f"{name}_{PRECISION}"
+
+
+def channels_last(t):
+    """A model or 4-d tensor in channels_last on the GPU; unchanged on the CPU."""
+    if DEVICE != "cuda":
+        return t
+    import torch
+
+    return t.to(memory_format=torch.channels_last)
 
 
 def sync():
@@ -216,6 +253,40 @@ def resnet20():
     return ResNet20()
 
 
+def airbench94():
+    """cnn's built-in `airbench94` (models.rs): the network of Jordan 2024's
+    airbench94 script. Whitening conv 3->24 2x2 (bias) + GELU; three groups
+    (64/256/256) of conv3x3 -> max pool 2 -> BN -> GELU -> conv3x3 -> BN ->
+    GELU, BN with eps 1e-12 and momentum 0.4 (the script's 0.6 decay); max
+    pool 3; linear 256->10 without bias. As in cnn: the whitening conv and
+    the BN weights are trainable and the logits are not scaled by 1/9."""
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+    def group(cin, cout):
+        return nn.Sequential(OrderedDict(
+            conv1=nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            pool=nn.MaxPool2d(2),
+            norm1=nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4),
+            act1=nn.GELU(),
+            conv2=nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            norm2=nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4),
+            act2=nn.GELU(),
+        ))
+
+    return nn.Sequential(OrderedDict(
+        whiten=nn.Conv2d(3, 24, 2, padding=0, bias=True),
+        act=nn.GELU(),
+        block1=group(24, 64),
+        block2=group(64, 256),
+        block3=group(256, 256),
+        pool=nn.MaxPool2d(3),
+        flatten=nn.Flatten(),
+        head=nn.Linear(256, 10, bias=False),
+    ))
+
+
 def read_idx(directory, stems):
     import numpy as np
 
@@ -257,20 +328,30 @@ def sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
-def time_training(model, opt, loss_fn, xs, ys, batch, warmup, steps):
+def time_training(model, opt, loss_fn, xs, ys, batch, warmup, steps, cl=False, scaler=None):
     """`warmup` untimed training steps, then `steps` timed ones, cycling
     the batches of `batch` images in xs/ys and copying each to the device
-    (as cnn's trainer uploads each batch): (seconds, last loss)."""
+    (as cnn's trainer uploads each batch): (seconds, last loss). `cl` puts
+    each batch in channels_last; forward and loss run under `amp()`; with
+    `scaler` (f16) the loss is scaled and the step goes through it."""
     pool = len(xs) // batch
 
     def step(s):
         b = s % pool
         x = xs[b * batch:(b + 1) * batch].to(DEVICE)
+        if cl:
+            x = channels_last(x)
         y = ys[b * batch:(b + 1) * batch].to(DEVICE)
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        with amp():
+            loss = loss_fn(model(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         return loss
 
     for s in range(warmup):
@@ -360,20 +441,22 @@ def w3(args, runs):
     import torch
 
     secs_per_run = 0.3 if args.quick else 1.0
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(DEVICE)
-    x = (torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE)
+    conv = channels_last(torch.nn.Conv2d(64, 64, 3, padding=1).to(DEVICE))
+    x = channels_last((torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE))
     xg = x.clone().requires_grad_(True)
-    dy = (torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE)
+    dy = channels_last((torch.rand((32, 64, 32, 32)) * 2 - 1).to(DEVICE))
     fwd_flops = 2.0 * 32 * 64 * 32 * 32 * 64 * 9
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             conv(x)
 
     def forward_backward():
         conv.zero_grad(set_to_none=False)
         xg.grad = None
-        conv(xg).backward(dy)
+        with amp():
+            y = conv(xg)
+        y.backward(dy.to(y.dtype))
 
     out = []
     for name, fn, flops in (
@@ -382,7 +465,8 @@ def w3(args, runs):
     ):
         secs = [time_per_call(fn, 3, secs_per_run) for _ in range(runs)]
         vals = [flops / s / 1e9 for s in secs]
-        out.append(result(name, "GFLOP/s", vals, secs, vals, {"gflop_per_call": flops / 1e9}))
+        out.append(result(named(name), "GFLOP/s", vals, secs, vals,
+                          {"gflop_per_call": flops / 1e9}))
     return out
 
 
@@ -401,13 +485,15 @@ def synthetic_pool(batch, pool):
     return xs, ys
 
 
-def real_size_train(args, runs, model_fn, name, lr):
-    """W5/W6: two untimed steps, then `steps` timed ones, as cnn-workloads."""
+def real_size_train(args, runs, model_fn, name, lr, batch=REAL_TRAIN_BATCH, momentum=0.9,
+                    nesterov=False, cl=False):
+    """W5/W6 (and W5-GPU, W8): two untimed steps, then `steps` timed ones,
+    as cnn-workloads; `cl`: channels_last on the GPU."""
     import torch
 
     steps = 3 if args.quick else 20
     pool = 4
-    xs, ys = synthetic_pool(REAL_TRAIN_BATCH, pool)
+    xs, ys = synthetic_pool(batch, pool)
     loss_fn = torch.nn.CrossEntropyLoss()
     fwd = hooked_flops(model_fn(), (3, 32, 32))
     flops = 2.0 * fwd[0] + 3.0 * sum(fwd[1:])
@@ -415,17 +501,26 @@ def real_size_train(args, runs, model_fn, name, lr):
     for _ in range(runs):
         torch.manual_seed(SEED)
         model = model_fn().to(DEVICE)
+        if cl:
+            model = channels_last(model)
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=nesterov)
+        scaler = None
+        if DEVICE == "cuda" and PRECISION == "f16":
+            # GradScaler's defaults: initial scale 65536, x2 after 2000
+            # clean steps, x0.5 and the step skipped on inf/NaN.
+            scaler = torch.amp.GradScaler("cuda")
 
-        secs, loss = time_training(model, opt, loss_fn, xs, ys, REAL_TRAIN_BATCH, 2, steps)
-        images = steps * REAL_TRAIN_BATCH
+        secs, loss = time_training(model, opt, loss_fn, xs, ys, batch, 2, steps, cl, scaler)
+        images = steps * batch
         values.append(images / secs)
         seconds.append(secs)
         gflops.append(flops * images / secs / 1e9)
         extra = {"images": float(images), "final_loss": float(loss.item()),
                  "mflop_per_image": flops / 1e6}
-    return [result(name, "img/s", values, seconds, gflops, extra)]
+        if name.startswith("w8"):
+            extra["epoch_50k_seconds"] = 50_000 * secs / images
+    return [result(named(name), "img/s", values, seconds, gflops, extra)]
 
 
 def w5(args, runs):
@@ -434,6 +529,46 @@ def w5(args, runs):
 
 def w6(args, runs):
     return real_size_train(args, runs, vgg, "w6_vgg_train", 0.01)
+
+
+W5GPU_BATCH = 512
+W8_BATCH = 1024
+
+
+def w5gpu(args, runs):
+    """W5-GPU: W5's steps at batch 512 (channels_last on the GPU)."""
+    return real_size_train(args, runs, resnet20, "w5gpu_resnet20_train", 0.1,
+                           batch=args.batch or W5GPU_BATCH, cl=True)
+
+
+def w8(args, runs):
+    """W8: airbench94's network, batch 1024, SGD lr 0.01 with Nesterov
+    momentum 0.85 (airbench's kind of update, without its weight decay and
+    schedule), channels_last on the GPU."""
+    return real_size_train(args, runs, airbench94, "w8_airbench94_train", 0.01,
+                           batch=args.batch or W8_BATCH, momentum=0.85, nesterov=True, cl=True)
+
+
+def model_counts():
+    """Every model's parameter count (all parameters, as
+    `sum(p.numel() for p in model.parameters())`) and forward MACs per image
+    (`torch.utils.flop_counter.FlopCounterMode`'s FLOPs / 2), for the test
+    that cnn's built-ins and these twins are the same networks."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out = {}
+    for name, fn, shape in (("lenet5", lenet5, (1, 28, 28)), ("article", article, (3, 32, 32)),
+                            ("vgg", vgg, (3, 32, 32)), ("resnet20", resnet20, (3, 32, 32)),
+                            ("airbench94", airbench94, (3, 32, 32))):
+        model = fn().eval()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(torch.zeros((1,) + shape))
+        out[name] = {"input": list(shape),
+                     "params": sum(p.numel() for p in model.parameters()),
+                     "macs": counter.get_total_flops() // 2}
+    return out
 
 
 def w7(args, runs):
@@ -487,41 +622,58 @@ def sgemm(args, runs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["sgemm", "w1", "w2", "w3", "w5", "w6", "w7"])
+    parser.add_argument("workload", choices=["sgemm", "w1", "w2", "w3", "w5", "w6", "w7",
+                                             "w5gpu", "w8", "counts"])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--mnist", default=os.environ.get("CNN_MNIST_DIR") or None)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["f32", "tf32", "bf16", "f16"], default="f32")
+    parser.add_argument("--batch", type=int, help="batch size of w5gpu and w8")
     args = parser.parse_args()
     try:
         import torch
     except ImportError:
         print("torch_bench: torch is not installed for " + sys.executable, file=sys.stderr)
         return 3
-    global DEVICE
+    if args.workload == "counts":
+        print(json.dumps({"framework": "torch " + torch.__version__, "models": model_counts()}))
+        return 0
+    global DEVICE, PRECISION
     DEVICE = args.device
+    PRECISION = args.precision
+    if DEVICE == "cpu" and PRECISION != "f32":
+        print(f"torch_bench: --precision {PRECISION} runs on the GPU only (cnn's CPU backend "
+              "computes in f32)", file=sys.stderr)
+        return 2
     if DEVICE == "cuda":
         if not torch.cuda.is_available():
             print("torch_bench: torch sees no CUDA device", file=sys.stderr)
             return 3
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        tf32 = PRECISION == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     default_runs = 5 if args.workload in ("sgemm", "w3") else 3
     runs = 1 if args.quick else (args.runs or default_runs)
-    fn = {"sgemm": sgemm, "w1": w1, "w2": w2, "w3": w3, "w5": w5, "w6": w6, "w7": w7}[args.workload]
+    fn = {"sgemm": sgemm, "w1": w1, "w2": w2, "w3": w3, "w5": w5, "w6": w6, "w7": w7,
+          "w5gpu": w5gpu, "w8": w8}[args.workload]
     results = fn(args, runs)
     print(json.dumps({
         "framework": "torch " + torch.__version__,
         "workload": args.workload,
         "backend": DEVICE,
+        "precision": PRECISION,
         "threads": args.threads,
         "quick": args.quick,
         "peak_rss_bytes": peak_rss_bytes(),
+        "peak_device_bytes": torch.cuda.max_memory_allocated() if DEVICE == "cuda" else None,
+        "gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else None,
         "results": results,
     }))
     return 0

@@ -12,6 +12,10 @@
 //! - W6 `vgg-train`: the built-in `vgg`, the same steps with SGD lr 0.01
 //!   momentum 0.9.
 //! - W7 `resnet20-infer`: W5's network in evaluation mode, batch 256.
+//! - W5-GPU `resnet20-train` at batch 512: W5's steps at the batch a GPU
+//!   wants (the GPU workload; it runs on the CPU too).
+//! - W8 `airbench94`: the built-in `airbench94` (Jordan 2024's network),
+//!   training steps of batch 1024, SGD lr 0.01 with Nesterov momentum 0.85.
 //!
 //! Each returns a [`Measurement`]: one value per run (higher is better),
 //! seconds per run and the GFLOP/s achieved.
@@ -19,14 +23,14 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cnn_core::models::{ModelOptions, article, lenet5, resnet20, vgg_small};
+use cnn_core::models::{ModelOptions, airbench94, article, lenet5, resnet20, vgg_small};
 use cnn_core::{
     Backend, Conv2dGeometry, Conv2dParams, GemmParams, GraphSpec, LayerSpec, Shape, graph::NodeOp,
 };
 use cnn_data::{IdxFlavor, ImageSet, Normalization, load_mnist_dir};
 use serde_json::{Value, json};
 
-use cnn_optim::OptimizerConfig;
+use cnn_optim::{OptimizerConfig, SgdConfig};
 
 use crate::sys::{median, min_max};
 use crate::{Result, Trainer};
@@ -314,14 +318,94 @@ pub fn real_size_train<B: Backend>(
         "vgg" => ("w6_vgg_train", vgg_small(&opts)?, 0.01),
         other => return Err(format!("no real-size training workload for `{other}`").into()),
     };
-    let flops = train_flops_per_sample(&spec)?;
-    let data = SyntheticPool::new(REAL_TRAIN_BATCH, 4);
-    let mut m = Measurement::new(name, "img/s");
+    let config = OptimizerConfig::from_name("sgd")?
+        .with_lr(lr)
+        .with_momentum(0.9)?;
+    let setup = TrainSetup {
+        name,
+        spec,
+        config,
+        batch: REAL_TRAIN_BATCH,
+    };
+    train_steps(backend, &setup, steps, runs)
+}
+
+/// Batch size of W5-GPU.
+pub const W5_GPU_BATCH: usize = 512;
+/// Batch size of W8.
+pub const W8_BATCH: usize = 1024;
+/// Images in one CIFAR-10 training epoch (W8's `epoch_50k_seconds`).
+pub const CIFAR10_EPOCH: usize = 50_000;
+
+/// The GPU training workloads (they run on any backend): `w5gpu`, W5's
+/// network and optimizer at batch 512; `w8`, the built-in `airbench94` at
+/// batch 1024 with SGD lr 0.01 and Nesterov momentum 0.85 (airbench's
+/// kind of update; its weight decay, label smoothing and schedule are
+/// left out, as the other workloads time plain steps). `batch` replaces
+/// the batch size (small batches for tests on the CPU). `runs` times
+/// `steps` timed steps after two untimed ones, as W5; W8 also reports the
+/// seconds one 50,000-image epoch takes at the measured rate.
+pub fn gpu_train<B: Backend>(
+    backend: &B,
+    workload: &str,
+    batch: Option<usize>,
+    steps: usize,
+    runs: usize,
+) -> Result<Measurement> {
+    let opts = ModelOptions::new([3, 32, 32], 10);
+    let setup = match workload {
+        "w5gpu" => TrainSetup {
+            name: "w5gpu_resnet20_train",
+            spec: resnet20(&opts)?,
+            config: OptimizerConfig::from_name("sgd")?
+                .with_lr(0.1)
+                .with_momentum(0.9)?,
+            batch: batch.unwrap_or(W5_GPU_BATCH),
+        },
+        "w8" => TrainSetup {
+            name: "w8_airbench94_train",
+            spec: airbench94(&opts)?,
+            config: OptimizerConfig::Sgd(SgdConfig {
+                lr: 0.01,
+                momentum: 0.85,
+                nesterov: true,
+                ..SgdConfig::default()
+            }),
+            batch: batch.unwrap_or(W8_BATCH),
+        },
+        other => return Err(format!("no GPU training workload `{other}` (w5gpu, w8)").into()),
+    };
+    let mut m = train_steps(backend, &setup, steps, runs)?;
+    if workload == "w8" {
+        let secs_per_image = median(&m.seconds) / (steps * setup.batch) as f64;
+        m.extra
+            .push(("epoch_50k_seconds", CIFAR10_EPOCH as f64 * secs_per_image));
+    }
+    Ok(m)
+}
+
+/// A training workload: its result name, network, optimizer and batch.
+struct TrainSetup {
+    name: &'static str,
+    spec: GraphSpec,
+    config: OptimizerConfig,
+    batch: usize,
+}
+
+/// `runs` times `steps` timed training steps of `setup` on synthetic
+/// 3x32x32 images (a pool of 4 batches), after two untimed steps; each run
+/// from fresh parameters.
+fn train_steps<B: Backend>(
+    backend: &B,
+    setup: &TrainSetup,
+    steps: usize,
+    runs: usize,
+) -> Result<Measurement> {
+    let flops = train_flops_per_sample(&setup.spec)?;
+    let data = SyntheticPool::new(setup.batch, 4);
+    let mut m = Measurement::new(setup.name, "img/s");
     for _ in 0..runs {
-        let config = OptimizerConfig::from_name("sgd")?
-            .with_lr(lr)
-            .with_momentum(0.9)?;
-        let mut t = Trainer::new(backend, spec.clone(), SEED, config)?;
+        let mut t = Trainer::new(backend, setup.spec.clone(), SEED, setup.config.clone())?;
         for s in 0..2 {
             let (x, y) = data.batch(s);
             t.step(x, y)?;
@@ -338,7 +422,7 @@ pub fn real_size_train<B: Backend>(
         })?;
         backend.synchronize()?;
         let secs = start.elapsed().as_secs_f64();
-        let images = (steps * REAL_TRAIN_BATCH) as f64;
+        let images = (steps * setup.batch) as f64;
         m.values.push(images / secs);
         m.seconds.push(secs);
         m.gflops.push(flops * images / secs / 1e9);
@@ -548,6 +632,43 @@ mod tests {
         let stem = 2.0 * 16.0 * 32.0 * 32.0 * 27.0;
         let want = 3.0 * 2.0 * 40_813_184.0 - stem;
         assert_eq!(train_flops_per_sample(&resnet).unwrap(), want);
+    }
+
+    #[test]
+    fn airbench94_flops_match_the_w8_definition() {
+        // 118,147,360 MACs per image forward (models.rs tests, PyTorch's
+        // flop counter); training x3 less the whitening conv's input
+        // gradient (3 -> 24, 2x2, 31x31 outputs: 276,768 MACs).
+        let spec = airbench94(&ModelOptions::new([3, 32, 32], 10)).unwrap();
+        assert_eq!(
+            forward_flops_per_sample(&spec).unwrap(),
+            2.0 * 118_147_360.0
+        );
+        let want = 2.0 * (3.0 * 118_147_360.0 - 276_768.0);
+        assert_eq!(train_flops_per_sample(&spec).unwrap(), want);
+    }
+
+    #[test]
+    fn w8_and_w5gpu_train_on_the_cpu_at_a_small_batch() {
+        let be = cnn_cpu::CpuBackend::with_threads(2).unwrap();
+        let m = gpu_train(&be, "w8", Some(4), 2, 1).unwrap();
+        assert_eq!(m.name, "w8_airbench94_train");
+        assert_eq!(m.values.len(), 1);
+        assert!(m.values[0] > 0.0 && m.seconds[0] > 0.0);
+        let extra = |m: &Measurement, k: &str| m.extra.iter().find(|e| e.0 == k).unwrap().1;
+        assert_eq!(extra(&m, "images"), 8.0);
+        assert!(extra(&m, "final_loss").is_finite());
+        // The epoch at the measured rate: 50,000 images / (8 / seconds).
+        let epoch = extra(&m, "epoch_50k_seconds");
+        assert!((epoch - 50_000.0 * m.seconds[0] / 8.0).abs() <= 1e-9 * epoch);
+        let gflops = 2.0 * (3.0 * 118_147_360.0 - 276_768.0) * 8.0 / m.seconds[0] / 1e9;
+        assert!((m.gflops[0] - gflops).abs() <= 1e-9 * gflops);
+        let r = gpu_train(&be, "w5gpu", Some(2), 1, 1).unwrap();
+        assert_eq!(r.name, "w5gpu_resnet20_train");
+        assert_eq!(extra(&r, "images"), 2.0);
+        assert!(r.extra.iter().all(|e| e.0 != "epoch_50k_seconds"));
+        let err = gpu_train(&be, "w9", None, 1, 1).unwrap_err();
+        assert!(err.to_string().contains("no GPU training workload `w9`"));
     }
 
     #[test]

@@ -4,8 +4,14 @@
 //!
 //! The workloads run in `cnn-workloads` (crate `cnn-benches`) and in
 //! `xtask/torch_bench.py`; both print one JSON object per process:
-//! `{framework, workload, backend, threads, peak_rss_bytes, results: [{name,
-//! unit, median, min, max, values, seconds_median, gflops_median, extra}]}`.
+//! `{framework, workload, backend, precision, threads, peak_rss_bytes,
+//! peak_device_bytes, results: [{name, unit, median, min, max, values,
+//! seconds_median, gflops_median, extra}]}`.
+//!
+//! With `--backend cuda` the GPU workloads (W3, W5-GPU, W8) also run in
+//! each `--precision` mode (f32, tf32, bf16, f16 by default), cnn's and
+//! PyTorch's back to back; a mode a side cannot run is a note in the
+//! report, not the end of the run.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,16 +21,20 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Value, json};
 
 pub const HELP: &str = "\
-cargo xtask bench [--quick] [--threads N] [--backend cpu|cuda]
+cargo xtask bench [--quick] [--threads N] [--backend cpu|cuda] [--precision LIST]
                   [--compare-torch [--python PATH]] [--no-criterion]
 
   --quick          fewer criterion samples, one run per workload, W1 over 5,000 images,
-                   W5/W6 3 steps, W7 2 batches (CI runs this; a few minutes once built)
+                   W5/W6/W5-GPU/W8 3 steps, W7 2 batches (CI runs this; a few minutes once built)
   --threads N      worker threads for every bench (default: every core); with N > 1,
                    W1 and W5 also run on one thread for the scaling figures
   --backend NAME   backend of the end-to-end workloads (cpu, cuda); cuda builds
                    cnn-workloads with --features cuda and runs PyTorch on the GPU
-                   too; the criterion benches stay on the CPU
+                   too; the criterion benches stay on the CPU. On cuda the GPU workloads
+                   W5-GPU (ResNet-20, batch 512) and W8 (airbench94, batch 1024) run too
+  --precision LIST modes the GPU workloads W3, W5-GPU and W8 run in, comma-separated
+                   from f32, tf32, bf16, f16 (default with cuda: all four; the other
+                   workloads run in f32); the CPU backend has f32 only
   --compare-torch  run xtask/torch_bench.py on the same workloads and thread count,
                    print the ratio per workload (skipped, with a note, without torch)
   --python PATH    the Python for --compare-torch (default python3)
@@ -42,6 +52,38 @@ struct Opts {
     compare_torch: bool,
     python: String,
     criterion: bool,
+    /// The modes of the GPU workloads; `None`: every mode on cuda, f32 on the CPU.
+    precisions: Option<Vec<&'static str>>,
+}
+
+/// The precision modes, in the order `--precision` lists them.
+const PRECISIONS: [&str; 4] = ["f32", "tf32", "bf16", "f16"];
+
+/// `--precision`'s comma-separated list, each mode once, in [`PRECISIONS`]' order.
+fn parse_precisions(list: &str) -> Result<Vec<&'static str>, String> {
+    let mut modes = Vec::new();
+    for m in list.split(',') {
+        let mode = PRECISIONS
+            .into_iter()
+            .find(|p| *p == m.trim())
+            .ok_or_else(|| format!("--precision: `{m}` is not one of f32, tf32, bf16, f16"))?;
+        modes.push(mode);
+    }
+    Ok(PRECISIONS
+        .into_iter()
+        .filter(|p| modes.contains(p))
+        .collect())
+}
+
+impl Opts {
+    /// The modes the GPU workloads run in.
+    fn precisions(&self) -> Vec<&'static str> {
+        match (&self.precisions, self.backend.as_str()) {
+            (Some(p), _) => p.clone(),
+            (None, "cuda") => PRECISIONS.to_vec(),
+            (None, _) => vec!["f32"],
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -54,6 +96,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         compare_torch: false,
         python: "python3".into(),
         criterion: true,
+        precisions: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,9 +123,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 }
             }
             "--python" => o.python = value("--python")?,
+            "--precision" => o.precisions = Some(parse_precisions(&value("--precision")?)?),
             "-h" | "--help" => return Err(HELP.into()),
             other => return Err(format!("unknown option `{other}`\n\n{HELP}")),
         }
+    }
+    if o.backend == "cpu" && o.precisions().iter().any(|p| *p != "f32") {
+        return Err(
+            "--precision other than f32 needs --backend cuda (the CPU backend computes in f32)"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -205,11 +255,15 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn ours(&self, workload: &str, threads: usize) -> Result<Value, String> {
+    fn ours(&self, w: &Workload) -> Result<Value, String> {
+        let (workload, threads) = (w.name, w.threads);
         let mut cmd = Command::new(&self.bin);
         cmd.arg(workload)
             .args(["--threads", &threads.to_string()])
             .args(["--backend", &self.opts.backend]);
+        if w.precision != "f32" {
+            cmd.args(["--precision", w.precision]);
+        }
         if self.opts.quick {
             cmd.arg("--quick");
         }
@@ -220,12 +274,16 @@ impl Runner<'_> {
         last_json(&out).ok_or_else(|| format!("no JSON result from cnn-workloads {workload}"))
     }
 
-    fn torch(&self, workload: &str, threads: usize) -> Result<Value, String> {
+    fn torch(&self, w: &Workload) -> Result<Value, String> {
+        let (workload, threads) = (w.name, w.threads);
         let mut cmd = Command::new(&self.opts.python);
         cmd.arg(root().join("xtask/torch_bench.py"))
             .arg(workload)
             .args(["--threads", &threads.to_string()])
             .args(["--device", &self.opts.backend]);
+        if w.precision != "f32" {
+            cmd.args(["--precision", w.precision]);
+        }
         if self.opts.quick {
             cmd.arg("--quick");
         }
@@ -235,6 +293,62 @@ impl Runner<'_> {
         let out = run_capture(&mut cmd, false)?;
         last_json(&out).ok_or_else(|| format!("no JSON result from torch_bench.py {workload}"))
     }
+}
+
+/// One workload process: `cnn-workloads NAME --threads T [--precision P]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Workload {
+    name: &'static str,
+    threads: usize,
+    precision: &'static str,
+}
+
+/// The workloads of a run, in order: the CPU list (with the one-thread
+/// scaling runs), or on cuda the same in f32 plus W5-GPU and W8, then W3,
+/// W5-GPU and W8 in each other mode.
+fn workload_list(opts: &Opts, mnist: bool) -> Vec<Workload> {
+    let t = opts.threads;
+    let cpu = opts.backend == "cpu";
+    let plain = |name, threads| Workload {
+        name,
+        threads,
+        precision: "f32",
+    };
+    let mut list = vec![plain("sgemm", t)];
+    if mnist {
+        list.push(plain("w1", t));
+        if t > 1 && cpu {
+            list.push(plain("w1", 1));
+        }
+    }
+    list.push(plain("w2", t));
+    let modes = opts.precisions();
+    if modes.contains(&"f32") || cpu {
+        list.push(plain("w3", t));
+    }
+    list.push(plain("w5", t));
+    if t > 1 && cpu {
+        list.push(plain("w5", 1));
+    }
+    list.push(plain("w6", t));
+    list.push(plain("w7", t));
+    if !cpu {
+        for precision in modes {
+            let gpu: &[&'static str] = if precision == "f32" {
+                &["w5gpu", "w8"]
+            } else {
+                &["w3", "w5gpu", "w8"]
+            };
+            for &name in gpu {
+                list.push(Workload {
+                    name,
+                    threads: t,
+                    precision,
+                });
+            }
+        }
+    }
+    list
 }
 
 /// Whether `python -c "import torch"` works.
@@ -305,6 +419,15 @@ fn fmt_num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+/// `1.23x`, or `-` where either side is missing.
+fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() {
+        format!("{r:.2}x")
+    } else {
+        "-".into()
     }
 }
 
@@ -383,28 +506,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     };
     let mut notes: Vec<String> = Vec::new();
     if opts.quick {
-        notes.push("quick mode: one run per workload, W1 over the first 5,000 shuffled images, W2 50 steps, W5/W6 3 steps, W7 2 batches; not comparable to full runs".into());
+        notes.push("quick mode: one run per workload, W1 over the first 5,000 shuffled images, W2 50 steps, W5/W6/W5-GPU/W8 3 steps, W7 2 batches; not comparable to full runs".into());
     }
-    let mut workloads = vec![("sgemm", opts.threads)];
-    if mnist.is_some() {
-        workloads.push(("w1", opts.threads));
-        if opts.threads > 1 && opts.backend == "cpu" {
-            workloads.push(("w1", 1));
-        }
-    } else {
+    if mnist.is_none() {
         let note =
             "W1 skipped: no MNIST (set CNN_MNIST_DIR or put the IDX files in ../shared/data/mnist)";
         eprintln!("xtask bench: {note}");
         notes.push(note.into());
     }
-    workloads.push(("w2", opts.threads));
-    workloads.push(("w3", opts.threads));
-    workloads.push(("w5", opts.threads));
-    if opts.threads > 1 && opts.backend == "cpu" {
-        workloads.push(("w5", 1));
-    }
-    workloads.push(("w6", opts.threads));
-    workloads.push(("w7", opts.threads));
+    let workloads = workload_list(&opts, mnist.is_some());
 
     // 3. Each workload, then (with --compare-torch) the same in PyTorch
     // right after it: the machine's speed drifts over minutes on a shared
@@ -423,21 +533,33 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     let mut ours = Vec::new();
     let mut torch = Vec::new();
-    for &(w, t) in &workloads {
-        let v = runner.ours(w, t)?;
-        eprintln!("  {w} ({t} threads): {}", summary_line(&v));
-        ours.push(v);
+    for wl in &workloads {
+        let (w, t, p) = (wl.name, wl.threads, wl.precision);
+        match runner.ours(wl) {
+            Ok(v) => {
+                eprintln!("  {w} {p} ({t} threads): {}", summary_line(&v));
+                ours.push(v);
+            }
+            // A precision mode the backend lacks (or a GPU workload that
+            // fails) is noted per mode; the f32 workloads stop the run as
+            // before.
+            Err(e) if p != "f32" || matches!(w, "w5gpu" | "w8") => {
+                eprintln!("xtask bench: {w} {p}: {e}");
+                notes.push(format!("cnn {w} {p} failed: {e}"));
+            }
+            Err(e) => return Err(e),
+        }
         if !with_torch {
             continue;
         }
-        match runner.torch(w, t) {
+        match runner.torch(wl) {
             Ok(v) => {
-                eprintln!("  torch {w} ({t} threads): {}", summary_line(&v));
+                eprintln!("  torch {w} {p} ({t} threads): {}", summary_line(&v));
                 torch.push(v);
             }
             Err(e) => {
-                eprintln!("xtask bench: torch {w}: {e}");
-                notes.push(format!("torch {w} failed: {e}"));
+                eprintln!("xtask bench: torch {w} {p}: {e}");
+                notes.push(format!("torch {w} {p} failed: {e}"));
             }
         }
     }
@@ -452,6 +574,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "cpu": cpu_model(),
         "threads": opts.threads,
         "backend": opts.backend,
+        "precisions": opts.precisions(),
+        "gpu": torch.iter().find_map(|p| p["gpu"].as_str()),
         "quick": opts.quick,
         "gemm_peak_gflops": peak,
         "seconds": started.elapsed().as_secs_f64(),
@@ -520,6 +644,12 @@ fn markdown(
         opts.backend,
         peak.map_or("-".into(), |p| format!("{p:.1} GFLOP/s")),
     ));
+    if let Some(gpu) = m["gpu"].as_str() {
+        s.push_str(&format!(
+            "- GPU (as PyTorch names it): {gpu}; precision modes of W3, W5-GPU, W8: {}\n\n",
+            opts.precisions().join(", ")
+        ));
+    }
     s.push_str("## Workloads\n\nMedian of the runs, (min-max); % peak = achieved GFLOP/s over the sgemm 1024 figure above.\n\n");
     s.push_str("| workload | threads | median | min-max | unit | GFLOP/s | % peak | peak RSS | notes |\n|---|---|---|---|---|---|---|---|---|\n");
     for (p, r) in results(ours) {
@@ -562,13 +692,18 @@ fn markdown(
     }
     if !torch.is_empty() {
         s.push_str("\n## Against PyTorch (same run, same threads, each PyTorch workload right after ours)\n\nRatio = cnn / PyTorch of the median (higher is better for both units); time ratio = cnn time / PyTorch time.\n\n");
-        s.push_str("| workload | threads | cnn | PyTorch | unit | ratio | time ratio | cnn RSS | PyTorch RSS |\n|---|---|---|---|---|---|---|---|---|\n");
+        let device = opts.backend == "cuda";
+        s.push_str("| workload | threads | cnn | PyTorch | unit | ratio | time ratio | cnn RSS | PyTorch RSS |");
+        s.push_str(if device {
+            " cnn device peak | PyTorch device peak |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        } else {
+            "\n|---|---|---|---|---|---|---|---|---|\n"
+        });
         for (p, r) in results(torch) {
             let name = r["name"].as_str().unwrap_or("?");
             let th = p["threads"].as_u64().unwrap_or(0);
-            let Some(mine) = find(ours, name, th) else {
-                continue;
-            };
+            // A mode cnn refused still shows PyTorch's figure, cnn's as "-".
+            let mine = find(ours, name, th).unwrap_or(&Value::Null);
             let mine_proc = ours
                 .iter()
                 .find(|q| {
@@ -583,15 +718,24 @@ fn markdown(
                 r["median"].as_f64().unwrap_or(f64::NAN),
             );
             s.push_str(&format!(
-                "| {name} | {th} | {} | {} | {} | {:.2}x | {:.2}x | {} | {} |\n",
+                "| {name} | {th} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt_num(a),
                 fmt_num(b),
                 r["unit"].as_str().unwrap_or(""),
-                a / b,
-                b / a,
+                fmt_ratio(a / b),
+                fmt_ratio(b / a),
                 fmt_bytes(mine_proc["peak_rss_bytes"].as_f64()),
                 fmt_bytes(p["peak_rss_bytes"].as_f64()),
             ));
+            if device {
+                // cnn-cuda reports no device memory yet: "-" on its side.
+                s.push_str(&format!(
+                    " {} | {} |",
+                    fmt_bytes(mine_proc["peak_device_bytes"].as_f64()),
+                    fmt_bytes(p["peak_device_bytes"].as_f64()),
+                ));
+            }
+            s.push('\n');
         }
     }
     if !criterion.is_empty() {
@@ -638,6 +782,109 @@ mod tests {
         assert_eq!(
             parse(&["--backend".into(), "cuda".into()]).unwrap().backend,
             "cuda"
+        );
+    }
+
+    fn opts(args: &[&str]) -> Result<Opts, String> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn precision_lists_parse_in_order_and_need_cuda_beyond_f32() {
+        let o = opts(&["--backend", "cuda", "--precision", "f16,bf16,f16"]).unwrap();
+        assert_eq!(o.precisions(), ["bf16", "f16"]);
+        assert_eq!(
+            opts(&["--backend", "cuda"]).unwrap().precisions(),
+            PRECISIONS
+        );
+        assert_eq!(opts(&[]).unwrap().precisions(), ["f32"]);
+        assert_eq!(opts(&["--precision", "f32"]).unwrap().precisions(), ["f32"]);
+        let err = opts(&["--precision", "bf16"]).unwrap_err();
+        assert!(err.contains("needs --backend cuda"), "{err}");
+        let err = opts(&["--backend", "cuda", "--precision", "fp8"]).unwrap_err();
+        assert!(err.contains("`fp8` is not one of"), "{err}");
+    }
+
+    #[test]
+    fn cuda_runs_the_gpu_workloads_in_every_mode_and_the_cpu_list_is_unchanged() {
+        let names = |o: &Opts, mnist| {
+            workload_list(o, mnist)
+                .iter()
+                .map(|w| format!("{}:{}:{}", w.name, w.threads, w.precision))
+                .collect::<Vec<_>>()
+        };
+        let cpu = opts(&["--threads", "2"]).unwrap();
+        assert_eq!(
+            names(&cpu, true),
+            [
+                "sgemm:2:f32",
+                "w1:2:f32",
+                "w1:1:f32",
+                "w2:2:f32",
+                "w3:2:f32",
+                "w5:2:f32",
+                "w5:1:f32",
+                "w6:2:f32",
+                "w7:2:f32"
+            ]
+        );
+        let cuda = opts(&["--threads", "2", "--backend", "cuda"]).unwrap();
+        let list = names(&cuda, false);
+        assert_eq!(
+            &list[..6],
+            [
+                "sgemm:2:f32",
+                "w2:2:f32",
+                "w3:2:f32",
+                "w5:2:f32",
+                "w6:2:f32",
+                "w7:2:f32"
+            ]
+        );
+        let mut gpu = vec!["w5gpu:2:f32".to_string(), "w8:2:f32".to_string()];
+        for p in ["tf32", "bf16", "f16"] {
+            for w in ["w3", "w5gpu", "w8"] {
+                gpu.push(format!("{w}:2:{p}"));
+            }
+        }
+        assert_eq!(&list[6..], gpu.as_slice());
+        // Without f32 among the modes, W3 runs only in the modes named.
+        let bf16 = opts(&["--backend", "cuda", "--precision", "bf16", "--threads", "1"]).unwrap();
+        let list = names(&bf16, false);
+        assert_eq!(list.iter().filter(|w| w.starts_with("w3:")).count(), 1);
+        assert_eq!(
+            &list[list.len() - 3..],
+            ["w3:1:bf16", "w5gpu:1:bf16", "w8:1:bf16"]
+        );
+    }
+
+    #[test]
+    fn a_mode_cnn_refused_keeps_pytorchs_row_with_device_peaks() {
+        let o = opts(&["--backend", "cuda", "--threads", "1"]).unwrap();
+        let proc = |framework: &str, name: &str, median: f64, device: Value| {
+            json!({"framework": framework, "threads": 1, "peak_rss_bytes": 2e8,
+                   "peak_device_bytes": device, "gpu": "NVIDIA H100",
+                   "results": [{"name": name, "unit": "img/s", "median": median}]})
+        };
+        let ours = vec![proc("cnn", "w8_airbench94_train", 30_000.0, Value::Null)];
+        let torch = vec![
+            proc("torch", "w8_airbench94_train", 20_000.0, json!(3e9)),
+            proc("torch", "w8_airbench94_train_bf16", 50_000.0, json!(2e9)),
+        ];
+        let report = json!({"meta": {"gpu": "NVIDIA H100"}, "notes": []});
+        let md = markdown(&report, &ours, &torch, &[], None, &o);
+        assert!(md.contains("- GPU (as PyTorch names it): NVIDIA H100; precision modes of W3, W5-GPU, W8: f32, tf32, bf16, f16"), "{md}");
+        assert!(
+            md.contains("| cnn device peak | PyTorch device peak |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| w8_airbench94_train | 1 | 30000 | 20000 | img/s | 1.50x | 0.67x | 200 MB | 200 MB | - | 3000 MB |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| w8_airbench94_train_bf16 | 1 | - | 50000 | img/s | - | - | - | 200 MB | - | 2000 MB |"),
+            "{md}"
         );
     }
 

@@ -12,7 +12,12 @@
 //! staged too, and `run.sh` trains LeNet-5 for one MNIST epoch with the CLI,
 //! then runs the workloads W1-W3 and sgemm with `cnn-workloads --backend
 //! cuda` and, where that machine's `python3` imports torch, the same in
-//! PyTorch on the GPU (`xtask/torch_bench.py --device cuda`). Logs and the
+//! PyTorch on the GPU (`xtask/torch_bench.py --device cuda`). Before those,
+//! the GPU workloads W5-GPU and W8 (and W3 beyond f32) run in every
+//! precision mode, each cnn run followed by PyTorch's in the same mode
+//! (`gpu_workloads_in_every_mode`): a mode cnn's backend does not have
+//! (exit status 2) and a PyTorch side that cannot run are printed as
+//! SKIPPED lines, not failures. Logs and the
 //! workloads' JSON go to `$CNN_GPU_CHECK_OUT` (default
 //! `target/gpu-check/results`).
 
@@ -210,6 +215,7 @@ export CNN_MNIST_DIR="$here/mnist"
 "#,
         );
     }
+    s.push_str(&gpu_workloads_in_every_mode());
     s.push_str(
         r#"echo "== workloads on the GPU (one JSON object per line in bench.jsonl)"
 torch_ok=0
@@ -229,6 +235,42 @@ exit "${PIPESTATUS[0]}"
 "#,
     );
     s
+}
+
+/// The bash that runs W5-GPU and W8 in f32, tf32, bf16 and f16, and W3 in
+/// the three modes beyond f32 (the f32 one runs with the other workloads),
+/// with `cnn-workloads --backend cuda --precision P`, each followed by
+/// `torch_bench.py --device cuda --precision P` where that machine's
+/// `python3` has torch with CUDA; one JSON object per run appended to
+/// `bench.jsonl`. A mode cnn's CUDA backend refuses (exit status 2, one
+/// line) is a SKIPPED line; any other failure sets `status=1`.
+fn gpu_workloads_in_every_mode() -> String {
+    r#"echo "== GPU workloads W5-GPU and W8 (and W3) in every precision mode, cnn then PyTorch"
+python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())' 2>/dev/null \
+  || echo "SKIPPED PyTorch version: python3 has no torch here"
+torch_gpu=0
+python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && torch_gpu=1
+[ $torch_gpu = 1 ] || echo "SKIPPED the PyTorch side of every mode: python3 cannot use torch on the GPU here"
+for p in f32 tf32 bf16 f16; do
+  for w in w3 w5gpu w8; do
+    [ "$w" = w3 ] && [ "$p" = f32 ] && continue
+    rc=0
+    timeout 300 "$here/bin/cnn-workloads" "$w" --backend cuda --precision "$p" >>"$results/bench.jsonl" || rc=$?
+    if [ $rc = 2 ]; then
+      echo "SKIPPED cnn $w $p: the CUDA backend has no $p mode in this build"
+    elif [ $rc != 0 ]; then
+      echo "cnn $w $p failed (exit $rc)"; status=1
+    else
+      tail -n 1 "$results/bench.jsonl"
+    fi
+    if [ $torch_gpu = 1 ]; then
+      timeout 300 python3 "$root/xtask/torch_bench.py" "$w" --device cuda --precision "$p" \
+        | tee -a "$results/bench.jsonl" || { echo "torch $w $p failed"; status=1; }
+    fi
+  done
+done
+"#
+    .to_string()
 }
 
 fn workspace_root() -> Result<PathBuf, String> {
@@ -254,6 +296,15 @@ mod tests {
         assert!(with.contains("--data mnist --data-dir \"$here/mnist\""));
         assert!(with.contains("\"$here/bin/cnn-workloads\" \"$w\" --backend cuda"));
         assert!(with.contains("torch_bench.py\" \"$w\" --device cuda"));
+        // The GPU workloads in every mode, cnn then PyTorch, before the rest.
+        let modes = with.find("for p in f32 tf32 bf16 f16; do").unwrap();
+        assert!(modes < with.find("for w in sgemm w1 w2 w3; do").unwrap());
+        assert!(with.contains("for w in w3 w5gpu w8; do"));
+        assert!(
+            with.contains("\"$here/bin/cnn-workloads\" \"$w\" --backend cuda --precision \"$p\"")
+        );
+        assert!(with.contains("torch_bench.py\" \"$w\" --device cuda --precision \"$p\""));
+        assert!(with.contains("SKIPPED cnn $w $p"));
         let without = run_script(&tests, false);
         assert!(!without.contains("--data mnist"));
         assert!(without.contains("--backend cuda"));
@@ -263,5 +314,75 @@ mod tests {
                 assert!(status.success(), "bash -n rejects the script:\n{script}");
             }
         }
+    }
+
+    /// Runs `gpu_workloads_in_every_mode` with a stand-in `cnn-workloads`
+    /// (`body`, a bash script) and a `python3` without torch; returns the
+    /// output and the lines written to `bench.jsonl`.
+    fn run_modes(tag: &str, body: &str) -> Option<(String, Vec<String>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cnn-gpu-modes-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, text) in [("cnn-workloads", body), ("python3", "exit 1")] {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/usr/bin/env bash\n{text}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let script = format!(
+            "set -euo pipefail\nhere={0}\nroot={0}\nresults={0}\nstatus=0\n{1}echo \"status=$status\"\n",
+            dir.display(),
+            gpu_workloads_in_every_mode()
+        );
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .env("PATH", path)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let jsonl = std::fs::read_to_string(dir.join("bench.jsonl")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        Some((text, jsonl.lines().map(str::to_string).collect()))
+    }
+
+    #[test]
+    fn modes_cnn_refuses_and_a_missing_pytorch_are_skips_and_other_failures_fail() {
+        // A cnn-workloads with f32 only: exit 2 and one line for the rest.
+        let f32_only = r#"[ "${5:-}" = f32 ] || { echo "no $5 mode" >&2; exit 2; }
+echo "{\"workload\": \"$1\", \"precision\": \"$5\"}""#;
+        let Some((out, jsonl)) = run_modes("skip", f32_only) else {
+            return; // no bash here
+        };
+        assert_eq!(
+            jsonl,
+            [
+                r#"{"workload": "w5gpu", "precision": "f32"}"#,
+                r#"{"workload": "w8", "precision": "f32"}"#
+            ],
+            "{out}"
+        );
+        assert!(
+            out.contains("SKIPPED the PyTorch side of every mode"),
+            "{out}"
+        );
+        assert!(out.contains("SKIPPED PyTorch version"), "{out}");
+        for p in ["tf32", "bf16", "f16"] {
+            for w in ["w3", "w5gpu", "w8"] {
+                let line = format!("SKIPPED cnn {w} {p}: the CUDA backend has no {p} mode");
+                assert!(out.contains(&line), "{line}\n{out}");
+            }
+        }
+        assert!(!out.contains("SKIPPED cnn w3 f32"), "W3 f32 runs elsewhere");
+        assert!(out.trim_end().ends_with("status=0"), "{out}");
+        // Any other failure makes the run fail.
+        let (out, _) = run_modes("fail", "exit 1").unwrap();
+        assert!(out.contains("cnn w8 bf16 failed (exit 1)"), "{out}");
+        assert!(out.trim_end().ends_with("status=1"), "{out}");
     }
 }

@@ -2,12 +2,17 @@
 //! result as one JSON object on stdout (what `cargo xtask bench` collects).
 //!
 //! ```text
-//! cnn-workloads <sgemm|w1|w2|w3|w5|w6|w7> [--threads N] [--backend cpu|cuda]
-//!               [--runs R] [--quick] [--mnist DIR] [--size N]
+//! cnn-workloads <sgemm|w1|w2|w3|w5|w6|w7|w5gpu|w8> [--threads N]
+//!               [--backend cpu|cuda] [--precision f32|tf32|bf16|f16]
+//!               [--runs R] [--quick] [--mnist DIR] [--size N] [--batch N]
 //! ```
 //!
 //! One workload per process, so the reported peak memory (`VmHWM`) is that
-//! workload's alone.
+//! workload's alone. `--precision` makes the backend handle with
+//! `Backend::with_precision`; a backend without that mode is one line and
+//! exit status 2 (the CPU backend computes in f32 only). Results in a mode
+//! other than f32 carry it in their names (`w8_airbench94_train_bf16`), as
+//! `xtask/torch_bench.py`'s do.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +20,7 @@ use std::process::ExitCode;
 use cnn_benches::sys::{bench_threads, peak_rss_bytes};
 use cnn_benches::workloads::{self, Measurement};
 use cnn_benches::{BoxError, Result};
-use cnn_core::Backend;
+use cnn_core::{Backend, CnnError, Precision};
 use cnn_cpu::CpuBackend;
 use serde_json::json;
 
@@ -30,15 +35,21 @@ workloads:
   w5      ResNet-20 training steps, batch 128 of synthetic 3x32x32, SGD 0.1 momentum 0.9
   w6      the built-in vgg, the same steps with SGD 0.01 momentum 0.9
   w7      ResNet-20 evaluation-mode forwards, batch 256
+  w5gpu   W5-GPU: w5's steps at batch 512
+  w8      W8: the built-in airbench94, training steps of batch 1024, SGD 0.01
+          Nesterov momentum 0.85; also the seconds of a 50,000-image epoch
 
 options:
   --threads N       worker threads (default: $CNN_BENCH_THREADS or every core)
   --backend NAME    cpu (default) or cuda (needs a build with `--features cuda`)
+  --precision P     f32 (default), tf32, bf16 or f16: what the backend computes
+                    convolutions and linear layers in (exit 2 where it has no such mode)
   --runs R          repetitions (default 3; sgemm and w3: 5)
-  --quick           one run; W1 over 5,000 images; W5/W6 3 steps, W7 2 batches;
-                    shorter timings
+  --quick           one run; W1 over 5,000 images; W5/W6/W5-GPU/W8 3 steps, W7 2
+                    batches; shorter timings
   --mnist DIR       MNIST directory (default: $CNN_MNIST_DIR)
   --size N          sgemm size
+  --batch N         batch size of w5gpu and w8 (default 512 and 1024)
 ";
 
 #[derive(Debug)]
@@ -50,6 +61,8 @@ struct Args {
     quick: bool,
     mnist: Option<PathBuf>,
     size: usize,
+    precision: Precision,
+    batch: Option<usize>,
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
@@ -64,6 +77,8 @@ fn parse_args() -> std::result::Result<Args, String> {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from),
         size: 1024,
+        precision: Precision::F32,
+        batch: None,
     };
     let num = |v: Option<String>, what: &str| -> std::result::Result<usize, String> {
         v.and_then(|s| s.parse().ok())
@@ -75,6 +90,14 @@ fn parse_args() -> std::result::Result<Args, String> {
             "--threads" => args.threads = num(it.next(), "--threads")?,
             "--runs" => args.runs = Some(num(it.next(), "--runs")?),
             "--size" => args.size = num(it.next(), "--size")?,
+            "--batch" => args.batch = Some(num(it.next(), "--batch")?),
+            "--precision" => {
+                args.precision = it
+                    .next()
+                    .ok_or("--precision needs a mode (f32, tf32, bf16, f16)")?
+                    .parse()
+                    .map_err(|e: CnnError| e.to_string())?
+            }
             "--backend" => args.backend = it.next().ok_or("--backend needs a name")?,
             "--mnist" => args.mnist = Some(it.next().ok_or("--mnist needs a directory")?.into()),
             "--quick" => args.quick = true,
@@ -85,6 +108,12 @@ fn parse_args() -> std::result::Result<Args, String> {
     }
     if args.workload.is_empty() {
         return Err(String::new());
+    }
+    if args.batch.is_some() && !matches!(args.workload.as_str(), "w5gpu" | "w8") {
+        return Err(format!(
+            "--batch applies to w5gpu and w8, not `{}`",
+            args.workload
+        ));
     }
     Ok(args)
 }
@@ -104,7 +133,7 @@ fn main() -> ExitCode {
     let result = match args.backend.as_str() {
         "cpu" => CpuBackend::with_threads(args.threads)
             .map_err(BoxError::from)
-            .and_then(|be| run(&be, &args)),
+            .and_then(|be| run(&be.with_precision(args.precision)?, &args)),
         #[cfg(feature = "cuda")]
         "cuda" => cnn_cuda::CudaBackend::new()
             .map_err(BoxError::from)
@@ -114,6 +143,7 @@ fn main() -> ExitCode {
                     be.device_name(),
                     be.arch()
                 );
+                let be = be.with_precision(args.precision)?;
                 be.warm_up()?;
                 run(&be, &args)
             }),
@@ -130,8 +160,23 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cnn-workloads {}: {e}", args.workload);
-            ExitCode::FAILURE
+            // The mode is named where it is not f32 (the line stays as it
+            // was for every run before precision modes).
+            if args.precision == Precision::F32 {
+                eprintln!("cnn-workloads {}: {e}", args.workload);
+            } else {
+                eprintln!("cnn-workloads {} ({}): {e}", args.workload, args.precision);
+            }
+            // A mode the backend does not have is a bad argument.
+            let unsupported = matches!(
+                e.downcast_ref::<CnnError>(),
+                Some(CnnError::UnsupportedPrecision { .. })
+            );
+            if unsupported {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -174,19 +219,39 @@ fn run<B: Backend>(backend: &B, args: &Args) -> Result<()> {
             let batches = if args.quick { 2 } else { 10 };
             vec![workloads::w7_resnet20_infer(backend, batches, runs(3))?]
         }
+        "w5gpu" | "w8" => {
+            let steps = if args.quick { 3 } else { 20 };
+            vec![workloads::gpu_train(
+                backend,
+                &args.workload,
+                args.batch,
+                steps,
+                runs(3),
+            )?]
+        }
         other => {
-            return Err(
-                format!("unknown workload `{other}` (sgemm, w1, w2, w3, w5, w6, w7)").into(),
-            );
+            return Err(format!(
+                "unknown workload `{other}` (sgemm, w1, w2, w3, w5, w6, w7, w5gpu, w8)"
+            )
+            .into());
         }
     };
+    let mut results = results;
+    if args.precision != Precision::F32 {
+        for m in &mut results {
+            m.name = format!("{}_{}", m.name, args.precision);
+        }
+    }
     let out = json!({
         "framework": "cnn",
         "workload": args.workload,
         "backend": backend.name(),
+        "precision": args.precision.name(),
         "threads": args.threads,
         "quick": args.quick,
         "peak_rss_bytes": peak_rss_bytes(),
+        // cnn-cuda does not report its device memory (yet): null, as on the CPU.
+        "peak_device_bytes": null,
         "results": results.iter().map(Measurement::to_json).collect::<Vec<_>>(),
     });
     println!("{out}");

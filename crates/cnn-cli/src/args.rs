@@ -11,8 +11,8 @@ use crate::error::CliResult;
 /// Flags shared by everything that builds a model and loads data.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ModelDataArgs {
-    /// Built-in model (article, lenet5, vgg, resnet20) or a TOML model spec
-    /// [default: article].
+    /// Built-in model (article, lenet5, vgg, resnet20, airbench94) or a
+    /// TOML model spec [default: article].
     #[arg(long)]
     pub model: Option<String>,
     /// Dataset: synthetic, mnist, fashion-mnist, cifar10 or folder [default:

@@ -55,6 +55,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "resnet20",
         "ResNet-20 (He et al. 2016, CIFAR variant): 3 stages x 3 basic blocks, 16/32/64 channels",
     ),
+    (
+        "airbench94",
+        "airbench94's network (Jordan 2024): 2x2 conv 24 + GELU, 3 groups of conv-pool-BN-GELU-conv-BN-GELU (64/256/256), max pool 3, linear 10",
+    ),
 ];
 
 /// The built-in model called `name`.
@@ -64,10 +68,11 @@ pub fn builtin(name: &str, opts: &ModelOptions) -> Result<GraphSpec> {
         "lenet5" | "lenet" => lenet5(opts),
         "vgg" | "vgg_small" => vgg_small(opts),
         "resnet20" | "resnet" => resnet20(opts),
+        "airbench94" | "airbench" => airbench94(opts),
         other => Err(CnnError::value(
             "model",
             format!(
-                "unknown model `{other}` (built-in: article, lenet5, vgg, resnet20; or a .toml model spec)"
+                "unknown model `{other}` (built-in: article, lenet5, vgg, resnet20, airbench94; or a .toml model spec)"
             ),
         )),
     }
@@ -222,9 +227,79 @@ pub fn resnet20(opts: &ModelOptions) -> Result<GraphSpec> {
     b.linear("fc", opts.classes).spec()
 }
 
+/// airbench94's batch norm (`BatchNorm(momentum=0.6, eps=1e-12)` in the
+/// script, whose `momentum` is the running statistics' decay: PyTorch's
+/// `momentum` is 1 - 0.6).
+const AIRBENCH_BN: LayerSpec = LayerSpec::BatchNorm2d {
+    eps: 1e-12,
+    momentum: 0.4,
+};
+
+/// The network of airbench94 (Jordan 2024, "94% on CIFAR-10 in 3.29
+/// seconds on a single GPU", arXiv 2404.00498), as its script's
+/// `make_net` builds it:
+///
+/// - `whiten`: Conv2d(C, 24, 2, padding 0, bias), then GELU;
+/// - three groups `block1..3` of widths 64/256/256, each conv3x3 (pad 1,
+///   no bias) -> max pool 2 -> batch norm -> GELU -> conv3x3 -> batch norm
+///   -> GELU;
+/// - max pool 3 (at 3x3 maps for 32x32 inputs: 32 -> 31 -> 15 -> 7 -> 3
+///   -> 1), flatten, `head`: Linear(256, classes) without bias.
+///
+/// Where it differs from the script: `whiten` is a plain trainable
+/// convolution with PyTorch's default initialisation (the script
+/// initialises it from the training set's 2x2 patch covariance and freezes
+/// its weight); the batch norms' weights are trainable (the script freezes
+/// them at 1; the parameter count is the same, PyTorch counts frozen
+/// parameters too); the logits are not multiplied by 1/9 (no scale layer
+/// exists). Batch norm uses the script's eps 1e-12 and running-statistics
+/// momentum 0.4 (its `momentum=0.6` is the decay).
+///
+/// GELU (exact) and batch norm are part of the network: `opts.activation`
+/// and `opts.batch_norm` do not change it (as batch norm is part of
+/// ResNet-20); `opts.dropout` adds dropout before `head`.
+pub fn airbench94(opts: &ModelOptions) -> Result<GraphSpec> {
+    let conv3 = |c: usize| LayerSpec::Conv2d {
+        geometry: Conv2dGeometry::new(c, 3).padding(1),
+        bias: false,
+    };
+    let gelu = Activation::Gelu;
+    let mut b = GraphBuilder::new(opts.input.clone())
+        .layer(
+            "whiten",
+            LayerSpec::Conv2d {
+                geometry: Conv2dGeometry::new(24, 2),
+                bias: true,
+            },
+        )
+        .activation(gelu);
+    for (i, width) in [(1, 64), (2, 256), (3, 256)] {
+        let p = format!("block{i}");
+        b = b
+            .layer(format!("{p}.conv1"), conv3(width))
+            .max_pool2d(Pool2dGeometry::new(2))
+            .layer(format!("{p}.norm1"), AIRBENCH_BN)
+            .activation(gelu)
+            .layer(format!("{p}.conv2"), conv3(width))
+            .layer(format!("{p}.norm2"), AIRBENCH_BN)
+            .activation(gelu);
+    }
+    b = maybe_dropout(b.max_pool2d(Pool2dGeometry::new(3)).flatten(), opts.dropout);
+    b.layer(
+        "head",
+        LayerSpec::Linear {
+            in_features: None,
+            out_features: opts.classes,
+            bias: false,
+        },
+    )
+    .spec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::NodeOp;
 
     #[test]
     fn article_as_published_is_rejected_naming_both_feature_counts() {
@@ -284,6 +359,61 @@ mod tests {
             .count();
         // 1 stem + 18 in blocks + 2 projection shortcuts.
         assert_eq!(convs, 21);
+    }
+
+    #[test]
+    fn airbench94_has_the_scripts_layers_and_shapes() {
+        let spec = builtin("airbench94", &ModelOptions::new([3, 32, 32], 10)).unwrap();
+        let r = spec.resolve().unwrap();
+        let shape = |name: &str| {
+            let i = spec.nodes.iter().position(|n| n.name == name).unwrap();
+            r.shapes[i].dims().to_vec()
+        };
+        // 2x2 without padding: 32 -> 31; each group's pool halves (floor):
+        // 31 -> 15 -> 7 -> 3; the final max pool 3 leaves 1x1.
+        assert_eq!(shape("whiten"), [24, 31, 31]);
+        assert_eq!(shape("block1.conv1"), [64, 31, 31]);
+        assert_eq!(shape("block1.norm1"), [64, 15, 15]);
+        assert_eq!(shape("block2.norm2"), [256, 7, 7]);
+        assert_eq!(shape("block3.norm2"), [256, 3, 3]);
+        assert_eq!(spec.output_shape().unwrap().dims(), &[10]);
+        let gelus = spec
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, NodeOp::Layer(LayerSpec::Activation(Activation::Gelu))))
+            .count();
+        assert_eq!(gelus, 7);
+        let bns: Vec<_> = spec
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                NodeOp::Layer(LayerSpec::BatchNorm2d { eps, momentum }) => Some((eps, momentum)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bns, [(1e-12, 0.4); 6]);
+        let head = spec.nodes.last().unwrap();
+        assert_eq!(head.name, "head");
+        assert!(matches!(
+            head.op,
+            NodeOp::Layer(LayerSpec::Linear { bias: false, .. })
+        ));
+        // ReLU options do not change it; dropout adds one layer before the head.
+        let relu = ModelOptions {
+            activation: Activation::Relu,
+            ..ModelOptions::new([3, 32, 32], 10)
+        };
+        assert_eq!(airbench94(&relu).unwrap(), spec);
+        let dropout = ModelOptions {
+            dropout: 0.25,
+            ..ModelOptions::new([3, 32, 32], 10)
+        };
+        let with = airbench94(&dropout).unwrap();
+        assert_eq!(with.nodes.len(), spec.nodes.len() + 1);
+        assert!(matches!(
+            with.nodes[with.nodes.len() - 2].op,
+            NodeOp::Layer(LayerSpec::Dropout { p: 0.25 })
+        ));
     }
 
     #[test]

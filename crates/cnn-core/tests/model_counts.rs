@@ -5,7 +5,8 @@
 //! layers in `models.rs`, the arithmetic in the comments; ResNet-20's and
 //! VGG's equal the figures measured with PyTorch in the benchmark workloads
 //! (W5: 272,474 parameters and 40,813,184 MACs; W6: 814,122 and
-//! 39,160,320).
+//! 39,160,320), and airbench94's those of `xtask/torch_bench.py counts`
+//! (W8: 1,972,792 and 118,147,360).
 
 use cnn_core::graph::ModelCounts;
 use cnn_core::models::{self, ModelOptions};
@@ -183,4 +184,49 @@ fn resnet20_on_cifar_shapes_equals_pytorch() {
         .unwrap();
     assert_eq!(shortcut.output.dims(), &[32, 16, 16]);
     assert!(shortcut.input_grad);
+}
+
+#[test]
+fn airbench94_on_cifar_shapes_equals_pytorch() {
+    let c = counts("airbench94", [3, 32, 32]);
+    assert_eq!(
+        weighted(&c),
+        [
+            // whiten 3->24 2x2, no padding, bias: 24x31x31 = 23,064 outputs x 3x2x2.
+            ("whiten", 24 * 12 + 24, 0, 23_064 * 12),
+            // block1: conv1 24->64 at 31x31 (61,504 outputs x 24x3x3), pool
+            // to 15x15, bn, conv2 64->64 at 15x15 (14,400 outputs x 576), bn.
+            ("block1.conv1", 64 * 216, 0, 61_504 * 216),
+            ("block1.norm1", 128, 128, 0),
+            ("block1.conv2", 64 * 576, 0, 14_400 * 576),
+            ("block1.norm2", 128, 128, 0),
+            // block2: conv1 64->256 at 15x15 (57,600 x 576), pool to 7x7,
+            // conv2 256->256 at 7x7 (12,544 outputs x 2,304).
+            ("block2.conv1", 256 * 576, 0, 57_600 * 576),
+            ("block2.norm1", 512, 512, 0),
+            ("block2.conv2", 256 * 2_304, 0, 12_544 * 2_304),
+            ("block2.norm2", 512, 512, 0),
+            // block3: conv1 256->256 at 7x7, pool to 3x3, conv2 at 3x3
+            // (2,304 outputs x 2,304).
+            ("block3.conv1", 256 * 2_304, 0, 12_544 * 2_304),
+            ("block3.norm1", 512, 512, 0),
+            ("block3.conv2", 256 * 2_304, 0, 2_304 * 2_304),
+            ("block3.norm2", 512, 512, 0),
+            // max pool 3 at 3x3 -> 256 features; head 256 -> 10, no bias.
+            ("head", 2_560, 0, 2_560),
+        ]
+    );
+    // 312 + (13,824 + 36,864 + 256) + (147,456 + 589,824 + 1,024)
+    // + (2 x 589,824 + 1,024) + 2,560.
+    assert_eq!(c.params, 312 + 50_944 + 738_304 + 1_180_672 + 2_560);
+    assert_eq!(c.params, 1_972_792);
+    // Running statistics: 2 x (2 x 64 + 4 x 256) channels.
+    assert_eq!(c.buffers, 2_304);
+    // 276,768 + 13,284,864 + 8,294,400 + 33,177,600 + 2 x 28,901,376
+    // + 5,308,416 + 2,560 (the same as torch.utils.flop_counter / 2).
+    assert_eq!(c.macs, 118_147_360);
+    // The whitening conv needs no input gradient.
+    assert_eq!(c.training_flops, 2 * (3 * 118_147_360 - 276_768));
+    assert_eq!(c.layers[0].output.dims(), &[24, 31, 31]);
+    assert_eq!(c.layers.last().unwrap().output.dims(), &[10]);
 }
