@@ -40,11 +40,13 @@ pub enum KernelSource {
     Loss,
     Elementwise,
     Optim,
+    /// The f32 -> bf16/f16 conversions of the mixed-precision GEMMs.
+    Precision,
 }
 
 impl KernelSource {
     /// Every kernel source.
-    pub const ALL: [KernelSource; 8] = [
+    pub const ALL: [KernelSource; 9] = [
         KernelSource::Memory,
         KernelSource::Conv,
         KernelSource::Pool,
@@ -53,6 +55,7 @@ impl KernelSource {
         KernelSource::Loss,
         KernelSource::Elementwise,
         KernelSource::Optim,
+        KernelSource::Precision,
     ];
 
     /// The file name, e.g. `conv.cu`.
@@ -66,6 +69,7 @@ impl KernelSource {
             KernelSource::Loss => "loss.cu",
             KernelSource::Elementwise => "elementwise.cu",
             KernelSource::Optim => "optim.cu",
+            KernelSource::Precision => "precision.cu",
         }
     }
 
@@ -80,6 +84,7 @@ impl KernelSource {
             KernelSource::Loss => include_str!("loss.cu"),
             KernelSource::Elementwise => include_str!("elementwise.cu"),
             KernelSource::Optim => include_str!("optim.cu"),
+            KernelSource::Precision => include_str!("precision.cu"),
         }
     }
 
@@ -193,6 +198,13 @@ pub(crate) fn image(src: KernelSource, arch: &str) -> Result<Arc<Vec<u8>>, CudaE
         .entry(key)
         .or_insert(img.clone());
     Ok(img)
+}
+
+/// The CUBIN of one kernel source for `arch` (`sm_90`, ...), compiled on
+/// first use (no GPU needed, only libnvrtc): its symbol table names every
+/// `extern "C"` kernel of the source.
+pub fn kernel_image(src: KernelSource, arch: &str) -> Result<Arc<Vec<u8>>, CudaError> {
+    image(src, arch)
 }
 
 /// Compile every kernel source for `arch` (no GPU needed, only libnvrtc).
