@@ -40,8 +40,9 @@ pub enum KernelSource {
     Loss,
     Elementwise,
     Optim,
-    /// The f32 -> bf16/f16 conversions of the mixed-precision GEMMs.
-    Precision,
+    /// The GEMM family's kernels: the f32 -> bf16/f16 operand
+    /// conversions of the mixed-precision GEMMs (launched by `mixed.rs`).
+    Gemm,
 }
 
 impl KernelSource {
@@ -55,7 +56,7 @@ impl KernelSource {
         KernelSource::Loss,
         KernelSource::Elementwise,
         KernelSource::Optim,
-        KernelSource::Precision,
+        KernelSource::Gemm,
     ];
 
     /// The file name, e.g. `conv.cu`.
@@ -69,7 +70,7 @@ impl KernelSource {
             KernelSource::Loss => "loss.cu",
             KernelSource::Elementwise => "elementwise.cu",
             KernelSource::Optim => "optim.cu",
-            KernelSource::Precision => "precision.cu",
+            KernelSource::Gemm => "gemm.cu",
         }
     }
 
@@ -84,7 +85,7 @@ impl KernelSource {
             KernelSource::Loss => include_str!("loss.cu"),
             KernelSource::Elementwise => include_str!("elementwise.cu"),
             KernelSource::Optim => include_str!("optim.cu"),
-            KernelSource::Precision => include_str!("precision.cu"),
+            KernelSource::Gemm => include_str!("gemm.cu"),
         }
     }
 

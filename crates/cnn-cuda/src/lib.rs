@@ -22,7 +22,7 @@
 //! - `mixed`: the same products in the `tf32`, `bf16` and `f16` modes
 //!   (`Backend::with_precision`, `torch.autocast` semantics):
 //!   `cublasGemmEx` on TF32, or on bf16/f16 operands converted by
-//!   `precision.cu` into scratch buffers that only grow; f32 accumulation
+//!   `gemm.cu` into scratch buffers that only grow; f32 accumulation
 //!   and output. Every other op stays f32.
 //! - `conv`: im2col + strided-batched cuBLAS GEMM, col2im for the input
 //!   gradient, per-image GEMMs accumulating the weight gradient.

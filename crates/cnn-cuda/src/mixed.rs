@@ -9,7 +9,7 @@
 //! op (batch norm, softmax and the loss, reductions, the optimizer update
 //! on the f32 master weights) run exactly as in f32 mode.
 //! - `bf16` / `f16`: the `f32_to_bf16` / `f32_to_f16` kernels
-//!   (`precision.cu`, round to nearest even as PyTorch's casts) convert A
+//!   (`gemm.cu`, round to nearest even as PyTorch's casts) convert A
 //!   and B into this backend's two scratch buffers, then one
 //!   `cublasGemmEx` (or `cublasGemmStridedBatchedEx` for a batch) reads
 //!   them as `CUDA_R_16BF` / `CUDA_R_16F` and writes C as `CUDA_R_32F`.
@@ -53,7 +53,7 @@ pub(crate) enum Half {
 }
 
 impl Half {
-    /// The conversion kernel in `precision.cu`.
+    /// The conversion kernel in `gemm.cu`.
     pub(crate) fn kernel(self) -> &'static str {
         match self {
             Half::Bf16 => "f32_to_bf16",
@@ -206,7 +206,7 @@ impl CudaBackend {
     ) -> Result<()> {
         launch!(
             self,
-            self.function(KernelSource::Precision, half.kernel())?,
+            self.function(KernelSource::Gemm, half.kernel())?,
             grid(pack.elements()),
             [
                 &src,
@@ -376,10 +376,10 @@ mod tests {
         assert_eq!(f16.operand_type(), cudaDataType::CUDA_R_16F);
         assert_eq!(f16.compute, cublasComputeType_t::CUBLAS_COMPUTE_32F);
         assert_eq!(f16.operands.unwrap().kernel(), "f32_to_f16");
-        // Both kernels exist in precision.cu.
+        // Both kernels exist in gemm.cu.
         for half in [Half::Bf16, Half::F16] {
             let needle = format!("void {}(", half.kernel());
-            assert!(KernelSource::Precision.body().contains(&needle), "{needle}");
+            assert!(KernelSource::Gemm.body().contains(&needle), "{needle}");
         }
     }
 

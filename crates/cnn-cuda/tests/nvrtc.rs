@@ -98,7 +98,7 @@ fn kernel_names(body: &str) -> Vec<String> {
 
 #[test]
 fn kernel_names_are_read_from_the_sources() {
-    let names = kernel_names(KernelSource::Precision.body());
+    let names = kernel_names(KernelSource::Gemm.body());
     assert_eq!(names, ["f32_to_bf16", "f32_to_f16"]);
     let conv = kernel_names(KernelSource::Conv.body());
     for name in [
