@@ -354,3 +354,77 @@ fn scratch_buffers_grow_then_are_reused() {
     conv_on(&f16, &big);
     assert_eq!(be.mixed_scratch_lens(), grown, "shared by every handle");
 }
+
+/// The largest `|got - want|` over the largest `|want|`.
+fn relative_to_max(got: &[f32], want: &[f32]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(f64::from(w.abs())));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (g, w)| m.max(f64::from(g - w).abs()));
+    diff / scale.max(f64::MIN_POSITIVE)
+}
+
+/// One LeNet-5 training forward and backward (batch 16, from the same
+/// weights) in each mode against the f32 mode: the layers reach the mixed
+/// GEMMs (bf16 and f16 change the logits' bits) and stay near f32. The
+/// tolerances, relative to each tensor's largest value, are loose on
+/// purpose: five layers of operands rounded to 8 (bf16) or 11 (f16, TF32)
+/// significant bits; 5% for bf16, 1% for f16 and TF32, against the
+/// unit roundoff of one operand, 2^-8 (bf16) and 2^-11 (f16, TF32).
+#[test]
+fn a_lenet5_step_in_each_mode_stays_near_f32() {
+    let Some(be) = common::cuda("a_lenet5_step_in_each_mode_stays_near_f32") else {
+        return;
+    };
+    use cnn_core::models::{ModelOptions, lenet5};
+    use cnn_core::{Graph, Mode, Tensor};
+    let spec = lenet5(&ModelOptions::new([1, 28, 28], 10)).unwrap();
+    let n = 16;
+    let x = values(21, 0, n * 28 * 28, 0.0, 1.0);
+    let dlogits = values(21, 1, n * 10, -0.1, 0.1);
+    let step = |handle: &CudaBackend, init: Option<&[cnn_core::NamedArray]>| {
+        let mut graph = Graph::new(handle, spec.clone(), 7).unwrap();
+        if let Some(init) = init {
+            graph.load_state_dict(init).unwrap();
+        }
+        let state = graph.state_dict().unwrap();
+        let logits = graph
+            .forward_host(&x, n, Mode::Train)
+            .unwrap()
+            .to_vec(handle)
+            .unwrap();
+        let dy = Tensor::from_slice(handle, [n, 10], &dlogits).unwrap();
+        graph.backward(&dy).unwrap();
+        let grads: Vec<(String, Vec<f32>)> = graph
+            .params_iter()
+            .map(|p| (p.name.clone(), p.grad.to_vec(handle).unwrap()))
+            .collect();
+        (state, logits, grads)
+    };
+    let (init, want_logits, want_grads) = step(&be, None);
+    for (mode, tol) in [
+        (Precision::Tf32, 1e-2),
+        (Precision::Bf16, 5e-2),
+        (Precision::F16, 1e-2),
+    ] {
+        let h = be.clone().with_precision(mode).unwrap();
+        let (_, logits, grads) = step(&h, Some(&init));
+        let r = relative_to_max(&logits, &want_logits);
+        assert!(r <= tol, "{mode}: logits {r:.2e} from f32 (> {tol})");
+        if mode != Precision::Tf32 {
+            assert!(
+                logits.iter().zip(&want_logits).any(|(a, b)| a != b),
+                "{mode}: the logits have f32's bits: the mode did not reach the GEMMs"
+            );
+        }
+        for ((name, g), (_, w)) in grads.iter().zip(&want_grads) {
+            let r = relative_to_max(g, w);
+            assert!(
+                r <= tol,
+                "{mode}: {name} gradient {r:.2e} from f32 (> {tol})"
+            );
+        }
+        println!("{mode}: LeNet-5 step within {tol} of f32");
+    }
+}
