@@ -7,7 +7,9 @@
 //! On the GPU machine `run.sh` sets `CNN_REQUIRE_CUDA=1` and
 //! `CNN_REQUIRE_NVRTC=1` (a skip becomes a failure), points the golden
 //! harness at the checkout's `testdata/golden`, runs every test binary of
-//! cnn-cuda, then 20 training steps of `cnn train --backend cuda`. When
+//! cnn-cuda (staging fails if one of `REQUIRED_TESTS` is missing, among
+//! them `precision`, the tf32/bf16/f16 modes against the CPU emulation),
+//! then 20 training steps of `cnn train --backend cuda`. When
 //! MNIST was found here (`$CNN_MNIST_DIR` or `../shared/data/mnist`) it is
 //! staged too, and `run.sh` trains LeNet-5 for one MNIST epoch with the CLI,
 //! then runs the workloads W1-W3 and sgemm with `cnn-workloads --backend
@@ -25,6 +27,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const OUT: &str = "target/gpu-check";
+
+/// cnn-cuda's test binaries that a GPU check must run; staging fails when
+/// cargo does not report one (a renamed file would otherwise drop out of
+/// the check unnoticed). `precision`: the tf32/bf16/f16 modes against the
+/// CPU emulation of `cnn_testing::mixed`; `cnn_cuda`: the crate's unit
+/// tests.
+const REQUIRED_TESTS: [&str; 8] = [
+    "cnn_cuda",
+    "conformance",
+    "golden",
+    "lenet",
+    "no_gpu",
+    "nvrtc",
+    "precision",
+    "vs_cpu",
+];
+
+/// The required test binaries missing from `names`.
+fn missing_tests(names: &[String]) -> Vec<&'static str> {
+    REQUIRED_TESTS
+        .into_iter()
+        .filter(|t| !names.iter().any(|n| n == t))
+        .collect()
+}
 
 pub fn gpu_check(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
@@ -70,6 +96,15 @@ pub fn gpu_check(args: &[String]) -> Result<(), String> {
     }
     if tests.is_empty() {
         return Err("cargo reported no cnn-cuda test executables".into());
+    }
+    let reported: Vec<String> = tests.iter().map(|(name, _)| name.clone()).collect();
+    let missing = missing_tests(&reported);
+    if !missing.is_empty() {
+        return Err(format!(
+            "cargo reported no cnn-cuda test executable named {} (found {})",
+            missing.join(", "),
+            reported.join(", ")
+        ));
     }
 
     // The CLI and the workload runner with the CUDA backend.
@@ -284,6 +319,19 @@ fn workspace_root() -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_required_test_binary_must_be_staged() {
+        let all: Vec<String> = REQUIRED_TESTS.iter().map(|t| t.to_string()).collect();
+        assert!(missing_tests(&all).is_empty());
+        let without: Vec<String> = all.iter().filter(|t| *t != "precision").cloned().collect();
+        assert_eq!(missing_tests(&without), ["precision"]);
+        // The required list names real test files of cnn-cuda.
+        let tests = workspace_root().unwrap().join("crates/cnn-cuda/tests");
+        for t in REQUIRED_TESTS.iter().filter(|t| **t != "cnn_cuda") {
+            assert!(tests.join(format!("{t}.rs")).is_file(), "{t}.rs");
+        }
+    }
 
     #[test]
     fn run_script_runs_each_test_binary_then_training_and_the_workloads() {

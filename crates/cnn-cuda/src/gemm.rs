@@ -1,4 +1,5 @@
-//! General matrix multiply: the only module that calls cuBLAS.
+//! General matrix multiply: every cuBLAS product starts here (f32 mode
+//! here, the other precision modes in `mixed.rs`, the only other caller).
 //!
 //! # Layout conventions
 //!
@@ -19,13 +20,18 @@
 //! one `cublasSgemmStridedBatched`.
 //!
 //! With `beta == 0` cuBLAS never reads C (NaN in C does not propagate).
-//! Math mode stays cuBLAS's default (full FP32, no TF32).
+//! In the f32 precision mode (the default) every product is a
+//! `cublasSgemm[StridedBatched]` in cuBLAS's default math mode (full FP32,
+//! no TF32); in the other modes [`CudaBackend::row_major_gemm`] hands the
+//! same product to `mixed.rs` (`cublasGemm[StridedBatched]Ex` on TF32,
+//! bf16 or f16 operands).
 
 use cnn_core::{CnnError, GemmOps, GemmParams, Result};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 
+use crate::mixed::{ExGemm, ExPlan};
 use crate::{CudaBackend, cublas_err, driver_err};
 
 /// `C_i = alpha op(A_i) op(B_i) + beta C_i` for `i < batch`, row-major.
@@ -59,6 +65,25 @@ impl RowMajorGemm {
             stride_b: 0,
             stride_c: 0,
         }
+    }
+
+    /// cuBLAS's column-major view of this product (`C^T = op(B)^T
+    /// op(A)^T`: B in cuBLAS's first slot, see the module docs).
+    pub fn column_major(&self) -> Result<GemmConfig<f32>> {
+        let ldb = if self.trans_b { self.k } else { self.n };
+        let lda = if self.trans_a { self.m } else { self.k };
+        Ok(GemmConfig {
+            transa: op(self.trans_b),
+            transb: op(self.trans_a),
+            m: int("n", self.n)?,
+            n: int("m", self.m)?,
+            k: int("k", self.k)?,
+            alpha: self.alpha,
+            lda: int("ldb", ldb.max(1))?,
+            ldb: int("lda", lda.max(1))?,
+            beta: self.beta,
+            ldc: int("ldc", self.n.max(1))?,
+        })
     }
 }
 
@@ -94,20 +119,20 @@ impl CudaBackend {
         C: DevicePtrMut<f32>,
     {
         debug_assert!(g.m > 0 && g.n > 0 && g.k > 0 && g.batch > 0);
-        let ldb = if g.trans_b { g.k } else { g.n };
-        let lda = if g.trans_a { g.m } else { g.k };
-        let cfg = GemmConfig {
-            transa: op(g.trans_b),
-            transb: op(g.trans_a),
-            m: int("n", g.n)?,
-            n: int("m", g.m)?,
-            k: int("k", g.k)?,
-            alpha: g.alpha,
-            lda: int("ldb", ldb.max(1))?,
-            ldb: int("lda", lda.max(1))?,
-            beta: g.beta,
-            ldc: int("ldc", g.n.max(1))?,
-        };
+        let cfg = g.column_major()?;
+        if let Some(plan) = ExPlan::of(self.precision) {
+            let ex = ExGemm {
+                cfg,
+                batch: g.batch,
+                batch_i32: int("batch", g.batch)?,
+                len_a: g.m * g.k,
+                len_b: g.k * g.n,
+                stride_a: g.stride_a,
+                stride_b: g.stride_b,
+                stride_c: g.stride_c,
+            };
+            return self.mixed_gemm(plan, &ex, a, b, c);
+        }
         self.inner.ctx.bind_to_thread().map_err(driver_err)?;
         let blas = &self.inner.blas;
         // SAFETY: the dimensions and leading dimensions describe matrices
@@ -155,5 +180,35 @@ impl GemmOps for CudaBackend {
             };
         }
         self.row_major_gemm(&RowMajorGemm::single(p), a, b, c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_row_major_product_is_cublas_s_transposed_one() {
+        // C (2 x 3) = A^T B with A stored 4 x 2, B stored 4 x 3.
+        let g = RowMajorGemm {
+            trans_a: true,
+            alpha: 0.5,
+            ..RowMajorGemm::single(&GemmParams::new(2, 3, 4))
+        };
+        let cfg = g.column_major().unwrap();
+        // cuBLAS computes C^T (3 x 2) = B^T A: B first, untransposed (its
+        // column-major view is B^T), A second, transposed.
+        assert_eq!((cfg.m, cfg.n, cfg.k), (3, 2, 4));
+        assert_eq!(cfg.transa, cublasOperation_t::CUBLAS_OP_N);
+        assert_eq!(cfg.transb, cublasOperation_t::CUBLAS_OP_T);
+        assert_eq!((cfg.lda, cfg.ldb, cfg.ldc), (3, 2, 3));
+        assert_eq!((cfg.alpha, cfg.beta), (0.5, 0.0));
+        let big = RowMajorGemm { k: 1 << 31, ..g };
+        assert!(
+            big.column_major()
+                .unwrap_err()
+                .to_string()
+                .contains("32-bit limit")
+        );
     }
 }

@@ -40,11 +40,14 @@ pub enum KernelSource {
     Loss,
     Elementwise,
     Optim,
+    /// The GEMM family's kernels: the f32 -> bf16/f16 operand
+    /// conversions of the mixed-precision GEMMs (launched by `mixed.rs`).
+    Gemm,
 }
 
 impl KernelSource {
     /// Every kernel source.
-    pub const ALL: [KernelSource; 8] = [
+    pub const ALL: [KernelSource; 9] = [
         KernelSource::Memory,
         KernelSource::Conv,
         KernelSource::Pool,
@@ -53,6 +56,7 @@ impl KernelSource {
         KernelSource::Loss,
         KernelSource::Elementwise,
         KernelSource::Optim,
+        KernelSource::Gemm,
     ];
 
     /// The file name, e.g. `conv.cu`.
@@ -66,6 +70,7 @@ impl KernelSource {
             KernelSource::Loss => "loss.cu",
             KernelSource::Elementwise => "elementwise.cu",
             KernelSource::Optim => "optim.cu",
+            KernelSource::Gemm => "gemm.cu",
         }
     }
 
@@ -80,6 +85,7 @@ impl KernelSource {
             KernelSource::Loss => include_str!("loss.cu"),
             KernelSource::Elementwise => include_str!("elementwise.cu"),
             KernelSource::Optim => include_str!("optim.cu"),
+            KernelSource::Gemm => include_str!("gemm.cu"),
         }
     }
 
@@ -193,6 +199,13 @@ pub(crate) fn image(src: KernelSource, arch: &str) -> Result<Arc<Vec<u8>>, CudaE
         .entry(key)
         .or_insert(img.clone());
     Ok(img)
+}
+
+/// The CUBIN of one kernel source for `arch` (`sm_90`, ...), compiled on
+/// first use (no GPU needed, only libnvrtc): its symbol table names every
+/// `extern "C"` kernel of the source.
+pub fn kernel_image(src: KernelSource, arch: &str) -> Result<Arc<Vec<u8>>, CudaError> {
+    image(src, arch)
 }
 
 /// Compile every kernel source for `arch` (no GPU needed, only libnvrtc).

@@ -17,8 +17,13 @@
 //! - `launch`: launch configurations (grid-stride loops) and the `launch!`
 //!   macro.
 //! - `memory`: buffers are `CudaSlice<f32>` / `CudaSlice<u32>`.
-//! - `gemm`: the only caller of cuBLAS (row-major through the column-major
-//!   transpose identity `C^T = B^T A^T`).
+//! - `gemm`: the GEMM entry point (row-major through the column-major
+//!   transpose identity `C^T = B^T A^T`), `cublasSgemm` in f32 mode.
+//! - `mixed`: the same products in the `tf32`, `bf16` and `f16` modes
+//!   (`Backend::with_precision`, `torch.autocast` semantics):
+//!   `cublasGemmEx` on TF32, or on bf16/f16 operands converted by
+//!   `gemm.cu` into scratch buffers that only grow; f32 accumulation
+//!   and output. Every other op stays f32.
 //! - `conv`: im2col + strided-batched cuBLAS GEMM, col2im for the input
 //!   gradient, per-image GEMMs accumulating the weight gradient.
 //! - `pool`, `activation`, `norm` (batch norm, Philox dropout), `loss`,
@@ -46,17 +51,18 @@ mod gemm;
 mod kernels;
 mod loss;
 mod memory;
+mod mixed;
 mod norm;
 mod optim;
 mod pool;
 
 use std::sync::Arc;
 
-use cnn_core::{Backend, CnnError};
+use cnn_core::{Backend, CnnError, Precision};
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaStream};
 
-pub use kernels::{KernelSource, compile_all_kernels, nvrtc_version};
+pub use kernels::{KernelSource, compile_all_kernels, kernel_image, nvrtc_version};
 
 /// Why the CUDA backend could not start (or a CUDA call failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,10 +169,13 @@ fn keep_freed_memory(ctx: &CudaContext) -> Result<(), CudaError> {
 }
 
 /// The CUDA backend. Cloning is cheap (the context, stream, cuBLAS handle
-/// and kernel cache are shared).
+/// and kernel cache are shared). A handle carries its [`Precision`]
+/// (`Backend::with_precision`; f32 by default), the mode its convolutions
+/// and linear layers compute in (see `mixed.rs`).
 #[derive(Clone)]
 pub struct CudaBackend {
     inner: Arc<Inner>,
+    precision: Precision,
 }
 
 pub(crate) struct Inner {
@@ -178,6 +187,11 @@ pub(crate) struct Inner {
     /// Testing aid: im2col/col2im with 64-bit indices even where 32-bit
     /// ones fit (see [`CudaBackend::set_wide_indices`]).
     pub(crate) wide_indices: std::sync::atomic::AtomicBool,
+    /// The compute capability's major number (bf16 needs 8).
+    major: i32,
+    /// The conversion buffers of the bf16 and f16 GEMMs (`mixed.rs`),
+    /// shared by every handle of this backend.
+    pub(crate) scratch: std::sync::Mutex<mixed::Scratch>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -186,6 +200,7 @@ impl std::fmt::Debug for CudaBackend {
             .field("device", &self.inner.device_name)
             .field("ordinal", &self.inner.ctx.ordinal())
             .field("arch", &self.inner.kernels.arch())
+            .field("precision", &self.precision)
             .finish()
     }
 }
@@ -230,7 +245,10 @@ impl CudaBackend {
                 kernels: kernels::KernelCache::new(format!("sm_{major}{minor}")),
                 device_name,
                 wide_indices: std::sync::atomic::AtomicBool::new(false),
+                major,
+                scratch: std::sync::Mutex::new(mixed::Scratch::default()),
             }),
+            precision: Precision::F32,
         })
     }
 
@@ -279,5 +297,19 @@ impl CudaBackend {
 impl Backend for CudaBackend {
     fn name(&self) -> &'static str {
         "cuda"
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Every mode: `f32` (the default, `cublasSgemm`), `tf32`, `bf16`
+    /// (compute capability 8.0 or later, else
+    /// [`CnnError::UnsupportedPrecision`]) and `f16`; see `mixed.rs`.
+    fn with_precision(self, precision: Precision) -> cnn_core::Result<Self> {
+        if !mixed::supported(precision, self.inner.major) {
+            return Err(mixed::unsupported(precision));
+        }
+        Ok(CudaBackend { precision, ..self })
     }
 }

@@ -31,6 +31,10 @@
 //! - [`skip`](mod@skip): skips that print past the harness's capture, are
 //!   logged for CI (`CNN_SKIP_LOG`) and fail under `CNN_REQUIRE_*=1`; the
 //!   real MNIST directory ([`mnist_dir`]).
+//! - [`mixed`]: CPU emulation of the `tf32`, `bf16` and `f16` precision
+//!   modes (operands rounded as PyTorch casts them, sums in f64) and the
+//!   per-element bound a device's mixed-precision GEMMs and convolutions
+//!   must meet against it.
 //! - `host` (private): moving test data to and from a backend, with errors
 //!   as strings naming the op.
 //!
@@ -43,6 +47,7 @@ pub mod golden;
 pub mod gradcheck;
 pub mod gradcheck64;
 mod host;
+pub mod mixed;
 pub mod reference;
 pub mod skip;
 pub mod strategies;
