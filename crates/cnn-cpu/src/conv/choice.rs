@@ -12,10 +12,14 @@ use crate::CpuBackend;
 /// whole process, [`CpuBackend::with_conv_algorithm`] for one backend.
 /// A layer the algorithm cannot take keeps the default choice (Winograd
 /// takes stride-1, undilated, ungrouped 3x3 layers with padding at most
-/// 2; the direct kernels stride-1 ungrouped layers of up to 4,608 taps).
+/// 2; the direct kernels stride-1 ungrouped layers of up to 4,608 taps;
+/// for the weight gradient, `Direct` means the output-channel-lane kernel
+/// of `direct::cout_lanes` wherever it applies: stride 1, up to 1,024
+/// taps and 256 output channels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// The direct kernels (`CNN_CPU_CONV=direct`).
+    /// The direct kernels (`CNN_CPU_CONV=direct`); for the weight
+    /// gradient the output-channel-lane kernel where it applies.
     Direct,
     /// im2col + GEMM (`CNN_CPU_CONV=gemm`).
     Gemm,
@@ -72,6 +76,21 @@ pub(super) enum Op {
     /// The input gradient (Winograd's is the transposed forward).
     BackwardInput,
     BackwardWeight,
+}
+
+/// Whether the weight gradient of `p` runs in the output-channel-lane
+/// kernel (`direct::cout_lanes`): where it applies, when `direct` is
+/// forced, or by default where [`direct::cout_lanes::pays`]; any other
+/// forced algorithm (`nowinograd` included: the bits before it) keeps
+/// [`choose`]'s path.
+pub(super) fn weight_by_cout_lanes(be: &CpuBackend, p: &Conv2dParams) -> bool {
+    let forced = be.conv_algorithm().or_else(env_algorithm);
+    direct::cout_lanes::takes(p)
+        && match forced {
+            Some(ConvAlgorithm::Direct) => true,
+            None => direct::cout_lanes::pays(p),
+            Some(_) => false,
+        }
 }
 
 /// The backend's forced algorithm, else `CNN_CPU_CONV`'s, where it

@@ -498,6 +498,10 @@ impl ConvOps for CpuBackend {
         if p.n == 0 || dw.is_empty() {
             return Ok(());
         }
+        if choice::weight_by_cout_lanes(self, p) {
+            direct::cout_lanes::backward_weight(self, p, x, dy, dw);
+            return Ok(());
+        }
         match choose(self, p, Op::BackwardWeight) {
             Path::Direct => {
                 direct::backward_weight(self, p, x, dy, dw);

@@ -31,6 +31,9 @@
 //! (the crate is built for baseline x86-64). All versions give the same
 //! bits (for finite weights, see `Flat::tap_rows`): each output and each
 //! 8-lane weight-gradient partial adds its products in one order.
+//!
+//! The weight gradient of 3x3 layers with 16-64 channels runs instead in
+//! [`cout_lanes`]: the output channels in the lanes, no lane reduction.
 
 #![allow(clippy::needless_range_loop)]
 
@@ -38,6 +41,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod cout_lanes;
 #[cfg(test)]
 mod tests;
 

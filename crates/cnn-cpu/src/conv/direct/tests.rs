@@ -6,7 +6,7 @@ use super::*;
 use cnn_core::Conv2dGeometry;
 
 /// Serialises the tests that set the process-wide kernel overrides.
-static FORCE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(super) static FORCE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn data(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
