@@ -203,6 +203,8 @@ pub struct TrainArgs {
     pub detect_anomaly: bool,
     #[command(flatten)]
     pub averaging: crate::averaging::AveragingArgs,
+    #[command(flatten)]
+    pub precision: crate::precision_args::PrecisionArgs,
     /// Refuse to train when the memory estimate exceeds this (bytes, or
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
@@ -338,6 +340,7 @@ impl TrainArgs {
         };
         self.common.apply(&mut c);
         self.averaging.apply(&mut c);
+        self.precision.apply(&mut c);
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = &self.$field { c.$field = v.clone(); } )*};
         }
@@ -438,6 +441,7 @@ impl TrainArgs {
             min_delta, restore_best, val_fraction, limit_train, init_from, checkpoint_every,
             max_memory, lookahead, sam, accumulate, cutout, mixup, cutmix, mix_prob,
             mix_switch_prob);
+        keys.extend(self.precision.keys_given());
         for (set, key) in [
             (self.nesterov, "nesterov"),
             (self.augment, "augment"),

@@ -353,6 +353,9 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
     let root = args.base.out.clone().unwrap_or_else(|| {
         cnn::train::RunDir::default_out(Some("compare"), &base, args.base.overwrite)
     });
+    for variant in &variants {
+        crate::precision_args::check(&variant.config)?;
+    }
     compare::preflight(&variants)?;
     prepare_output(&root, args.base.overwrite)?;
     let manifest = Manifest {

@@ -62,6 +62,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
             (args.base.to_config()?, fractions, args.repeats, Vec::new())
         }
     };
+    crate::precision_args::check(&config)?;
     // Sized before the data is read: sizes that come out equal only
     // lower the count.
     cnn::train::compare::check_plan_size(

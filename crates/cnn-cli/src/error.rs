@@ -38,6 +38,8 @@ impl From<TrainError> for CliError {
             // from its values (`--weight-decay -1`): also the command as
             // given. These are raised only when a config is built.
             TrainError::Optim(ref o) if is_construction_error(o) => 2,
+            // `--precision bf16` on a backend without the mode.
+            TrainError::Core(cnn::core::CnnError::UnsupportedPrecision { .. }) => 2,
             _ => 1,
         };
         CliError {

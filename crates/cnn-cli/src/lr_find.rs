@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use cnn::backends::{WithBackend, with_backend};
+use cnn::backends::{WithBackend, with_backend_in};
 use cnn::core::Backend;
 use cnn::train::lr_find::{LrFinding, range_test};
 use cnn::train::run_dir::lr_find::{CSV, PNG, SVG};
@@ -92,6 +92,7 @@ pub fn lr_find(args: LrFindArgs) -> CliResult {
     // A config file's rate or test record: the sweep sets the rate.
     config.lr = None;
     config.lr_find = None;
+    crate::precision_args::check(&config)?;
     let overwrite = args.base.overwrite;
     let out = args
         .base
@@ -114,7 +115,7 @@ pub fn lr_find(args: LrFindArgs) -> CliResult {
         config: config.clone(),
         settings,
     };
-    let finding = with_backend(&config.backend, config.threads, job)??;
+    let finding = with_backend_in(&config.backend, config.threads, config.precision, job)??;
     prepare_output(&out, overwrite)?;
     finding.write_files(&out, &title)?;
     let (csv, png, svg) = (out.join(CSV), out.join(PNG), out.join(SVG));

@@ -18,6 +18,7 @@ mod interrupt;
 mod job;
 mod lr_find;
 mod models;
+mod precision_args;
 mod predict;
 mod report;
 mod slurm;

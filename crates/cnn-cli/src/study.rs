@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use cnn::backends::with_backend;
+use cnn::backends::with_backend_in;
 use cnn::train::lock::DirLock;
 use cnn::train::study::{self, Begin, RunState, StudyKind, StudyManifest};
 use cnn::train::{DataSplits, RunDir, RunSummary, TrainError};
@@ -267,7 +267,7 @@ pub(crate) fn run_one(
             opts,
             report: claim.writes_report(),
         };
-        with_backend(&config.backend, config.threads, job)?.map(|(s, _)| s)
+        with_backend_in(&config.backend, config.threads, config.precision, job)?.map(|(s, _)| s)
     })();
     claim.finish(&trained)?;
     trained.map(Some)

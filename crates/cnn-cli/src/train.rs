@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use cnn::backends::with_backend;
+use cnn::backends::with_backend_in;
 use cnn::train::lock::DirLock;
 use cnn::train::run_dir::{CURVES_PNG, REPORT_HTML};
 use cnn::train::{RunDir, RunOptions, RunStatus, RunTarget, TrainConfig, TrainError};
@@ -71,6 +71,7 @@ pub fn train(cmd: TrainCmd) -> CliResult {
             (config, RunTarget::Fresh { out, overwrite })
         }
     };
+    crate::precision_args::check(&config)?;
     let root = match &target {
         RunTarget::Fresh { out, .. } => out.clone(),
         RunTarget::Resume(dir) => dir.root().to_path_buf(),
@@ -88,7 +89,7 @@ pub fn train(cmd: TrainCmd) -> CliResult {
         },
         report: true,
     };
-    let (summary, root) = with_backend(&config.backend, config.threads, job)??;
+    let (summary, root) = with_backend_in(&config.backend, config.threads, config.precision, job)??;
     if let RunStatus::Diverged(d) = summary.status {
         eprintln!("report: {}", root.join(REPORT_HTML).display());
         return Err(TrainError::Diverged {

@@ -21,6 +21,9 @@ pub const SGD_LR: f64 = 0.05;
 fn is_zero(v: &usize) -> bool {
     *v == 0
 }
+fn is_f32(p: &cnn_core::Precision) -> bool {
+    *p == cnn_core::Precision::F32
+}
 
 /// SGD's momentum when none is given (see [`SGD_LR`]).
 pub const SGD_MOMENTUM: f64 = 0.9;
@@ -139,6 +142,15 @@ pub struct TrainConfig {
     /// Worker threads (0 = all cores).
     pub threads: usize,
     pub backend: String,
+    /// The precision of convolutions and linear layers (`f32`, `tf32`,
+    /// `bf16`, `f16`; `torch.autocast`'s semantics, see
+    /// [`cnn_core::Precision`]). Recorded only when not f32.
+    #[serde(skip_serializing_if = "is_f32")]
+    pub precision: cnn_core::Precision,
+    /// Dynamic loss scaling (`dynamic`, `none`); unset: on for the
+    /// precisions that need it (f16). See [`crate::loss_scale`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::loss_scale::LossScaleMode>,
     /// Start from these weights (a safetensors state_dict, e.g. from PyTorch).
     pub init_from: Option<PathBuf>,
     /// Also checkpoint every N steps (0 = at the end of each epoch only).
@@ -345,6 +357,8 @@ impl Default for TrainConfig {
             seed: 0,
             threads: 0,
             backend: "cpu".into(),
+            precision: cnn_core::Precision::F32,
+            loss_scale: None,
             init_from: None,
             checkpoint_every: 0,
             detect_anomaly: false,
@@ -650,6 +664,18 @@ impl TrainConfig {
             return bad(format!("lr {lr} must be a non-negative number"));
         }
         self.averaging.validate()?;
+        let scaled = crate::loss_scale::LossScaleMode::enabled(self.loss_scale, self.precision);
+        if scaled && self.sam.is_some() {
+            return bad(format!(
+                "loss scaling ({}) does not combine with sam: SAM's second gradient would need \
+                 its own scaling; use loss_scale = \"none\" (bf16 needs none)",
+                if self.loss_scale.is_some() {
+                    "loss_scale = \"dynamic\"".to_string()
+                } else {
+                    format!("on for precision {}", self.precision)
+                }
+            ));
+        }
         if let Some(find) = &self.lr_find {
             find.validate()?;
             if find.suggestion.is_none() && self.lr.is_some() {

@@ -544,6 +544,7 @@ mod tests {
             epoch: 1,
             loss: 2.31,
             lr: 50.0,
+            scaling: None,
         });
         let f = diagnose(&h, None);
         assert_eq!(kinds(&f), vec![FindingKind::Divergence], "{f:?}");
@@ -556,6 +557,7 @@ mod tests {
             epoch: 1,
             loss: 2.31,
             lr: 1e6,
+            scaling: None,
         });
         let m = &diagnose(&h, None)[0].message;
         assert!(

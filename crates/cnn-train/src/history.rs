@@ -16,6 +16,20 @@ pub struct StepRecord {
     /// Learning rate used by the update.
     #[serde(with = "crate::json_float")]
     pub lr: f64,
+    /// With loss scaling on: the scale of the step and whether it was
+    /// skipped (`steps.csv`'s `loss_scale` and `skipped` columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<StepScaling>,
+}
+
+/// A step's dynamic loss scaling (see [`crate::loss_scale`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepScaling {
+    /// The scale the step's loss gradient was multiplied by.
+    pub loss_scale: f32,
+    /// A gradient was NaN or infinite after unscaling: the optimizer did
+    /// not update the weights (the scale was then halved).
+    pub skipped: bool,
 }
 
 /// Loss and classification metrics on one split.

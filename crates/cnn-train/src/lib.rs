@@ -27,6 +27,8 @@
 //! - [`mixing`]: mixup and CutMix in training (the settings' checks, the
 //!   batch mixed before its step, the mixed targets).
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
+//! - [`loss_scale`]: dynamic loss scaling (`torch.amp.GradScaler`'s
+//!   rules), on for f16 and on request.
 //! - [`run`]: one training job into a run directory (`cnn train`).
 //! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
 //!   words with figures, from a history.
@@ -55,6 +57,7 @@ pub mod hparams;
 pub mod io;
 pub mod json_float;
 pub mod lock;
+pub mod loss_scale;
 pub mod memory;
 pub mod metrics;
 pub mod mixing;

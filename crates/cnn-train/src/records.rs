@@ -1,6 +1,8 @@
 //! The run files of a history, and reading them back.
 //!
-//! - `steps.csv`: `step,epoch,loss,lr`, one row per optimizer step.
+//! - `steps.csv`: `step,epoch,loss,lr`, one row per optimizer step; with
+//!   loss scaling on, `loss_scale,skipped` after them (the step's scale,
+//!   and 1 for a step skipped on a non-finite gradient, else 0).
 //! - `metrics.csv`: one row per epoch, for spreadsheets and pandas (written,
 //!   never read back); with weight averaging, `ema_val_*` and `swa_val_*`
 //!   columns at the end.
@@ -21,12 +23,14 @@ use std::path::Path;
 
 use crate::csv_table::{csv_text, read_rows};
 use crate::error::{Result, TrainError};
-use crate::history::{EpochRecord, History, SplitMetrics, StepRecord};
+use crate::history::{EpochRecord, History, SplitMetrics, StepRecord, StepScaling};
 use crate::io::write_atomic;
 use crate::run_dir::{HISTORY_JSONL, METRICS_CSV, STEPS_CSV};
 
 /// Header of `steps.csv`.
 pub const STEPS_HEADER: &str = "step,epoch,loss,lr";
+/// Header of `steps.csv` with loss scaling on.
+pub const SCALED_STEPS_HEADER: &str = "step,epoch,loss,lr,loss_scale,skipped";
 /// Header of `metrics.csv`.
 pub const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,train_precision_macro,train_recall_macro,train_f1_macro,\
 val_loss,val_accuracy,val_precision_macro,val_recall_macro,val_f1_macro,lr,seconds,images_per_sec";
@@ -46,17 +50,32 @@ pub fn read_history(dir: &Path) -> Result<History> {
     })
 }
 
-/// The text of `steps.csv`.
+/// The text of `steps.csv`: with the loss-scaling columns when a step
+/// has them (so a run without scaling writes the file it always did).
 pub fn steps_csv(steps: &[StepRecord]) -> String {
+    let scaled = steps.iter().any(|r| r.scaling.is_some());
     csv_text(
-        STEPS_HEADER,
+        if scaled {
+            SCALED_STEPS_HEADER
+        } else {
+            STEPS_HEADER
+        },
         steps.iter().map(|r| {
-            [
+            let mut row = vec![
                 r.step.to_string(),
                 r.epoch.to_string(),
                 r.loss.to_string(),
                 r.lr.to_string(),
-            ]
+            ];
+            if scaled {
+                let s = r.scaling.unwrap_or(StepScaling {
+                    loss_scale: 1.0,
+                    skipped: false,
+                });
+                row.push(s.loss_scale.to_string());
+                row.push(u8::from(s.skipped).to_string());
+            }
+            row
         }),
     )
 }
@@ -76,19 +95,40 @@ pub fn read_steps_csv(path: &Path) -> Result<Vec<StepRecord>> {
 pub fn parse_steps_csv(text: &str, origin: &Path) -> Result<Vec<StepRecord>> {
     let bad = |line: u64, m: String| TrainError::bad_file(origin, format!("line {line}: {m}"));
     let mut out = Vec::new();
-    for row in read_rows(text, STEPS_HEADER, origin)? {
+    let scaled = text.lines().next().map(str::trim) == Some(SCALED_STEPS_HEADER);
+    let (header, width) = if scaled {
+        (SCALED_STEPS_HEADER, 6)
+    } else {
+        (STEPS_HEADER, 4)
+    };
+    for row in read_rows(text, header, origin)? {
         let n = row.line;
-        let [step, epoch, loss, lr] = &row.fields[..] else {
+        if row.fields.len() != width {
             return Err(bad(
                 n,
-                format!("expected 4 fields, found {}", row.fields.len()),
+                format!("expected {width} fields, found {}", row.fields.len()),
             ));
+        }
+        let f = &row.fields;
+        let scaling = if scaled {
+            let skipped = match f[5].as_str() {
+                "0" => false,
+                "1" => true,
+                other => return Err(bad(n, format!("skipped `{other}`: expected 0 or 1"))),
+            };
+            Some(StepScaling {
+                loss_scale: parse_cell(&f[4], "loss_scale").map_err(|m| bad(n, m))?,
+                skipped,
+            })
+        } else {
+            None
         };
         out.push(StepRecord {
-            step: parse_cell(step, "step").map_err(|m| bad(n, m))?,
-            epoch: parse_cell(epoch, "epoch").map_err(|m| bad(n, m))?,
-            loss: parse_cell(loss, "loss").map_err(|m| bad(n, m))?,
-            lr: parse_cell(lr, "lr").map_err(|m| bad(n, m))?,
+            step: parse_cell(&f[0], "step").map_err(|m| bad(n, m))?,
+            epoch: parse_cell(&f[1], "epoch").map_err(|m| bad(n, m))?,
+            loss: parse_cell(&f[2], "loss").map_err(|m| bad(n, m))?,
+            lr: parse_cell(&f[3], "lr").map_err(|m| bad(n, m))?,
+            scaling,
         });
     }
     Ok(out)

@@ -112,6 +112,10 @@ pub struct RunSummary {
     /// The final model on its own training data (with `eval_train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_eval: Option<SplitMetrics>,
+    /// With loss scaling on: the steps skipped on a non-finite gradient
+    /// (`steps.csv`'s `skipped` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_steps: Option<u64>,
     /// The diagnosis of the curves.
     pub findings: Vec<Finding>,
     #[serde(skip)]
@@ -388,6 +392,10 @@ pub fn run_training<B: Backend>(
         seconds: started.elapsed().as_secs_f64(),
         test,
         train_eval,
+        skipped_steps: trainer.loss_scaler().map(|_| {
+            let skipped = history.steps.iter().filter_map(|s| s.scaling);
+            skipped.filter(|s| s.skipped).count() as u64
+        }),
         history,
     };
     let json = serde_json::to_vec_pretty(&summary)

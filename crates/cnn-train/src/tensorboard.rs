@@ -477,6 +477,7 @@ mod tests {
             epoch: 1,
             loss: 1.0 / step as f64,
             lr: 0.1,
+            scaling: None,
         };
         let mut history = History {
             steps: vec![step(1), step(2)],

@@ -31,6 +31,7 @@ mod finite;
 mod mixed;
 mod persist;
 mod resume;
+mod scaling;
 mod wrapped;
 pub use evaluate::evaluate;
 pub use resume::Restored;
@@ -56,6 +57,9 @@ pub struct TrainerState {
     pub epoch_seconds: f64,
     /// Best validation loss's epoch (for `restore_best`).
     pub best_epoch: usize,
+    /// The dynamic loss scale, when the run scales its loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::loss_scale::LossScaler>,
 }
 
 /// Device buffers for the loss of one batch size: class targets, the loss
@@ -202,6 +206,11 @@ impl<B: Backend> Trainer<B> {
             epoch_confusion: vec![0; classes * classes],
             epoch_seconds: 0.0,
             best_epoch: 0,
+            loss_scale: crate::loss_scale::LossScaleMode::enabled(
+                config.loss_scale,
+                config.precision,
+            )
+            .then(crate::loss_scale::LossScaler::default),
         };
         Ok(Trainer {
             loss: SoftmaxCrossEntropy {
@@ -288,11 +297,11 @@ impl<B: Backend> Trainer<B> {
     /// Into how many parts each training batch is split across the
     /// backend's threads (see `cnn_core::DataParallel`), or `None` when
     /// steps run unsplit (one thread, batch norm or dropout in the model,
-    /// or `detect_anomaly`).
+    /// `detect_anomaly` or loss scaling).
     pub fn data_parallel_parts(&self) -> Option<usize> {
         self.parallel
             .as_ref()
-            .filter(|_| !self.config.detect_anomaly)
+            .filter(|_| !self.config.detect_anomaly && !self.scales_loss())
             .map(DataParallel::parts)
     }
 
@@ -523,7 +532,7 @@ impl<B: Backend> Trainer<B> {
         }
         // Anomaly detection inspects every layer's output and gradient,
         // which only the unsplit step keeps.
-        let split = self.parallel.is_some() && !self.config.detect_anomaly;
+        let split = self.parallel.is_some() && !self.config.detect_anomaly && !self.scales_loss();
         let graph_step_before = self.graph.step();
         if let Some(factor) = self.pending.rescale_before(n) {
             scale_grads(&b, &mut self.graph, factor)?;
@@ -571,11 +580,18 @@ impl<B: Backend> Trainer<B> {
             }
         }
         if !split {
+            self.scale_loss_gradient(n)?;
             self.graph.backward(&self.scratch[&n].dlogits)?;
         }
-        // Non-finite gradients stop the run before they reach the weights.
-        let bad_param = self.first_non_finite_param_grad()?;
-        if bad_param.is_some() || self.config.detect_anomaly {
+        // Non-finite gradients stop the run before they reach the weights
+        // (with loss scaling, they skip the step instead).
+        let scaled = self.scales_loss();
+        let bad_param = if scaled {
+            None
+        } else {
+            self.first_non_finite_param_grad()?
+        };
+        if bad_param.is_some() || (self.config.detect_anomaly && !scaled) {
             if split || !self.graph.keeps_gradients() {
                 self.replay_keeping_all(images, labels, graph_step_before, true)?;
             }
@@ -627,9 +643,12 @@ impl<B: Backend> Trainer<B> {
         }
         let loss = closed.loss;
         let lr = self.current_lr();
-        self.adjust_gradients(&b)?;
-        self.optimizer.set_lr(lr)?;
-        self.wrapped_step(&b, epoch, images, labels)?;
+        let scaling = self.unscale_gradients(&b)?;
+        if !scaling.is_some_and(|s| s.skipped) {
+            self.adjust_gradients(&b)?;
+            self.optimizer.set_lr(lr)?;
+            self.wrapped_step(&b, epoch, images, labels)?;
+        }
         self.graph.zero_grad()?;
         if self.config.detect_anomaly
             && let Some(name) = self.first_non_finite_weight()?
@@ -660,6 +679,7 @@ impl<B: Backend> Trainer<B> {
             epoch,
             loss,
             lr,
+            scaling,
         };
         self.history.steps.push(record.clone());
         Ok(record)

@@ -43,18 +43,21 @@ fn diverged() -> History {
                 epoch: 1,
                 loss: 2.3,
                 lr: 1e6,
+                scaling: None,
             },
             StepRecord {
                 step: 2,
                 epoch: 2,
                 loss: f64::INFINITY,
                 lr: 1e6,
+                scaling: None,
             },
             StepRecord {
                 step: 3,
                 epoch: 2,
                 loss: f64::NAN,
                 lr: f64::NEG_INFINITY,
+                scaling: None,
             },
         ],
         epochs: vec![
@@ -119,6 +122,7 @@ fn a_comparison_with_a_diverged_run_has_its_summary_and_report() {
             epoch: 1,
             loss: 2.0,
             lr: 0.05,
+            scaling: None,
         }],
         epochs: vec![epoch(1, split(2.0, 0.3), split(2.1, 0.25))],
     };
@@ -149,6 +153,7 @@ fn a_comparison_with_a_diverged_run_has_its_summary_and_report() {
             seconds: 1.0,
             test: Some(split(f64::NAN, 0.1)),
             train_eval: None,
+            skipped_steps: None,
             findings: Vec::new(),
             history: History::default(),
         };

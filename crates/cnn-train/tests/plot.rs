@@ -33,6 +33,7 @@ fn history(epochs: usize, steps_per_epoch: u64, with_val: bool) -> History {
                 epoch: e,
                 loss: 2.0 / (step as f64).sqrt() + 0.05 * ((k * 7 % 5) as f64),
                 lr: 0.1 * 0.5f64.powi(e as i32 - 1),
+                scaling: None,
             });
         }
         h.epochs.push(EpochRecord {

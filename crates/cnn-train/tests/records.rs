@@ -29,6 +29,7 @@ fn history() -> History {
             // Values that need all 17 digits to round-trip.
             loss: std::f64::consts::LN_10 / step as f64 + 0.1 + 0.2,
             lr: 0.1 * 0.9f64.powi(step as i32) + 1e-300,
+            scaling: None,
         });
     }
     History {
@@ -101,6 +102,7 @@ fn round_trip_is_exact() {
         epoch: 3,
         loss: 0.1,
         lr: 0.01,
+        scaling: None,
     });
     write_history(dir.path(), &longer).unwrap();
     assert_eq!(read_history(dir.path()).unwrap(), longer);

@@ -34,6 +34,7 @@ fn summary(epochs: &[(f64, f64, f64, f64)], status: RunStatus) -> RunSummary {
         seconds: 1.0,
         test: None,
         train_eval: None,
+        skipped_steps: None,
         findings: Vec::new(),
         history: History {
             steps: Vec::new(),

@@ -301,6 +301,7 @@ mod tests {
                 epoch,
                 loss: 1.0,
                 lr: 0.1,
+                scaling: None,
             })
             .collect();
         History {

@@ -201,6 +201,7 @@ mod tests {
             epoch: 1,
             loss,
             lr: 0.1,
+            scaling: None,
         }
     }
 
