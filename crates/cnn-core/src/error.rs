@@ -75,12 +75,13 @@ pub enum CnnError {
         message: String,
     },
     /// A precision mode the backend does not compute in.
-    #[error(
-        "the {backend} backend computes in f32 only; --precision {precision} needs a backend with that mode (cuda)"
-    )]
+    #[error("--precision {precision}: the {backend} backend {reason}")]
     UnsupportedPrecision {
         backend: &'static str,
         precision: crate::Precision,
+        /// Why, as a phrase after the backend's name ("computes in f32
+        /// only ...", "needs compute capability 8.0 ...").
+        reason: String,
     },
 }
 

@@ -308,7 +308,7 @@ impl Backend for CudaBackend {
     /// [`CnnError::UnsupportedPrecision`]) and `f16`; see `mixed.rs`.
     fn with_precision(self, precision: Precision) -> cnn_core::Result<Self> {
         if !mixed::supported(precision, self.inner.major) {
-            return Err(mixed::unsupported(precision));
+            return Err(mixed::unsupported(precision, self.inner.major));
         }
         Ok(CudaBackend { precision, ..self })
     }

@@ -346,11 +346,15 @@ impl CudaBackend {
     }
 }
 
-/// The typed error of a mode this device cannot run.
-pub(crate) fn unsupported(precision: Precision) -> CnnError {
+/// The typed error of a mode a device of compute capability `major.x`
+/// cannot run (bf16 before 8.0).
+pub(crate) fn unsupported(precision: Precision, major: i32) -> CnnError {
     CnnError::UnsupportedPrecision {
         backend: "cuda",
         precision,
+        reason: format!(
+            "needs compute capability 8.0 or later for {precision}; this device has {major}.x"
+        ),
     }
 }
 
@@ -391,8 +395,11 @@ mod tests {
         for p in [Precision::F32, Precision::Tf32, Precision::F16] {
             assert!(supported(p, 6), "{p}");
         }
-        let e = unsupported(Precision::Bf16).to_string();
-        assert!(e.contains("bf16") && e.contains("cuda"), "{e}");
+        let e = unsupported(Precision::Bf16, 7).to_string();
+        assert!(
+            e.contains("bf16") && e.contains("cuda") && e.contains("7.x"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub trait Backend:
             Err(crate::CnnError::UnsupportedPrecision {
                 backend: self.name(),
                 precision,
+                reason: "computes in f32 only (the cuda backend has every mode)".into(),
             })
         }
     }
