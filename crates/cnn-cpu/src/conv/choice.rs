@@ -1,10 +1,10 @@
-//! Which path a convolution takes: Winograd, the direct kernels or
-//! im2col + GEMM, by layer shape, unless `CNN_CPU_CONV` or the backend's
-//! [`ConvAlgorithm`] forces one.
+//! Which path a convolution takes: Winograd, the direct kernels, the
+//! polyphase stride-2 kernels or im2col + GEMM, by layer shape, unless
+//! `CNN_CPU_CONV` or the backend's [`ConvAlgorithm`] forces one.
 
 use cnn_core::Conv2dParams;
 
-use super::{direct, winograd};
+use super::{direct, stride2, winograd};
 use crate::CpuBackend;
 
 /// A convolution algorithm of the CPU backend, to force one where it
@@ -13,13 +13,22 @@ use crate::CpuBackend;
 /// A layer the algorithm cannot take keeps the default choice (Winograd
 /// takes stride-1, undilated, ungrouped 3x3 layers with padding at most
 /// 2; the direct kernels stride-1 ungrouped layers of up to 4,608 taps;
-/// for the weight gradient, `Direct` means the output-channel-lane kernel
-/// of `direct::cout_lanes` wherever it applies: stride 1, up to 1,024
-/// taps and 256 output channels).
+/// the polyphase kernels stride-2 undilated ungrouped layers with padding
+/// below the kernel and up to 1,024 taps; for the weight gradient of a
+/// stride-1 layer, `Direct` means the output-channel-lane kernel of
+/// `direct::cout_lanes` wherever it applies: up to 1,024 taps and 256
+/// output channels).
+///
+/// For stride-2 layers: `direct` forces the polyphase kernels (the
+/// stride-2 member of the direct family), `gemm` and `nowinograd` force
+/// im2col + GEMM (the path before them), `winograd` and `winograd2x2`
+/// leave the default rule (polyphase for kernels larger than 1x1 and for
+/// the weight gradient of 1x1 kernels on maps of 256 or more positions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// The direct kernels (`CNN_CPU_CONV=direct`); for the weight
-    /// gradient the output-channel-lane kernel where it applies.
+    /// The direct kernels (`CNN_CPU_CONV=direct`); for a stride-1 weight
+    /// gradient the output-channel-lane kernel where it applies; for
+    /// stride-2 layers the polyphase kernels.
     Direct,
     /// im2col + GEMM (`CNN_CPU_CONV=gemm`).
     Gemm,
@@ -31,8 +40,8 @@ pub enum ConvAlgorithm {
     /// (docs/performance.md, entry 32).
     Winograd2x2,
     /// The default rule without Winograd (`CNN_CPU_CONV=nowinograd`):
-    /// direct or im2col + GEMM by shape, the bits of the releases before
-    /// Winograd.
+    /// direct or im2col + GEMM by shape, stride-2 layers through im2col +
+    /// GEMM, the bits of the releases before Winograd.
     NoWinograd,
 }
 
@@ -67,6 +76,8 @@ pub(super) enum Path {
     Direct,
     Gemm,
     Winograd(winograd::Variant),
+    /// The polyphase stride-2 kernels of [`stride2`].
+    Stride2,
 }
 
 /// Which op of a convolution is asked for.
@@ -95,8 +106,9 @@ pub(super) fn weight_by_cout_lanes(be: &CpuBackend, p: &Conv2dParams) -> bool {
 
 /// The backend's forced algorithm, else `CNN_CPU_CONV`'s, where it
 /// applies to `p`; else Winograd F(4x4,3x3) where [`winograd::pays`] for
-/// `op`, the direct kernels where [`direct::use_direct`]'s cost rule says
-/// so, im2col + GEMM for the rest.
+/// `op`, the polyphase kernels where [`stride2::use_stride2`]'s cost rule
+/// says so, the direct kernels where [`direct::use_direct`]'s does,
+/// im2col + GEMM for the rest.
 pub(super) fn choose(be: &CpuBackend, p: &Conv2dParams, op: Op) -> Path {
     let forced = be.conv_algorithm().or_else(env_algorithm);
     if winograd::eligible(p) {
@@ -114,6 +126,13 @@ pub(super) fn choose(be: &CpuBackend, p: &Conv2dParams, op: Op) -> Path {
         Some(ConvAlgorithm::Gemm) => Some(false),
         _ => None,
     };
+    if p.stride_h == 2 && p.stride_w == 2 {
+        // `nowinograd` keeps the releases' bits: stride 2 through im2col + GEMM.
+        let forced = direct_forced.or((forced == Some(ConvAlgorithm::NoWinograd)).then_some(false));
+        if stride2::use_stride2(p, forced, op == Op::BackwardWeight) {
+            return Path::Stride2;
+        }
+    }
     if direct::use_direct(p, direct_forced) {
         Path::Direct
     } else {

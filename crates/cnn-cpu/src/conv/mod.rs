@@ -4,7 +4,8 @@
 //! [`direct`] instead ([`direct::use_direct`] decides per shape), and
 //! stride-1 3x3 layers may take Winograd's F(4x4,3x3) of [`winograd`]
 //! ([`choose`] decides; `CNN_CPU_CONV=direct|gemm|winograd|winograd2x2|nowinograd`
-//! or [`CpuBackend::with_conv_algorithm`] forces one where it applies).
+//! or [`CpuBackend::with_conv_algorithm`] forces one where it applies), and
+//! stride-2 layers may take the polyphase kernels of [`stride2`].
 //!
 //! Per block of `nb` images and per group (`cg = c_in / groups` input
 //! channels, `cog = c_out / groups` output channels, `K = cg kh kw`,
@@ -37,6 +38,7 @@ use rayon::prelude::*;
 mod choice;
 mod columns;
 mod direct;
+mod stride2;
 mod winograd;
 
 pub use choice::ConvAlgorithm;
@@ -437,6 +439,7 @@ impl ConvOps for CpuBackend {
         }
         match choose(self, p, Op::Forward) {
             Path::Direct => direct::forward(self, p, x, w, b, y),
+            Path::Stride2 => stride2::forward(self, p, x, w, b, y),
             Path::Gemm => forward_gemm(self, p, x, w, b, y),
             Path::Winograd(v) => winograd::forward(self, v, p, x, w, b, y),
         }
@@ -458,6 +461,10 @@ impl ConvOps for CpuBackend {
         let path = choose(self, p, Op::BackwardInput);
         if path == Path::Direct {
             direct::backward_input(self, p, dy, w, dx);
+            return Ok(());
+        }
+        if path == Path::Stride2 {
+            stride2::backward_input(self, p, dy, w, dx);
             return Ok(());
         }
         if let Some(t) = transposed_params(p).filter(|_| !d.pointwise) {
@@ -509,6 +516,10 @@ impl ConvOps for CpuBackend {
             }
             Path::Winograd(v) => {
                 winograd::backward_weight(self, v, p, x, dy, dw);
+                return Ok(());
+            }
+            Path::Stride2 => {
+                stride2::backward_weight(self, p, x, dy, dw);
                 return Ok(());
             }
             Path::Gemm => {}
