@@ -37,8 +37,8 @@ pub const SCHEDULE_NAMES: &str = "none, step, multistep, exponential, cosine, co
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// A built-in model name (`article`, `lenet5`, `vgg`, `resnet20`) or the
-    /// path of a TOML model spec.
+    /// A built-in model name (`article`, `lenet5`, `vgg`, `resnet20`,
+    /// `airbench94`) or the path of a TOML model spec.
     pub model: String,
     /// `synthetic`, `mnist`, `fashion-mnist`, `cifar10` or `folder`.
     pub data: String,
