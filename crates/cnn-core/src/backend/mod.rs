@@ -90,7 +90,7 @@ pub trait Backend:
     }
 
     /// A handle on the same device computing convolutions and linear
-    /// layers in `precision`, or [`CnnError::UnsupportedPrecision`] where
+    /// layers in `precision`, or [`CnnError::UnsupportedPrecision`](crate::CnnError::UnsupportedPrecision) where
     /// the backend has no such mode. The default supports f32 only.
     fn with_precision(self, precision: Precision) -> crate::Result<Self> {
         if precision == Precision::F32 {
