@@ -608,7 +608,7 @@ fn bw_dispatch(f: &Flat, x: &[f32], dy: &[f32], dw_part: &mut [f32], scratch: &m
 
 /// Number of contiguous batch chunks (one per thread, or one when the
 /// layer is too small to be worth waking the pool).
-fn parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
+pub(crate) fn parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
     if be.threads() > 1 && p.n > 1 && p.forward_flops() >= PAR_MIN_FLOPS {
         be.threads().min(p.n)
     } else {
@@ -672,7 +672,7 @@ pub(crate) fn sum_weight_parts(
 
 /// Run `f(in_chunk, out_chunk)` over `parts` contiguous batch chunks.
 #[allow(clippy::too_many_arguments)]
-fn for_chunks(
+pub(crate) fn for_chunks(
     be: &CpuBackend,
     parts: usize,
     n: usize,

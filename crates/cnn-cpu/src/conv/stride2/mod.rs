@@ -45,7 +45,6 @@
 mod tests;
 
 use cnn_core::Conv2dParams;
-use rayon::prelude::*;
 
 use super::direct;
 use crate::CpuBackend;
@@ -788,41 +787,6 @@ fn avx2_fma() -> bool {
     !FORCE_PORTABLE.load(std::sync::atomic::Ordering::Relaxed) && crate::cpu_features::avx2_fma()
 }
 
-/// Number of contiguous batch chunks (one per thread, or one when the
-/// layer is too small to be worth waking the pool).
-fn parts(be: &CpuBackend, p: &Conv2dParams) -> usize {
-    if be.threads() > 1 && p.n > 1 && p.forward_flops() >= PAR_MIN_FLOPS {
-        be.threads().min(p.n)
-    } else {
-        1
-    }
-}
-
-/// Run `f(in_chunk, out_chunk)` over `parts` contiguous batch chunks.
-#[allow(clippy::too_many_arguments)]
-fn for_chunks(
-    be: &CpuBackend,
-    parts: usize,
-    n: usize,
-    input: &[f32],
-    in_image: usize,
-    output: &mut [f32],
-    out_image: usize,
-    f: impl Fn(&[f32], &mut [f32]) + Sync + Send,
-) {
-    if parts <= 1 {
-        f(input, output);
-        return;
-    }
-    let per = n.div_ceil(parts);
-    be.install(|| {
-        output
-            .par_chunks_mut(per * out_image)
-            .zip(input.par_chunks(per * in_image))
-            .for_each(|(o, i)| f(i, o));
-    });
-}
-
 /// Forward convolution (`y` overwritten). [`supported`] must hold.
 pub(crate) fn forward(
     be: &CpuBackend,
@@ -845,7 +809,16 @@ pub(crate) fn forward(
             fwd_chunk::<false>(&g, xc, w, b, yc, s);
         })
     };
-    for_chunks(be, parts(be, p), p.n, x, g.x_image(), y, g.y_image(), run);
+    direct::for_chunks(
+        be,
+        direct::parts(be, p),
+        p.n,
+        x,
+        g.x_image(),
+        y,
+        g.y_image(),
+        run,
+    );
 }
 
 /// Input gradient (`dx` overwritten). [`supported`] must hold.
@@ -869,7 +842,16 @@ pub(crate) fn backward_input(
             bwd_input_chunk::<false>(&bk, dyc, w, dxc, s);
         })
     };
-    for_chunks(be, parts(be, p), p.n, dy, g.y_image(), dx, g.x_image(), run);
+    direct::for_chunks(
+        be,
+        direct::parts(be, p),
+        p.n,
+        dy,
+        g.y_image(),
+        dx,
+        g.x_image(),
+        run,
+    );
 }
 
 /// Weight gradient, accumulated: `dw += sum over the batch`, summed in
