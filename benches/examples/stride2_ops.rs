@@ -7,10 +7,10 @@
 //! `CNN_BENCH_THREADS=2 cargo run --release -p cnn-benches --example
 //! stride2_ops` (threads from `CNN_BENCH_THREADS` or every core; `OP_ITERS`,
 //! default 10, calls per timing; `BATCHES`, default 3, see [`time`]).
-//! `POLY_ONLY=1` times only the default
-//! choice (the polyphase kernels for 3x3 layers, the 1x1 paths of
-//! entry 42), once per pair, to compare two builds run alternately;
-//! `ONLY=TEXT` keeps the rows whose label contains `TEXT` (`perf`).
+//! `POLY_ONLY=1` times only the default choice (the polyphase kernels
+//! for all four layers since entry 42; `CNN_CPU_CONV` forces another),
+//! the fastest of `PAIRS` timings, to compare two builds run alternately;
+//! `ONLY=TEXT` keeps the rows whose label contains `TEXT` (for `perf`).
 
 use std::time::Instant;
 
