@@ -6,7 +6,11 @@
 //! `PAIRS` times (default 5), printing each pair's ratio and the median.
 //! `CNN_BENCH_THREADS=2 cargo run --release -p cnn-benches --example
 //! stride2_ops` (threads from `CNN_BENCH_THREADS` or every core; `OP_ITERS`,
-//! default 10, calls per timing).
+//! default 10, calls per timing; `BATCHES`, default 3, see [`time`]).
+//! `POLY_ONLY=1` times only the default choice (the polyphase kernels
+//! for all four layers since entry 42; `CNN_CPU_CONV` forces another),
+//! the fastest of `PAIRS` timings, to compare two builds run alternately;
+//! `ONLY=TEXT` keeps the rows whose label contains `TEXT` (for `perf`).
 
 use std::time::Instant;
 
@@ -17,15 +21,18 @@ use cnn_cpu::{ConvAlgorithm, CpuBackend};
 
 const N: usize = 128;
 
-/// The fastest of three batches' mean seconds per call.
+/// The fastest of `BATCHES` (default 3) batches' mean seconds per call
+/// (`OP_ITERS` calls in all): on a loaded machine `BATCHES=OP_ITERS`
+/// gives the fastest single call, the least disturbed by other work.
 fn time(mut f: impl FnMut()) -> f64 {
     let iters: usize = std::env::var("OP_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let batches = env("BATCHES", 3).max(1);
     f();
-    let per_batch = iters.div_ceil(3).max(1);
-    (0..3)
+    let per_batch = iters.div_ceil(batches).max(1);
+    (0..batches)
         .map(|_| {
             let start = Instant::now();
             for _ in 0..per_batch {
@@ -51,7 +58,10 @@ fn main() {
     let old = CpuBackend::with_threads(threads)
         .unwrap()
         .with_conv_algorithm(ConvAlgorithm::Gemm);
+    let default = CpuBackend::with_threads(threads).unwrap();
     let pairs = env("PAIRS", 5);
+    let poly_only = env("POLY_ONLY", 0) == 1;
+    let only = std::env::var("ONLY").unwrap_or_default();
     println!("{threads} threads, batch {N}, {pairs} alternating pairs (gemm, then polyphase)");
     // (c_in, c_out, side, kernel): ResNet-20's stride-2 layers.
     for (ci, co, side, k) in [
@@ -67,11 +77,26 @@ fn main() {
         let (mut y, mut dx, mut dw) = (buf(p.y_len(), 0), buf(p.x_len(), 0), buf(p.w_len(), 0));
         let flops = p.forward_flops();
         for op in ["forward", "input grad", "weight grad"] {
+            let label = format!("conv {ci}->{co} {k}x{k} s2 @{side} {op:<11}");
+            if !label.contains(&only) {
+                continue;
+            }
             let mut run = |be: &CpuBackend| match op {
                 "forward" => time(|| be.conv2d_forward(&p, &x, &w, None, &mut y).unwrap()),
                 "input grad" => time(|| be.conv2d_backward_input(&p, &dy, &w, &mut dx).unwrap()),
                 _ => time(|| be.conv2d_backward_weight(&p, &x, &dy, &mut dw).unwrap()),
             };
+            if poly_only {
+                let best = (0..pairs)
+                    .map(|_| run(&default))
+                    .fold(f64::INFINITY, f64::min);
+                println!(
+                    "{label} default {:>6.3} ms ({:>5.1} GFLOP/s)",
+                    best * 1e3,
+                    flops / best / 1e9
+                );
+                continue;
+            }
             let mut ratios = Vec::new();
             let (mut best_old, mut best_new) = (f64::INFINITY, f64::INFINITY);
             for _ in 0..pairs {
@@ -83,7 +108,7 @@ fn main() {
             ratios.sort_by(f64::total_cmp);
             let med = ratios[ratios.len() / 2];
             println!(
-                "conv {ci}->{co} {k}x{k} s2 @{side} {op:<11} gemm {:>6.3} ms ({:>5.1} GFLOP/s)  \
+                "{label} gemm {:>6.3} ms ({:>5.1} GFLOP/s)  \
                  poly {:>6.3} ms ({:>5.1} GFLOP/s)  gemm/poly median {med:.2} (pairs {:.2}..{:.2})",
                 best_old * 1e3,
                 flops / best_old / 1e9,

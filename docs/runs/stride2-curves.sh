@@ -3,7 +3,8 @@
 # 1,024 synthetic images, 3 epochs, batch 64, seeds 0-2, with a build
 # before the polyphase stride-2 kernels (OLD, e.g. main's `cnn` before
 # performance.md entry 39) and with this one (NEW), then the table of
-# each epoch's mean and standard deviation over the seeds. Usage:
+# each epoch's mean and standard deviation over the seeds (also entry
+# 42's curves: OLD the build before it, NEW entry 42's). Usage:
 # sh docs/runs/stride2-curves.sh OLD_CNN NEW_CNN [OUT] from the repository
 # root (NEW_CNN is usually target/release/cnn).
 set -eu

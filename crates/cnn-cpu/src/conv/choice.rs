@@ -22,8 +22,8 @@ use crate::CpuBackend;
 /// For stride-2 layers: `direct` forces the polyphase kernels (the
 /// stride-2 member of the direct family), `gemm` and `nowinograd` force
 /// im2col + GEMM (the path before them), `winograd` and `winograd2x2`
-/// leave the default rule (polyphase for kernels larger than 1x1 and for
-/// the weight gradient of 1x1 kernels on maps of 256 or more positions).
+/// leave the default rule (polyphase within the direct kernels' limits of
+/// 576 taps and 64 output channels, 1x1 kernels included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvAlgorithm {
     /// The direct kernels (`CNN_CPU_CONV=direct`); for a stride-1 weight
@@ -129,7 +129,7 @@ pub(super) fn choose(be: &CpuBackend, p: &Conv2dParams, op: Op) -> Path {
     if p.stride_h == 2 && p.stride_w == 2 {
         // `nowinograd` keeps the releases' bits: stride 2 through im2col + GEMM.
         let forced = direct_forced.or((forced == Some(ConvAlgorithm::NoWinograd)).then_some(false));
-        if stride2::use_stride2(p, forced, op == Op::BackwardWeight) {
+        if stride2::use_stride2(p, forced) {
             return Path::Stride2;
         }
     }

@@ -82,19 +82,19 @@ pub(crate) fn supported(p: &Conv2dParams) -> bool {
         && p.c_in.max(p.c_out) * p.kh * p.kw <= MAX_TAPS
 }
 
-/// Whether a stride-2 layer's op (`weight`: the weight gradient) takes
-/// the polyphase kernels: shape support, then `forced` (`Some(true)`:
-/// these kernels, `Some(false)`: im2col + GEMM) or else the cost rule,
-/// within the direct kernels' limits on taps and output channels: kernels
-/// larger than 1x1, and the weight gradient of 1x1 kernels on maps of at
-/// least 256 output positions (ResNet-20's 1x1 shortcuts measured their
-/// forward and input gradient 0.7-0.9x im2col + GEMM's speed, the weight
-/// gradient 1.2-2.8x on the 16x16 map and 1.0x on the 8x8 one:
-/// performance.md, entry 39).
-pub(crate) fn use_stride2(p: &Conv2dParams, forced: Option<bool>, weight: bool) -> bool {
+/// Whether a stride-2 layer takes the polyphase kernels: shape support,
+/// then `forced` (`Some(true)`: these kernels, `Some(false)`: im2col and
+/// GEMM) or else the cost rule: within the direct kernels' limits on taps
+/// and output channels, for every op and kernel size. Entry 39 kept the
+/// GEMM path for the 1x1 shortcuts' forward and input gradient and for
+/// their weight gradient on maps below 256 positions (0.7-1.0x there);
+/// since the split reads only phase `(0, 0)` of a 1x1 layer (half of
+/// `x`'s cache lines) and the input gradient writes the other three
+/// phases as zeros without reading them, all six 1x1 ops measured
+/// 1.1-2.0x the GEMM path (performance.md, entry 42).
+pub(crate) fn use_stride2(p: &Conv2dParams, forced: Option<bool>) -> bool {
     let small = p.c_in * p.kh * p.kw <= COST_MAX_TAPS && p.c_out <= COST_MAX_COUT;
-    let pays = p.kh * p.kw > 1 || (weight && p.h_out * p.w_out >= 256);
-    supported(p) && forced.unwrap_or(small && pays)
+    supported(p) && forced.unwrap_or(small)
 }
 
 /// `a * b + c`, fused when the kernel is compiled with FMA.
@@ -199,14 +199,24 @@ impl Poly {
 /// phase row `row0` on (a stack of images, see [`Poly::stacked`]). Only
 /// the input's positions are written: the caller zeroes `xph` once per chunk,
 /// and every image writes the same positions, so the padding stays zero.
+/// The phases no tap reads are left alone (a 1x1 kernel reads phase
+/// `(0, 0)` only: its odd input rows are skipped, its odd columns not
+/// stored), so a 1x1 layer reads half of `x`'s cache lines.
 #[inline(always)]
 fn split_phases(g: &Poly, x: &[f32], row0: usize, xph: &mut [f32]) {
     if g.w == 0 {
         return;
     }
+    if g.kw == 1 {
+        split_phase0_columns(g, x, row0, xph);
+        return;
+    }
     for (ci, plane) in x.chunks_exact(g.h * g.w).enumerate() {
         for (ih, row) in plane.chunks_exact(g.w).enumerate() {
             let i2 = ih + g.ph;
+            if g.kh == 1 && i2 % 2 == 1 {
+                continue; // phase row 1: no tap reads it
+            }
             // Input column iw goes to phase column (iw + pw) % 2 at
             // (iw + pw) / 2: even columns to s0 = pw % 2 from pw / 2 on,
             // odd ones to 1 - s0 from (pw + 1) / 2 on (pairs, so that the
@@ -228,6 +238,31 @@ fn split_phases(g: &Poly, x: &[f32], row0: usize, xph: &mut [f32]) {
             for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
                 *e = pair[0];
                 *o = pair[1];
+            }
+        }
+    }
+}
+
+/// [`split_phases`] for kernels one column wide (so `pw = 0`): only the
+/// even columns, phase column 0, are stored (and for one row, only the
+/// even rows).
+#[inline(always)]
+fn split_phase0_columns(g: &Poly, x: &[f32], row0: usize, xph: &mut [f32]) {
+    for (ci, plane) in x.chunks_exact(g.h * g.w).enumerate() {
+        for (ih, row) in plane.chunks_exact(g.w).enumerate() {
+            let i2 = ih + g.ph;
+            if g.kh == 1 && i2 % 2 == 1 {
+                continue;
+            }
+            let at = (ci * 2 + i2 % 2) * 2 * g.cs + (row0 + i2 / 2) * g.wh;
+            let even = &mut xph[at..at + g.w.div_ceil(2)];
+            // Pairs of columns, as in `split_phases`, so that it vectorises.
+            let pairs = row.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                even[g.w / 2] = *last;
+            }
+            for (e, pair) in even.iter_mut().zip(pairs) {
+                *e = pair[0];
             }
         }
     }
@@ -504,6 +539,10 @@ fn bwd_input_chunk<const FMA: bool>(
             let xs = &dyp[lo * b.wl..];
             tiles::<FMA>(g.cin, &offs[t0..t1], &wpk[g.cin * t0..], xs, len, b.qd, out);
         }
+        if kh == 1 && kw == 1 {
+            scatter_phase0(b, outs, dx_n);
+            continue;
+        }
         // Interleave the phases back: dx[ci][ih][iw] is phase
         // ((ih + ph) % 2, (iw + pw) % 2) at ((ih + ph) / 2, (iw + pw) / 2).
         for ci in 0..g.cin {
@@ -527,6 +566,37 @@ fn bwd_input_chunk<const FMA: bool>(
                 if let [last] = pairs.into_remainder() {
                     *last = even[g.w / 2];
                 }
+            }
+        }
+    }
+}
+
+/// The input gradient's interleave for a 1x1 kernel (no padding): only
+/// phase `(0, 0)` has taps, so `dx`'s even rows take its values at even
+/// columns and zeros between, its odd rows are zero.
+#[inline(always)]
+fn scatter_phase0(b: &Back, outs: &[f32], dx_n: &mut [f32]) {
+    let g = &b.g;
+    if g.w == 0 {
+        return;
+    }
+    for (dx_c, src) in dx_n
+        .chunks_exact_mut(g.h * g.w)
+        .zip(outs.chunks_exact(b.qd))
+    {
+        for (ih, row) in dx_c.chunks_exact_mut(g.w).enumerate() {
+            if ih % 2 == 1 {
+                row.fill(0.0);
+                continue;
+            }
+            let even = &src[(ih / 2) * b.wl..][..g.w.div_ceil(2)];
+            let mut pairs = row.chunks_exact_mut(2);
+            for (pair, &e) in pairs.by_ref().zip(even) {
+                pair[0] = e;
+                pair[1] = 0.0;
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = even[g.w / 2];
             }
         }
     }
