@@ -131,3 +131,9 @@ mod tests {
         assert_eq!(be.index_buffer_len(&idx), 2);
     }
 }
+
+/// No resident training sets: the CPU's training set already lies in the
+/// memory it computes from, and the host loader builds its batches there
+/// (`cnn_core::ResidentOps`' defaults: no device memory to report,
+/// `gather_batch` unsupported).
+impl cnn_core::ResidentOps for CpuBackend {}
