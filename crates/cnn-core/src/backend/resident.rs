@@ -357,9 +357,9 @@ pub fn slot_draw(p: &GatherParams, sample: u64) -> SlotDraw {
         let (cy, cx) = ((q & 0xffff_ffff) % h, (q >> 32) % w);
         let half = p.cutout as u64 / 2;
         cut = [
-            if cy >= half { cy - half } else { 0 },
+            cy.saturating_sub(half),
             (cy + half).min(h),
-            if cx >= half { cx - half } else { 0 },
+            cx.saturating_sub(half),
             (cx + half).min(w),
         ];
     }
