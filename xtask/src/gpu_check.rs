@@ -31,9 +31,10 @@ const OUT: &str = "target/gpu-check";
 /// cnn-cuda's test binaries that a GPU check must run; staging fails when
 /// cargo does not report one (a renamed file would otherwise drop out of
 /// the check unnoticed). `precision`: the tf32/bf16/f16 modes against the
-/// CPU emulation of `cnn_testing::mixed`; `cnn_cuda`: the crate's unit
-/// tests.
-const REQUIRED_TESTS: [&str; 8] = [
+/// CPU emulation of `cnn_testing::mixed`; `resident`: the device-resident
+/// training set's batches and a LeNet-5 run against the host loader's
+/// bits; `cnn_cuda`: the crate's unit tests.
+const REQUIRED_TESTS: [&str; 9] = [
     "cnn_cuda",
     "conformance",
     "golden",
@@ -41,6 +42,7 @@ const REQUIRED_TESTS: [&str; 8] = [
     "no_gpu",
     "nvrtc",
     "precision",
+    "resident",
     "vs_cpu",
 ];
 

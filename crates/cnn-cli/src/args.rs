@@ -205,6 +205,8 @@ pub struct TrainArgs {
     pub averaging: crate::averaging::AveragingArgs,
     #[command(flatten)]
     pub precision: crate::precision_args::PrecisionArgs,
+    #[command(flatten)]
+    pub data_on_device: crate::data_on_device_args::DataOnDeviceArgs,
     /// Refuse to train when the memory estimate exceeds this (bytes, or
     /// with a suffix: 512M, 2G; default: the available memory).
     #[arg(long, value_parser = parse_max_memory)]
@@ -341,6 +343,7 @@ impl TrainArgs {
         self.common.apply(&mut c);
         self.averaging.apply(&mut c);
         self.precision.apply(&mut c);
+        self.data_on_device.apply(&mut c);
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = &self.$field { c.$field = v.clone(); } )*};
         }
@@ -442,6 +445,7 @@ impl TrainArgs {
             max_memory, lookahead, sam, accumulate, cutout, mixup, cutmix, mix_prob,
             mix_switch_prob);
         keys.extend(self.precision.keys_given());
+        keys.extend(self.data_on_device.keys_given());
         for (set, key) in [
             (self.nesterov, "nesterov"),
             (self.augment, "augment"),
@@ -543,6 +547,7 @@ mod tests {
             &["--no-shuffle"],
             &["--seed", "9"],
             &["--dropout", "0.3"],
+            &["--data-on-device", "off"],
         ] {
             let args = Cli::try_parse_from(std::iter::once("cnn").chain(flags.iter().copied()))
                 .unwrap_or_else(|e| panic!("{flags:?}: {e}"))

@@ -355,6 +355,7 @@ fn start(args: &CompareArgs) -> CliResult<(PathBuf, Manifest)> {
     });
     for variant in &variants {
         crate::precision_args::check(&variant.config)?;
+        crate::data_on_device_args::check(&variant.config)?;
     }
     compare::preflight(&variants)?;
     prepare_output(&root, args.base.overwrite)?;

@@ -63,6 +63,7 @@ pub fn curve(args: CurveArgs) -> CliResult {
         }
     };
     crate::precision_args::check(&config)?;
+    crate::data_on_device_args::check(&config)?;
     // Sized before the data is read: sizes that come out equal only
     // lower the count.
     cnn::train::compare::check_plan_size(

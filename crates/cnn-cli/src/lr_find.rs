@@ -93,6 +93,7 @@ pub fn lr_find(args: LrFindArgs) -> CliResult {
     config.lr = None;
     config.lr_find = None;
     crate::precision_args::check(&config)?;
+    crate::data_on_device_args::check(&config)?;
     let overwrite = args.base.overwrite;
     let out = args
         .base

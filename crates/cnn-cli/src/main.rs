@@ -11,6 +11,7 @@ mod args;
 mod averaging;
 mod compare;
 mod curve;
+mod data_on_device_args;
 mod error;
 mod eval;
 mod inspect;

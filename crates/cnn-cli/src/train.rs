@@ -72,6 +72,7 @@ pub fn train(cmd: TrainCmd) -> CliResult {
         }
     };
     crate::precision_args::check(&config)?;
+    crate::data_on_device_args::check(&config)?;
     let root = match &target {
         RunTarget::Fresh { out, .. } => out.clone(),
         RunTarget::Resume(dir) => dir.root().to_path_buf(),

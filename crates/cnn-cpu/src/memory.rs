@@ -99,6 +99,12 @@ impl MemoryOps for CpuBackend {
     }
 }
 
+/// No resident training sets: the CPU's training set already lies in the
+/// memory it computes from, and the host loader builds its batches there
+/// (`cnn_core::ResidentOps`' defaults: no device memory to report,
+/// `gather_batch` unsupported).
+impl cnn_core::ResidentOps for CpuBackend {}
+
 #[cfg(test)]
 mod tests {
     use cnn_core::{MemoryOps, Tensor};

@@ -26,6 +26,8 @@
 //!   and output. Every other op stays f32.
 //! - `conv`: im2col + strided-batched cuBLAS GEMM, col2im for the input
 //!   gradient, per-image GEMMs accumulating the weight gradient.
+//! - `resident`: `ResidentOps`, training batches gathered on the device
+//!   from a training set uploaded once (`memory.cu`'s `gather_batch`).
 //! - `pool`, `activation`, `norm` (batch norm, Philox dropout), `loss`,
 //!   `elementwise` (with the f64 reductions), `optim` (fused updates): NVRTC
 //!   kernels.
@@ -55,6 +57,7 @@ mod mixed;
 mod norm;
 mod optim;
 mod pool;
+mod resident;
 
 use std::sync::Arc;
 
@@ -192,6 +195,9 @@ pub(crate) struct Inner {
     /// The conversion buffers of the bf16 and f16 GEMMs (`mixed.rs`),
     /// shared by every handle of this backend.
     pub(crate) scratch: std::sync::Mutex<mixed::Scratch>,
+    /// Bytes copied from the host by `MemoryOps` uploads (see
+    /// [`CudaBackend::uploaded_bytes`]).
+    pub(crate) uploaded: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -247,6 +253,7 @@ impl CudaBackend {
                 wide_indices: std::sync::atomic::AtomicBool::new(false),
                 major,
                 scratch: std::sync::Mutex::new(mixed::Scratch::default()),
+                uploaded: std::sync::atomic::AtomicU64::new(0),
             }),
             precision: Precision::F32,
         })
@@ -271,6 +278,15 @@ impl CudaBackend {
         self.inner
             .wide_indices
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes this backend (and its clones) has copied from the host
+    /// through `MemoryOps` uploads since it was made: how a test sees that
+    /// a training step with a resident training set uploads no batch.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.inner
+            .uploaded
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Compile and load every kernel source now instead of on first use.

@@ -18,6 +18,7 @@ impl CudaBackend {
     }
 
     fn up<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+        self.count_upload(data);
         if data.is_empty() {
             return self.stream().null().map_err(driver_err);
         }
@@ -25,10 +26,18 @@ impl CudaBackend {
     }
 
     fn up_into<T: DeviceRepr>(&self, data: &[T], dst: &mut CudaSlice<T>) -> Result<()> {
+        self.count_upload(data);
         if data.is_empty() {
             return Ok(());
         }
         self.stream().memcpy_htod(data, dst).map_err(driver_err)
+    }
+
+    fn count_upload<T>(&self, data: &[T]) {
+        self.inner.uploaded.fetch_add(
+            std::mem::size_of_val(data) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn down_into<T: DeviceRepr>(&self, buf: &CudaSlice<T>, dst: &mut [T]) -> Result<()> {

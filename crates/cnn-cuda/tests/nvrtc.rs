@@ -111,4 +111,9 @@ fn kernel_names_are_read_from_the_sources() {
         assert!(conv.contains(&name.to_string()), "{name} not in {conv:?}");
     }
     assert_eq!(conv.len(), 5, "{conv:?}");
+    // The resident training set's batch gather lives beside fill.
+    assert_eq!(
+        kernel_names(KernelSource::Memory.body()),
+        ["fill_f32", "gather_batch"]
+    );
 }

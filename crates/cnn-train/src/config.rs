@@ -151,6 +151,11 @@ pub struct TrainConfig {
     /// precisions that need it (f16). See [`crate::loss_scale`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss_scale: Option<crate::loss_scale::LossScaleMode>,
+    /// Keep the training set in device memory and gather each batch there
+    /// (`auto`, `on`, `off`; see [`crate::resident`]). Recorded only when
+    /// not auto.
+    #[serde(skip_serializing_if = "crate::resident::DataOnDevice::is_auto")]
+    pub data_on_device: crate::resident::DataOnDevice,
     /// Start from these weights (a safetensors state_dict, e.g. from PyTorch).
     pub init_from: Option<PathBuf>,
     /// Also checkpoint every N steps (0 = at the end of each epoch only).
@@ -359,6 +364,7 @@ impl Default for TrainConfig {
             backend: "cpu".into(),
             precision: cnn_core::Precision::F32,
             loss_scale: None,
+            data_on_device: crate::resident::DataOnDevice::Auto,
             init_from: None,
             checkpoint_every: 0,
             detect_anomaly: false,

@@ -29,6 +29,8 @@
 //! - [`early_stopping`], [`progress`]: callbacks and progress bars.
 //! - [`loss_scale`]: dynamic loss scaling (`torch.amp.GradScaler`'s
 //!   rules), on for f16 and on request.
+//! - [`resident`]: the training set kept in device memory
+//!   (`data_on_device`), each batch gathered on the device.
 //! - [`run`]: one training job into a run directory (`cnn train`).
 //! - [`diagnose`](mod@diagnose): overfitting, underfitting, divergence and plateau, in
 //!   words with figures, from a history.
@@ -67,6 +69,7 @@ pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod records;
+pub mod resident;
 pub mod run_dir;
 pub mod setup;
 pub mod tensorboard;

@@ -30,10 +30,12 @@ mod evaluate;
 mod finite;
 mod mixed;
 mod persist;
+mod resident;
 mod resume;
 mod scaling;
 mod wrapped;
 pub use evaluate::evaluate;
+use resident::{ResidentTraining, epoch_batches};
 pub use resume::Restored;
 
 /// Where a run stands: what a checkpoint must hold besides weights and
@@ -145,6 +147,9 @@ pub struct Trainer<B: Backend> {
     averages: Option<Averages<B>>,
     /// The mixup/CutMix weight of the batch under way (`None`: unmixed).
     batch_mix: Option<f64>,
+    /// The training set in device memory (`data_on_device`), or `None`
+    /// for the host loader.
+    resident: Option<ResidentTraining<B>>,
 }
 
 impl<B: Backend> std::fmt::Debug for Trainer<B> {
@@ -194,6 +199,13 @@ impl<B: Backend> Trainer<B> {
         let regularizer = plan.regularizer();
         let parallel = DataParallel::for_graph(&graph)?;
         let averages = Averages::new(&config.averaging, &graph)?;
+        let resident = ResidentTraining::choose(
+            &backend,
+            &config,
+            &data,
+            graph.input_shape(),
+            parallel.is_some(),
+        )?;
         let state = TrainerState {
             epochs_done: 0,
             batch_in_epoch: 0,
@@ -243,6 +255,7 @@ impl<B: Backend> Trainer<B> {
             gate: None,
             averages,
             batch_mix: None,
+            resident,
         })
     }
 
@@ -303,6 +316,13 @@ impl<B: Backend> Trainer<B> {
             .as_ref()
             .filter(|_| !self.config.detect_anomaly && !self.scales_loss())
             .map(DataParallel::parts)
+    }
+
+    /// The device bytes of the training set when it is resident
+    /// (`data_on_device`, see [`crate::resident`]); `None` with the host
+    /// loader.
+    pub fn resident_bytes(&self) -> Option<u64> {
+        self.resident.as_ref().map(ResidentTraining::device_bytes)
     }
 
     pub fn graph(&self) -> &Graph<B> {
@@ -404,7 +424,12 @@ impl<B: Backend> Trainer<B> {
     ) -> Result<()> {
         let started = Instant::now();
         let seconds_before = self.state.epoch_seconds;
-        for mut batch in loader.epoch_from(epoch as u64 - 1, self.state.batch_in_epoch) {
+        let (b, start) = (self.backend.clone(), self.state.batch_in_epoch);
+        let batches = epoch_batches(self.resident.as_mut(), &b, loader, epoch as u64 - 1, start)?;
+        for mut batch in batches {
+            if let Some(r) = self.resident.as_mut() {
+                r.select(&batch); // its images are gathered on the device
+            }
             self.batch_mix = self.mix_batch(epoch, &mut batch);
             let closes = self.state.batch_in_epoch + 1 >= self.batches_per_epoch;
             let (_, stepped) =
@@ -703,8 +728,14 @@ impl<B: Backend> Trainer<B> {
             dlogits,
             preds,
         } = LossScratch::for_batch(&mut self.scratch, &b, n, classes)?;
-        b.upload_indices_into(labels, targets)?;
-        let logits = self.graph.forward_host(images, n, Mode::Train)?;
+        // A resident set's batch comes without host images.
+        let logits = match self.resident.as_mut().filter(|_| images.is_empty()) {
+            Some(r) => self.graph.forward(r.gather(&b, n, targets)?, Mode::Train)?,
+            None => {
+                b.upload_indices_into(labels, targets)?;
+                self.graph.forward_host(images, n, Mode::Train)?
+            }
+        };
         let (loss, mix) = (&self.loss, self.batch_mix);
         let data_loss = f64::from(mixed::batch_loss(
             &b, loss, logits, labels, targets, partners, mix, dlogits,

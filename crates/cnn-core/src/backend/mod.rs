@@ -23,6 +23,7 @@ mod norm;
 mod optim;
 mod pool;
 mod precision;
+mod resident;
 
 pub use activation::{Activation, ActivationOps};
 pub use conv::{Conv2dGeometry, Conv2dParams, ConvOps};
@@ -37,6 +38,10 @@ pub use optim::{
 };
 pub use pool::{Pool2dGeometry, Pool2dParams, PoolOps};
 pub use precision::Precision;
+pub use resident::{
+    GatherParams, GatherSource, HostPixels, PixelKind, ResidentOps, ResidentSet, SlotDraw,
+    channel_constants, element_source, gather_reference, slot_draw,
+};
 
 /// A compute backend: device memory plus every op the layers need.
 ///
@@ -52,6 +57,7 @@ pub trait Backend:
     + LossOps
     + ElementwiseOps
     + OptimOps
+    + ResidentOps
     + Clone
     + Send
     + Sync
