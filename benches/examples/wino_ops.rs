@@ -1,7 +1,6 @@
 //! The three ops (forward, input gradient, weight gradient) of the
-//! stride-1 3x3 layers that run on Winograd by default (ResNet-20's
-//! 64->64 @8, the built-in VGG's 64- and 128-channel layers) at batch
-//! 128, per algorithm, in alternating rounds (docs/performance.md, entry
+//! stride-1 3x3 layers of ResNet-20 and the built-in VGG with 16 or more
+//! channels (Winograd's candidates) at batch 128, per algorithm, in alternating rounds (docs/performance.md, entry
 //! 41). `cargo run --release -p cnn-benches --example wino_ops` (threads
 //! from `CNN_BENCH_THREADS` or every core; `OP_ITERS`, default 10, calls
 //! per timing; `WINO_ROUNDS`, default 3; `WINO_LAYER`, e.g. `64->64 @8`,
@@ -79,7 +78,16 @@ fn main() {
     }
     println!();
     // (c_in, c_out, side) of the stride-1 3x3 layers (padding 1).
-    let layers = [(64, 64, 8), (64, 64, 16), (64, 128, 8), (128, 128, 8)];
+    let layers = [
+        (64, 64, 8),
+        (64, 64, 16),
+        (64, 128, 8),
+        (128, 128, 8),
+        (32, 32, 16),
+        (32, 32, 32),
+        (32, 64, 16),
+        (16, 16, 32),
+    ];
     for (ci, co, side) in layers {
         if !format!("{ci}->{co} @{side}").contains(&layer_filter) {
             continue;
