@@ -84,20 +84,25 @@ pub(crate) fn eligible(p: &Conv2dParams) -> bool {
 }
 
 /// Smallest `min(c_in, c_out)` at which F(4x4,3x3) is the default for the
-/// forward and the input gradient: at 64 channels it took 0.41x (8x8
-/// maps) and 0.63x (16x16) of the default path's time, at 32 channels
-/// 1.4x and at 16 channels 2.4x (batch 128, one thread, AVX2;
-/// docs/performance.md, entry 32). Few channels leave the transforms,
-/// which grow with `c` (input) or `k` (output) alone, too little GEMM to
-/// amortise over.
-const MIN_CHANNELS: usize = 64;
+/// forward and the input gradient, and for the weight gradient over the
+/// output-channel-lane kernel (`direct::cout_lanes`). Entry 32 measured
+/// 0.41x of the default path's time at 64 channels on 8x8 maps and 1.4x
+/// at 32 channels; after entry 41's kernels (one thread, batch 128,
+/// loaded machine, medians of alternating rounds) the three ops together
+/// took about 0.8x of the default paths' time at 32->32 on 16x16 and
+/// 32x32 maps and at 32->64 on 16x16, and 1.2x at 16->16 on 32x32. Few
+/// channels leave the transforms, which grow with `c` (input) or `k`
+/// (output) alone, too little GEMM to amortise over.
+const MIN_CHANNELS: usize = 32;
 /// The same for the weight gradient, where the transforms of x and dy
 /// are shared by a GEMM over every tile: 0.64x at 16 channels on 32x32,
 /// 0.71x at 32 on 16x16, 0.37x at 64 on 8x8.
 const MIN_CHANNELS_WEIGHT: usize = 16;
 
 /// Whether F(4x4,3x3) is the default for the [`eligible`] layer `p`: its
-/// forward and input gradient (`weight == false`) or its weight gradient.
+/// forward and input gradient (`weight == false`) or its weight gradient
+/// (where the output-channel-lane kernel does not take it first, see
+/// [`beats_cout_lanes`]).
 pub(crate) fn pays(p: &Conv2dParams, weight: bool) -> bool {
     let min = if weight {
         MIN_CHANNELS_WEIGHT
@@ -105,6 +110,13 @@ pub(crate) fn pays(p: &Conv2dParams, weight: bool) -> bool {
         MIN_CHANNELS
     };
     p.c_in.min(p.c_out) >= min
+}
+
+/// Whether F(4x4,3x3)'s weight gradient is the default for the
+/// [`eligible`] layer `p` even where the output-channel-lane kernel
+/// applies and pays (16-32 channels): from [`MIN_CHANNELS`] on.
+pub(crate) fn beats_cout_lanes(p: &Conv2dParams) -> bool {
+    eligible(p) && p.c_in.min(p.c_out) >= MIN_CHANNELS
 }
 
 /// Derived sizes of one Winograd convolution (one tile kind).
