@@ -35,16 +35,37 @@ fn avx2() -> bool {
 /// in lane `c % 8` of block `c / 8`, shifted by the padding, zeros
 /// elsewhere.
 #[inline(always)]
-fn pack_impl(g: &Geo, x: &[f32], xp: &mut [f32]) {
+fn pack_impl<const AVX: bool>(g: &Geo, x: &[f32], xp: &mut [f32]) {
     let xp = &mut xp[..g.xp_len()];
     xp.fill(0.0);
     let rows = g.h.min(g.hp.saturating_sub(g.ph));
     let cols = g.w.min(g.wp.saturating_sub(g.pw));
+    // Blocks of eight whole channels, eight columns at a time, by
+    // in-register 8x8 transposes; the rest one value at a time.
+    let (full, wide) = if AVX && cfg!(target_arch = "x86_64") {
+        (g.c / L, cols / L * L)
+    } else {
+        (0, 0)
+    };
+    #[cfg(target_arch = "x86_64")]
+    for cb in 0..full {
+        for ih in 0..rows {
+            let src = &x[(cb * L * g.h + ih) * g.w..];
+            let at = ((cb * g.hp + ih + g.ph) * g.wp + g.pw) * L;
+            for j0 in (0..wide).step_by(L) {
+                // SAFETY: AVX is true only in `pack_avx2`, which runs
+                // where AVX2 was detected.
+                unsafe { interleave8(&src[j0..], g.h * g.w, &mut xp[at + j0 * L..][..L * L]) };
+            }
+        }
+    }
     for c in 0..g.c {
         let (cb, l) = (c / L, c % L);
+        let done = if cb < full { wide } else { 0 };
         for ih in 0..rows {
-            let src = &x[(c * g.h + ih) * g.w..][..cols];
-            let dst = &mut xp[((cb * g.hp + ih + g.ph) * g.wp + g.pw) * L..][..cols * L];
+            let src = &x[(c * g.h + ih) * g.w..][done..cols];
+            let at = ((cb * g.hp + ih + g.ph) * g.wp + g.pw + done) * L;
+            let dst = &mut xp[at..][..(cols - done) * L];
             for (d, &s) in dst.chunks_exact_mut(L).zip(src) {
                 d[l] = s;
             }
@@ -263,6 +284,49 @@ fn transpose_halves(r: [__m256; 4]) -> [__m256; 4] {
     ]
 }
 
+/// Eight channel rows of eight floats (`src[l plane..][..8]`) into eight
+/// positions of eight lanes: `dst[q 8 + l] = src[l plane + q]`.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn interleave8(src: &[f32], plane: usize, dst: &mut [f32]) {
+    let src = &src[..7 * plane + L];
+    let dst = &mut dst[..L * L];
+    let p = src.as_ptr();
+    let r: [__m256; 8] = std::array::from_fn(|l| {
+        // SAFETY: `src` holds eight floats from each of rows `l plane`.
+        unsafe { _mm256_loadu_ps(p.add(l * plane)) }
+    });
+    let mut s = [_mm256_setzero_ps(); 8];
+    for q in 0..2 {
+        let lo0 = _mm256_unpacklo_ps(r[4 * q], r[4 * q + 1]);
+        let hi0 = _mm256_unpackhi_ps(r[4 * q], r[4 * q + 1]);
+        let lo1 = _mm256_unpacklo_ps(r[4 * q + 2], r[4 * q + 3]);
+        let hi1 = _mm256_unpackhi_ps(r[4 * q + 2], r[4 * q + 3]);
+        s[4 * q] = _mm256_shuffle_ps::<0x44>(lo0, lo1);
+        s[4 * q + 1] = _mm256_shuffle_ps::<0xee>(lo0, lo1);
+        s[4 * q + 2] = _mm256_shuffle_ps::<0x44>(hi0, hi1);
+        s[4 * q + 3] = _mm256_shuffle_ps::<0xee>(hi0, hi1);
+    }
+    let out = dst.as_mut_ptr();
+    for j in 0..4 {
+        // SAFETY: `dst` holds 64 floats; rows j and j + 4 of eight.
+        unsafe {
+            _mm256_storeu_ps(
+                out.add(j * L),
+                _mm256_permute2f128_ps::<0x20>(s[j], s[4 + j]),
+            );
+            _mm256_storeu_ps(
+                out.add((j + 4) * L),
+                _mm256_permute2f128_ps::<0x31>(s[j], s[4 + j]),
+            );
+        }
+    }
+}
+
 /// One row of a tile, four positions of eight channels (`yr[j]`) plus
 /// each channel's bias, stored as four floats in each of eight channel
 /// planes: `y[l plane + j] = yr[j][l] + bias[l]`.
@@ -335,7 +399,7 @@ unsafe fn kernel_grad_transform_avx2<T: Tile>(g: &Geo, du: &[f32], out: &mut [f3
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_avx2(g: &Geo, x: &[f32], xp: &mut [f32]) {
-    pack_impl(g, x, xp)
+    pack_impl::<true>(g, x, xp)
 }
 
 /// # Safety
@@ -376,7 +440,7 @@ pub(super) fn pack(g: &Geo, x: &[f32], xp: &mut [f32]) {
         // SAFETY: AVX2 and FMA were detected.
         return unsafe { pack_avx2(g, x, xp) };
     }
-    pack_impl(g, x, xp)
+    pack_impl::<false>(g, x, xp)
 }
 
 /// Transform the tiles of one packed image (see [`input_impl`]).
@@ -434,4 +498,73 @@ pub(super) fn kernel_grad_transform<T: Tile>(g: &Geo, du: &[f32], out: &mut [f32
         return unsafe { kernel_grad_transform_avx2::<T>(g, du, out) };
     }
     kernel_grad_transform_impl::<T>(g, du, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use cnn_core::{Conv2dGeometry, Conv2dParams};
+
+    use super::super::transform::{F2, F4};
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect()
+    }
+
+    /// The AVX2 versions (in-register transposes where eight channels and
+    /// whole rows or tiles exist) give the portable versions' bits, over
+    /// channel counts and map widths with and without remainders.
+    #[test]
+    fn avx2_and_portable_moves_agree() {
+        if !avx2() {
+            return;
+        }
+        for (c, k, side, pad) in [
+            (16, 24, 8, 1),
+            (20, 13, 19, 1),
+            (8, 8, 16, 0),
+            (9, 17, 11, 2),
+        ] {
+            let geo = Conv2dGeometry::new(k, 3).padding(pad);
+            let p = Conv2dParams::new(1, c, side, side, &geo).unwrap();
+            for f4 in [true, false] {
+                let g = if f4 {
+                    Geo::new::<F4>(&p)
+                } else {
+                    Geo::new::<F2>(&p)
+                };
+                let x = values(g.x_image(), c);
+                let (mut a, mut b) = (vec![1.0; g.xp_len()], vec![2.0; g.xp_len()]);
+                pack_impl::<false>(&g, &x, &mut a);
+                // SAFETY: AVX2 and FMA were detected.
+                unsafe { pack_avx2(&g, &x, &mut b) };
+                assert_eq!(a, b, "pack {c}->{k} @{side}");
+                let tb = g.tiles();
+                let m = values(g.m_len(tb), k);
+                let bias = values(k, 3);
+                let (mut ya, mut yb) = (vec![0.0; g.y_image()], vec![0.0; g.y_image()]);
+                let (mut da, mut db) = (vec![0.0; g.m_len(tb)], vec![0.0; g.m_len(tb)]);
+                if f4 {
+                    output_impl::<F4, false>(&g, &m, tb, 0, Some(&bias), &mut ya);
+                    // SAFETY: as above.
+                    unsafe { output_avx2::<F4>(&g, &m, tb, 0, Some(&bias), &mut yb) };
+                    output_grad_impl::<F4, false>(&g, &ya, &mut da, tb, 0);
+                    // SAFETY: as above.
+                    unsafe { output_grad_avx2::<F4>(&g, &ya, &mut db, tb, 0) };
+                } else {
+                    output_impl::<F2, false>(&g, &m, tb, 0, None, &mut ya);
+                    // SAFETY: as above.
+                    unsafe { output_avx2::<F2>(&g, &m, tb, 0, None, &mut yb) };
+                    output_grad_impl::<F2, false>(&g, &ya, &mut da, tb, 0);
+                    // SAFETY: as above.
+                    unsafe { output_grad_avx2::<F2>(&g, &ya, &mut db, tb, 0) };
+                }
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&ya), bits(&yb), "output {c}->{k} @{side} F4 {f4}");
+                assert_eq!(bits(&da), bits(&db), "output grad {c}->{k} @{side} F4 {f4}");
+            }
+        }
+    }
 }
