@@ -50,8 +50,9 @@ const TARGET_TILES: usize = 128;
 /// `m` and the next one's start: one cache line, so that the 36 planes a
 /// tile's transforms read or write (`tb c8` floats apart, a multiple of
 /// 4 KiB at 64 channels and 16, 32, 64 or 128 tiles) do not all fall in
-/// the same L1 set (at 64->64 on 8x8 maps the output transform took 0.28
-/// of the forward's time, mostly waiting on those loads; entry 41).
+/// the same L1 set (at 64->64 on 8x8 maps `perf annotate` put the output
+/// transform's time, 0.28 of the forward's, on those loads; 0.25 with
+/// the padding; entry 41).
 const PLANE_PAD: usize = 16;
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.

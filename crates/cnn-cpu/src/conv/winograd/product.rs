@@ -3,9 +3,9 @@
 //! tiles and a kernel matrix `U_ξ` of `c x k`), computed by a
 //! register-blocked AVX2 + FMA kernel that reads both operands where they
 //! lie. The crate's [`sgemm`] packs both operands into panels on every
-//! call, which at these sizes cost more than the products (at 64->64 on
-//! 8x8 maps the packing took 0.9 of the microkernel's time;
-//! docs/performance.md, entry 41).
+//! call, which at these sizes costs nearly as much as the products (at
+//! 64->64 on 8x8 maps the packing of `V_ξ` alone took 0.65 of the
+//! microkernel's time; docs/performance.md, entry 41).
 //!
 //! Same summation order as [`sgemm`]'s own kernels (one FMA chain per
 //! element from zero, depth blocks of 256, each block's sum added to C
