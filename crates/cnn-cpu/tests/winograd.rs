@@ -459,11 +459,12 @@ fn names_parse() {
     assert_eq!(ConvAlgorithm::from_name("fft"), None);
 }
 
-/// The default rule (docs/performance.md, entries 32 and 38): F(4x4,3x3)
-/// for the forward and input gradient of layers with at least 64 channels
-/// in and out, for the weight gradient from 16 (but where the
-/// output-channel-lane kernel takes it: 16-32 channels on AVX2 + FMA
-/// CPUs, `tests/weight_lanes.rs`); the rest as without Winograd.
+/// The default rule (docs/performance.md, entries 32, 38 and 41):
+/// F(4x4,3x3) for the forward and input gradient of layers with at least
+/// 32 channels in and out, for the weight gradient from 16 (but where the
+/// output-channel-lane kernel takes it: 16-32 channels with fewer than 32
+/// on one side, on AVX2 + FMA CPUs, `tests/weight_lanes.rs`); the rest as
+/// without Winograd.
 #[test]
 fn default_rule_picks_winograd_where_it_pays() {
     let plain = CpuBackend::with_threads(2).unwrap();
@@ -478,7 +479,9 @@ fn default_rule_picks_winograd_where_it_pays() {
     for (c_in, c_out, side, fwd, wgt) in [
         (64, 64, 8, true, true),
         (16, 16, 12, false, !fast),
-        (32, 64, 8, false, true),
+        (32, 64, 8, true, true),
+        (32, 32, 12, true, true),
+        (16, 32, 8, false, !fast),
         (3, 16, 8, false, false),
     ] {
         let p = Conv2dParams::new(
@@ -505,8 +508,9 @@ fn default_rule_picks_winograd_where_it_pays() {
         let pick = |i: usize, by_winograd: bool| if by_winograd { &a[i] } else { &n[i] };
         assert!(d[0] == *pick(0, fwd), "{c_in}->{c_out}: forward");
         assert!(d[1] == *pick(1, fwd), "{c_in}->{c_out}: input gradient");
-        // The weight gradient of 16-32 channels by the lane kernel.
-        let lane_weight = fast && c_in.min(c_out) >= 16 && c_in.max(c_out) <= 32;
+        // The weight gradient of 16-32 channels, fewer than 32 on one
+        // side, by the lane kernel.
+        let lane_weight = fast && (16..32).contains(&c_in.min(c_out)) && c_in.max(c_out) <= 32;
         let want = if lane_weight { &l[2] } else { pick(2, wgt) };
         assert!(d[2] == *want, "{c_in}->{c_out}: weight gradient");
         assert!(a[0] != n[0], "{c_in}->{c_out}: the two paths differ");

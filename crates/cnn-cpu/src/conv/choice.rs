@@ -91,7 +91,8 @@ pub(super) enum Op {
 
 /// Whether the weight gradient of `p` runs in the output-channel-lane
 /// kernel (`direct::cout_lanes`): where it applies, when `direct` is
-/// forced, or by default where [`direct::cout_lanes::pays`]; any other
+/// forced, or by default where [`direct::cout_lanes::pays`] unless
+/// Winograd does better ([`winograd::beats_cout_lanes`]); any other
 /// forced algorithm (`nowinograd` included: the bits before it) keeps
 /// [`choose`]'s path.
 pub(super) fn weight_by_cout_lanes(be: &CpuBackend, p: &Conv2dParams) -> bool {
@@ -99,7 +100,7 @@ pub(super) fn weight_by_cout_lanes(be: &CpuBackend, p: &Conv2dParams) -> bool {
     direct::cout_lanes::takes(p)
         && match forced {
             Some(ConvAlgorithm::Direct) => true,
-            None => direct::cout_lanes::pays(p),
+            None => direct::cout_lanes::pays(p) && !winograd::beats_cout_lanes(p),
             Some(_) => false,
         }
 }

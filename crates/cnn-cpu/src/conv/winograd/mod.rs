@@ -23,25 +23,37 @@
 //!
 //! Blocks of about [`TARGET_TILES`] tiles run in parallel over the
 //! backend's threads, each with its own scratch buffer from the shared
-//! pool (so a warmed-up step allocates nothing); the GEMMs are the crate's
-//! own single-threaded [`sgemm`].
+//! pool (so a warmed-up step allocates nothing); the GEMMs are
+//! [`product`]'s unpacked register-blocked kernel (the bits of the crate's
+//! `sgemm`).
 
 mod kernels;
+mod product;
 pub(crate) mod transform;
 
 use cnn_core::Conv2dParams;
 use rayon::prelude::*;
 
-use self::transform::{F2, F4, L, Tile, kernel_grad_tile, kernel_tile};
+use self::product::product;
+use self::transform::{F2, F4, L, Tile};
 use crate::CpuBackend;
-use crate::gemm::{MatRef, sgemm};
 use crate::par::{BufPool, with_scratch};
 
 /// Tiles a block aims for: enough rows for the GEMMs (two 32x32 images,
-/// eight 16x16, 32 8x8 ones). Not tuned: at 32 channels a block's
-/// transformed input and products (36 x 128 x 64 floats, 1.2 MB) already
-/// exceed a core's L2, so a smaller block is the first thing to try.
+/// eight 16x16, 32 8x8 ones). At 64->64 on 8x8 maps (one thread) 8, 16,
+/// 32, 256 and 512 tiles were 1.04-1.3x slower than 128 for the forward
+/// and the input gradient (entry 41); the weight gradient's bits depend
+/// on it (its sums run per block).
 const TARGET_TILES: usize = 128;
+
+/// Floats between the end of one transformed position's plane of `v` or
+/// `m` and the next one's start: one cache line, so that the 36 planes a
+/// tile's transforms read or write (`tb c8` floats apart, a multiple of
+/// 4 KiB at 64 channels and 16, 32, 64 or 128 tiles) do not all fall in
+/// the same L1 set (at 64->64 on 8x8 maps `perf annotate` put the output
+/// transform's time, 0.28 of the forward's, on those loads; 0.25 with
+/// the padding; entry 41).
+const PLANE_PAD: usize = 16;
 
 /// Below this many forward FLOPs a convolution runs on the calling thread.
 const PAR_MIN_FLOPS: f64 = 4.0e5;
@@ -73,20 +85,25 @@ pub(crate) fn eligible(p: &Conv2dParams) -> bool {
 }
 
 /// Smallest `min(c_in, c_out)` at which F(4x4,3x3) is the default for the
-/// forward and the input gradient: at 64 channels it took 0.41x (8x8
-/// maps) and 0.63x (16x16) of the default path's time, at 32 channels
-/// 1.4x and at 16 channels 2.4x (batch 128, one thread, AVX2;
-/// docs/performance.md, entry 32). Few channels leave the transforms,
-/// which grow with `c` (input) or `k` (output) alone, too little GEMM to
-/// amortise over.
-const MIN_CHANNELS: usize = 64;
+/// forward and the input gradient, and for the weight gradient over the
+/// output-channel-lane kernel (`direct::cout_lanes`). Entry 32 measured
+/// 0.41x of the default path's time at 64 channels on 8x8 maps and 1.4x
+/// at 32 channels; after entry 41's kernels (one thread, batch 128,
+/// loaded machine, medians of alternating rounds) the three ops together
+/// took about 0.8x of the default paths' time at 32->32 on 16x16 and
+/// 32x32 maps and at 32->64 on 16x16, and 1.2x at 16->16 on 32x32. Few
+/// channels leave the transforms, which grow with `c` (input) or `k`
+/// (output) alone, too little GEMM to amortise over.
+const MIN_CHANNELS: usize = 32;
 /// The same for the weight gradient, where the transforms of x and dy
 /// are shared by a GEMM over every tile: 0.64x at 16 channels on 32x32,
 /// 0.71x at 32 on 16x16, 0.37x at 64 on 8x8.
 const MIN_CHANNELS_WEIGHT: usize = 16;
 
 /// Whether F(4x4,3x3) is the default for the [`eligible`] layer `p`: its
-/// forward and input gradient (`weight == false`) or its weight gradient.
+/// forward and input gradient (`weight == false`) or its weight gradient
+/// (where the output-channel-lane kernel does not take it first, see
+/// [`beats_cout_lanes`]).
 pub(crate) fn pays(p: &Conv2dParams, weight: bool) -> bool {
     let min = if weight {
         MIN_CHANNELS_WEIGHT
@@ -94,6 +111,13 @@ pub(crate) fn pays(p: &Conv2dParams, weight: bool) -> bool {
         MIN_CHANNELS
     };
     p.c_in.min(p.c_out) >= min
+}
+
+/// Whether F(4x4,3x3)'s weight gradient is the default for the
+/// [`eligible`] layer `p` even where the output-channel-lane kernel
+/// applies and pays (16-32 channels): from [`MIN_CHANNELS`] on.
+pub(crate) fn beats_cout_lanes(p: &Conv2dParams) -> bool {
+    eligible(p) && p.c_in.min(p.c_out) >= MIN_CHANNELS
 }
 
 /// Derived sizes of one Winograd convolution (one tile kind).
@@ -156,12 +180,21 @@ impl Geo {
     fn u_len(&self) -> usize {
         self.aa * self.c * self.k
     }
+    /// One transformed position's plane of `v`: `tb` rows of `c8`, padded
+    /// by [`PLANE_PAD`].
+    fn v_plane(&self, tb: usize) -> usize {
+        tb * self.c8 + PLANE_PAD
+    }
+    /// The same for `m` (or `dm`): `tb` rows of `k8`.
+    fn m_plane(&self, tb: usize) -> usize {
+        tb * self.k8 + PLANE_PAD
+    }
     /// `v` and `m` (or `dm`) of a block of `tb` tiles.
     fn v_len(&self, tb: usize) -> usize {
-        self.aa * tb * self.c8
+        self.aa * self.v_plane(tb)
     }
     fn m_len(&self, tb: usize) -> usize {
-        self.aa * tb * self.k8
+        self.aa * self.m_plane(tb)
     }
 }
 
@@ -181,19 +214,6 @@ fn block_images(g: &Geo, n: usize, threads: usize) -> usize {
 
 /// The transformed kernels of a call (reused, only grows).
 static KERNELS: BufPool = BufPool::new();
-
-/// `u (A A, c, k)` from `w (k, c, 3, 3)`.
-fn transform_kernels<T: Tile>(g: &Geo, w: &[f32], u: &mut [f32]) {
-    let mut t = [0.0f32; 36];
-    for k in 0..g.k {
-        for c in 0..g.c {
-            kernel_tile::<T>(&w[(k * g.c + c) * 9..][..9], &mut t);
-            for (xi, &v) in t[..g.aa].iter().enumerate() {
-                u[(xi * g.c + c) * g.k + k] = v;
-            }
-        }
-    }
-}
 
 /// `y = conv(x, w) + b` with F(m x m, 3 x 3) (the caller checked
 /// [`eligible`] and the lengths): x is (N, C_in, H, W), w (C_out, C_in, 3,
@@ -224,7 +244,7 @@ fn forward_t<T: Tile>(
     let g = Geo::new::<T>(p);
     let mut ubuf = KERNELS.take(g.u_len());
     let u = &mut ubuf[..g.u_len()];
-    transform_kernels::<T>(&g, w, u);
+    kernels::kernel_transform::<T>(&g, w, u);
     let u = &*u;
     let par = parallel(be, p) && p.n > 1;
     let nb = block_images(&g, p.n, if par { be.threads } else { 1 });
@@ -266,25 +286,15 @@ fn forward_block<T: Tile>(
     }
     for xi in 0..g.aa {
         // M_ξ (tb, k), row stride k8 = V_ξ (tb, c), row stride c8, times U_ξ (c, k).
-        sgemm(
-            tb,
-            g.c,
+        product(
+            (tb, g.c, g.k),
+            &v[xi * g.v_plane(tb)..],
+            (g.c8, 1),
+            &u[xi * g.c * g.k..],
             g.k,
-            1.0,
-            MatRef {
-                data: &v[xi * tb * g.c8..],
-                rs: g.c8,
-                cs: 1,
-            },
-            MatRef {
-                data: &u[xi * g.c * g.k..],
-                rs: g.k,
-                cs: 1,
-            },
-            0.0,
-            &mut m[xi * tb * g.k8..],
+            &mut m[xi * g.m_plane(tb)..],
             g.k8,
-            1,
+            false,
         );
     }
     for (j, y_img) in y_blk.chunks_exact_mut(g.y_image()).enumerate() {
@@ -340,40 +350,21 @@ fn backward_weight_t<T: Tile>(
                     kernels::input::<T>(&g, xp, v, tb, j * g.tiles());
                     kernels::output_grad::<T>(&g, dy_img, dm, tb, j * g.tiles());
                 }
-                let beta = if i == 0 { 0.0 } else { 1.0 };
                 for xi in 0..g.aa {
                     // dU_ξ (c, k) (+)= V_ξ^T (c, tb) dM_ξ (tb, k).
-                    sgemm(
-                        g.c,
-                        tb,
-                        g.k,
-                        1.0,
-                        MatRef {
-                            data: &v[xi * tb * g.c8..],
-                            rs: 1,
-                            cs: g.c8,
-                        },
-                        MatRef {
-                            data: &dm[xi * tb * g.k8..],
-                            rs: g.k8,
-                            cs: 1,
-                        },
-                        beta,
+                    product(
+                        (g.c, tb, g.k),
+                        &v[xi * g.v_plane(tb)..],
+                        (1, g.c8),
+                        &dm[xi * g.m_plane(tb)..],
+                        g.k8,
                         &mut du[xi * g.c * g.k..],
                         g.k,
-                        1,
+                        i > 0,
                     );
                 }
             }
-            let mut t = [0.0f32; 36];
-            for k in 0..g.k {
-                for c in 0..g.c {
-                    for (xi, tv) in t[..g.aa].iter_mut().enumerate() {
-                        *tv = du[(xi * g.c + c) * g.k + k];
-                    }
-                    kernel_grad_tile::<T>(&t[..g.aa], &mut out[(k * g.c + c) * 9..][..9]);
-                }
-            }
+            kernels::kernel_grad_transform::<T>(&g, du, out);
         });
     });
 }

@@ -180,8 +180,71 @@ pub(crate) fn output_grad_tile<T: Tile>(dy: &[[Lanes; 4]; 4], dm: &mut TileLanes
     }
 }
 
+/// What `f32`'s `Sum` starts from (the scalar kernel transforms' sums),
+/// so that the lane versions repeat their every operation.
+fn sum_start() -> f32 {
+    std::iter::empty::<f32>().sum()
+}
+
+/// [`kernel_tile`] on eight kernels at once (`g[r][s]` holds tap `(r, s)`
+/// of each lane's kernel): the same operations in the same order, so each
+/// lane has [`kernel_tile`]'s bits.
+#[inline(always)]
+pub(crate) fn kernel_lanes<T: Tile>(g: &[[Lanes; 3]; 3], u: &mut TileLanes) {
+    let start = [sum_start(); L];
+    let mut tmp = [[start; 3]; MAX_A];
+    for a in 0..T::A {
+        for s in 0..3 {
+            for r in 0..3 {
+                for l in 0..L {
+                    tmp[a][s][l] += T::G[a][r] * g[r][s][l];
+                }
+            }
+        }
+    }
+    for a in 0..T::A {
+        for b in 0..T::A {
+            let mut acc = start;
+            for s in 0..3 {
+                for l in 0..L {
+                    acc[l] += tmp[a][s][l] * T::G[b][s];
+                }
+            }
+            u[a][b] = acc;
+        }
+    }
+}
+
+/// [`kernel_grad_tile`] on eight lanes at once, with its bits.
+#[inline(always)]
+pub(crate) fn kernel_grad_lanes<T: Tile>(du: &TileLanes, dg: &mut [[Lanes; 3]; 3]) {
+    let start = [sum_start(); L];
+    let mut tmp = [[start; MAX_A]; 3];
+    for r in 0..3 {
+        for b in 0..T::A {
+            for a in 0..T::A {
+                for l in 0..L {
+                    tmp[r][b][l] += T::G[a][r] * du[a][b][l];
+                }
+            }
+        }
+    }
+    for r in 0..3 {
+        for s in 0..3 {
+            let mut acc = start;
+            for b in 0..T::A {
+                for l in 0..L {
+                    acc[l] += tmp[r][b][l] * T::G[b][s];
+                }
+            }
+            dg[r][s] = acc;
+        }
+    }
+}
+
 /// `u = G g G^T` for one 3x3 kernel `g` (row-major), `A x A` row-major
 /// into `u`.
+#[cfg(test)]
 pub(crate) fn kernel_tile<T: Tile>(g: &[f32], u: &mut [f32]) {
     let mut tmp = [[0.0f32; 3]; MAX_A];
     for a in 0..T::A {
@@ -198,6 +261,7 @@ pub(crate) fn kernel_tile<T: Tile>(g: &[f32], u: &mut [f32]) {
 
 /// `dg = G^T du G` (3x3 row-major from the `A x A` row-major `du`), the
 /// adjoint of [`kernel_tile`].
+#[cfg(test)]
 pub(crate) fn kernel_grad_tile<T: Tile>(du: &[f32], dg: &mut [f32]) {
     let mut tmp = [[0.0f32; MAX_A]; 3];
     for r in 0..3 {
@@ -335,6 +399,58 @@ mod tests {
             (lhs - rhs).abs() <= 1e-5 * (1.0 + lhs.abs()),
             "{lhs} vs {rhs}"
         );
+    }
+
+    /// The lane versions of the kernel transforms have the scalar ones'
+    /// bits in every lane (signed zeros and a zero kernel included).
+    fn check_kernel_lanes<T: Tile>() {
+        let a = T::A;
+        let mut g = [[[0.0f32; L]; 3]; 3];
+        let mut du: TileLanes = [[[0.0; L]; MAX_A]; MAX_A];
+        for l in 0..L {
+            for k in 0..9 {
+                g[k / 3][k % 3][l] = match l {
+                    0 => 0.0,
+                    1 => -0.0,
+                    _ => value(k * L + l, 7),
+                };
+            }
+            for k in 0..a * a {
+                du[k / a][k % a][l] = if l == 1 { -0.0 } else { value(k * L + l, 8) };
+            }
+        }
+        let mut u = [[[0.0; L]; MAX_A]; MAX_A];
+        kernel_lanes::<T>(&g, &mut u);
+        let mut dg = [[[0.0; L]; 3]; 3];
+        kernel_grad_lanes::<T>(&du, &mut dg);
+        for l in 0..L {
+            let gl: Vec<f32> = (0..9).map(|k| g[k / 3][k % 3][l]).collect();
+            let mut want = [0.0f32; MAX_A * MAX_A];
+            kernel_tile::<T>(&gl, &mut want);
+            for k in 0..a * a {
+                assert_eq!(
+                    u[k / a][k % a][l].to_bits(),
+                    want[k].to_bits(),
+                    "u lane {l} {k}"
+                );
+            }
+            let dul: Vec<f32> = (0..a * a).map(|k| du[k / a][k % a][l]).collect();
+            let mut want = [0.0f32; 9];
+            kernel_grad_tile::<T>(&dul, &mut want);
+            for k in 0..9 {
+                assert_eq!(
+                    dg[k / 3][k % 3][l].to_bits(),
+                    want[k].to_bits(),
+                    "dg lane {l} {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_lanes_have_the_scalar_bits() {
+        check_kernel_lanes::<F2>();
+        check_kernel_lanes::<F4>();
     }
 
     #[test]
