@@ -182,7 +182,8 @@ impl BnRelu {
     /// output and the ReLU's output and gradient in workspace `ws`; marks
     /// the gradients it wrote in `ready`. Returns false, having done
     /// nothing, where the group's buffers do not allow it (the caller then
-    /// runs the nodes one by one): the batch norm reads the graph input or
+    /// runs the nodes one by one): the ReLU's gradient is kept (`keep`,
+    /// see [`super::Graph::set_keep_gradients`]), the batch norm reads the graph input or
     /// the residual, the residual is the graph input, its input already
     /// has a gradient, or the residual's gradient buffer is the one the
     /// input gradient takes.
@@ -193,6 +194,7 @@ impl BnRelu {
     /// writes its input gradient into one free once the add's has; at the
     /// ReLU those buffers hold no live value either, other than the ReLU's
     /// own gradient, which this op reads and then no longer needs.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward<B: Backend>(
         &self,
         layer: &mut dyn Layer<B>,
@@ -201,8 +203,11 @@ impl BnRelu {
         x_node: Option<usize>,
         ws: &mut Workspace<B>,
         ready: &mut [bool],
+        keep: &[bool],
     ) -> Result<bool> {
-        let Some(xn) = x_node.filter(|&j| !ready[j]) else {
+        // A kept ReLU gradient must stay in its buffer (the op overwrites
+        // or moves it).
+        let Some(xn) = x_node.filter(|&j| !ready[j] && !keep[self.relu]) else {
             return Ok(false);
         };
         let residual = match self.residual {

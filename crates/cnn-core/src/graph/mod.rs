@@ -650,7 +650,8 @@ impl<B: Backend> Graph<B> {
             {
                 let x_node = effective_input(&self.folded, &self.resolved, k);
                 let ctx = ForwardCtx { node: k, ..ctx };
-                if g.backward(&mut **bn, &self.backend, &ctx, x_node, ws, ready)? {
+                let keep = &self.keep_grads;
+                if g.backward(&mut **bn, &self.backend, &ctx, x_node, ws, ready, keep)? {
                     self.fused_backward += 1;
                     continue;
                 }
