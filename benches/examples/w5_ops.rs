@@ -116,23 +116,23 @@ fn main() {
             .unwrap()
         });
         t.add(format!("batch norm forward {at}"), bns, bn_f);
-        let f = time(|| {
+        let bn_b = time(|| {
             be.batch_norm2d_backward(&p, &x, &g, &sm, &si, &dy, &mut dx, &mut dg, &mut db)
                 .unwrap()
         });
-        t.add(format!("batch norm backward {at}"), bns, f);
+        t.add(format!("batch norm backward {at}"), bns, bn_b);
         let relu_f = time(|| be.activation_forward(Activation::Relu, &x, &mut y).unwrap());
         t.add(format!("relu forward {at}"), relus, relu_f);
-        let f = time(|| {
+        let relu_b = time(|| {
             be.activation_backward(Activation::Relu, &x, &y, &dy, &mut dx)
                 .unwrap()
         });
-        t.add(format!("relu backward {at}"), relus, f);
+        t.add(format!("relu backward {at}"), relus, relu_b);
         let add_f = time(|| be.add(&x, &r, &mut out).unwrap());
         t.add(format!("add forward {at}"), adds, add_f);
         // Backward of an add: its gradient copied to both operands.
-        let f = time(|| be.copy(&dy, &mut out).unwrap());
-        t.add(format!("add backward (copy) {at}"), 2 * adds, f);
+        let add_b = time(|| be.copy(&dy, &mut out).unwrap());
+        t.add(format!("add backward (copy) {at}"), 2 * adds, add_b);
         // What fusion does instead of batch norm + (add +) ReLU forward.
         let f_relu = time(|| {
             be.batch_norm2d_relu_forward_train(
@@ -164,6 +164,46 @@ fn main() {
         );
         fused += (relus - adds) as f64 * (bn_f + relu_f - f_relu)
             + adds as f64 * (bn_f + add_f + relu_f - f_add);
+        // What fusion does instead of ReLU (+ add) + batch norm backward:
+        // the ops apart timed as the graph runs them, one after the other
+        // on buffers of their own (the add's two copies become a buffer
+        // swap in the graph), against the fused op.
+        let (mut dz, mut a, mut sc) = (buf(len, 0), buf(len, 0), buf(len, 0));
+        let mut apart = |add: bool| {
+            time(|| {
+                be.activation_backward(Activation::Relu, &y, &y, &dy, &mut dz)
+                    .unwrap();
+                let d = if add {
+                    be.copy(&dz, &mut a).unwrap();
+                    be.copy(&dz, &mut sc).unwrap();
+                    &a
+                } else {
+                    &dz
+                };
+                be.batch_norm2d_backward(&p, &x, &g, &sm, &si, d, &mut dx, &mut dg, &mut db)
+                    .unwrap()
+            })
+        };
+        let (a_relu, a_add) = (apart(false), apart(true));
+        let mut dyf = buf(len, 6);
+        let mut fused_b = |residual: bool| {
+            time(|| {
+                be.batch_norm2d_relu_backward(
+                    &p, &x, &y, &g, &sm, &si, &mut dyf, residual, &mut dx, &mut dg, &mut db,
+                )
+                .unwrap()
+            })
+        };
+        let (b_relu, b_add) = (fused_b(false), fused_b(true));
+        println!(
+            "  fused backward: relu+bn {:.2} ms (apart {:.2}), relu+add+bn {:.2} ms (apart {:.2})",
+            b_relu * 1e3,
+            a_relu * 1e3,
+            b_add * 1e3,
+            a_add * 1e3
+        );
+        fused += (relus - adds) as f64 * (bn_b + relu_b - b_relu)
+            + adds as f64 * (bn_b + relu_b + 2.0 * add_b - b_add);
     }
 
     // A whole step, as W5 runs it.
@@ -179,11 +219,11 @@ fn main() {
     let step = time(|| {
         trainer.step(&x, &labels).unwrap();
     });
-    // The step runs the fused forwards where the graph can (up to all
-    // of the groups counted here).
+    // The step runs the fused forwards and backwards where the graph can
+    // (up to all of the groups counted here).
     let sum = t.total();
     println!(
-        "ops above: {:.1} ms/step ({:.1} with the fused forwards); a whole step: {:.1} ms; \
+        "ops above: {:.1} ms/step ({:.1} with the fused forwards and backwards); a whole step: {:.1} ms; \
          the rest (GAP, linear, loss, optimizer, gradient zeroing, graph): {:.1} ms",
         sum * 1e3,
         (sum - fused) * 1e3,

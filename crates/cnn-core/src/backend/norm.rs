@@ -98,7 +98,7 @@ impl DropoutParams {
 }
 
 /// Batch norm and dropout.
-pub trait NormOps: super::MemoryOps + super::ElementwiseOps {
+pub trait NormOps: super::MemoryOps + super::ElementwiseOps + super::ActivationOps {
     /// Training-mode batch norm: normalise with the batch statistics,
     /// update `running_mean`/`running_var` in place, and save the batch mean
     /// and `1/sqrt(var + eps)` (biased variance) for the backward pass.
@@ -183,6 +183,39 @@ pub trait NormOps: super::MemoryOps + super::ElementwiseOps {
             save_invstd,
         )?;
         add_relu_in_place(self, residual, y)
+    }
+
+    /// The backward of [`NormOps::batch_norm2d_relu_forward_train`] as one
+    /// op, from `dy`, the gradient of its output `y` (the ReLU's): ReLU's
+    /// backward `dz = y > 0 ? dy : 0` (as
+    /// [`crate::ActivationOps::activation_backward`] computes it), then
+    /// [`NormOps::batch_norm2d_backward`] of `dz` (dx overwritten, dgamma
+    /// and dbeta accumulated), with the bits of those ops run apart. With
+    /// `residual` (the forward had one) `dy` is overwritten with `dz`, the
+    /// residual's gradient (an add hands its gradient to both operands);
+    /// without, dy's contents afterwards are unspecified. The default runs
+    /// the ops apart: ReLU's backward into dx, copied to dy, batch norm's
+    /// backward of it into dx; a backend may fuse them into two passes over
+    /// memory. x, y, dy and dx are (N, C, HW).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_backward(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buffer,
+        y: &Self::Buffer,
+        gamma: &Self::Buffer,
+        save_mean: &Self::Buffer,
+        save_invstd: &Self::Buffer,
+        dy: &mut Self::Buffer,
+        residual: bool,
+        dx: &mut Self::Buffer,
+        dgamma: &mut Self::Buffer,
+        dbeta: &mut Self::Buffer,
+    ) -> Result<()> {
+        let _ = residual;
+        self.activation_backward(super::Activation::Relu, y, y, dy, dx)?;
+        self.copy(dx, dy)?;
+        self.batch_norm2d_backward(p, x, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta)
     }
 
     /// `y = x * mask * scale` with the mask of [`DropoutParams::keep`].

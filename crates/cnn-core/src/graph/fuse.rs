@@ -6,8 +6,17 @@
 //! the three ops read and wrote seven tensors' worth of memory. The batch
 //! norm's and the add's outputs are never formed: no backward reads them
 //! (batch norm's backward reads its input, an add's nothing, ReLU's its
-//! own output), so backward runs node by node as before. The ops are the
-//! same in the same order, so the bits are too.
+//! own output). The ops are the same in the same order, so the bits are
+//! too.
+//!
+//! Backward fuses the same groups where their forward ran fused
+//! ([`BnRelu::backward`], [`crate::NormOps::batch_norm2d_relu_backward`]):
+//! at the ReLU, one op masks the ReLU's gradient while batch norm's
+//! backward reads it and leaves the masked gradient (the add's, which is
+//! the residual's) in the buffer it read; that buffer is then swapped into
+//! the residual's gradient slot instead of two copies, or added to it when
+//! the residual already has a gradient. The ReLU's and the add's gradients
+//! are never formed on their own. The bits are the unfused backward's.
 //!
 //! Where the ReLU's buffer is one the op reads, the group runs unfused
 //! (`BnRelu::applies` checks each workspace's buffers). Since ReLUs write
@@ -16,7 +25,7 @@
 //! not read, so every ResNet-20 group fuses in training. Evaluation
 //! forwards are not fused (they run the ops apart, the ReLU in place).
 
-use super::{Slots, spec::ResolvedGraph, split_out};
+use super::{Slots, Workspace, spec::ResolvedGraph, split_out};
 use crate::backend::{Activation, Backend};
 use crate::error::{CnnError, Result};
 use crate::graph::{GraphSpec, NodeOp};
@@ -138,5 +147,107 @@ impl BnRelu {
                 .ok_or_else(|| CnnError::Graph(format!("node {i} is outside the graph")))? = true;
         }
         Ok(())
+    }
+}
+
+impl<B: Backend> super::Graph<B> {
+    /// How many batch norm + (add +) ReLU groups the last backward ran as
+    /// one op (see [`super::Graph::set_batch_norm_fusion`]).
+    pub fn fused_backward_groups(&self) -> usize {
+        self.fused_backward
+    }
+}
+
+/// The group whose ReLU is node `i`, and the batch norm `k` heading it.
+pub(super) fn ending_at(groups: &[Option<BnRelu>], i: usize) -> Option<(usize, BnRelu)> {
+    (1..=2)
+        .filter_map(|d| i.checked_sub(d))
+        .find_map(|k| groups[k].filter(|g| g.relu == i).map(|g| (k, g)))
+}
+
+/// Buffers `a` and `b` (distinct) of `buffers`, both mutably.
+fn two_mut<T>(buffers: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    if a < b {
+        let (lo, hi) = buffers.split_at_mut(b);
+        (&mut lo[a], &mut hi[0])
+    } else {
+        let (lo, hi) = buffers.split_at_mut(a);
+        (&mut hi[0], &mut lo[b])
+    }
+}
+
+impl BnRelu {
+    /// Run the group's backward as one op, at its ReLU, after a forward
+    /// that ran it fused: `layer` (the batch norm, node `ctx.node`) reading `x_node`'s
+    /// output and the ReLU's output and gradient in workspace `ws`; marks
+    /// the gradients it wrote in `ready`. Returns false, having done
+    /// nothing, where the group's buffers do not allow it (the caller then
+    /// runs the nodes one by one): the ReLU's gradient is kept (`keep`,
+    /// see [`super::Graph::set_keep_gradients`]), the batch norm reads the graph input or
+    /// the residual, the residual is the graph input, its input already
+    /// has a gradient, or the residual's gradient buffer is the one the
+    /// input gradient takes.
+    ///
+    /// Node by node, the ReLU's backward writes its gradient into a buffer
+    /// free at the ReLU, the add writes the residual's gradient into one
+    /// free once the ReLU's backward has run, and batch norm's backward
+    /// writes its input gradient into one free once the add's has; at the
+    /// ReLU those buffers hold no live value either, other than the ReLU's
+    /// own gradient, which this op reads and then no longer needs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<B: Backend>(
+        &self,
+        layer: &mut dyn Layer<B>,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x_node: Option<usize>,
+        ws: &mut Workspace<B>,
+        ready: &mut [bool],
+        keep: &[bool],
+    ) -> Result<bool> {
+        // A kept ReLU gradient must stay in its buffer (the op overwrites
+        // or moves it).
+        let Some(xn) = x_node.filter(|&j| !ready[j] && !keep[self.relu]) else {
+            return Ok(false);
+        };
+        let residual = match self.residual {
+            None => None,
+            Some(Some(j)) if j != xn => Some(j),
+            Some(_) => return Ok(false),
+        };
+        let gs = &ws.grad_slots.slot;
+        let (dy_slot, dx_slot) = (gs[self.relu], gs[xn]);
+        // Where the ReLU's gradient is read and the masked one is left (the
+        // ReLU's buffer swapped there, so no copy): the residual's own
+        // buffer when it has no gradient yet; else the ReLU's, unless the
+        // input gradient takes that, then the one the ReLU's backward
+        // would write (the add's or the batch norm's gradient).
+        let added_to = residual.filter(|&j| ready[j]).map(|j| gs[j]);
+        let first = residual.filter(|&j| !ready[j]).map(|j| gs[j]);
+        let own = gs[self.add.unwrap_or(ctx.node)];
+        let Some(dz_slot) = [first, Some(dy_slot), Some(own)]
+            .into_iter()
+            .flatten()
+            .find(|&s| s != dx_slot && Some(s) != added_to)
+        else {
+            return Ok(false);
+        };
+        if first.is_some_and(|f| f != dz_slot) || added_to == Some(dx_slot) {
+            return Ok(false);
+        }
+        ws.grads.swap(dy_slot, dz_slot);
+        let x = &ws.acts[ws.slots.slot[xn]];
+        let y = &ws.acts[ws.slots.slot[self.relu]];
+        let (dz, dx) = two_mut(&mut ws.grads, dz_slot, dx_slot);
+        layer.backward_relu(backend, ctx, x, y, dz, residual.is_some(), Some(dx))?;
+        if let Some(g) = added_to {
+            let (dz, g) = two_mut(&mut ws.grads, dz_slot, g);
+            backend.axpy(1.0, dz.buffer(), g.buffer_mut())?;
+        }
+        ready[xn] = true;
+        if let Some(j) = residual {
+            ready[j] = true;
+        }
+        Ok(true)
     }
 }

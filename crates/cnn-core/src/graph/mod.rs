@@ -109,6 +109,8 @@ pub struct Graph<B: Backend> {
     /// Per node: whether the last forward left its output unformed (inside
     /// a fused group).
     unformed: Vec<bool>,
+    /// How many of those groups the last backward ran as one op.
+    fused_backward: usize,
     /// Per node: a ReLU that writes its output over its input's buffer
     /// (see [`in_place_relus`]).
     in_place: Vec<bool>,
@@ -319,6 +321,7 @@ impl<B: Backend> Graph<B> {
             fused,
             fusion: true,
             unformed: vec![false; nodes.len()],
+            fused_backward: 0,
             backend: backend.clone(),
             spec,
             resolved,
@@ -627,6 +630,7 @@ impl<B: Backend> Graph<B> {
         // Whether the input gradient holds a value yet.
         let mut input_ready = false;
         let ready = &mut self.ready;
+        self.fused_backward = 0;
         ready.fill(false);
         ready[last] = true;
         let step = self.step;
@@ -640,6 +644,18 @@ impl<B: Backend> Graph<B> {
                 step,
                 node: i,
             };
+            // A batch norm + (add +) ReLU group whose forward ran fused.
+            if let Some((k, g)) = fuse::ending_at(&self.fused, i).filter(|&(k, _)| self.unformed[k])
+                && let Node::Layer(bn) = &mut self.nodes[k]
+            {
+                let x_node = effective_input(&self.folded, &self.resolved, k);
+                let ctx = ForwardCtx { node: k, ..ctx };
+                let keep = &self.keep_grads;
+                if g.backward(&mut **bn, &self.backend, &ctx, x_node, ws, ready, keep)? {
+                    self.fused_backward += 1;
+                    continue;
+                }
+            }
             let input = effective_input(&self.folded, &self.resolved, i);
             let folded_before = i > 0 && self.folded[i - 1];
             let grad_slot = &ws.grad_slots.slot;

@@ -185,6 +185,45 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         self.run_forward(backend, ctx, x, Some(residual), y)
     }
 
+    fn backward_relu(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &Tensor<B>,
+        dy: &mut Tensor<B>,
+        residual: bool,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        if ctx.mode != Mode::Train {
+            return Err(CnnError::Graph(format!(
+                "layer `{}`: batch norm runs fused with a ReLU only in training backwards",
+                self.name
+            )));
+        }
+        let p = self.params_for(x)?;
+        let dx_buf = match dx {
+            Some(dx) => dx.buffer_mut(),
+            None => match &mut self.dx_scratch {
+                Some(s) if backend.buffer_len(s) == x.numel() => s,
+                slot => slot.insert(backend.alloc_zeros(x.numel())?),
+            },
+        };
+        backend.batch_norm2d_relu_backward(
+            &p,
+            x.buffer(),
+            y.buffer(),
+            self.gamma.value.buffer(),
+            &self.save_mean,
+            &self.save_invstd,
+            dy.buffer_mut(),
+            residual,
+            dx_buf,
+            self.gamma.grad.buffer_mut(),
+            self.beta.grad.buffer_mut(),
+        )
+    }
+
     fn backward(
         &mut self,
         backend: &B,

@@ -145,6 +145,31 @@ pub trait Layer<B: Backend>: Send + Sync {
         )))
     }
 
+    /// The backward of [`Layer::forward_relu`] from `dy`, the gradient of
+    /// its output (the ReLU's), with the bits of the ReLU's, the add's and
+    /// the layer's backwards run apart: parameter gradients accumulate,
+    /// `dx` (when given) is overwritten with the input gradient, and with
+    /// `residual` `dy` is overwritten with the residual's gradient (the
+    /// graph's fusion of their backwards, `graph/fuse.rs`). Only batch norm
+    /// has it; other layers say so with an error.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_relu(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        x: &Tensor<B>,
+        y: &Tensor<B>,
+        dy: &mut Tensor<B>,
+        residual: bool,
+        dx: Option<&mut Tensor<B>>,
+    ) -> Result<()> {
+        let _ = (backend, ctx, x, y, dy, residual, dx);
+        Err(crate::CnnError::Graph(format!(
+            "layer `{}` has no fused ReLU backward",
+            self.name()
+        )))
+    }
+
     /// Given `dy`, accumulate parameter gradients and, when `dx` is given,
     /// overwrite it with the input gradient. Must follow a forward with the
     /// same `x`, `y` and `ctx.mode`: a training forward, or an evaluation

@@ -204,7 +204,10 @@ fn bn_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(), Stri
 /// Batch norm fused with a residual add and a ReLU
 /// (`batch_norm2d_relu_forward_train`, with and without the residual):
 /// `relu(bn(x) + residual)` against the reference kernels, with the
-/// statistics of the training forward.
+/// statistics of the training forward; and its backward
+/// (`batch_norm2d_relu_backward`): dx, dgamma and dbeta against the
+/// reference batch norm backward of the ReLU-masked dy, and the masked dy
+/// left in dy after a residual, exactly.
 pub fn check_batch_norm_relu<B: Backend>(backend: &B) {
     run_cases(
         "batch_norm2d_relu",
@@ -289,6 +292,50 @@ fn bn_relu_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(),
                 "batch_norm2d_relu_forward_train running_var",
             ),
         ]);
+        // The backward of the same group from a random dy: ReLU's mask
+        // from this y, then batch norm's backward against the reference.
+        let yh = down(be, &y)?;
+        let dy = values(seed, 6 + u64::from(add), len, -1.0, 1.0);
+        let dz: Vec<f32> = dy
+            .iter()
+            .zip(&yh)
+            .map(|(&d, &v)| if v > 0.0 { d } else { 0.0 })
+            .collect();
+        let g = r::batch_norm2d_backward(p, &x, &gamma, &dz);
+        let mut dyb = up(be, &dy)?;
+        let mut dx = filled(be, len, f32::NAN)?;
+        let (mut dgamma, mut dbeta) = (filled(be, c, 0.0)?, filled(be, c, 0.0)?);
+        ctx(
+            be.batch_norm2d_relu_backward(
+                p,
+                &xb,
+                &y,
+                &gb,
+                &save_mean,
+                &save_invstd,
+                &mut dyb,
+                add,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            ),
+            "batch_norm2d_relu_backward",
+        )?;
+        let what = |s: &str| format!("batch_norm2d_relu_backward {s} (residual {add})");
+        results.extend([
+            check_close(&down(be, &dx)?, &g.dx, BN_ABS, BN_REL, &what("dx")),
+            check_close(
+                &down(be, &dgamma)?,
+                &g.dgamma,
+                BN_ABS,
+                BN_REL,
+                &what("dgamma"),
+            ),
+            check_close(&down(be, &dbeta)?, &g.dbeta, BN_ABS, BN_REL, &what("dbeta")),
+        ]);
+        if add && down(be, &dyb)? != dz {
+            results.push(Err(what("dy: not overwritten with the masked gradient")));
+        }
     }
     all_ok(results)
 }

@@ -1,4 +1,6 @@
-//! Batch normalisation (statistics in f64) and counter-based dropout.
+//! Batch normalisation (statistics in f64) and counter-based dropout;
+//! batch norm's backward, alone or fused with ReLU's, is in `backward.rs`,
+//! the per-channel loops all passes share in `channels.rs`.
 //!
 //! Batch norm works in two parallel passes: per-channel statistics (a task
 //! per channel, reading its `n` strided planes), then a pass over the
@@ -6,79 +8,15 @@
 //! The per-channel values live in a buffer kept by the calling thread, so a
 //! warmed-up step allocates nothing.
 
-use std::cell::Cell;
+mod backward;
+mod channels;
 
 use cnn_core::rng::philox4x32_10;
 use cnn_core::{BatchNormParams, DropoutParams, NormOps, Result};
-use rayon::prelude::*;
 
 use crate::CpuBackend;
-use crate::par::{PAR_MIN_ELEMS, sum_f64, sum_map_f64, zip_chunks};
-
-thread_local! {
-    /// Per-channel values of the batch-norm op running on this thread.
-    static CHANNEL_SCRATCH: Cell<Vec<[f64; 4]>> = const { Cell::new(Vec::new()) };
-}
-
-/// Run `body` with `c` per-channel slots. The buffer stays with the calling
-/// thread (the one that calls the op, never a pool worker) between calls,
-/// so a warmed-up training step allocates nothing here.
-fn with_channels<R>(c: usize, body: impl FnOnce(&mut [[f64; 4]]) -> R) -> R {
-    CHANNEL_SCRATCH.with(|cell| {
-        let mut buf = cell.take();
-        if buf.len() < c {
-            buf.resize(c, [0.0; 4]);
-        }
-        let r = body(&mut buf[..c]);
-        cell.set(buf);
-        r
-    })
-}
-
-/// `out[channel] = f(channel)` for every channel, in parallel when the
-/// tensor is large.
-fn per_channel(
-    be: &CpuBackend,
-    p: &BatchNormParams,
-    out: &mut [[f64; 4]],
-    f: impl Fn(usize) -> [f64; 4] + Sync + Send,
-) {
-    let g = |(ch, o): (usize, &mut [f64; 4])| *o = f(ch);
-    if be.threads > 1 && p.n * p.c * p.hw >= PAR_MIN_ELEMS && p.c > 1 {
-        be.install(|| out.par_iter_mut().enumerate().for_each(g));
-    } else {
-        out.iter_mut().enumerate().for_each(g);
-    }
-}
-
-/// `f(channel, plane)` over the `(n, c)` planes of `hw` elements of `out`.
-fn per_plane(
-    be: &CpuBackend,
-    p: &BatchNormParams,
-    out: &mut [f32],
-    f: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
-) {
-    let (c, hw) = (p.c, p.hw);
-    if hw == 0 {
-        return;
-    }
-    let g = |(i, plane): (usize, &mut [f32])| f(i % c, i, plane);
-    if be.threads > 1 && out.len() >= PAR_MIN_ELEMS {
-        be.install(|| out.par_chunks_mut(hw).enumerate().for_each(g));
-    } else {
-        out.chunks_mut(hw).enumerate().for_each(g);
-    }
-}
-
-/// The `n` planes of channel `ch` in x `(n, c, hw)`.
-fn channel_planes<'a>(
-    x: &'a [f32],
-    p: &BatchNormParams,
-    ch: usize,
-) -> impl Iterator<Item = &'a [f32]> + 'a {
-    let (c, hw) = (p.c, p.hw);
-    (0..p.n).map(move |i| &x[(i * c + ch) * hw..(i * c + ch + 1) * hw])
-}
+use crate::par::{sum_f64, sum_map_f64, zip_chunks};
+use channels::{channel_planes, per_channel, per_plane, with_channels};
 
 /// Batch norm in training mode: batch statistics, running averages and
 /// saves, then the affine map and `epilogue` in one pass.
@@ -306,7 +244,8 @@ impl NormOps for CpuBackend {
 
     /// With `xhat = (x - mean) invstd`, `N = n hw`:
     /// `dbeta += sum dy`, `dgamma += sum dy xhat`,
-    /// `dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat))`.
+    /// `dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat))`
+    /// (`backward.rs`).
     fn batch_norm2d_backward(
         &self,
         p: &BatchNormParams,
@@ -319,62 +258,42 @@ impl NormOps for CpuBackend {
         dgamma: &mut Vec<f32>,
         dbeta: &mut Vec<f32>,
     ) -> Result<()> {
-        p.check(
-            "batch_norm2d_backward",
-            &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("save_mean", save_mean.len()),
-                ("save_invstd", save_invstd.len()),
-                ("dgamma", dgamma.len()),
-                ("dbeta", dbeta.len()),
-            ],
-        )?;
-        let count = (p.n * p.hw) as f64;
-        with_channels(p.c, |chan| {
-            per_channel(self, p, chan, |ch| {
-                let mean = f64::from(save_mean[ch]);
-                // Eight accumulators per sum so the loop vectorises.
-                let mut sum_dy = [0.0f64; 8];
-                let mut sum_dy_xmu = [0.0f64; 8];
-                for (xs, ds) in channel_planes(x, p, ch).zip(channel_planes(dy, p, ch)) {
-                    for (i, (&xv, &dv)) in xs.iter().zip(ds).enumerate() {
-                        sum_dy[i % 8] += f64::from(dv);
-                        sum_dy_xmu[i % 8] += f64::from(dv) * (f64::from(xv) - mean);
-                    }
-                }
-                [
-                    sum_dy.iter().sum::<f64>(),
-                    sum_dy_xmu.iter().sum::<f64>(),
-                    0.0,
-                    0.0,
-                ]
-            });
-            for (ch, slot) in chan.iter_mut().enumerate() {
-                let [sum_dy, sum_dy_xmu, ..] = *slot;
-                let invstd = f64::from(save_invstd[ch]);
-                let mean = f64::from(save_mean[ch]);
-                dbeta[ch] = (f64::from(dbeta[ch]) + sum_dy) as f32;
-                dgamma[ch] = (f64::from(dgamma[ch]) + sum_dy_xmu * invstd) as f32;
-                // dx = k (dy - mean_dy - (x - mean) * proj), with
-                // k = gamma invstd, proj = invstd^2 sum(dy (x - mean)) / N;
-                // the coefficients in f32, held exactly in the f64 slots.
-                let k = f64::from(gamma[ch]) * invstd;
-                let proj = sum_dy_xmu * invstd * invstd / count;
-                let mean_dy = sum_dy / count;
-                *slot = [k, k * proj, mean_dy, mean].map(|v| f64::from(v as f32));
-            }
-            let chan: &[[f64; 4]] = chan;
-            per_plane(self, p, dx, |ch, i, plane| {
-                let [k, k_proj, mean_dy, mean] = chan[ch].map(|v| v as f32);
-                let xs = &x[i * p.hw..(i + 1) * p.hw];
-                let ds = &dy[i * p.hw..(i + 1) * p.hw];
-                for ((d, &xv), &dv) in plane.iter_mut().zip(xs).zip(ds) {
-                    *d = k * (dv - mean_dy) - k_proj * (xv - mean);
-                }
-            });
-        });
-        Ok(())
+        backward::backward(
+            self,
+            p,
+            x,
+            backward::Dy::Plain(dy),
+            [gamma, save_mean, save_invstd],
+            dx,
+            [dgamma.as_mut_slice(), dbeta.as_mut_slice()],
+        )
+    }
+
+    /// Two passes: the sums with ReLU's mask applied to dy as it is read,
+    /// then dx (and, with a residual, the masked dy written over dy).
+    fn batch_norm2d_relu_backward(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        y: &Vec<f32>,
+        gamma: &Vec<f32>,
+        save_mean: &Vec<f32>,
+        save_invstd: &Vec<f32>,
+        dy: &mut Vec<f32>,
+        residual: bool,
+        dx: &mut Vec<f32>,
+        dgamma: &mut Vec<f32>,
+        dbeta: &mut Vec<f32>,
+    ) -> Result<()> {
+        backward::backward(
+            self,
+            p,
+            x,
+            backward::Dy::Relu { y, dy, residual },
+            [gamma, save_mean, save_invstd],
+            dx,
+            [dgamma.as_mut_slice(), dbeta.as_mut_slice()],
+        )
     }
 
     fn dropout_forward(&self, p: &DropoutParams, x: &Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
