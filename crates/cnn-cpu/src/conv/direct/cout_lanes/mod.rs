@@ -76,9 +76,12 @@ pub(crate) fn takes(p: &Conv2dParams) -> bool {
 }
 
 /// Whether the kernel is the default for the weight gradient of `p` (one
-/// it [`takes`]): 3x3 layers with 16 to 64 channels in and out on CPUs
+/// it [`takes`]): 3x3 layers with 16 to 32 channels in and out on CPUs
 /// with AVX2 + FMA, where it measured 2.4-4.6x faster than Winograd
-/// F(4x4,3x3), the default before it (docs/performance.md, entry 38).
+/// F(4x4,3x3), the default before it (docs/performance.md, entry 38; at
+/// 64 channels it measured 0.95x). `choice.rs` still prefers Winograd
+/// where `winograd::beats_cout_lanes` (32 channels on both sides since
+/// entry 41).
 /// Elsewhere the previous choice stands (LeNet-5's 5x5 layers and the
 /// 3-channel stems keep their bits; without FMA the portable kernel's
 /// `mul_add` is a library call).
