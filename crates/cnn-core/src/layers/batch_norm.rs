@@ -202,13 +202,7 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
             )));
         }
         let p = self.params_for(x)?;
-        let dx_buf = match dx {
-            Some(dx) => dx.buffer_mut(),
-            None => match &mut self.dx_scratch {
-                Some(s) if backend.buffer_len(s) == x.numel() => s,
-                slot => slot.insert(backend.alloc_zeros(x.numel())?),
-            },
-        };
+        let dx_buf = dx_target(backend, &mut self.dx_scratch, dx, x.numel())?;
         backend.batch_norm2d_relu_backward(
             &p,
             x.buffer(),
@@ -235,13 +229,7 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
     ) -> Result<()> {
         let p = self.params_for(x)?;
         // The backend op always produces dx; without a caller buffer, use the scratch.
-        let dx_buf = match dx {
-            Some(dx) => dx.buffer_mut(),
-            None => match &mut self.dx_scratch {
-                Some(s) if backend.buffer_len(s) == x.numel() => s,
-                slot => slot.insert(backend.alloc_zeros(x.numel())?),
-            },
-        };
+        let dx_buf = dx_target(backend, &mut self.dx_scratch, dx, x.numel())?;
         if ctx.mode == Mode::Eval {
             // The parameter gradients, sum(dy (x - mean) invstd) and
             // sum(dy), are the training backward's with the running
@@ -309,4 +297,23 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
             false
         }
     }
+}
+
+/// Where a backward writes `dx`: the caller's tensor, or (batch norm as the
+/// first node, whose input gradient nobody reads) the layer's scratch buffer
+/// of `numel` floats, allocated once per batch size.
+fn dx_target<'a, B: Backend>(
+    backend: &B,
+    scratch: &'a mut Option<B::Buffer>,
+    dx: Option<&'a mut Tensor<B>>,
+    numel: usize,
+) -> Result<&'a mut B::Buffer> {
+    if let Some(dx) = dx {
+        return Ok(dx.buffer_mut());
+    }
+    let buf = match scratch.take() {
+        Some(s) if backend.buffer_len(&s) == numel => s,
+        _ => backend.alloc_zeros(numel)?,
+    };
+    Ok(scratch.insert(buf))
 }

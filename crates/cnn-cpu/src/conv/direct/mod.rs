@@ -125,7 +125,7 @@ fn avx512() -> bool {
 
 /// `a * b + c`, fused when the kernel is compiled with FMA.
 #[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 

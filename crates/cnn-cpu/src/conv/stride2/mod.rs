@@ -46,7 +46,7 @@ mod tests;
 
 use cnn_core::Conv2dParams;
 
-use super::direct;
+use super::direct::{self, madd};
 use crate::CpuBackend;
 use crate::par::with_scratch;
 
@@ -95,12 +95,6 @@ pub(crate) fn supported(p: &Conv2dParams) -> bool {
 pub(crate) fn use_stride2(p: &Conv2dParams, forced: Option<bool>) -> bool {
     let small = p.c_in * p.kh * p.kw <= COST_MAX_TAPS && p.c_out <= COST_MAX_COUT;
     supported(p) && forced.unwrap_or(small)
-}
-
-/// `a * b + c`, fused when the kernel is compiled with FMA.
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// The forward geometry: the four phase planes of each padded input
