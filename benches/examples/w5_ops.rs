@@ -204,6 +204,38 @@ fn main() {
         );
         fused += (relus - adds) as f64 * (bn_b + relu_b - b_relu)
             + adds as f64 * (bn_b + relu_b + 2.0 * add_b - b_add);
+        // An evaluation (W7): batch norm with the running statistics, the
+        // (add and) ReLU as the graph runs them apart (the add writing over
+        // the convolution's output, the ReLU in place), against the fused
+        // ops (`bn -> relu` out of place, `bn -> add -> relu` in place, x in
+        // y, as the graph's buffers have them). Not part of the step's sums.
+        let (mut tmp, mut xy) = (buf(len, 0), buf(len, 4));
+        let e_relu = time(|| {
+            be.batch_norm2d_forward_eval(&p, &x, &g, &b, &rm, &rv, &mut tmp)
+                .unwrap();
+            be.relu_in_place(&mut tmp).unwrap();
+        });
+        let e_add = time(|| {
+            be.batch_norm2d_forward_eval(&p, &xy, &g, &b, &rm, &rv, &mut tmp)
+                .unwrap();
+            be.add(&tmp, &r, &mut xy).unwrap();
+            be.relu_in_place(&mut xy).unwrap();
+        });
+        let f_relu = time(|| {
+            be.batch_norm2d_relu_forward_eval(&p, &x, None, &g, &b, &rm, &rv, &mut tmp)
+                .unwrap()
+        });
+        let f_add = time(|| {
+            be.batch_norm2d_relu_forward_eval_in_place(&p, Some(&r), &g, &b, &rm, &rv, &mut xy)
+                .unwrap()
+        });
+        println!(
+            "  evaluation: bn+relu {:.2} ms (apart {:.2}), bn+add+relu in place {:.2} ms (apart {:.2})",
+            f_relu * 1e3,
+            e_relu * 1e3,
+            f_add * 1e3,
+            e_add * 1e3
+        );
     }
 
     // A whole step, as W5 runs it.

@@ -185,6 +185,58 @@ pub trait NormOps: super::MemoryOps + super::ElementwiseOps + super::ActivationO
         add_relu_in_place(self, residual, y)
     }
 
+    /// Eval-mode batch norm followed by an optional residual add and a
+    /// ReLU, as one op: `y = relu(bn(x) + residual)` with the running
+    /// statistics of [`NormOps::batch_norm2d_forward_eval`], with the bits
+    /// of the three ops run one after the other (as
+    /// [`NormOps::batch_norm2d_relu_forward_train`] has them). The default
+    /// runs them apart into `y` (three passes); a backend may fuse them
+    /// into one pass over memory. residual and y are (N, C, HW), like x.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_forward_eval(
+        &self,
+        p: &BatchNormParams,
+        x: &Self::Buffer,
+        residual: Option<&Self::Buffer>,
+        gamma: &Self::Buffer,
+        beta: &Self::Buffer,
+        running_mean: &Self::Buffer,
+        running_var: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()> {
+        self.batch_norm2d_forward_eval(p, x, gamma, beta, running_mean, running_var, y)?;
+        add_relu_in_place(self, residual, y)
+    }
+
+    /// [`NormOps::batch_norm2d_relu_forward_eval`] with x in `y`: `y =
+    /// relu(bn(y) + residual)`, for an evaluation whose batch norm writes
+    /// over its input's buffer. The bits are the same. The default runs the
+    /// ops apart as the unfused graph does (batch norm into a buffer it
+    /// allocates, the add or a ReLU from there back into `y`, then the
+    /// ReLU in place: no more passes than unfused); a backend may do it in
+    /// one pass without the buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm2d_relu_forward_eval_in_place(
+        &self,
+        p: &BatchNormParams,
+        residual: Option<&Self::Buffer>,
+        gamma: &Self::Buffer,
+        beta: &Self::Buffer,
+        running_mean: &Self::Buffer,
+        running_var: &Self::Buffer,
+        y: &mut Self::Buffer,
+    ) -> Result<()> {
+        let mut bn = self.alloc_zeros(p.n * p.c * p.hw)?;
+        self.batch_norm2d_forward_eval(p, y, gamma, beta, running_mean, running_var, &mut bn)?;
+        match residual {
+            Some(r) => {
+                self.add(&bn, r, y)?;
+                self.relu_in_place(y)
+            }
+            None => self.activation_forward(super::Activation::Relu, &bn, y),
+        }
+    }
+
     /// The backward of [`NormOps::batch_norm2d_relu_forward_train`] as one
     /// op, from `dy`, the gradient of its output `y` (the ReLU's): ReLU's
     /// backward `dz = y > 0 ? dy : 0` (as

@@ -1,7 +1,9 @@
 //! Batch norm fused with the ReLU after it, and with a residual add
 //! between them (ResNet's `bn -> relu` and `bn -> add -> relu`), in
-//! training forwards: one op
-//! ([`crate::NormOps::batch_norm2d_relu_forward_train`]) reads the batch
+//! training forwards and in evaluations: one op
+//! ([`crate::NormOps::batch_norm2d_relu_forward_train`], or
+//! [`crate::NormOps::batch_norm2d_relu_forward_eval`] with the running
+//! statistics) reads the batch
 //! norm's input and the residual and writes only the ReLU's output, where
 //! the three ops read and wrote seven tensors' worth of memory. The batch
 //! norm's and the add's outputs are never formed: no backward reads them
@@ -18,12 +20,18 @@
 //! the residual already has a gradient. The ReLU's and the add's gradients
 //! are never formed on their own. The bits are the unfused backward's.
 //!
-//! Where the ReLU's buffer is one the op reads, the group runs unfused
-//! (`BnRelu::applies` checks each workspace's buffers). Since ReLUs write
+//! Where the ReLU's buffer is the residual's, the group runs unfused
+//! (`BnRelu::fusion` checks each workspace's buffers). Since ReLUs write
 //! over their input's buffer (`in_place_relus`), a training forward's
 //! ReLU holds the batch norm's or the add's own buffer, which the op does
-//! not read, so every ResNet-20 group fuses in training. Evaluation
-//! forwards are not fused (they run the ops apart, the ReLU in place).
+//! not read, so every ResNet-20 group fuses in training. In an evaluation
+//! the buffers are shared more tightly: batch norm, the add and the ReLU
+//! all write over the convolution's output, the batch norm's input. There
+//! the op runs in place
+//! ([`crate::NormOps::batch_norm2d_relu_forward_eval_in_place`]: x is
+//! read from the buffer it writes), so every ResNet-20 group fuses in
+//! evaluations too. An eval-mode forward kept for a backward (Grad-CAM's)
+//! runs the ops apart: the fused backward is training's, and it reads x.
 
 use super::{Slots, Workspace, spec::ResolvedGraph, split_out};
 use crate::backend::{Activation, Backend};
@@ -101,28 +109,56 @@ pub(super) fn batch_norm_relu_groups(
         .collect()
 }
 
+/// How a group runs fused ([`BnRelu::fusion`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Fusion {
+    /// The op reads x and the residual and writes the ReLU's buffer.
+    Apart,
+    /// The ReLU's buffer is the batch norm's input's (an evaluation's
+    /// batch norm writing over its input): the op runs in place.
+    InputInPlace,
+}
+
 impl BnRelu {
-    /// Whether the group headed by batch norm `k`, reading `x_node`, runs
-    /// fused in a workspace with these `slots`: not where its outputs are
-    /// kept ([`super::Graph::set_keep_gradients`]: each node's own output
-    /// must then be there to see), nor where the ReLU's buffer is the batch
-    /// norm's input or the residual (an evaluation's shared buffers; the
-    /// op reads them while it writes). No other value can share the ReLU's
-    /// buffer while the group runs: in the unfused order the ReLU writes it
-    /// after the group's other nodes have read their inputs.
-    pub fn applies(&self, k: usize, x_node: Option<usize>, slots: &Slots, keep: &[bool]) -> bool {
+    /// Whether and how the group headed by batch norm `k`, reading
+    /// `x_node`, runs fused in a workspace with these `slots`: not where
+    /// its outputs are kept ([`super::Graph::set_keep_gradients`]: each
+    /// node's own output must then be there to see), nor where the ReLU's
+    /// buffer is the residual's (an evaluation's shared buffers; the op
+    /// reads it while it writes). Where it is the batch norm's input's,
+    /// the op runs in place, in evaluations only (`in_place_ok`: no
+    /// backward follows, and training's fused backward reads x). No other value
+    /// can share the ReLU's buffer while the group runs: in the unfused
+    /// order the ReLU writes it after the group's other nodes have read
+    /// their inputs.
+    pub fn fusion(
+        &self,
+        k: usize,
+        x_node: Option<usize>,
+        slots: &Slots,
+        keep: &[bool],
+        in_place_ok: bool,
+    ) -> Option<Fusion> {
         let y = slots.slot[self.relu];
         let kept = keep[k] || self.add.is_some_and(|a| keep[a]);
         let clash = |j: Option<usize>| j.is_some_and(|j| slots.slot[j] == y);
-        !kept && !clash(x_node) && !clash(self.residual.flatten())
+        if kept || clash(self.residual.flatten()) {
+            None
+        } else if !clash(x_node) {
+            Some(Fusion::Apart)
+        } else {
+            in_place_ok.then_some(Fusion::InputInPlace)
+        }
     }
 
-    /// Run the group: `layer` (the batch norm) on `x_node`'s output (or
-    /// the graph `input`) with the residual, into the ReLU's buffer in
-    /// `acts`; mark the nodes whose outputs were not formed in `unformed`.
+    /// Run the group as `how` says: `layer` (the batch norm) on `x_node`'s
+    /// output (or the graph `input`) with the residual, into the ReLU's
+    /// buffer in `acts`; mark the nodes whose outputs were not formed in
+    /// `unformed`.
     #[allow(clippy::too_many_arguments)]
     pub fn forward<B: Backend>(
         &self,
+        how: Fusion,
         layer: &mut dyn Layer<B>,
         backend: &B,
         ctx: &ForwardCtx,
@@ -133,13 +169,18 @@ impl BnRelu {
         unformed: &mut [bool],
     ) -> Result<()> {
         let (y, others) = split_out(acts, slots.slot[self.relu]);
-        let x = x_node.map_or(input, |j| others.get(slots.slot[j]));
         let residual = match self.residual {
             None => None,
             Some(None) => Some(input),
             Some(Some(j)) => Some(others.get(slots.slot[j])),
         };
-        layer.forward_relu(backend, ctx, x, residual, y)?;
+        if how == Fusion::InputInPlace {
+            // y is x's buffer and holds it.
+            layer.forward_relu_in_place(backend, ctx, residual, y)?;
+        } else {
+            let x = x_node.map_or(input, |j| others.get(slots.slot[j]));
+            layer.forward_relu(backend, ctx, x, residual, y)?;
+        }
         let k = ctx.node;
         for i in k..self.relu {
             *unformed

@@ -518,13 +518,21 @@ impl<B: Backend> Graph<B> {
                 step: self.step,
                 node: i,
             };
+            // Fused in training, and in evaluations no backward follows (an
+            // eval-mode forward kept for a backward runs the ops apart: the
+            // fused backward is training's).
+            let evaluation = store == Mode::Eval;
             let group = self.fused[i]
-                .filter(|_| self.fusion && mode == Mode::Train)
-                .filter(|g| g.applies(i, x_node, &ws.slots, &self.keep_grads));
-            if let (Some(g), Node::Layer(layer)) = (group, &mut self.nodes[i]) {
+                .filter(|_| self.fusion && (mode == Mode::Train || evaluation))
+                .and_then(|g| {
+                    let how = g.fusion(i, x_node, &ws.slots, &self.keep_grads, evaluation)?;
+                    Some((g, how))
+                });
+            if let (Some((g, how)), Node::Layer(layer)) = (group, &mut self.nodes[i]) {
                 let (acts, slots) = (&mut ws.acts, &ws.slots);
                 let unformed = &mut self.unformed;
                 g.forward(
+                    how,
                     &mut **layer,
                     &self.backend,
                     &ctx,
@@ -848,7 +856,7 @@ impl<B: Backend> Graph<B> {
     }
 
     /// Whether a batch norm and the (residual add and) ReLU after it run
-    /// as one op in training forwards (on by default; the same bits either way, see
+    /// as one op in training forwards and evaluations (on by default; the same bits either way, see
     /// `graph/fuse.rs`). Off runs every node as written, for measurements
     /// and checks; the batch norm's and the add's outputs are then formed.
     pub fn set_batch_norm_fusion(&mut self, on: bool) {

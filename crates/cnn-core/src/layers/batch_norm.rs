@@ -81,8 +81,8 @@ impl<B: Backend> BatchNorm2d<B> {
 }
 
 impl<B: Backend> BatchNorm2d<B> {
-    /// The forward; with `relu` (training forwards only), followed by the
-    /// add of its residual (if any) and a ReLU in the same op.
+    /// The forward; with `relu`, followed by the add of its residual (if
+    /// any) and a ReLU in the same op (training and evaluation forwards).
     fn run_forward(
         &mut self,
         backend: &B,
@@ -147,10 +147,16 @@ impl<B: Backend> BatchNorm2d<B> {
                     self.running_var.value.buffer(),
                     y.buffer_mut(),
                 ),
-                Some(_) => Err(CnnError::Graph(format!(
-                    "layer `{}`: batch norm runs fused with a ReLU only in training forwards",
-                    self.name
-                ))),
+                Some(residual) => backend.batch_norm2d_relu_forward_eval(
+                    &p,
+                    x.buffer(),
+                    residual.map(Tensor::buffer),
+                    gamma,
+                    beta,
+                    self.running_mean.value.buffer(),
+                    self.running_var.value.buffer(),
+                    y.buffer_mut(),
+                ),
             },
         }
     }
@@ -183,6 +189,31 @@ impl<B: Backend> Layer<B> for BatchNorm2d<B> {
         y: &mut Tensor<B>,
     ) -> Result<()> {
         self.run_forward(backend, ctx, x, Some(residual), y)
+    }
+
+    fn forward_relu_in_place(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        residual: Option<&Tensor<B>>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
+        if ctx.mode != Mode::Eval {
+            return Err(CnnError::Graph(format!(
+                "layer `{}`: batch norm runs in place only in evaluations",
+                self.name
+            )));
+        }
+        let p = self.params_for(y)?;
+        backend.batch_norm2d_relu_forward_eval_in_place(
+            &p,
+            residual.map(Tensor::buffer),
+            self.gamma.value.buffer(),
+            self.beta.value.buffer(),
+            self.running_mean.value.buffer(),
+            self.running_var.value.buffer(),
+            y.buffer_mut(),
+        )
     }
 
     fn backward_relu(

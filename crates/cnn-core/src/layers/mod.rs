@@ -128,7 +128,7 @@ pub trait Layer<B: Backend>: Send + Sync {
     /// `y = relu(layer(x) + residual)` (`relu(layer(x))` without
     /// `residual`) as one op, the same bits as the layer, the add and the
     /// ReLU run apart: the graph's fusion of a batch norm with the add and
-    /// ReLU after it in training forwards (`graph/fuse.rs`). Only batch
+    /// ReLU after it in training forwards and evaluations (`graph/fuse.rs`). Only batch
     /// norm has it; other layers say so with an error.
     fn forward_relu(
         &mut self,
@@ -141,6 +141,25 @@ pub trait Layer<B: Backend>: Send + Sync {
         let _ = (backend, ctx, x, residual, y);
         Err(crate::CnnError::Graph(format!(
             "layer `{}` has no fused ReLU forward",
+            self.name()
+        )))
+    }
+
+    /// `y = relu(layer(y) + residual)` in an evaluation:
+    /// [`Layer::forward_relu`] with x in `y` (the graph's fusion where an
+    /// evaluation's layer writes over its input's buffer,
+    /// `graph/fuse.rs`). Only batch norm has it, in eval mode; otherwise an
+    /// error.
+    fn forward_relu_in_place(
+        &mut self,
+        backend: &B,
+        ctx: &ForwardCtx,
+        residual: Option<&Tensor<B>>,
+        y: &mut Tensor<B>,
+    ) -> Result<()> {
+        let _ = (backend, ctx, residual, y);
+        Err(crate::CnnError::Graph(format!(
+            "layer `{}` has no fused in-place ReLU forward",
             self.name()
         )))
     }

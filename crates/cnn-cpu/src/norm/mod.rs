@@ -155,6 +155,79 @@ fn apply(
     });
 }
 
+/// Eval-mode batch norm with the running statistics, then `epilogue`,
+/// in one pass (`op` names the caller in errors); x is read from `y`
+/// where it is `None`.
+fn eval(
+    be: &CpuBackend,
+    op: &'static str,
+    p: &BatchNormParams,
+    x: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
+    [gamma, beta, running_mean, running_var]: [&[f32]; 4],
+    y: &mut [f32],
+) -> Result<()> {
+    p.check(
+        op,
+        &[("x", x.map_or(y.len(), <[f32]>::len)), ("y", y.len())],
+        &[
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+            ("running_mean", running_mean.len()),
+            ("running_var", running_var.len()),
+        ],
+    )?;
+    epilogue.check(op, y.len())?;
+    with_channels(p.c, |chan| {
+        for (ch, slot) in chan.iter_mut().enumerate() {
+            let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
+            *slot = [
+                f64::from(running_mean[ch]),
+                f64::from((invstd * f64::from(gamma[ch])) as f32),
+                f64::from(beta[ch]),
+                0.0,
+            ];
+        }
+        match x {
+            Some(x) => apply(be, p, chan, x, epilogue, y),
+            None => apply_in_place(be, p, chan, epilogue, y),
+        }
+    });
+    Ok(())
+}
+
+/// [`apply`] with x in `y`: `y = epilogue((y - mean) * scale + shift)`.
+fn apply_in_place(
+    be: &CpuBackend,
+    p: &BatchNormParams,
+    chan: &[[f64; 4]],
+    epilogue: Epilogue<'_>,
+    y: &mut [f32],
+) {
+    let hw = p.hw;
+    per_plane(be, p, y, |ch, i, plane| {
+        let [mean, scale, shift, _] = chan[ch].map(|v| v as f32);
+        match epilogue {
+            Epilogue::None => {
+                for y in plane.iter_mut() {
+                    *y = (*y - mean) * scale + shift;
+                }
+            }
+            Epilogue::Relu => {
+                for y in plane.iter_mut() {
+                    *y = relu((*y - mean) * scale + shift);
+                }
+            }
+            Epilogue::AddRelu(r) => {
+                let rs = &r[i * hw..(i + 1) * hw];
+                for (y, &r) in plane.iter_mut().zip(rs) {
+                    *y = relu((*y - mean) * scale + shift + r);
+                }
+            }
+        }
+    });
+}
+
 impl NormOps for CpuBackend {
     fn batch_norm2d_forward_train(
         &self,
@@ -217,29 +290,58 @@ impl NormOps for CpuBackend {
         running_var: &Vec<f32>,
         y: &mut Vec<f32>,
     ) -> Result<()> {
-        p.check(
+        eval(
+            self,
             "batch_norm2d_forward_eval",
-            &[("x", x.len()), ("y", y.len())],
-            &[
-                ("gamma", gamma.len()),
-                ("beta", beta.len()),
-                ("running_mean", running_mean.len()),
-                ("running_var", running_var.len()),
-            ],
-        )?;
-        with_channels(p.c, |chan| {
-            for (ch, slot) in chan.iter_mut().enumerate() {
-                let invstd = 1.0 / (f64::from(running_var[ch]) + f64::from(p.eps)).sqrt();
-                *slot = [
-                    f64::from(running_mean[ch]),
-                    f64::from((invstd * f64::from(gamma[ch])) as f32),
-                    f64::from(beta[ch]),
-                    0.0,
-                ];
-            }
-            apply(self, p, chan, x, Epilogue::None, y);
-        });
-        Ok(())
+            p,
+            Some(x),
+            Epilogue::None,
+            [gamma, beta, running_mean, running_var],
+            y,
+        )
+    }
+
+    fn batch_norm2d_relu_forward_eval(
+        &self,
+        p: &BatchNormParams,
+        x: &Vec<f32>,
+        residual: Option<&Vec<f32>>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        running_mean: &Vec<f32>,
+        running_var: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        eval(
+            self,
+            "batch_norm2d_relu_forward_eval",
+            p,
+            Some(x),
+            Epilogue::fused(residual),
+            [gamma, beta, running_mean, running_var],
+            y,
+        )
+    }
+
+    fn batch_norm2d_relu_forward_eval_in_place(
+        &self,
+        p: &BatchNormParams,
+        residual: Option<&Vec<f32>>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        running_mean: &Vec<f32>,
+        running_var: &Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
+        eval(
+            self,
+            "batch_norm2d_relu_forward_eval_in_place",
+            p,
+            None,
+            Epilogue::fused(residual),
+            [gamma, beta, running_mean, running_var],
+            y,
+        )
     }
 
     /// With `xhat = (x - mean) invstd`, `N = n hw`:

@@ -207,7 +207,8 @@ fn bn_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(), Stri
 /// statistics of the training forward; and its backward
 /// (`batch_norm2d_relu_backward`): dx, dgamma and dbeta against the
 /// reference batch norm backward of the ReLU-masked dy, and the masked dy
-/// left in dy after a residual, exactly.
+/// left in dy after a residual, exactly; and the eval-mode fused op, out
+/// of place and in place (`bn_relu_eval`).
 pub fn check_batch_norm_relu<B: Backend>(backend: &B) {
     run_cases(
         "batch_norm2d_relu",
@@ -336,8 +337,68 @@ fn bn_relu_one<B: Backend>(be: &B, p: &BatchNormParams, seed: u64) -> Result<(),
         if add && down(be, &dyb)? != dz {
             results.push(Err(what("dy: not overwritten with the masked gradient")));
         }
+        results.extend(bn_relu_eval(
+            be,
+            p,
+            [&x, &residual],
+            [&gamma, &beta, &rm0, &rv0],
+            add,
+        )?);
     }
     all_ok(results)
+}
+
+/// The eval-mode fused op (`batch_norm2d_relu_forward_eval`) and its
+/// in-place form (`batch_norm2d_relu_forward_eval_in_place`, x in y)
+/// against the reference eval batch norm, the add and the ReLU; the two
+/// give the same bits.
+fn bn_relu_eval<B: Backend>(
+    be: &B,
+    p: &BatchNormParams,
+    [x, residual]: [&[f32]; 2],
+    [gamma, beta, rm, rv]: [&[f32]; 4],
+    add: bool,
+) -> Result<Vec<Result<(), String>>, String> {
+    let bn = r::batch_norm2d_forward_eval(p, x, gamma, beta, rm, rv);
+    let want: Vec<f64> = bn
+        .iter()
+        .zip(residual)
+        .map(|(&v, &r)| (if add { v + f64::from(r) } else { v }).max(0.0))
+        .collect();
+    let (xb, rb) = (up(be, x)?, up(be, residual)?);
+    let [gb, bb, rmb, rvb] = [up(be, gamma)?, up(be, beta)?, up(be, rm)?, up(be, rv)?];
+    let mut y = filled(be, x.len(), f32::NAN)?;
+    ctx(
+        be.batch_norm2d_relu_forward_eval(p, &xb, add.then_some(&rb), &gb, &bb, &rmb, &rvb, &mut y),
+        "batch_norm2d_relu_forward_eval",
+    )?;
+    let mut in_place = up(be, x)?;
+    ctx(
+        be.batch_norm2d_relu_forward_eval_in_place(
+            p,
+            add.then_some(&rb),
+            &gb,
+            &bb,
+            &rmb,
+            &rvb,
+            &mut in_place,
+        ),
+        "batch_norm2d_relu_forward_eval_in_place",
+    )?;
+    let (y, in_place) = (down(be, &y)?, down(be, &in_place)?);
+    let what = |s: &str| format!("batch_norm2d_relu_forward_eval{s} y (residual {add})");
+    let same = y
+        .iter()
+        .map(|v| v.to_bits())
+        .eq(in_place.iter().map(|v| v.to_bits()));
+    Ok(vec![
+        check_close(&y, &want, BN_ABS, BN_REL, &what("")),
+        if same {
+            Ok(())
+        } else {
+            Err(what("_in_place: bits differ from the out-of-place op's"))
+        },
+    ])
 }
 
 /// The dropout mask is exactly [`DropoutParams::keep`] (element by
