@@ -83,6 +83,22 @@ impl Case {
         }
     }
 
+    /// `add(bn, residual)` (with `add`) and ReLU on the backend, as
+    /// separate ops after a batch norm's output `bn`.
+    fn add_relu_apart(&self, be: &CpuBackend, bn: Vec<f32>, add: bool) -> Vec<f32> {
+        let sum = if add {
+            let mut s = vec![0.0; bn.len()];
+            be.add(&bn, &self.residual, &mut s).unwrap();
+            s
+        } else {
+            bn
+        };
+        let mut y = vec![0.0; sum.len()];
+        be.activation_forward(Activation::Relu, &sum, &mut y)
+            .unwrap();
+        y
+    }
+
     /// Batch norm, `add(bn, residual)` and ReLU as separate ops.
     fn unfused(&self, be: &CpuBackend, add: bool) -> Outputs {
         let (c, len) = (self.p.c, self.x.len());
@@ -101,16 +117,7 @@ impl Case {
             &mut si,
         )
         .unwrap();
-        let sum = if add {
-            let mut s = vec![0.0; len];
-            be.add(&bn, &self.residual, &mut s).unwrap();
-            s
-        } else {
-            bn
-        };
-        let mut y = vec![0.0; len];
-        be.activation_forward(Activation::Relu, &sum, &mut y)
-            .unwrap();
+        let y = self.add_relu_apart(be, bn, add);
         Outputs {
             y: bits(&y),
             stats: [rm, rv, sm, si].iter().flat_map(|v| bits(v)).collect(),
@@ -165,16 +172,7 @@ impl Case {
             &mut bn,
         )
         .unwrap();
-        let sum = if add {
-            let mut s = vec![0.0; len];
-            be.add(&bn, &self.residual, &mut s).unwrap();
-            s
-        } else {
-            bn
-        };
-        let mut y = vec![0.0; len];
-        be.activation_forward(Activation::Relu, &sum, &mut y)
-            .unwrap();
+        let y = self.add_relu_apart(be, bn, add);
         bits(&y)
     }
 
